@@ -1,0 +1,67 @@
+"""Argument helpers shared by the command modules."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from taskrel.errors import TaskrelError
+
+
+def parse_options(items: list[str] | None) -> dict:
+    """``["n_examples=300", "tasks=a,b"]`` -> ``{"n_examples": 300, "tasks": ["a", "b"]}``."""
+    out: dict = {}
+    for item in items or []:
+        if "=" not in item:
+            raise TaskrelError(f"option {item!r} must look like NAME=VALUE")
+        k, v = item.split("=", 1)
+        try:
+            out[k] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k] = v.split(",") if "," in v else v
+    return out
+
+
+def add_suite_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("suite", help="built-in suite name (see 'taskrel suites')")
+    p.add_argument("--option", "-o", action="append", metavar="NAME=VALUE", help="suite option, e.g. -o n_examples=500 (repeatable)")
+    p.add_argument("--tasks", help="comma-separated subset of the suite's tasks")
+
+
+def load_suite(args: argparse.Namespace):
+    from taskrel.suites import get_suite
+
+    suite = get_suite(args.suite, **parse_options(args.option))
+    if getattr(args, "tasks", None):
+        suite = suite.subset([t.strip() for t in args.tasks.split(",") if t.strip()])
+    return suite
+
+
+def add_run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", default="runs", help="run store directory (default: ./runs); reruns resume from it")
+    p.add_argument("--seeds", type=int, default=1, help="number of seeds (0..N-1)")
+    p.add_argument("--epochs", type=int, default=None, help="max epochs per run")
+    p.add_argument("--n-jobs", type=int, default=1, help="runs trained at once (-1: one per core)")
+    p.add_argument("--backend", default="loky", choices=["loky", "threading", "sequential", "dask"])
+    p.add_argument("--scheduler", default=None, help="dask scheduler address (with --backend dask)")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def probe_settings(args: argparse.Namespace):
+    from taskrel.probes.base import ProbeSettings
+    from taskrel.train import TrainConfig
+
+    cfg = TrainConfig(device=args.device)
+    if args.epochs:
+        cfg = cfg.with_(epochs=args.epochs)
+    if args.seeds < 1:
+        raise TaskrelError(f"--seeds must be >= 1, got {args.seeds}")
+    return ProbeSettings(config=cfg, seeds=list(range(args.seeds)), n_jobs=args.n_jobs, backend=args.backend, scheduler=args.scheduler, progress=not args.quiet)
+
+
+def out_path(path: str | None, default: str) -> Path:
+    p = Path(path or default)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    return p

@@ -1,0 +1,83 @@
+"""``taskrel suites`` and ``taskrel train``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from taskrel.cli.common import add_suite_args, load_suite
+from taskrel.errors import TaskrelError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("suites", help="list the built-in suites and their tasks")
+    p.add_argument("--no-tasks", action="store_true", help="names only (building a suite loads its data)")
+    p.set_defaults(func=cmd_suites)
+
+    p = sub.add_parser("train", help="train one sharing layout on a suite and print per-task metrics")
+    add_suite_args(p)
+    p.add_argument("--layout", default="shared", help="shared | separate | groups:a+b,c | path to a layout JSON")
+    p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--store", default=None, help="store the run in this run store (reused if present)")
+    p.set_defaults(func=cmd_train)
+
+
+def cmd_suites(args: argparse.Namespace) -> int:
+    from taskrel.suites import get_suite, list_suites
+
+    for name, desc in list_suites().items():
+        print(f"{name}: {desc}")
+        if not args.no_tasks:
+            s = get_suite(name)
+            print(f"  tasks ({len(s.tasks)}): {', '.join(s.task_names)}")
+            print(f"  stages: {', '.join(s.stage_names)}; examples: {s.inputs.shape[0]}")
+    return 0
+
+
+def parse_layout(text: str, tasks: list[str], n_stages: int):
+    from taskrel.layout import SharingLayout
+
+    if text == "shared":
+        return SharingLayout.shared(tasks, n_stages)
+    if text == "separate":
+        return SharingLayout.separate(tasks, n_stages)
+    if text.startswith("groups:"):
+        groups = [g.split("+") for g in text[len("groups:"):].split(",") if g]
+        return SharingLayout.groups(groups, n_stages)
+    p = Path(text)
+    if not p.exists():
+        raise TaskrelError(f"--layout {text!r}: not 'shared', 'separate', 'groups:a+b,c' or an existing JSON file")
+    return SharingLayout.from_json(p.read_text())
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from taskrel.train import TrainConfig
+
+    suite = load_suite(args)
+    layout = parse_layout(args.layout, suite.task_names, suite.n_stages)
+    cfg = TrainConfig(epochs=args.epochs, lr=args.lr, device=args.device)
+    print(f"suite {suite.name}: {layout.describe()}")
+    if args.store:
+        from taskrel.execute import execute
+        from taskrel.store import RunSpec, RunStore
+
+        rec = execute(suite, [RunSpec(layout, cfg, args.seed)], RunStore(args.store))[0]
+        if not rec.ok:
+            print(f"run failed: {rec.error}")
+            return 1
+        metrics, steps, secs, params = rec.metrics, rec.steps, rec.seconds, rec.n_parameters
+    else:
+        from taskrel.train import train
+
+        res = train(suite, layout, cfg, args.seed)
+        metrics, steps, secs, params = res.metrics, res.steps, res.seconds, res.n_parameters
+    print(f"{'task':<16}{'metric':>8}{'val loss':>10}{'val':>9}{'test loss':>11}{'test':>9}")
+    for t in layout.tasks:
+        m = suite.task(t).metric
+        v, te = metrics["val"][t], metrics["test"][t]
+        print(f"{t:<16}{m:>8}{v['loss']:>10.4f}{v['metric']:>9.4f}{te['loss']:>11.4f}{te['metric']:>9.4f}")
+    print(f"{params} parameters, {steps} steps, {secs:.1f} s")
+    return 0

@@ -1,0 +1,373 @@
+"""Tasks and suites: the data, the targets and the network blocks every run is built from."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from taskrel.errors import TaskrelError
+
+KINDS = ("binary", "multiclass", "regression", "multilabel")
+DEFAULT_METRIC = {
+    "binary": "accuracy",
+    "multiclass": "accuracy",
+    "regression": "mse",
+    "multilabel": "accuracy",
+}
+# metric -> higher is better
+METRICS = {"accuracy": True, "auc": True, "r2": True, "mse": False, "mae": False}
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class Task:
+    """One prediction task.
+
+    Parameters
+    ----------
+    name : unique name.
+    kind : ``"binary"``, ``"multiclass"``, ``"regression"`` or ``"multilabel"``.
+    n_outputs : classes (multiclass) or labels (multilabel); 1 otherwise (inferred by the suite
+        when left as None).
+    metric : ``accuracy``, ``auc``, ``r2``, ``mse`` or ``mae``; by default accuracy for
+        classification and mse for regression.
+
+    Examples
+    --------
+    >>> Task("even", "binary").higher_is_better
+    True
+    >>> Task("age", "regression").metric
+    'mse'
+    """
+
+    name: str
+    kind: str
+    n_outputs: int | None = None
+    metric: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise TaskrelError(f"task name must be a non-empty string, got {self.name!r}")
+        if self.kind not in KINDS:
+            raise TaskrelError(
+                f"task {self.name!r}: unknown kind {self.kind!r}; use one of {', '.join(KINDS)}"
+            )
+        metric = self.metric or DEFAULT_METRIC[self.kind]
+        if metric not in METRICS:
+            raise TaskrelError(
+                f"task {self.name!r}: unknown metric {metric!r}; use one of {', '.join(METRICS)}"
+            )
+        if metric in ("mse", "mae", "r2") and self.kind != "regression":
+            raise TaskrelError(f"task {self.name!r}: metric {metric!r} needs a regression task")
+        if metric == "auc" and self.kind != "binary":
+            raise TaskrelError(f"task {self.name!r}: metric 'auc' needs a binary task")
+        object.__setattr__(self, "metric", metric)
+        if self.n_outputs is not None and int(self.n_outputs) < 1:
+            raise TaskrelError(f"task {self.name!r}: n_outputs must be >= 1, got {self.n_outputs}")
+        if self.kind in ("binary", "regression") and self.n_outputs not in (None, 1):
+            raise TaskrelError(f"task {self.name!r}: a {self.kind} task has one output")
+
+    @property
+    def higher_is_better(self) -> bool:
+        return METRICS[self.metric]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, "n_outputs": self.n_outputs, "metric": self.metric}
+
+
+def default_head(task: Task, in_features: int) -> nn.Module:
+    """A linear head on the flattened output of the last encoder stage."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(in_features, task.n_outputs or 1))
+
+
+StageFactory = Callable[[], nn.Module]
+HeadFactory = Callable[[Task, int], nn.Module]
+
+
+class Suite:
+    """Inputs, one target per task, a fixed split, and the network blocks.
+
+    Parameters
+    ----------
+    name : suite name.
+    inputs : array (n_examples, ...) of finite floats.
+    tasks : the tasks, unique names.
+    targets : task name -> array of length n_examples; NaN marks a missing label. Binary targets
+        are 0/1, multiclass targets are class indices, multilabel targets are (n, labels) 0/1.
+    stages : the encoder as an ordered list of stage factories (each returns a fresh
+        ``nn.Module``); stage k's output is stage k+1's input.
+    head : factory ``head(task, in_features) -> nn.Module`` for the task heads.
+    split : fractions (train, val, test) of a seeded random split, or a mapping of split name
+        to index arrays.
+    split_seed : seed of the random split.
+    truth : optional ground truth of a planted problem (plain data).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from torch import nn
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(100, 5)).astype("float32")
+    >>> suite = Suite("toy", X, [Task("pos", "binary"), Task("sum", "regression")],
+    ...               {"pos": (X[:, 0] > 0).astype(float), "sum": X.sum(1)},
+    ...               stages=[lambda: nn.Sequential(nn.Linear(5, 8), nn.ReLU())])
+    >>> suite.task_names, len(suite.split["train"])
+    (['pos', 'sum'], 60)
+    >>> Suite("bad", X, [Task("pos", "binary")], {"pos": np.ones(99)}, stages=[nn.Identity])
+    Traceback (most recent call last):
+    ...
+    taskrel.errors.TaskrelError: suite 'bad', task 'pos': targets have 99 rows, inputs have 100
+    """
+
+    def __init__(
+        self,
+        name: str,
+        inputs: Any,
+        tasks: Sequence[Task],
+        targets: Mapping[str, Any],
+        stages: Sequence[StageFactory],
+        head: HeadFactory | None = None,
+        split: tuple[float, float, float] | Mapping[str, Any] = (0.6, 0.2, 0.2),
+        split_seed: int = 0,
+        stage_names: Sequence[str] | None = None,
+        truth: dict[str, Any] | None = None,
+        description: str = "",
+    ) -> None:
+        self.name = str(name)
+        self.description = description
+        self.truth = truth or {}
+        self.head = head or default_head
+        where = f"suite {self.name!r}"
+        tasks = list(tasks)
+        if not tasks:
+            raise TaskrelError(f"{where}: no tasks (a suite needs at least one task)")
+        for t in tasks:
+            if not isinstance(t, Task):
+                raise TaskrelError(f"{where}: {t!r} is not a taskrel.Task")
+        names = [t.name for t in tasks]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise TaskrelError(f"{where}: duplicate task names {dup}")
+        X = np.asarray(inputs)
+        if X.ndim < 2 or X.shape[0] == 0:
+            raise TaskrelError(f"{where}: inputs must be an array (n_examples, ...) with n >= 1, got shape {X.shape}")
+        if not np.issubdtype(X.dtype, np.number):
+            raise TaskrelError(f"{where}: inputs must be numeric, got dtype {X.dtype}")
+        X = X.astype(np.float32)
+        bad = ~np.isfinite(X)
+        if bad.any():
+            row = int(np.argwhere(bad)[0][0])
+            raise TaskrelError(f"{where}: inputs contain NaN or inf ({int(bad.sum())} values; first in row {row})")
+        self.inputs = X
+        n = X.shape[0]
+        extra = sorted(set(targets) - set(names))
+        if extra:
+            raise TaskrelError(f"{where}: targets given for unknown tasks {extra}")
+        self.targets: dict[str, np.ndarray] = {}
+        self.tasks: list[Task] = []
+        for t in tasks:
+            if t.name not in targets:
+                raise TaskrelError(f"{where}, task {t.name!r}: no targets given")
+            y, t = self._check_target(t, targets[t.name], n)
+            self.targets[t.name] = y
+            self.tasks.append(t)
+        self.split = self._make_split(split, split_seed, n)
+        self.split_seed = split_seed
+        for t in self.tasks:
+            for s in SPLITS:
+                y = self.targets[t.name][self.split[s]]
+                labelled = ~np.isnan(y).reshape(len(y), -1).all(axis=1)
+                if not labelled.any():
+                    raise TaskrelError(f"{where}, task {t.name!r}: no labels in the {s} split")
+        if not stages:
+            raise TaskrelError(f"{where}: the encoder needs at least one stage")
+        for k, f in enumerate(stages):
+            if not callable(f):
+                raise TaskrelError(f"{where}: stage {k} is not a factory (a callable returning an nn.Module)")
+        self.stages = list(stages)
+        self.stage_names = list(stage_names) if stage_names else [f"stage{k}" for k in range(len(stages))]
+        if len(self.stage_names) != len(self.stages):
+            raise TaskrelError(f"{where}: {len(self.stage_names)} stage names for {len(self.stages)} stages")
+        self._feature_shapes: list[tuple[int, ...]] | None = None
+        self._fingerprint: str | None = None
+
+    # ------------------------------------------------------------------ validation
+    def _check_target(self, t: Task, y: Any, n: int) -> tuple[np.ndarray, Task]:
+        where = f"suite {self.name!r}, task {t.name!r}"
+        try:
+            y = np.asarray(y, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TaskrelError(f"{where}: targets are not numeric") from None
+        if y.shape[0] != n:
+            raise TaskrelError(f"{where}: targets have {y.shape[0]} rows, inputs have {n}")
+        if np.isinf(y).any():
+            raise TaskrelError(f"{where}: targets contain inf (use NaN for a missing label)")
+        known = y[~np.isnan(y)]
+        if t.kind == "multilabel":
+            if y.ndim != 2:
+                raise TaskrelError(f"{where}: multilabel targets must be (n, labels), got shape {y.shape}")
+            if t.n_outputs not in (None, y.shape[1]):
+                raise TaskrelError(f"{where}: n_outputs={t.n_outputs} but targets have {y.shape[1]} labels")
+            t = Task(t.name, t.kind, y.shape[1], t.metric)
+        elif y.ndim != 1:
+            raise TaskrelError(f"{where}: {t.kind} targets must be one-dimensional, got shape {y.shape}")
+        if t.kind in ("binary", "multilabel") and not np.isin(known, (0.0, 1.0)).all():
+            bad = known[~np.isin(known, (0.0, 1.0))][0]
+            raise TaskrelError(f"{where}: {t.kind} targets must be 0 or 1 (or NaN), found {bad}")
+        if t.kind == "multiclass":
+            if (known != np.round(known)).any() or (known < 0).any():
+                raise TaskrelError(f"{where}: multiclass targets must be class indices 0..C-1")
+            c = int(known.max()) + 1 if known.size else 1
+            if t.n_outputs is not None and c > t.n_outputs:
+                raise TaskrelError(f"{where}: class index {c - 1} >= n_outputs={t.n_outputs}")
+            t = Task(t.name, t.kind, t.n_outputs or max(c, 2), t.metric)
+        if t.kind in ("binary", "regression"):
+            t = Task(t.name, t.kind, 1, t.metric)
+        return y, t
+
+    @staticmethod
+    def _make_split(split: Any, seed: int, n: int) -> dict[str, np.ndarray]:
+        if isinstance(split, Mapping):
+            missing = [s for s in SPLITS if s not in split]
+            if missing:
+                raise TaskrelError(f"split: missing {missing}; give train, val and test indices")
+            out = {s: np.asarray(split[s], dtype=np.int64) for s in SPLITS}
+            for s, idx in out.items():
+                if idx.size == 0 or idx.min() < 0 or idx.max() >= n:
+                    raise TaskrelError(f"split {s!r}: indices must be non-empty and within 0..{n - 1}")
+            return out
+        fr = tuple(float(f) for f in split)
+        if len(fr) != 3 or min(fr) <= 0 or abs(sum(fr) - 1) > 1e-6:
+            raise TaskrelError(f"split fractions must be three positive numbers summing to 1, got {split}")
+        perm = np.random.default_rng(seed).permutation(n)
+        a = int(round(fr[0] * n))
+        b = a + int(round(fr[1] * n))
+        return {"train": np.sort(perm[:a]), "val": np.sort(perm[a:b]), "test": np.sort(perm[b:])}
+
+    # ------------------------------------------------------------------ access
+    @property
+    def task_names(self) -> list[str]:
+        return [t.name for t in self.tasks]
+
+    @property
+    def n_stages(self) -> int:
+        return len(self.stages)
+
+    def task(self, name: str) -> Task:
+        for t in self.tasks:
+            if t.name == name:
+                return t
+        raise TaskrelError(f"suite {self.name!r}: unknown task {name!r}; tasks are {self.task_names}")
+
+    def check_tasks(self, names: Sequence[str]) -> list[str]:
+        """Validate a list of task names against this suite (raises on unknown or duplicate)."""
+        names = list(names)
+        for n in names:
+            self.task(n)
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise TaskrelError(f"suite {self.name!r}: tasks listed twice: {dup}")
+        return names
+
+    def build_stage(self, k: int) -> nn.Module:
+        m = self.stages[k]()
+        if not isinstance(m, nn.Module):
+            raise TaskrelError(f"suite {self.name!r}: stage {k} factory returned {type(m).__name__}, not an nn.Module")
+        return m
+
+    def feature_shapes(self) -> list[tuple[int, ...]]:
+        """Output shape (without batch) of every encoder stage."""
+        if self._feature_shapes is None:
+            shapes = []
+            with torch.no_grad():
+                h = torch.from_numpy(self.inputs[:2])
+                for k in range(self.n_stages):
+                    try:
+                        h = self.build_stage(k).eval()(h)
+                    except RuntimeError as e:
+                        raise TaskrelError(
+                            f"suite {self.name!r}: stage {k} ({self.stage_names[k]}) fails on the "
+                            f"output of the previous stage, shape {tuple(h.shape)}: {e}"
+                        ) from None
+                    shapes.append(tuple(h.shape[1:]))
+            self._feature_shapes = shapes
+        return self._feature_shapes
+
+    def tensors(self, split: str, tasks: Sequence[str], device: str | torch.device = "cpu"):
+        """Inputs and targets of one split as tensors: ``(X, {task: y})``."""
+        idx = self.split[split]
+        X = torch.from_numpy(self.inputs[idx]).to(device)
+        ys = {t: torch.from_numpy(self.targets[t][idx]).to(device) for t in tasks}
+        return X, ys
+
+    def fingerprint(self) -> str:
+        """A stable hash of the data, tasks, split and block definitions (for run keys)."""
+        if self._fingerprint is None:
+            h = hashlib.sha256()
+            h.update(self.name.encode())
+            h.update(str(self.inputs.shape).encode())
+            h.update(np.ascontiguousarray(self.inputs).tobytes())
+            for t in self.tasks:
+                h.update(json.dumps(t.to_dict(), sort_keys=True).encode())
+                h.update(np.ascontiguousarray(self.targets[t.name]).tobytes())
+            for s in SPLITS:
+                h.update(self.split[s].tobytes())
+            shapes = self.feature_shapes()
+            torch_state = torch.random.get_rng_state()
+            try:
+                for k in range(self.n_stages):
+                    torch.manual_seed(0)
+                    m = self.build_stage(k)
+                    h.update(repr(m).encode())
+                    h.update(_param_digest(m))
+                for t in self.tasks:
+                    torch.manual_seed(0)
+                    m = self.head(t, int(np.prod(shapes[-1])))
+                    h.update(repr(m).encode())
+                    h.update(_param_digest(m))
+            finally:
+                torch.random.set_rng_state(torch_state)
+            self._fingerprint = h.hexdigest()[:20]
+        return self._fingerprint
+
+    def subset(self, tasks: Sequence[str]) -> Suite:
+        """The same suite restricted to some tasks (same data, split and blocks)."""
+        names = self.check_tasks(tasks)
+        out = copy.copy(self)
+        out.tasks = [self.task(n) for n in names]
+        out.targets = {n: self.targets[n] for n in names}
+        out._fingerprint = None
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "examples": int(self.inputs.shape[0]),
+            "input_shape": list(self.inputs.shape[1:]),
+            "split": {s: int(len(v)) for s, v in self.split.items()},
+            "stages": self.stage_names,
+            "tasks": [t.to_dict() for t in self.tasks],
+        }
+
+    def __repr__(self) -> str:
+        return f"Suite({self.name!r}, examples={self.inputs.shape[0]}, tasks={len(self.tasks)}, stages={self.n_stages})"
+
+
+def _param_digest(m: nn.Module) -> bytes:
+    h = hashlib.sha256()
+    for name, p in sorted(m.state_dict().items()):
+        h.update(name.encode())
+        h.update(str(tuple(p.shape)).encode())
+    return h.digest()
+
+
+__all__ = ["Task", "Suite", "KINDS", "METRICS", "default_head"]

@@ -1,0 +1,54 @@
+"""Built-in suites. All data ships inside installed packages: nothing is downloaded.
+
+>>> sorted(list_suites())[:3]
+['digits', 'mnist', 'planted']
+>>> get_suite("nope")
+Traceback (most recent call last):
+...
+taskrel.errors.TaskrelError: unknown suite 'nope'; built-in suites are: digits, mnist, planted
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from taskrel.errors import TaskrelError
+from taskrel.suite import Suite
+
+_REGISTRY: dict[str, tuple[Callable[..., Suite], str]] = {}
+
+
+def register_suite(name: str, description: str) -> Callable:
+    """Register a suite builder under ``name`` (used by ``get_suite`` and ``taskrel suites``)."""
+
+    def deco(fn: Callable[..., Suite]) -> Callable[..., Suite]:
+        _REGISTRY[name] = (fn, description)
+        return fn
+
+    return deco
+
+
+def _load_builtins() -> None:
+    from taskrel.suites import digits, mnist, planted  # noqa: F401
+
+
+def list_suites() -> dict[str, str]:
+    """Names of the registered suites and a line about each."""
+    _load_builtins()
+    return {k: v[1] for k, v in sorted(_REGISTRY.items())}
+
+
+def get_suite(name: str, **options: Any) -> Suite:
+    """Build a registered suite; ``options`` go to its builder (sizes, task lists, seeds)."""
+    _load_builtins()
+    if name not in _REGISTRY:
+        raise TaskrelError(f"unknown suite {name!r}; built-in suites are: {', '.join(sorted(_REGISTRY))}")
+    fn = _REGISTRY[name][0]
+    try:
+        return fn(**options)
+    except TypeError as e:
+        raise TaskrelError(f"suite {name!r}: bad options {sorted(options)} ({e})") from None
+
+
+__all__ = ["get_suite", "list_suites", "register_suite"]

@@ -1,0 +1,370 @@
+"""The one training loop. Every model taskrel trains is a layout trained here."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from taskrel.errors import RunFailed, TaskrelError
+from taskrel.layout import MultiTaskNet, SharingLayout, build_model
+from taskrel.suite import Suite, Task
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train: optimiser, schedule, stopping, loss weights, device.
+
+    ``data_fraction`` < 1 trains on a seeded subsample of the training split, and ``epochs``
+    caps the epochs: together they give the cheap (early-stopping) approximations of a run.
+    ``freeze_encoder`` trains only the heads (with a warm start: a frozen transfer).
+
+    >>> TrainConfig(epochs=5).with_(lr=0.01).lr
+    0.01
+    >>> TrainConfig(optimizer="lbfgs")
+    Traceback (most recent call last):
+    ...
+    taskrel.errors.TaskrelError: train config: unknown optimizer 'lbfgs'; use adam, adamw or sgd
+    """
+
+    epochs: int = 60
+    batch_size: int = 64
+    lr: float = 1e-3
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    schedule: str = "constant"
+    patience: int = 10
+    min_delta: float = 0.0
+    loss_weights: tuple[tuple[str, float], ...] = ()
+    data_fraction: float = 1.0
+    freeze_encoder: bool = False
+    grad_clip: float | None = None
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        def bad(msg: str) -> None:
+            raise TaskrelError(f"train config: {msg}")
+
+        if self.optimizer not in ("adam", "adamw", "sgd"):
+            bad(f"unknown optimizer {self.optimizer!r}; use adam, adamw or sgd")
+        if self.schedule not in ("constant", "cosine"):
+            bad(f"unknown schedule {self.schedule!r}; use constant or cosine")
+        if int(self.epochs) < 1:
+            bad(f"epochs must be >= 1, got {self.epochs}")
+        if int(self.batch_size) < 1:
+            bad(f"batch_size must be >= 1, got {self.batch_size}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            bad(f"lr must be a positive number, got {self.lr}")
+        if not 0 < self.data_fraction <= 1:
+            bad(f"data_fraction must be in (0, 1], got {self.data_fraction}")
+        if self.patience < 1:
+            bad(f"patience must be >= 1, got {self.patience}")
+        lw = self.loss_weights
+        if isinstance(lw, dict):
+            lw = tuple(sorted(lw.items()))
+            object.__setattr__(self, "loss_weights", lw)
+        for name, w in lw:
+            if not (w >= 0 and math.isfinite(w)):
+                bad(f"loss weight of task {name!r} must be finite and >= 0, got {w}")
+
+    def with_(self, **changes: Any) -> TrainConfig:
+        d = asdict(self)
+        d.update(changes)
+        return TrainConfig(**d)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["loss_weights"] = [list(p) for p in self.loss_weights]
+        d.pop("device")  # where a run trains does not change what it is
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise TaskrelError(f"train config: unknown fields {unknown}; known are {sorted(known)}")
+        d = dict(d)
+        if "loss_weights" in d:
+            lw = d["loss_weights"]
+            d["loss_weights"] = tuple(sorted(lw.items())) if isinstance(lw, dict) else tuple(tuple(p) for p in lw)
+        return cls(**d)
+
+
+# ------------------------------------------------------------------ losses and metrics
+def task_loss(task: Task, out: torch.Tensor, y: torch.Tensor, reduce: bool = True) -> torch.Tensor:
+    """Masked loss of one task (missing labels, NaN, are left out). Mean over labelled rows."""
+    if task.kind == "multilabel":
+        mask = ~torch.isnan(y)
+        per = F.binary_cross_entropy_with_logits(out, torch.nan_to_num(y), reduction="none")
+        per = (per * mask).sum(1) / mask.sum(1).clamp_min(1)
+        mask = mask.any(1)
+    else:
+        mask = ~torch.isnan(y)
+        yy = torch.nan_to_num(y)
+        if task.kind == "multiclass":
+            per = F.cross_entropy(out, yy.long(), reduction="none")
+        elif task.kind == "binary":
+            per = F.binary_cross_entropy_with_logits(out.reshape(-1), yy.to(out.dtype), reduction="none")
+        else:
+            per = (out.reshape(-1) - yy.to(out.dtype)) ** 2
+    per = per * mask
+    if not reduce:
+        return per
+    return per.sum() / mask.sum().clamp_min(1)
+
+
+def task_metric(task: Task, out: torch.Tensor, y: torch.Tensor) -> float:
+    """The task's metric on labelled rows."""
+    y = y.detach().cpu().double()
+    out = out.detach().cpu().double()
+    if task.kind == "multilabel":
+        mask = ~torch.isnan(y)
+        pred = (out > 0).double()
+        return float(((pred == y) & mask).sum() / mask.sum().clamp_min(1))
+    mask = ~torch.isnan(y)
+    y = y[mask]
+    if task.kind == "multiclass":
+        return float((out[mask].argmax(1) == y.long()).double().mean())
+    o = out.reshape(-1)[mask]
+    if task.kind == "binary":
+        if task.metric == "auc":
+            from sklearn.metrics import roc_auc_score
+
+            return float(roc_auc_score(y.numpy(), o.numpy())) if y.unique().numel() > 1 else 0.5
+        return float(((o > 0).double() == y).double().mean())
+    if task.metric == "mae":
+        return float((o - y).abs().mean())
+    if task.metric == "r2":
+        return float(1 - ((o - y) ** 2).sum() / ((y - y.mean()) ** 2).sum().clamp_min(1e-12))
+    return float(((o - y) ** 2).mean())
+
+
+# ------------------------------------------------------------------ callbacks
+@dataclass
+class StepState:
+    """What a callback sees at the start of a training step (before the update)."""
+
+    step: int
+    epoch: int
+    model: MultiTaskNet
+    optimizer: torch.optim.Optimizer
+    x: torch.Tensor
+    y: dict[str, torch.Tensor]
+    tasks: list[Task]
+    loss_weights: dict[str, float]
+
+    def losses(self, model: MultiTaskNet | None = None) -> dict[str, torch.Tensor]:
+        """Per-task losses of this batch (with a graph, for gradients)."""
+        m = model or self.model
+        out = m(self.x)
+        return {t.name: task_loss(t, out[t.name], self.y[t.name]) for t in self.tasks}
+
+
+class Callback:
+    """Hook into training: ``on_step`` is called every ``every`` steps, before the update.
+
+    A callback registered by name in :data:`CALLBACKS` can be asked for by a run spec; its
+    ``result()`` (plain JSON data) is stored with the run.
+    """
+
+    every: int = 1
+
+    def on_step(self, state: StepState) -> None:  # pragma: no cover - interface
+        pass
+
+    def result(self) -> Any:
+        return None
+
+
+CALLBACKS: dict[str, Callable[..., Callback]] = {}
+
+
+def register_callback(name: str) -> Callable[[type], type]:
+    def deco(cls: type) -> type:
+        CALLBACKS[name] = cls
+        return cls
+
+    return deco
+
+
+# ------------------------------------------------------------------ training
+@dataclass
+class TrainResult:
+    """What a run produced: per-split, per-task loss and metric; history; cost."""
+
+    metrics: dict[str, dict[str, dict[str, float]]]
+    history: list[dict[str, Any]]
+    steps: int
+    examples: int
+    seconds: float
+    best_epoch: int
+    n_parameters: int
+    extras: dict[str, Any] = field(default_factory=dict)
+    state: dict[str, torch.Tensor] | None = None
+
+    def loss(self, task: str, split: str = "val") -> float:
+        return self.metrics[split][task]["loss"]
+
+    def metric(self, task: str, split: str = "val") -> float:
+        return self.metrics[split][task]["metric"]
+
+
+@torch.no_grad()
+def evaluate(model: MultiTaskNet, suite: Suite, split: str, device: str = "cpu", batch_size: int = 1024) -> dict[str, dict[str, float]]:
+    """Per-task loss and metric of ``model`` on one split."""
+    model.eval()
+    tasks = [suite.task(t) for t in model.task_names]
+    X, ys = suite.tensors(split, model.task_names, device)
+    outs: dict[str, list[torch.Tensor]] = {t.name: [] for t in tasks}
+    for i in range(0, len(X), batch_size):
+        o = model(X[i : i + batch_size])
+        for t in tasks:
+            outs[t.name].append(o[t.name])
+    res = {}
+    for t in tasks:
+        out = torch.cat(outs[t.name])
+        res[t.name] = {"loss": float(task_loss(t, out, ys[t.name])), "metric": task_metric(t, out, ys[t.name])}
+    return res
+
+
+def _optimizer(params: Sequence[torch.nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def train(
+    suite: Suite,
+    layout: SharingLayout,
+    config: TrainConfig | None = None,
+    seed: int = 0,
+    callbacks: Sequence[Callback] = (),
+    warm_start: Sequence[dict[str, torch.Tensor]] | None = None,
+    keep_state: bool = False,
+) -> TrainResult:
+    """Train ``layout`` on ``suite`` and evaluate it on val and test.
+
+    Seeded and deterministic on CPU: the same suite, layout, config and seed give the same
+    numbers. Early stopping watches the weighted sum of per-task validation losses and restores
+    the best epoch. A non-finite loss raises :class:`~taskrel.errors.RunFailed`.
+
+    >>> from taskrel.suites import get_suite
+    >>> suite = get_suite("planted", n_examples=300)
+    >>> lay = SharingLayout.shared(suite.task_names[:2], suite.n_stages)
+    >>> r1 = train(suite, lay, TrainConfig(epochs=3), seed=1)
+    >>> r2 = train(suite, lay, TrainConfig(epochs=3), seed=1)
+    >>> r1.metrics == r2.metrics and r1.steps > 0
+    True
+    """
+    cfg = config or TrainConfig()
+    layout.with_stages(suite.n_stages)
+    names = suite.check_tasks(layout.tasks)
+    tasks = [suite.task(t) for t in names]
+    lw = {t: 1.0 for t in names}
+    for name, w in cfg.loss_weights:
+        if name in lw:
+            lw[name] = float(w)
+    device = torch.device(cfg.device)
+    t0 = time.perf_counter()
+    model = build_model(layout, suite, seed)
+    if warm_start is not None:
+        model.load_encoder(warm_start)
+    model.to(device)
+    if cfg.freeze_encoder:
+        for p in model.encoder_parameters():
+            p.requires_grad_(False)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = _optimizer(params, cfg)
+
+    gen = torch.Generator().manual_seed(int(seed) * 7919 + 17)
+    train_idx = torch.arange(len(suite.split["train"]))
+    if cfg.data_fraction < 1:
+        keep = max(int(round(cfg.data_fraction * len(train_idx))), 1)
+        train_idx = torch.randperm(len(train_idx), generator=gen)[:keep].sort().values
+    X, ys = suite.tensors("train", names, device)
+    n_train = len(train_idx)
+    steps_per_epoch = max(math.ceil(n_train / cfg.batch_size), 1)
+    sched = None
+    if cfg.schedule == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs * steps_per_epoch)
+
+    history: list[dict[str, Any]] = []
+    best = (math.inf, 0, None)
+    bad_epochs = 0
+    step = examples = 0
+    torch.manual_seed(seed)
+    for epoch in range(cfg.epochs):
+        model.train()
+        perm = train_idx[torch.randperm(n_train, generator=gen)]
+        run_loss = 0.0
+        for i in range(0, n_train, cfg.batch_size):
+            idx = perm[i : i + cfg.batch_size].to(device)
+            xb = X[idx]
+            yb = {t: ys[t][idx] for t in names}
+            if callbacks:
+                state = StepState(step, epoch, model, opt, xb, yb, tasks, lw)
+                for cb in callbacks:
+                    if step % max(cb.every, 1) == 0:
+                        cb.on_step(state)
+                model.train()
+            out = model(xb)
+            loss = sum(lw[t.name] * task_loss(t, out[t.name], yb[t.name]) for t in tasks)
+            if not torch.isfinite(loss):
+                raise RunFailed(f"training loss became {float(loss)}", step)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            opt.step()
+            if sched is not None:
+                sched.step()
+            run_loss += float(loss.detach()) * len(idx)
+            step += 1
+            examples += len(idx)
+        val = evaluate(model, suite, "val", device)
+        val_loss = sum(lw[t] * val[t]["loss"] for t in names)
+        if not math.isfinite(val_loss):
+            raise RunFailed(f"validation loss became {val_loss}", step)
+        history.append({"epoch": epoch, "train_loss": run_loss / n_train, "val_loss": val_loss, "val": {t: v["loss"] for t, v in val.items()}})
+        if val_loss < best[0] - cfg.min_delta:
+            best = (val_loss, epoch, {k: v.detach().clone() for k, v in model.state_dict().items()})
+            bad_epochs = 0
+        else:
+            bad_epochs += 1
+            if bad_epochs >= cfg.patience:
+                break
+    if best[2] is not None:
+        model.load_state_dict(best[2])
+    metrics = {s: evaluate(model, suite, s, device) for s in ("val", "test")}
+    extras = {}
+    for cb in callbacks:
+        r = cb.result()
+        if r is not None:
+            extras[getattr(cb, "name", type(cb).__name__)] = r
+    return TrainResult(
+        metrics=metrics,
+        history=history,
+        steps=step,
+        examples=examples,
+        seconds=time.perf_counter() - t0,
+        best_epoch=best[1],
+        n_parameters=model.n_parameters(),
+        extras=extras,
+        state={k: v.cpu() for k, v in model.state_dict().items()} if keep_state else None,
+    )
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch and numpy's legacy global generator (tests and scripts)."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % (2**32))
