@@ -320,7 +320,7 @@ def train(
             out = model(xb)
             loss = sum(lw[t.name] * task_loss(t, out[t.name], yb[t.name]) for t in tasks)
             if not torch.isfinite(loss):
-                raise RunFailed(f"training loss became {float(loss)}", step)
+                raise RunFailed(f"training loss became {float(loss.detach())}", step)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip:

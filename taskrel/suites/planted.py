@@ -35,10 +35,10 @@ def planted_suite(
     n_examples: int = 1000,
     n_features: int = 16,
     latent_dim: int = 3,
-    spread: float = 0.2,
-    noise: float = 0.3,
+    spread: float = 0.1,
+    noise: float = 0.2,
     conflict_scale: float = 2.0,
-    label_fraction: float = 0.3,
+    label_fraction: float = 0.2,
     kind: str = "regression",
     seed: int = 0,
 ) -> Suite:
