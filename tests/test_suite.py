@@ -104,3 +104,22 @@ def test_planted_truth_is_data():
     assert 0.1 < frac < 0.3
     b = get_suite("planted", kind="binary")
     assert set(np.unique(b.targets["c0t0"][~np.isnan(b.targets["c0t0"])])) == {0.0, 1.0}
+
+
+def test_multimnist_targets_follow_the_digits():
+    s = get_suite("multimnist", n_examples=300)
+    left, right = np.asarray(s.truth["left"]), np.asarray(s.truth["right"])
+    assert s.inputs.shape == (300, 1, 36, 36) and s.inputs.max() <= 1.0
+    assert np.array_equal(s.targets["L_even"], (left % 2 == 0).astype(float))
+    assert np.array_equal(s.targets["sum_ge10"], (left + right >= 10).astype(float))
+
+
+def test_yeast_needs_its_extra_or_loads():
+    try:
+        import river  # noqa: F401
+    except ImportError:
+        with pytest.raises(TaskrelError, match="pip install 'taskrel\\[studies\\]'"):
+            get_suite("yeast")
+        return
+    s = get_suite("yeast")
+    assert s.inputs.shape == (2417, 103) and len(s.tasks) == 14

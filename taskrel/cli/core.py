@@ -31,7 +31,11 @@ def cmd_suites(args: argparse.Namespace) -> int:
     for name, desc in list_suites().items():
         print(f"{name}: {desc}")
         if not args.no_tasks:
-            s = get_suite(name)
+            try:
+                s = get_suite(name)
+            except TaskrelError as e:
+                print(f"  (not available here: {e})")
+                continue
             print(f"  tasks ({len(s.tasks)}): {', '.join(s.task_names)}")
             print(f"  stages: {', '.join(s.stage_names)}; examples: {s.inputs.shape[0]}")
     return 0
