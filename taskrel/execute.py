@@ -66,6 +66,8 @@ def run_spec(suite: Suite, spec: RunSpec, store: RunStore, threads: int | None =
     key = spec.key(suite.fingerprint())
     identity = spec.identity(suite.fingerprint())
     try:
+        if any(name not in CALLBACKS for name, _ in spec.probes):
+            import taskrel.probes  # noqa: F401  (a fresh worker process: register the probes' callbacks)
         callbacks = [CALLBACKS[name](**dict(params)) for name, params in spec.probes]
         for cb, (name, _) in zip(callbacks, spec.probes):
             cb.name = name

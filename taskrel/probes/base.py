@@ -31,6 +31,7 @@ class ProbeSettings:
     backend: str = "loky"
     scheduler: str | None = None
     progress: bool = True
+    retry_failed: bool = False
 
     def __post_init__(self) -> None:
         seeds = list(self.seeds) if isinstance(self.seeds, Iterable) else [self.seeds]
@@ -39,7 +40,13 @@ class ProbeSettings:
         self.seeds = seeds
 
     def execute_kwargs(self) -> dict:
-        return {"n_jobs": self.n_jobs, "backend": self.backend, "scheduler": self.scheduler, "progress": self.progress}
+        return {
+            "n_jobs": self.n_jobs,
+            "backend": self.backend,
+            "scheduler": self.scheduler,
+            "progress": self.progress,
+            "retry_failed": self.retry_failed,
+        }
 
 
 def single_task_specs(suite: Suite, tasks: Sequence[str], config: TrainConfig, seed: int) -> dict[str, RunSpec]:

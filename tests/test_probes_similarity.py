@@ -1,0 +1,96 @@
+"""Similarity probe: per-stage CKA / RSA between stored single-task models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from torch import nn
+
+from taskrel.errors import TaskrelError
+from taskrel.probes import ProbeSettings, SimilarityProbe, single_task_specs
+from taskrel.store import RunStore
+from taskrel.suite import Suite, Task
+from taskrel.train import TrainConfig
+
+KINDS = ("linear", "debiased", "rbf", "rsa")
+CONFIG = TrainConfig(epochs=2, lr=3e-3, batch_size=32)
+
+
+def twin_suite() -> Suite:
+    """``a`` and its exact copy (their single-task models are the same model), plus two others."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 6)).astype(np.float32)
+    y = np.tanh(X @ rng.normal(size=(6, 2))) @ rng.normal(size=2)
+    stages = [
+        lambda: nn.Sequential(nn.Linear(6, 12), nn.ReLU()),
+        lambda: nn.Sequential(nn.Linear(12, 6), nn.Tanh()),
+    ]
+    tasks = [Task("a", "regression"), Task("copy", "regression"), Task("sign", "binary"), Task("cos", "regression")]
+    targets = {"a": y, "copy": y, "sign": (X[:, 1] > 0).astype(float), "cos": np.cos(2 * X[:, 2])}
+    return Suite("twins", X, tasks, targets, stages, stage_names=["first", "second"])
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    suite = twin_suite()
+    store = RunStore(tmp_path_factory.mktemp("similarity"))
+    probe = SimilarityProbe(kinds=KINDS, settings=ProbeSettings(CONFIG, seeds=[0, 1], progress=False))
+    return suite, store, probe.fit(suite, store)
+
+
+def test_staged_shape_names_and_kinds(fitted):
+    suite, _, probe = fitted
+    aff = probe.affinity_
+    assert aff.values.shape == (2, 4, 4) and aff.stages == ["first", "second"]
+    assert aff.measure == "similarity-linear" and aff.n_seeds == 2 and aff.std.shape == (2, 4, 4)
+    assert sorted(probe.affinities_) == sorted(KINDS)
+    for a in probe.affinities_.values():
+        np.testing.assert_allclose(a.values, np.swapaxes(a.values, 1, 2), atol=1e-12)
+        np.testing.assert_allclose(a.values[:, range(4), range(4)], 1.0, atol=1e-6)
+    assert aff.cost.runs == 8 and aff.cost.steps > 0 and aff.meta["n_probe"] == len(suite.split["val"])
+
+
+def test_model_compared_with_itself_is_one_at_every_stage(fitted):
+    _, _, probe = fitted
+    for kind, a in probe.affinities_.items():
+        for k in range(2):
+            assert a.value("a", "copy", stage=k) == pytest.approx(1.0, abs=1e-5), kind
+        assert a.values[:, 0, 2].max() < 1 - 1e-3, kind  # different tasks: not identical
+
+
+def test_second_fit_trains_nothing_and_shares_single_task_runs(fitted):
+    suite, store, probe = fitted
+    size = len(store)
+    assert size == 8 and probe.plan_.trained == 8
+    again = SimilarityProbe(kinds="rsa", settings=probe.settings).fit(suite, store)
+    assert again.plan_.trained == 0 and len(store) == size
+    np.testing.assert_allclose(again.affinity_.values, probe.affinities_["rsa"].values)
+    fp = suite.fingerprint()
+    keys = {s.key(fp) for s in single_task_specs(suite, suite.task_names, CONFIG, 0).values()}
+    assert keys <= {r.key for r in probe.records_}
+
+
+def test_permuting_tasks_permutes_the_matrix(fitted):
+    suite, store, probe = fitted
+    order = ["cos", "a", "sign", "copy"]
+    perm = SimilarityProbe(order, kinds=("linear", "debiased"), settings=probe.settings).fit(suite, store)
+    assert perm.plan_.trained == 0
+    for kind in ("linear", "debiased"):
+        np.testing.assert_allclose(perm.affinities_[kind].values, probe.affinities_[kind].subset(order).values, atol=1e-9)
+
+
+def test_probe_set_size(fitted):
+    suite, store, probe = fitted
+    small = SimilarityProbe(kinds="linear", probe_set="test", n_probe=20, settings=probe.settings).fit(suite, store)
+    assert small.affinity_.meta == {**small.affinity_.meta, "probe_set": "test", "n_probe": 20}
+    assert not np.allclose(small.affinity_.values, probe.affinity_.values)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [({"kinds": ("linear", "cosine")}, "kinds"), ({"probe_set": "dev"}, "probe_set"), ({"n_probe": 2}, "n_probe")],
+)
+def test_bad_parameters_name_the_field(kwargs, match, tmp_path):
+    with pytest.raises(TaskrelError, match=match):
+        SimilarityProbe(**kwargs).fit(twin_suite(), RunStore(tmp_path))
+    assert len(RunStore(tmp_path)) == 0  # nothing trained before the error
