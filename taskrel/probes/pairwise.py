@@ -1,0 +1,346 @@
+"""Standley-style pairs: train every pair of tasks jointly, and every task alone.
+
+For each seed, every task is trained alone (the shared single-task runs) and every pair
+``{a, b}`` is trained with one shared encoder (``SharingLayout.shared([a, b])``, a head each).
+The affinity of source ``s`` on target ``t`` is the relative change of ``t``'s validation
+*loss* when trained with ``s`` instead of alone::
+
+    values[s, t] = (L_alone(t) - L_with(t | s)) / L_alone(t)      (> 0: s helps t)
+
+so the row is the source (the partner), the column the target. Seeds give mean and std.
+
+*Cheap* mode (``cheap={"epochs_fraction": f, "data_fraction": d}``) trains every run, the
+single-task ones included, for ``ceil(f * epochs)`` epochs on a fraction ``d`` of the training
+split: Standley's early-stopping approximation. Its cost is recorded in the affinity, so its
+fidelity per unit of compute can be compared with the full probe.
+
+Group estimates: :meth:`PairwiseProbe.candidates` turns the single and pair losses into a
+:class:`~taskrel.analysis.CandidateTable` of every group by Standley's higher-order
+approximation, and :func:`measure_groups` trains given groups for real and tables their
+measured losses (validation and test), to check an estimate or score a chosen grouping.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+
+from taskrel.affinity import Cost
+from taskrel.errors import TaskrelError
+from taskrel.execute import execute
+from taskrel.layout import SharingLayout
+from taskrel.probes.base import ProbeSettings, check_probe_tasks, cost_of, single_task_specs
+from taskrel.probes.transfer import affinity_over_seeds
+from taskrel.store import RunRecord, RunSpec, RunStore
+from taskrel.suite import Suite
+from taskrel.train import TrainConfig
+
+CHEAP_KEYS = ("epochs_fraction", "data_fraction")
+GroupCost = float | Mapping[int, float] | Callable[[tuple[str, ...]], float] | str
+
+
+def cheap_config(config: TrainConfig, cheap: Mapping[str, float] | None) -> TrainConfig:
+    """The config of a cheap probe: fewer epochs and/or a fraction of the training data.
+
+    >>> cheap_config(TrainConfig(epochs=40), {"epochs_fraction": 0.25}).epochs
+    10
+    >>> cheap_config(TrainConfig(), {"data_fraction": 0.5}).data_fraction
+    0.5
+    """
+    if not cheap:
+        return config
+    if not isinstance(cheap, Mapping):
+        raise TaskrelError(f"pairwise probe: cheap must be None or a dict with {CHEAP_KEYS}, got {cheap!r}")
+    unknown = sorted(set(cheap) - set(CHEAP_KEYS))
+    if unknown:
+        raise TaskrelError(f"pairwise probe: unknown cheap option(s) {unknown}; known are {list(CHEAP_KEYS)}")
+    changes: dict[str, Any] = {}
+    for k in CHEAP_KEYS:
+        if k in cheap:
+            f = cheap[k]
+            if not isinstance(f, (int, float)) or not 0 < f <= 1:
+                raise TaskrelError(f"pairwise probe: cheap {k} must be in (0, 1], got {f!r}")
+    if "epochs_fraction" in cheap:
+        changes["epochs"] = max(1, math.ceil(cheap["epochs_fraction"] * config.epochs))
+    if "data_fraction" in cheap:
+        changes["data_fraction"] = float(cheap["data_fraction"]) * config.data_fraction
+    return config.with_(**changes)
+
+
+class PairwiseProbe:
+    """Pairwise joint-training affinity (Standley et al., 2020), with group estimates.
+
+    Parameters
+    ----------
+    tasks : tasks to probe (default: every task of the suite; the suite is not subset, so the
+        runs are shared with other probes).
+    cheap : None for full training, or ``{"epochs_fraction": f, "data_fraction": d}`` (either
+        key optional): every run, single-task runs included, trains on the cheap config.
+    settings : config, seeds and parallelism (:class:`~taskrel.probes.ProbeSettings`).
+
+    Attributes
+    ----------
+    affinity_ : :class:`~taskrel.Affinity`; ``values[source, target]`` = relative drop of the
+        target's validation loss when trained with the source (positive = helps).
+    single_loss_ : ``{seed: {split: {task: loss}}}`` of the single-task runs (NaN = failed).
+    pair_loss_ : ``{seed: {split: {(a, b): {a: loss, b: loss}}}}`` of the pair runs.
+    records_ : every run used; ``trained_`` : runs this ``fit`` trained; ``failed_`` : failed
+        records; ``config_`` : the config the runs used (the cheap one in cheap mode).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from taskrel.store import RunStore
+    >>> from taskrel.suites import get_suite
+    >>> suite = get_suite("planted", n_examples=300)
+    >>> settings = ProbeSettings(TrainConfig(epochs=4), seeds=[0, 1], progress=False)
+    >>> store = RunStore(tempfile.mkdtemp())
+    >>> probe = PairwiseProbe(["c0t0", "c0t1", "c1t0"], settings=settings).fit(suite, store)
+    >>> probe.affinity_.values.shape, probe.trained_, probe.affinity_.cost.runs
+    ((3, 3), 12, 12)
+    >>> table = probe.candidates()
+    >>> len(table), table.value(("c0t0",), "c0t0") == probe.mean_single_loss()["c0t0"]
+    (7, True)
+    >>> cheap = PairwiseProbe(["c0t0", "c0t1", "c1t0"], cheap={"epochs_fraction": 0.5},
+    ...                       settings=settings).fit(suite, store)
+    >>> cheap.config_.epochs, cheap.affinity_.cost.steps < probe.affinity_.cost.steps
+    (2, True)
+    """
+
+    def __init__(
+        self,
+        tasks: Sequence[str] | None = None,
+        cheap: Mapping[str, float] | None = None,
+        settings: ProbeSettings | None = None,
+    ):
+        self.tasks = tasks
+        self.cheap = cheap
+        self.settings = settings
+
+    def _check(self, suite: Suite) -> tuple[list[str], ProbeSettings, TrainConfig]:
+        settings = self.settings if self.settings is not None else ProbeSettings()
+        if not isinstance(settings, ProbeSettings):
+            raise TaskrelError(f"pairwise probe: settings must be a ProbeSettings, got {settings!r}")
+        return check_probe_tasks(suite, self.tasks), settings, cheap_config(settings.config, self.cheap)
+
+    def plan(self, suite: Suite) -> tuple[dict[int, dict[str, RunSpec]], dict[int, dict[tuple[str, str], RunSpec]]]:
+        """The single-task and pair specs, per seed, without training."""
+        tasks, settings, cfg = self._check(suite)
+        singles, pairs = {}, {}
+        for seed in settings.seeds:
+            singles[seed] = single_task_specs(suite, tasks, cfg, seed)
+            pairs[seed] = {(a, b): pair_spec(suite, (a, b), cfg, seed) for a, b in combinations(tasks, 2)}
+        return singles, pairs
+
+    def fit(self, suite: Suite, store: RunStore) -> PairwiseProbe:
+        """Train what the store lacks, then compute the affinity. Returns ``self``."""
+        tasks, settings, cfg = self._check(suite)
+        singles, pairs = self.plan(suite)
+        specs = [s for seed in settings.seeds for s in singles[seed].values()]
+        specs += [s for seed in settings.seeds for s in pairs[seed].values()]
+        res = execute(suite, specs, store, desc="pairwise probe", **settings.execute_kwargs())
+        fp = suite.fingerprint()
+        idx = {t: i for i, t in enumerate(tasks)}
+        per_seed = np.zeros((len(settings.seeds), len(tasks), len(tasks)))
+        self.single_loss_, self.pair_loss_ = {}, {}
+        for k, seed in enumerate(settings.seeds):
+            srec = {t: res.records[s.key(fp)] for t, s in singles[seed].items()}
+            self.single_loss_[seed] = {sp: {t: _loss(r, t, sp) for t, r in srec.items()} for sp in ("val", "test")}
+            self.pair_loss_[seed] = {"val": {}, "test": {}}
+            for (a, b), spec in pairs[seed].items():
+                rec = res.records[spec.key(fp)]
+                for sp in ("val", "test"):
+                    self.pair_loss_[seed][sp][(a, b)] = {a: _loss(rec, a, sp), b: _loss(rec, b, sp)}
+                alone = self.single_loss_[seed]["val"]
+                with_ = self.pair_loss_[seed]["val"][(a, b)]
+                per_seed[k, idx[b], idx[a]] = _relative(alone[a], with_[a])
+                per_seed[k, idx[a], idx[b]] = _relative(alone[b], with_[b])
+        self.tasks_ = tasks
+        self.config_ = cfg
+        self.records_ = [res.records[k] for k in dict.fromkeys(res.keys)]
+        self.failed_ = [r for r in self.records_ if not r.ok]
+        self.trained_ = res.trained
+        self.affinity_ = affinity_over_seeds(
+            tasks,
+            per_seed,
+            "pairwise probe",
+            measure="pairwise-cheap" if self.cheap else "pairwise",
+            cost=cost_of(self.records_),
+            meta={
+                "probe": "pairwise",
+                "cheap": dict(self.cheap) if self.cheap else None,
+                "split": "val",
+                "seeds": list(settings.seeds),
+                "config": cfg.to_dict(),
+                "failed": [[r.label or r.key, r.error] for r in self.failed_],
+            },
+        )
+        return self
+
+    # ------------------------------------------------------------------ group estimates
+    def mean_single_loss(self, split: str = "val") -> dict[str, float]:
+        """Each task's single-task loss, mean over the seeds that finished."""
+        self._fitted()
+        return {t: _nanmean([self.single_loss_[s][split][t] for s in self.single_loss_], t) for t in self.tasks_}
+
+    def mean_pair_loss(self, split: str = "val") -> dict[tuple[str, str], dict[str, float]]:
+        """Each pair's per-task losses, mean over the seeds that finished."""
+        self._fitted()
+        seeds = list(self.pair_loss_)
+        out = {}
+        for pair in self.pair_loss_[seeds[0]][split]:
+            out[pair] = {t: _nanmean([self.pair_loss_[s][split][pair][t] for s in seeds], f"{t} with {pair}") for t in pair}
+        return out
+
+    def candidates(self, max_size: int | None = None, split: str = "val", cost: GroupCost = 1.0):
+        """Every group up to ``max_size`` with HOA-estimated per-task losses.
+
+        Standley's higher-order approximation (:func:`taskrel.analysis.hoa_candidates`): the
+        loss of ``t`` in group ``G`` is the mean of its pair losses with the other members;
+        singletons have their single-task loss. Losses are means over seeds on ``split``.
+        ``cost`` is per network: a number (default 1: the table counts networks), a dict
+        size -> cost, or a function of the group's task tuple.
+        """
+        from taskrel.analysis import hoa_candidates
+
+        self._fitted()
+        if split not in ("val", "test"):
+            raise TaskrelError(f"pairwise probe: split must be 'val' or 'test', got {split!r}")
+        if isinstance(cost, str):
+            raise TaskrelError("pairwise probe: estimated networks have no runs; cost must be a number, dict or function")
+        return hoa_candidates(self.tasks_, self.mean_single_loss(split), self.mean_pair_loss(split), max_size=max_size, cost=cost)
+
+    def _fitted(self) -> None:
+        if not hasattr(self, "affinity_"):
+            raise TaskrelError("pairwise probe: call fit(suite, store) first")
+
+    def __repr__(self) -> str:
+        return f"PairwiseProbe(tasks={self.tasks!r}, cheap={self.cheap!r})"
+
+
+def pair_spec(suite: Suite, tasks: Sequence[str], config: TrainConfig, seed: int) -> RunSpec:
+    """The run of a group trained jointly (one shared encoder); used by pairs and groups alike."""
+    return RunSpec(SharingLayout.shared(list(tasks), suite.n_stages), config, seed, label=f"group {'+'.join(tasks)} seed{seed}")
+
+
+def _loss(rec: RunRecord, task: str, split: str) -> float:
+    return rec.loss(task, split) if rec.ok else float("nan")
+
+
+def _relative(alone: float, with_: float) -> float:
+    if not (math.isfinite(alone) and math.isfinite(with_)):
+        return float("nan")
+    return (alone - with_) / max(abs(alone), 1e-12)
+
+
+def _seed_std(values: list[float]) -> float:
+    ok = [v for v in values if math.isfinite(v)]
+    return float(np.std(ok, ddof=1)) if len(ok) > 1 else 0.0
+
+
+def _nanmean(values: list[float], what: str) -> float:
+    ok = [v for v in values if math.isfinite(v)]
+    if not ok:
+        raise TaskrelError(f"pairwise probe: every seed's run failed for {what}")
+    return float(np.mean(ok))
+
+
+# ====================================================================== measured groups
+@dataclass
+class MeasuredGroups:
+    """Groups trained for real: per-split candidate tables of their mean per-task losses.
+
+    ``val`` and ``test`` are :class:`~taskrel.analysis.CandidateTable` (losses, means over
+    seeds; select on ``val``, score on ``test``), ``std`` maps split -> {group: {task: std
+    over seeds (ddof=1; 0 with one seed)}},
+    ``records`` are the runs and ``cost`` their compute.
+    """
+
+    val: Any
+    test: Any
+    std: dict[str, dict[tuple[str, ...], dict[str, float]]] = field(default_factory=dict)
+    records: list[RunRecord] = field(default_factory=list)
+    cost: Cost = field(default_factory=Cost)
+    trained: int = 0
+
+    def table(self, split: str = "val"):
+        if split not in ("val", "test"):
+            raise TaskrelError(f"measured groups: split must be 'val' or 'test', got {split!r}")
+        return self.val if split == "val" else self.test
+
+
+def measure_groups(
+    groups: Iterable[Sequence[str]],
+    suite: Suite,
+    store: RunStore,
+    settings: ProbeSettings | None = None,
+    cost: GroupCost = 1.0,
+) -> MeasuredGroups:
+    """Train each group (one shared encoder per group) for every seed; table the losses.
+
+    A singleton group is the shared single-task run, and a pair is the same run the pairwise
+    probe trains (same config and seed), so nothing already in the store trains again.
+    ``cost`` per network: a number (default 1: one network per group), a dict size -> cost, a
+    function of the group's task tuple, or ``"parameters"`` (the trained model's parameter
+    count).
+
+    >>> import tempfile
+    >>> from taskrel.suites import get_suite
+    >>> suite = get_suite("planted", n_examples=300)
+    >>> settings = ProbeSettings(TrainConfig(epochs=3), progress=False)
+    >>> m = measure_groups([["c0t0", "c0t1"], ["c0t0"], ["c0t1"]], suite, RunStore(tempfile.mkdtemp()), settings)
+    >>> len(m.val), m.trained, m.test.value(("c0t0", "c0t1"), "c0t0") > 0
+    (3, 3, True)
+    """
+    from taskrel.analysis import CandidateTable
+
+    settings = settings if settings is not None else ProbeSettings()
+    groups = [tuple(suite.check_tasks(list(g))) for g in groups]
+    if not groups:
+        raise TaskrelError("measure groups: no groups given")
+    tasks = list(dict.fromkeys(t for g in groups for t in g))
+    specs: dict[tuple[tuple[str, ...], int], RunSpec] = {}
+    for g in groups:
+        for seed in settings.seeds:
+            if len(g) == 1:
+                specs[(g, seed)] = single_task_specs(suite, list(g), settings.config, seed)[g[0]]
+            else:
+                specs[(g, seed)] = pair_spec(suite, g, settings.config, seed)
+    res = execute(suite, list(specs.values()), store, desc="groups", **settings.execute_kwargs())
+    fp = suite.fingerprint()
+    tables, std = {}, {}
+    for split in ("val", "test"):
+        rows, std[split] = [], {}
+        for g in groups:
+            recs = [res.records[specs[(g, s)].key(fp)] for s in settings.seeds]
+            values = {t: _nanmean([_loss(r, t, split) for r in recs], f"{t} in group {'+'.join(g)}") for t in g}
+            std[split][g] = {t: _seed_std([_loss(r, t, split) for r in recs]) for t in g}
+            rows.append({"tasks": list(g), "cost": _group_cost(cost, g, recs), "values": values})
+        tables[split] = CandidateTable(rows, tasks=tasks)
+    records = [res.records[k] for k in dict.fromkeys(res.keys)]
+    return MeasuredGroups(tables["val"], tables["test"], std, records, cost_of(records), res.trained)
+
+
+def _group_cost(cost: GroupCost, group: tuple[str, ...], recs: list[RunRecord]) -> float:
+    if cost == "parameters":
+        ok = [r.n_parameters for r in recs if r.ok]
+        if not ok:
+            raise TaskrelError(f"measure groups: every run of group {'+'.join(group)} failed; no parameter count")
+        return float(ok[0])
+    if isinstance(cost, str):
+        raise TaskrelError(f"measure groups: cost must be a number, dict, function or 'parameters', got {cost!r}")
+    if callable(cost):
+        return float(cost(group))
+    if isinstance(cost, Mapping):
+        if len(group) not in cost:
+            raise TaskrelError(f"measure groups: cost has no entry for groups of size {len(group)}")
+        return float(cost[len(group)])
+    return float(cost)
+
+
+__all__ = ["MeasuredGroups", "PairwiseProbe", "cheap_config", "measure_groups", "pair_spec"]
