@@ -14,7 +14,7 @@ CFG = TrainConfig(epochs=40, patience=8, lr=3e-3, batch_size=32)
 def test_greedy_picks_the_planted_partner(tmp_path, planted):
     cands = ["conflict", "c1t0", "c0t1"]
     # a ranking that puts the planted partner last: the real runs must still find it
-    ranking = Affinity(["c0t0", *cands], np.array([[0, 0, 0, 0], [3, 0, 0, 0], [2, 0, 0, 0], [1, 0, 0, 0]]).T)
+    ranking = Affinity(["c0t0", *cands], np.array([[0, 0, 0, 0], [3, 0, 0, 0], [2, 0, 0, 0], [1, 0, 0, 0]]))
     settings = ProbeSettings(CFG, seeds=[0, 1], progress=False)
     sel = GreedyAuxiliarySelection("c0t0", cands, ranking=ranking, settings=settings).fit(planted, RunStore(tmp_path))
     assert sel.selected_[0] == "c0t1"

@@ -74,7 +74,10 @@ class GreedyAuxiliarySelection:
         missing = [c for c in cands if c not in self.ranking.tasks]
         if missing:
             raise TaskrelError(f"auxiliary selection: candidates {missing} are not in the ranking's tasks")
-        return sorted(cands, key=lambda c: -self.ranking.value(c, self.primary))
+        from taskrel.analysis.auxiliary import rank_auxiliaries
+
+        ranked = list(rank_auxiliaries(self.ranking, self.primary)["source"])
+        return [c for c in ranked if c in cands]
 
     def _losses(self, suite, store, groups: list[list[str]]) -> list[tuple[np.ndarray, np.ndarray]]:
         from taskrel.execute import execute

@@ -1,0 +1,38 @@
+"""Analyses of an affinity: task clusters, auxiliary tasks and task groupings under a budget."""
+
+from taskrel.analysis.auxiliary import rank_auxiliaries
+from taskrel.analysis.branching import BranchedLayoutSearch, branched_layout
+from taskrel.analysis.candidates import CandidateTable, hoa_candidates
+from taskrel.analysis.cluster import (
+    ClusterStability,
+    TaskClustering,
+    cluster_stability,
+    similarity_matrix,
+)
+from taskrel.analysis.grouping import GroupingSearch, minimal_cost, pareto_front
+
+
+def __getattr__(name: str):
+    # the greedy selection trains models: imported on first use, not with the analyses
+    if name == "GreedyAuxiliarySelection":
+        from taskrel.analysis.selection import GreedyAuxiliarySelection
+
+        return GreedyAuxiliarySelection
+    raise AttributeError(name)
+
+
+__all__ = [
+    "BranchedLayoutSearch",
+    "GreedyAuxiliarySelection",
+    "branched_layout",
+    "CandidateTable",
+    "ClusterStability",
+    "GroupingSearch",
+    "TaskClustering",
+    "cluster_stability",
+    "hoa_candidates",
+    "minimal_cost",
+    "pareto_front",
+    "rank_auxiliaries",
+    "similarity_matrix",
+]
