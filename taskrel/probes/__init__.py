@@ -1,18 +1,26 @@
-"""Probes: measurements of how tasks relate, each returning an :class:`~taskrel.Affinity`."""
+"""Probes: measurements of how tasks relate, each returning an :class:`~taskrel.Affinity`.
+
+Importing this package registers the training callbacks the probes attach to runs (a fresh
+worker process imports it before it trains a run that names one).
+"""
 
 from taskrel.probes.base import ProbeSettings, single_task_specs
+from taskrel.probes.gradient import GradientProbe, per_task_gradients
+from taskrel.probes.lookahead import LookaheadProbe, proposed_update
+from taskrel.probes.pairwise import MeasuredGroups, PairwiseProbe, measure_groups
+from taskrel.probes.similarity import SimilarityProbe
+from taskrel.probes.transfer import TransferProbe
 
-__all__ = ["ProbeSettings", "single_task_specs"]
-
-# gradient, lookahead and similarity probes (importing gradient registers its "gradient" callback)
-from taskrel.probes.gradient import GradientProbe, per_task_gradients  # noqa: E402
-from taskrel.probes.lookahead import LookaheadProbe, proposed_update  # noqa: E402
-from taskrel.probes.similarity import SimilarityProbe  # noqa: E402
-
-__all__ += ["GradientProbe", "LookaheadProbe", "SimilarityProbe", "per_task_gradients", "proposed_update"]
-
-# transfer and pairwise probes, and group estimates from pairs
-from taskrel.probes.pairwise import MeasuredGroups, PairwiseProbe, measure_groups  # noqa: E402
-from taskrel.probes.transfer import TransferProbe  # noqa: E402
-
-__all__ += ["MeasuredGroups", "PairwiseProbe", "TransferProbe", "measure_groups"]
+__all__ = [
+    "GradientProbe",
+    "LookaheadProbe",
+    "MeasuredGroups",
+    "PairwiseProbe",
+    "ProbeSettings",
+    "SimilarityProbe",
+    "TransferProbe",
+    "measure_groups",
+    "per_task_gradients",
+    "proposed_update",
+    "single_task_specs",
+]
