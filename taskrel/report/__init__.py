@@ -1,0 +1,142 @@
+"""The study report: figures first, tables second, in one self-contained HTML page.
+
+:func:`write_report` renders a :class:`~taskrel.study.StudyResult` into a folder:
+``report.html`` (figures inline as base64 PNG), ``report.md`` (figures in ``figures/``),
+``summary.json`` and ``layout.json`` (the recommended layout, ready for ``taskrel train
+--layout``). Nothing is trained; ``taskrel report`` calls it on a saved result.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+from taskrel.errors import TaskrelError
+
+__all__ = ["build_figures", "inside", "write_report"]
+
+
+def inside(root: Path, name: str) -> Path:
+    """``root / name``, refusing any name that would leave ``root``.
+
+    >>> inside(Path("/tmp/out"), "report.html").name
+    'report.html'
+    >>> inside(Path("/tmp/out"), "../x")
+    Traceback (most recent call last):
+    ...
+    taskrel.errors.TaskrelError: report: refusing to write '../x' outside /tmp/out
+    """
+    root_r = root.resolve()
+    p = (root / name).resolve()
+    if p != root_r and root_r not in p.parents:
+        raise TaskrelError(f"report: refusing to write {name!r} outside {root}")
+    return p
+
+
+def _safe(fn, errors: list[str], what: str):
+    try:
+        return fn()
+    except Exception as e:  # a figure that cannot be drawn must not lose the report
+        errors.append(f"{what}: {traceback.format_exception_only(type(e), e)[-1].strip()}")
+        return None
+
+
+def build_figures(result) -> tuple[list[Any], list[str]]:
+    """Every figure of the report, in order, and the figures that could not be drawn."""
+    from taskrel.report import draw
+    from taskrel.report import figures as F
+    from taskrel.study.result import safe_name
+
+    figs: list[Any] = []
+    errors: list[str] = []
+    order = F.task_order(result.tasks, result.clustering)
+    affs = {k: v.subset([t for t in order if t in v.tasks]) for k, v in result.affinity_objects().items()}
+    stage_names = list(result.suite.get("stages") or [])
+    n = len(result.tasks)
+    side = max(3.6, 0.42 * n + 1.6)
+
+    def add(key, title, caption, size, fn):
+        r = _safe(lambda: draw.render(key, title, caption, size, fn), errors, title)
+        if r is not None:
+            figs.append(r)
+
+    rec = result.recommended
+    if rec is not None:
+        tree = F.layout_tree(rec, stage_names, order)
+        add("layout", "Recommended layout", "Each row is an encoder stage; a box is one copy of the stage, shared by the tasks below it. Task heads at the bottom.",
+            (max(4.5, 0.62 * n + 1.2), 0.62 * rec.n_stages + 1.1), lambda fig: draw.draw_layout_tree(tree, fig.add_subplot()))
+    if "branched" in result.layouts:
+        tree_b = F.layout_tree(result.layout("branched"), stage_names, order)
+        add("layout-branched", "Branched layout (from per-stage similarity)", "Where the tasks split, stage by stage.",
+            (max(4.5, 0.62 * n + 1.2), 0.62 * len(stage_names) + 1.1), lambda fig: draw.draw_layout_tree(tree_b, fig.add_subplot(), "branched layout"))
+    if result.grouping:
+        pdata = F.pareto_data(result.grouping, result.validation_summary(), n)
+        add("pareto", "Grouping under a budget", "Blue: the search's predicted loss per task at each budget (validation data). Red: the chosen grouping trained and scored on the test split.",
+            (6.4, 3.6), lambda fig: draw.draw_pareto(pdata, result.grouping["higher_is_better"], result.grouping["budget"], fig.add_subplot()))
+    for name, aff in affs.items():
+        if aff.is_staged:
+            continue
+        hm = F.heatmap_data(aff, order, title=name if aff.measure in ("", name) else f"{name} ({aff.measure})")
+        clip = f" Colour clipped at ±{hm.vmax:.2g} so that a few extreme entries do not wash out the rest; the numbers are exact." if hm.clipped else ""
+        add(f"heatmap-{safe_name(name)}", f"Affinity: {name}", f"values[source, target]: effect of the source task (row) on the target task (column); larger is better for the target. {aff.n_seeds} seed(s). Tasks in clustering order.{clip}",
+            (side + 1.2, side), lambda fig, hm=hm: draw.draw_heatmap(hm, fig.add_subplot()))
+    cl = result.clustering
+    if cl and cl.get("dendrogram"):
+        add("dendrogram", "Task clusters", f"Hierarchical clustering of the {cl['probe']} affinity; {cl['n_clusters']} clusters.",
+            (5.5, max(2.6, 0.32 * n + 0.8)), lambda fig: draw.draw_dendrogram(cl["dendrogram"], cl["clusters"], fig.add_subplot()))
+    for name, aff in affs.items():
+        if aff.is_staged:
+            maps = F.stage_heatmaps(aff, order)
+            add(f"stages-{safe_name(name)}", f"Representation similarity per stage: {name}", f"{aff.measure} between the single-task networks, at each encoder stage (early stages are usually more alike).",
+                (side * len(maps) * 0.85 + 1.0, side * 0.9), lambda fig, maps=maps: draw.draw_stage_heatmaps(maps, fig))
+    for name, traj in result.trajectories.items():
+        if traj:
+            curves = F.gradient_curves(traj)
+            add(f"gradient-{safe_name(name)}", f"Gradient alignment over training: {name}", "Cosine between per-task gradients on the shared encoder, mean over seeds (band: ± std). Coloured: the most aligned and most conflicting pairs.",
+                (8.0, 3.6), lambda fig, c=curves: draw.draw_gradient(c, fig.add_subplot()))
+    ref = result.analysis_probe if len(affs) > 3 else None
+    panels = F.agreement_data(affs, order, reference=ref)
+    if panels:
+        rows, cols = draw.grid_shape(len(panels))
+        add("agreement", "Probe agreement", "Do the probes agree? Each point is one source→target pair; legend: Spearman's rank correlation and each probe's compute time.",
+            (3.6 * cols, 3.3 * rows), lambda fig: draw.draw_agreement_grid(panels, fig))
+    for primary in dict.fromkeys(e["primary"] for e in result.auxiliary):
+        df = F.auxiliary_data(result.auxiliary, primary)
+        add(f"auxiliary-{safe_name(primary)}", f"Auxiliary tasks for {primary}", "Which tasks help the primary task most (error bars: std over seeds).",
+            (min(3.2 * df["probe"].nunique() + 1.2, 10.5), max(2.5, 0.34 * df["source"].nunique() + 1.2)),
+            lambda fig, df=df, p=primary: draw.draw_auxiliary(df, p, fig))
+    return figs, errors
+
+
+def write_report(result, out: str | Path, quiet: bool = True) -> dict[str, Path]:
+    """Write report.html, report.md, summary.json, layout.json (and figures/) into ``out``."""
+    from taskrel.report.html import html_report, markdown_report, summary
+    from taskrel.store import atomic_write_text
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    figs, fig_errors = build_figures(result)
+    paths: dict[str, Path] = {}
+    fig_dir = inside(out, "figures")
+    fig_dir.mkdir(exist_ok=True)
+    fig_files = {}
+    for f in figs:
+        p = inside(fig_dir, f"{f.key}.png")
+        p.write_bytes(f.png)
+        fig_files[f.key] = f"figures/{p.name}"
+    paths["html"] = inside(out, "report.html")
+    atomic_write_text(paths["html"], html_report(result, figs, fig_errors))
+    paths["markdown"] = inside(out, "report.md")
+    atomic_write_text(paths["markdown"], markdown_report(result, figs, fig_files, fig_errors))
+    paths["summary"] = inside(out, "summary.json")
+    atomic_write_text(paths["summary"], json.dumps(summary(result), indent=1, allow_nan=False))
+    if result.recommended is not None:
+        paths["layout"] = inside(out, "layout.json")
+        atomic_write_text(paths["layout"], json.dumps(result.recommended.to_dict(), indent=1))
+    if fig_errors and not quiet:
+        for e in fig_errors:
+            print(f"taskrel report: figure not drawn: {e}", file=sys.stderr)
+    return paths

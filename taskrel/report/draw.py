@@ -1,0 +1,239 @@
+"""Thin drawing functions: each draws the data of :mod:`taskrel.report.figures` on an axis.
+
+matplotlib (Agg backend) and seaborn are imported here, lazily, never at ``import taskrel``.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from taskrel.report.figures import AgreementPanel, GradientCurves, HeatmapData, TreeData
+
+PALETTE = ["#3b6ea8", "#d1495b", "#edae49", "#66a182", "#8d6cab", "#00798c", "#a26769", "#52489c"]
+
+
+def _mpl():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({
+        "figure.dpi": 100, "savefig.dpi": 110, "font.size": 9, "axes.titlesize": 10,
+        "axes.spines.top": False, "axes.spines.right": False, "axes.titleweight": "bold",
+    })
+    return plt
+
+
+@dataclass
+class Rendered:
+    key: str
+    title: str
+    caption: str
+    png: bytes
+
+
+def render(key: str, title: str, caption: str, size: tuple[float, float], draw: Callable[[Any], None]) -> Rendered:
+    """Make a figure of ``size`` inches, let ``draw(fig)`` fill it, return PNG bytes."""
+    plt = _mpl()
+    fig = plt.figure(figsize=size, layout="constrained")
+    try:
+        draw(fig)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", bbox_inches="tight", facecolor="white")
+    finally:
+        plt.close(fig)
+    return Rendered(key, title, caption, buf.getvalue())
+
+
+# ---------------------------------------------------------------------- heatmaps
+def draw_heatmap(d: HeatmapData, ax, cbar: bool = True, annotate: bool = True) -> None:
+    import warnings
+
+    import seaborn as sns
+
+    n = len(d.tasks)
+    cmap = "RdBu_r" if d.diverging else "viridis"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PendingDeprecationWarning)  # inside seaborn
+        _sns_heatmap(sns, d, ax, cmap, n, cbar, annotate)
+    ax.set_xlabel(d.xlabel)
+    ax.set_ylabel(d.ylabel)
+    ax.set_title(d.title + (" · colour clipped" if d.clipped else ""))
+    ax.tick_params(axis="x", rotation=45)
+    ax.tick_params(axis="y", rotation=0)
+    for lab in ax.get_xticklabels():
+        lab.set_horizontalalignment("right")
+
+
+def _sns_heatmap(sns, d: HeatmapData, ax, cmap: str, n: int, cbar: bool, annotate: bool) -> None:
+    sns.heatmap(
+        d.values, ax=ax, cmap=cmap, center=0.0 if d.diverging else None, vmin=d.vmin, vmax=d.vmax,
+        annot=np.array(d.annot) if annotate and n <= 14 else False, fmt="",
+        annot_kws={"fontsize": 7 if n > 8 else 8}, square=True, linewidths=0.5, linecolor="white",
+        cbar=cbar, cbar_kws={"shrink": 0.75, "extend": "both" if d.clipped else "neither"},
+        xticklabels=d.tasks, yticklabels=d.tasks,
+    )
+
+
+def draw_stage_heatmaps(maps: list[HeatmapData], fig) -> None:
+    import matplotlib as mpl
+
+    axes = fig.subplots(1, len(maps) + 1, squeeze=False, gridspec_kw={"width_ratios": [1] * len(maps) + [0.05]})[0]
+    for k, (d, ax) in enumerate(zip(maps, axes)):
+        draw_heatmap(d, ax, cbar=False, annotate=len(d.tasks) <= 8)
+        if k:
+            ax.set_ylabel("")
+            ax.set_yticklabels([])
+    norm = mpl.colors.Normalize(maps[0].vmin, maps[0].vmax)
+    fig.colorbar(mpl.cm.ScalarMappable(norm=norm, cmap="viridis"), cax=axes[-1])
+
+
+def draw_dendrogram(dendro: dict[str, Any], clusters: list[list[str]], ax) -> None:
+    colour = {t: PALETTE[c % len(PALETTE)] for c, ts in enumerate(clusters) for t in ts}
+    for xs, ys in zip(dendro["icoord"], dendro["dcoord"]):
+        ax.plot(ys, xs, color="#555555", lw=1.4)
+    leaves = dendro["ivl"]
+    ys = [5 + 10 * i for i in range(len(leaves))]
+    ax.set_yticks(ys)
+    ax.set_yticklabels(leaves)
+    ax.set_ylim(0, 10 * len(leaves))
+    ax.invert_xaxis()
+    ax.yaxis.tick_right()
+    for tick, name in zip(ax.yaxis.get_major_ticks(), leaves):
+        for lab in (tick.label1, tick.label2):
+            lab.set_color(colour.get(name, "black"))
+            lab.set_fontweight("bold")
+    ax.spines["left"].set_visible(False)
+    ax.spines["right"].set_visible(False)
+    ax.set_xlabel("distance (1 - scaled symmetric affinity)")
+    ax.set_title("task dendrogram (label colour = cluster)")
+
+
+# ---------------------------------------------------------------------- curves
+def draw_gradient(curves: GradientCurves, ax) -> None:
+    df = curves.frame
+    for pair, g in df.groupby("pair"):
+        if pair not in curves.highlight:
+            ax.plot(g["step"], g["cosine"], color="#bbbbbb", lw=0.8, alpha=0.7, zorder=1)
+    for i, pair in enumerate(curves.highlight):
+        g = df[df["pair"] == pair]
+        c = PALETTE[i % len(PALETTE)]
+        ax.plot(g["step"], g["cosine"], color=c, lw=2, label=pair, zorder=3)
+        ax.fill_between(g["step"], g["cosine"] - g["std"], g["cosine"] + g["std"], color=c, alpha=0.07, lw=0, zorder=2)
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_ylim(-1.05, 1.05)
+    ax.set_xlabel("training step")
+    ax.set_ylabel("cosine of task gradients (shared encoder)")
+    ax.set_title("gradient alignment during training (grey: other pairs)")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+
+
+def draw_agreement(p: AgreementPanel, ax) -> None:
+    """Ranks of the entries (what Spearman's rho compares), so no outlier hides the rest."""
+    ax.plot([0, 1], [0, 1], color="#cccccc", lw=1, zorder=0)
+    ax.scatter(p.x_rank, p.y_rank, s=18, color=PALETTE[0], alpha=0.75, edgecolor="white", linewidth=0.4,
+               label=f"Spearman ρ = {p.spearman:.2f}\n{p.x_probe}: {p.x_seconds:.0f} s, {p.y_probe}: {p.y_seconds:.0f} s")
+    ax.set_xlim(-0.05, 1.05)
+    ax.set_ylim(-0.05, 1.25)
+    ax.set_xlabel(f"{p.x_probe}: rank of source→target")
+    ax.set_ylabel(f"{p.y_probe}: rank")
+    ax.set_title(f"{p.x_probe} vs {p.y_probe}")
+    ax.legend(fontsize=7, loc="upper left", frameon=False, handletextpad=0.2)
+
+
+def grid_shape(n: int) -> tuple[int, int]:
+    """Rows and columns of a grid of ``n`` small panels (at most 3 a row, 2x2 for four)."""
+    cols = 2 if n == 4 else min(3, n)
+    return (n + cols - 1) // cols, cols
+
+
+def draw_agreement_grid(panels: list[AgreementPanel], fig) -> None:
+    rows, cols = grid_shape(len(panels))
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for p, ax in zip(panels, axes.flat):
+        draw_agreement(p, ax)
+
+
+def draw_auxiliary(df, primary: str, fig) -> None:
+    """One panel per probe (their scales differ), sources in the first probe's order."""
+    probes = list(dict.fromkeys(df["probe"]))
+    sources = list(dict.fromkeys(df["source"]))
+    axes = fig.subplots(1, len(probes), squeeze=False, sharey=True)[0]
+    y = np.arange(len(sources))
+    for i, (probe, ax) in enumerate(zip(probes, axes)):
+        g = df[df["probe"] == probe].set_index("source").reindex(sources)
+        colours = [PALETTE[0] if v >= 0 else PALETTE[1] for v in g["affinity"].fillna(0)]
+        ax.barh(y, g["affinity"], height=0.65, xerr=g["std"], color=colours, error_kw={"lw": 0.9, "capsize": 2.5})
+        ax.axvline(0, color="black", lw=0.8)
+        ax.set_title(probe, fontsize=9)
+        ax.set_xlabel(f"effect on {primary}")
+        if i == 0:
+            ax.set_yticks(y)
+            ax.set_yticklabels(sources)
+            ax.invert_yaxis()
+    fig.suptitle(f"auxiliary tasks for {primary}, best first (blue helps, red hurts; ± std over seeds)", fontsize=10, fontweight="bold")
+
+
+def draw_pareto(df, higher_is_better: bool, chosen: float | None, ax) -> None:
+    ax.plot(df["budget"], df["predicted"], "o-", color=PALETTE[0], lw=2, label="predicted (search, val)")
+    ax.set_xlabel("budget: networks trained")
+    ax.set_ylabel("predicted score per task (higher better)" if higher_is_better else "predicted loss per task", color=PALETTE[0])
+    ax.set_xticks(df["budget"])
+    if chosen is not None:
+        ax.axvline(chosen, color="#888888", ls="--", lw=1)
+        ax.annotate("recommended", (chosen, ax.get_ylim()[1]), fontsize=7, color="#555555", ha="left", va="top", xytext=(3, -3), textcoords="offset points")
+    val = df.dropna(subset=["validated_mean"])
+    if not val.empty:
+        ax2 = ax.twinx()
+        ax2.errorbar(val["budget"], val["validated_mean"], yerr=val["validated_std"], fmt="s--", color=PALETTE[1], lw=1.5, capsize=3, label="validated (test, mean ± std)")
+        ax2.set_ylabel("validated test loss per task", color=PALETTE[1])
+        ax2.spines["right"].set_visible(True)
+        h1, l1 = ax.get_legend_handles_labels()
+        h2, l2 = ax2.get_legend_handles_labels()
+        ax.legend(h1 + h2, l1 + l2, fontsize=8, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2)
+    ax.set_title("grouping under a budget: predicted and measured")
+
+
+def draw_layout_tree(tree: TreeData, ax, title: str = "") -> None:
+    from matplotlib.patches import FancyBboxPatch
+
+    n = len(tree.leaves)
+    depth = len(tree.stages)
+    pad = 0.08
+    centre = {}
+    for i, b in enumerate(tree.boxes):
+        y = depth - b.stage
+        shared = len(b.tasks) > 1
+        colour = PALETTE[0] if shared else "#c9d3df"
+        ax.add_patch(FancyBboxPatch((b.x0 + pad, y - 0.32), b.x1 - b.x0 - 2 * pad, 0.64,
+                                    boxstyle="round,pad=0.02,rounding_size=0.12", fc=colour, ec="white", lw=1.5))
+        label = f"shared by {len(b.tasks)}" if shared else ""
+        if label and b.x1 - b.x0 >= 1:
+            ax.text((b.x0 + b.x1) / 2, y, label, ha="center", va="center", color="white", fontsize=8, fontweight="bold")
+        centre[i] = ((b.x0 + b.x1) / 2, y)
+        if b.parent is not None:
+            px, py = centre[b.parent]
+            ax.plot([px, centre[i][0]], [py - 0.32, y + 0.32], color="#777777", lw=1.2, zorder=0)
+    for b_i, b in enumerate(tree.boxes):
+        if b.stage == depth - 1:
+            bx, by = centre[b_i]
+            for t in b.tasks:
+                x = tree.leaves.index(t) + 0.5
+                ax.plot([bx, x], [by - 0.32, 0.45], color="#777777", lw=1, zorder=0)
+    for i, t in enumerate(tree.leaves):
+        ax.text(i + 0.5, 0.3, t, ha="center", va="top", fontsize=8, rotation=30 if n > 6 else 0)
+    for k, s in enumerate(tree.stages):
+        ax.text(-0.15, depth - k, s, ha="right", va="center", fontsize=8, color="#444444")
+    ax.text(-0.15, 0.3, "heads", ha="right", va="top", fontsize=8, color="#444444")
+    ax.set_xlim(-1.0, n + 0.1)
+    ax.set_ylim(-0.35 if n <= 6 else -0.6, depth + 0.45)
+    ax.axis("off")
+    ax.set_title(title or "recommended layout (blue: stage shared by several tasks)")

@@ -1,0 +1,223 @@
+"""Studies end to end: the study file is checked before training, runs go through the store,
+a rerun trains nothing, failures are reported and the study goes on."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from taskrel.errors import TaskrelError
+from taskrel.store import RunRecord, RunSpec, RunStore
+from taskrel.study import StudyResult, load_study, parse_study, run_study, validate_study
+from taskrel.suite import Suite, Task
+
+XSS = "x<script>PWNED=1</script>"  # no "." (torch module names cannot hold one)
+TASKS = ["c0t0", "c0t1", "c1t0", XSS]
+
+SMALL = f"""
+name = "small <b>study</b>"
+description = "planted tasks, one with a hostile name"
+[suite]
+name = "planted"
+tasks = {json.dumps(TASKS)}
+[train]
+epochs = 4
+lr = 0.01
+batch_size = 32
+[probes.pairwise]
+seeds = [0, 1]
+[probes.gradient]
+every = 3
+[probes.similarity]
+kinds = ["linear"]
+[probes.broken]
+kind = "similarity"
+kinds = ["no-such-kind"]
+[analysis]
+affinity = "pairwise"
+[analysis.auxiliary]
+primary = "c0t0"
+[analysis.grouping]
+budgets = [1, 2, 3]
+budget = 2
+[validation]
+seeds = [0, 1]
+"""
+
+
+def hostile_suite() -> Suite:
+    """The planted suite with one task renamed to a script tag (for escaping tests)."""
+    from taskrel.suites import get_suite
+
+    s = get_suite("planted", n_clusters=2, n_examples=240, label_fraction=0.6)
+    rename = {"conflict": XSS}
+    tasks = [Task(rename.get(t.name, t.name), t.kind) for t in s.tasks]
+    targets = {rename.get(k, k): v for k, v in s.targets.items()}
+    return Suite("planted", s.inputs, tasks, targets, s.stages, split=s.split, stage_names=s.stage_names)
+
+
+def small_study(base: Path) -> tuple[StudyResult, Path, Path]:
+    """Run (or, when already run in this session, rerun from the store) the small study."""
+    study = parse_study(SMALL)
+    suite = hostile_suite()
+    store = RunStore(base / "store")
+    if not (base / "seeded").exists():
+        # a run recorded as failed (as a diverged run would be): the study must list it
+        spec = RunSpec(_separate(suite), study.train_config(), 1, label="validate all-separate seed1")
+        store.put(RunRecord(spec.key(suite.fingerprint()), spec.identity(suite.fingerprint()), "failed",
+                            error="training loss became nan", failed_step=7, label=spec.label))
+        (base / "seeded").write_text("1")
+    result = run_study(study, store, base / "out", n_jobs=1, quiet=True, suite=suite)
+    return result, base / "store", base / "out"
+
+
+def _separate(suite):
+    from taskrel.layout import SharingLayout
+
+    return SharingLayout.separate(TASKS, suite.n_stages)
+
+
+@pytest.fixture(scope="module")
+def study_run(tmp_path_factory):
+    return small_study(tmp_path_factory.getbasetemp() / "small-study")
+
+
+# ---------------------------------------------------------------------- the study file
+def test_default_study_is_valid_and_matches_the_shipped_file():
+    shipped = Path(__file__).resolve().parents[1] / "studies" / "default.toml"
+    study = load_study()
+    assert load_study(shipped).to_dict() == study.to_dict()
+    suite = validate_study(study)
+    assert suite.name == "digits" and 6 <= len(study.task_list(suite)) <= 8
+    assert study.grouping["budget"] in study.grouping["budgets"]
+
+
+@pytest.mark.parametrize(
+    "patch, field",
+    [
+        (("[suite]", "[suite]\nsize = 3"), "suite.size"),
+        (('name = "planted"', 'name = "nope"'), "suite.name"),
+        (('"c0t0", "c0t1"', '"c0t0", "c9t9"'), "suite.tasks"),
+        (("[probes.gradient]", "[probes.gradient]\nevry = 3"), "probes.gradient.evry"),
+        (("[probes.gradient]", "[probes.magic]\n[probes.gradient]"), "probes.magic"),
+        (("budget = 2", "budget = 0"), "analysis.grouping.budget"),
+        (("budgets = [1, 2, 3]", "budgets = [1, -2]"), "analysis.grouping.budgets"),
+        (("budget = 2", "budget = 9"), "analysis.grouping.budget"),
+        (('primary = "c0t0"', 'primary = "zzz"'), "analysis.auxiliary.primary"),
+        (("epochs = 4", "epochs = 0"), "train"),
+        (('kinds = ["no-such-kind"]', 'kinds = ["no-such-kind"]\nseeds = []'), "probes.broken.seeds"),
+        (('affinity = "pairwise"', 'affinity = "nope"'), "analysis.affinity"),
+        (("[validation]", "[validation]\nepochs = 3"), "validation.epochs"),
+        (("[probes.pairwise]", "[probes.pairwise]\ncheap = { epochs = 2 }"), "probes.pairwise"),
+    ],
+)
+def test_bad_study_files_name_the_field_before_training(tmp_path, patch, field):
+    text = SMALL.replace(*patch)
+    assert text != SMALL
+    store = RunStore(tmp_path / "store")
+    with pytest.raises(TaskrelError, match=f"field '{field}'"):
+        study = parse_study(text)
+        run_study(study, store, tmp_path / "out", quiet=True, suite=None if field == "suite.name" else hostile_suite())
+    assert len(store) == 0
+
+
+def test_missing_study_file_and_bad_toml(tmp_path):
+    with pytest.raises(TaskrelError, match="does not exist"):
+        load_study(tmp_path / "none.toml")
+    with pytest.raises(TaskrelError, match="not valid TOML"):
+        parse_study("name = ")
+
+
+# ---------------------------------------------------------------------- running
+def test_study_runs_end_to_end(study_run):
+    result, store_path, out = study_run
+    assert result.tasks == TASKS
+    assert {"pairwise", "gradient", "similarity"} <= set(result.affinities)
+    assert result.affinity("similarity").is_staged
+    # the broken probe is reported, and the study went on
+    assert "broken" not in result.affinities
+    assert "no-such-kind" in result.probes["broken"]["error"]
+    assert any(e["part"] == "probe broken" for e in result.errors)
+    # recommendation: a partition of the tasks into budget-many groups at most
+    rec = result.recommended
+    assert sorted(t for b in rec.blocks(0) for t in b) == sorted(TASKS)
+    assert len(rec.blocks(0)) <= result.grouping["budget"]
+    for name in ("all-shared", "all-separate", "recommended"):
+        assert name in {r["layout"] for r in result.validation}
+    # the seeded failed run is listed, and its validation rows say so
+    assert any(r["error"] == "training loss became nan" for r in result.failed_runs)
+    failed = [r for r in result.validation if r["status"] == "failed"]
+    assert failed and all(r["layout"] == "all-separate" and r["seed"] == 1 for r in failed)
+    # outputs
+    for f in ("report.html", "report.md", "summary.json", "layout.json", "study_result.json"):
+        assert (out / f).is_file(), f
+    assert (store_path / "studies").is_dir()
+    assert StudyResult.load(out).to_dict() == result.to_dict()
+
+
+def test_rerun_trains_nothing_and_resumes_after_a_crash(study_run, tmp_path_factory, monkeypatch):
+    result, store_path, out = study_run
+    store = RunStore(store_path)
+    n = len(store)
+    import taskrel.execute as ex
+
+    trained = []
+    real = ex.run_spec
+    monkeypatch.setattr(ex, "run_spec", lambda *a, **k: trained.append(a[1].label) or real(*a, **k))
+    again, _, _ = small_study(store_path.parent)
+    assert trained == [] and len(store) == n
+    assert again.layouts["recommended"] == result.layouts["recommended"]
+    np.testing.assert_allclose(again.affinity("pairwise").values, result.affinity("pairwise").values)
+    # a crash lost two records: only those two train again
+    lost = [k for k in store.keys() if (store.get(k).label or "").startswith("validate recommended")][:2]
+    for k in lost:
+        (store_path / "runs" / f"{k}.json").unlink()
+    small_study(store_path.parent)
+    assert len(trained) == 2 and len(store) == n
+
+
+def test_cli_study_check_and_errors(tmp_path, capsys):
+    from taskrel.cli import main
+
+    f = tmp_path / "s.toml"
+    f.write_text(SMALL.replace(f', "{XSS}"', "").replace("x<script>", "c1t1"))
+    assert main(["study", str(f), "--check"]) == 0
+    assert "is valid" in capsys.readouterr().out
+    f.write_text(SMALL.replace("[suite]", "[suite]\nsize = 3"))
+    assert main(["study", str(f), "--store", str(tmp_path / "runs")]) == 2
+    assert "suite.size" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists() or len(RunStore(tmp_path / "runs")) == 0
+
+
+def test_a_diverging_task_is_recorded_as_failed_and_the_study_completes(tmp_path):
+    """A real divergence (a regression target of 1e30 overflows the loss): every run holding
+    that task is recorded as failed with its step and reason, the runs without it finish and
+    are kept, and the report lists the failures."""
+    from taskrel.suites import get_suite
+
+    s = get_suite("planted", n_clusters=2, n_examples=240, label_fraction=0.6)
+    targets = {**s.targets, "boom": (s.inputs[:, 0] * 1e30).astype(np.float32)}
+    suite = Suite("planted", s.inputs, [*s.tasks, Task("boom", "regression")], targets, s.stages,
+                  split=s.split, stage_names=s.stage_names)
+    study = parse_study("""
+name = "diverging"
+[suite]
+name = "planted"
+tasks = ["c0t0", "c0t1", "boom"]
+[train]
+epochs = 2
+[probes.pairwise]
+[validation]
+seeds = [0]
+""")
+    result = run_study(study, tmp_path / "store", tmp_path / "out", quiet=True, suite=suite)
+    assert result.failed_runs and all("boom" in r["tasks"] for r in result.failed_runs)
+    assert all(r["step"] is not None and "inf" in r["error"] for r in result.failed_runs)
+    ok = [rec for rec in RunStore(tmp_path / "store").records() if rec.ok]
+    assert {tuple(rec.tasks) for rec in ok} >= {("c0t0",), ("c0t1",), ("c0t0", "c0t1")}
+    assert any(e["part"] == "probe pairwise" for e in result.errors)
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert "training loss became inf" in page
