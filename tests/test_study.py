@@ -45,6 +45,7 @@ budgets = [1, 2, 3]
 budget = 2
 [validation]
 seeds = [0, 1]
+random = 2
 """
 
 
@@ -147,6 +148,17 @@ def test_study_runs_end_to_end(study_run):
     assert len(rec.blocks(0)) <= result.grouping["budget"]
     for name in ("all-shared", "all-separate", "recommended"):
         assert name in {r["layout"] for r in result.validation}
+    # the equal-budget control: random groupings with the recommendation's group sizes
+    sizes = sorted(len(b) for b in rec.blocks(0))
+    rand = [result.layout(n) for n in result.layouts if n.startswith("random ")]
+    assert len(rand) == (0 if len(sizes) == 1 else 2)
+    for lay in rand:
+        assert sorted(len(b) for b in lay.blocks(0)) == sizes and lay.partitions != rec.partitions
+        assert sorted(t for b in lay.blocks(0) for t in b) == sorted(TASKS)
+    if rand:
+        from taskrel.report.figures import headline
+
+        assert "random groupings" in headline(result)["gain_vs"]
     # the seeded failed run is listed, and its validation rows say so
     assert any(r["error"] == "training loss became nan" for r in result.failed_runs)
     failed = [r for r in result.validation if r["status"] == "failed"]

@@ -308,9 +308,33 @@ def headline(result) -> dict[str, Any]:
             out["measured"][name] = {"test_loss": r["test_loss_mean"], "std": r["test_loss_std"],
                                      "test_metric": r["test_metric_mean"], "metric_std": r["test_metric_std"],
                                      "seeds": int(r["n_seeds"]), "parameters": r["n_parameters"]}
+    pooled = _random_pool(result)
+    if pooled is not None:
+        out["measured"]["random groupings"] = pooled
     base = out["measured"].get("recommended")
-    for name in ("all-shared", "all-separate"):
+    for name in ("all-shared", "all-separate", "random groupings"):
         other = out["measured"].get(name)
         if base and other and other["test_loss"]:
             out["gain_vs"][name] = 100.0 * (other["test_loss"] - base["test_loss"]) / other["test_loss"]
     return out
+
+
+def _random_pool(result) -> dict[str, Any] | None:
+    """The random equal-budget groupings pooled: mean and std of the per-seed mean test loss
+    over every (grouping, seed), so the spread holds both seed noise and the choice of groups."""
+    df = result.validation_frame()
+    if df.empty:
+        return None
+    df = df[(df["status"] == "ok") & df["layout"].str.startswith("random ")]
+    if df.empty:
+        return None
+    per = df.groupby(["layout", "seed"]).agg(test_loss=("test_loss", "mean"), test_metric=("test_metric", "mean"),
+                                             n_parameters=("n_parameters", "first"))
+
+    def sd(s):
+        return float(s.std(ddof=1)) if len(s) > 1 else 0.0
+
+    return {"test_loss": float(per["test_loss"].mean()), "std": sd(per["test_loss"]),
+            "test_metric": float(per["test_metric"].mean()), "metric_std": sd(per["test_metric"]),
+            "seeds": int(df["seed"].nunique()), "parameters": float(per["n_parameters"].iloc[0]),
+            "groupings": int(df["layout"].nunique())}

@@ -37,6 +37,8 @@ A study is a TOML file (see ``studies/default.toml``)::
     seeds = [0, 1, 2]
     train = { epochs = 30 }            # optional overrides of [train]
     front = true                       # also train each grouping of the Pareto front
+    random = 2                         # and 2 random groupings with the recommendation's
+                                       # group sizes (the same budget and parameter count)
 
 Every problem is a :class:`~taskrel.errors.TaskrelError` that names the field at fault.
 """
@@ -80,7 +82,7 @@ CLUSTER_KEYS = {"method", "n_clusters", "linkage", "random_state", "stability"}
 AUX_KEYS = {"primary"}
 GROUPING_KEYS = {"budgets", "budget", "source", "solver", "partition", "max_size"}
 LAYOUT_KEYS = {"branched"}
-VALIDATION_KEYS = {"enabled", "seeds", "train", "front"}
+VALIDATION_KEYS = {"enabled", "seeds", "train", "front", "random"}
 
 
 @dataclass
@@ -266,6 +268,9 @@ def parse_study(data: dict[str, Any] | str, source: str = "") -> Study:
             validation["seeds"] = _seeds(validation.get("seeds", [0, 1, 2]), "validation.seeds")
             if not isinstance(validation.get("train", {}), dict):
                 _fail("validation.train", "must be a table of TrainConfig fields")
+            r = validation.get("random", 0)
+            if isinstance(r, bool) or not isinstance(r, int) or not 0 <= r <= 20:
+                _fail("validation.random", f"must be a whole number of random groupings from 0 to 20, got {r!r}")
     return Study(
         name=name.strip(),
         description=str(top.get("description", "")),

@@ -1,0 +1,112 @@
+"""Render the README's results tables from the JSON that the benchmarks and studies wrote.
+
+    python benchmarks/tables.py                  # reads benchmarks/results/*.json and
+                                                 # studies/results/*/summary.json
+    python benchmarks/tables.py --results DIR    # another folder of benchmark JSON
+
+Each benchmark's JSON is its own stdout, saved as ``benchmarks/results/<benchmark>.json``
+(re-run a benchmark with ``> benchmarks/results/<name>.json`` and re-render). Prints Markdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def _f(x, fmt: str = ".2f") -> str:
+    return "—" if x is None else format(x, fmt)
+
+
+def gradient(d: dict) -> str:
+    rows = [[r["tasks"], r["shared_parameters"], _f(r["gradients_batched_s"] * 1e3, ".2f"),
+             _f(r["gradients_loop_s"] * 1e3, ".2f"), f"**{r['gradients_speedup']:.1f}x**", _f(r["max_abs_difference"], ".1e")]
+            for r in d["per_task_gradients"]]
+    a = _table(["tasks", "shared params", "batched (ms)", "loop of autograd.grad (ms)", "speed-up", "max abs diff"], rows)
+    rows = [[r["tasks"], r["steps"], _f(r["plain_s"]), f"{r['ratio_cosine']:.2f}x", f"{r['ratio_cosine_lookahead']:.2f}x"]
+            for r in d["training"]]
+    b = _table(["tasks", "steps", "plain training (s)", "+ cosine every 10 steps", "+ cosine + lookahead"], rows)
+    return f"Per-task gradients on the shared encoder ({d['threads']} thread):\n\n{a}\n\nTraining time with the probe on, relative to off:\n\n{b}"
+
+
+def cka(d: dict) -> str:
+    rows = []
+    for size, kinds in d["sizes"].items():
+        for kind, body in kinds.items():
+            for name, r in sorted(body["impls"].items(), key=lambda kv: (kv[0] != "taskrel", kv[0])):
+                if r["status"] == "ok":
+                    rows.append([size, kind, name, f"{r['seconds']:.3f}", f"{r['ratio']:.1f}x", f"{r['peak_mb']:.0f}", _f(r["rel_err"], ".1e")])
+                else:
+                    rows.append([size, kind, name, "—", "—", "—", r["status"]])
+    a = _table(["n x d", "CKA", "implementation", "seconds", "time vs taskrel", "peak MB", "rel. error vs float64"], rows)
+    ap = d["all_pairs"]
+    rows = [[k, f"{v['prepared_split_s']:.1f}", f"{v['pairwise_calls_s']:.1f}", f"{v['speedup']:.1f}x"]
+            for k, v in ap.items() if isinstance(v, dict)]
+    b = _table(["CKA", "prepared once per model (s)", "one call per pair (s)", "speed-up"], rows)
+    m = d["matmul"]
+    frac = ", ".join(f"{k}: {v:.2f}" for k, v in m["linear_cka_fraction_of_square_rate"].items())
+    load = d["machine"].get("load_average_at_start")
+    return (f"{a}\n\nAll pairs of {ap['models']} models at {ap['n']}x{ap['d']}:\n\n{b}\n\n"
+            f"Linear CKA's achieved rate as a fraction of this machine's float32 matmul rate "
+            f"({m['square_4096_gflops']:.0f} GFLOP/s on 4096x4096): {frac}. Load average at start: {load}.")
+
+
+def grouping(d: dict) -> str:
+    rows = [[r["n"], r["mode"], r["exact_over"], r["n_candidates"], r["budget"], f"{r['milp_s']:.2f}",
+             _f(r.get("exhaustive_s")), "yes" if r.get("agree") else ("—" if "agree" not in r else "**no**")]
+            for r in d["results"]]
+    return _table(["tasks", "mode", "candidates", "networks", "budget", "exact MILP (s)", "exhaustive (s)", "same optimum"], rows)
+
+
+def fidelity(d: dict) -> str:
+    budgets = [b for b in d["random_regret_pct"] if b != "1"]
+    head = ["probe", "runs", "examples vs oracle", "seconds vs oracle", "Spearman vs oracle pairs"] + [f"regret @{b}" for b in budgets]
+    rows = []
+    for name, r in d["probes"].items():
+        if "error" in r:
+            rows.append([name, "failed: " + r["error"]] + [""] * (len(head) - 2))
+            continue
+        rows.append([name, r["runs"], f"{r['examples_vs_oracle']:.3f}", f"{r['seconds_vs_oracle']:.3f}", f"{r['spearman']:.2f}"]
+                    + [_f(r["regret_pct"].get(b), ".1f") + "%" for b in budgets])
+    rows.append(["random networks", "—", "—", "—", "—"] + [f"{d['random_regret_pct'][b]:.1f}%" for b in budgets])
+    o = d["oracle"]
+    return (f"Suite {d['suite']}, tasks {', '.join(d['tasks'])}; oracle: {o['networks']} networks x {o['seeds']} seeds "
+            f"= {o['runs']} runs, {o['seconds']:.0f} s of training.\n\n" + _table(head, rows))
+
+
+def study(d: dict) -> str:
+    rows = [[r["layout"], r.get("groups", ""), f"{r['test_loss_mean']:.4f} ± {r['test_loss_std']:.4f}",
+             f"{r['test_metric_mean']:.3f} ± {r['test_metric_std']:.3f}", int(r["n_seeds"]), int(r["n_parameters"])]
+            for r in d["validation"] if r.get("test_loss_mean") is not None]
+    return f"{d['answer']['verdict']}\n\n" + _table(["layout", "groups", "test loss per task", "test metric", "seeds", "parameters"], rows)
+
+
+RENDER = {"gradient_probe": gradient, "cka": cka, "grouping": grouping}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--results", default=str(ROOT / "benchmarks" / "results"))
+    ap.add_argument("--studies", default=str(ROOT / "studies" / "results"))
+    a = ap.parse_args()
+    for path in sorted(Path(a.results).glob("*.json")):
+        d = json.loads(path.read_text())
+        fn = fidelity if path.stem.startswith("fidelity") else RENDER.get(path.stem)
+        if fn is not None:
+            print(f"### {path.stem} (`{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}`)\n\n{fn(d)}\n")
+    for path in sorted(Path(a.studies).glob("*/summary.json")):
+        d = json.loads(path.read_text())
+        print(f"### study {d['study']} (suite {d['suite']})\n\n{study(d)}\n")
+
+
+if __name__ == "__main__":
+    main()
