@@ -62,9 +62,11 @@ def cka(d: dict) -> str:
 
 def grouping(d: dict) -> str:
     rows = [[r["n"], r["mode"], r["exact_over"], r["n_candidates"], r["budget"], f"{r['milp_s']:.2f}",
-             _f(r.get("exhaustive_s")), "yes" if r.get("agree") else ("—" if "agree" not in r else "**no**")]
+             f"{r['total_s']:.2f}", _f(r.get("exhaustive_s")),
+             "yes" if r.get("agree") else ("—" if "agree" not in r else "**no**")]
             for r in d["results"]]
-    return _table(["tasks", "mode", "candidates", "networks", "budget", "exact MILP (s)", "exhaustive (s)", "same optimum"], rows)
+    return _table(["tasks", "mode", "groups allowed", "candidate networks", "budget (networks)", "MILP (s)",
+                   "HOA table + MILP (s)", "exhaustive (s)", "same optimum"], rows)
 
 
 def fidelity(d: dict) -> str:
@@ -90,6 +92,25 @@ def study(d: dict) -> str:
     return f"{d['answer']['verdict']}\n\n" + _table(["layout", "groups", "test loss per task", "test metric", "seeds", "parameters"], rows)
 
 
+def studies_overview(summaries: list[dict]) -> str:
+    """One row per study: the recommendation and the measured test loss of it and the baselines."""
+    rows = []
+    for d in summaries:
+        m = d["answer"]["measured"]
+        val = {r["layout"]: r for r in d["validation"]}
+        best = min(val.values(), key=lambda r: r["test_loss_mean"])["layout"] if val else "—"
+
+        def cell(name, m=m):
+            return f"{m[name]['test_loss']:.4f} ± {m[name]['std']:.4f}" if name in m else "—"
+
+        groups = " \\| ".join("+".join(g) for g in d["answer"].get("groups") or [])
+        rows.append([f"[{d['study']}](studies/results/{d['study']}/report.md)", len(d["tasks"]),
+                     f"{d['seconds']['total'] / 60:.1f}", groups, cell("recommended"), cell("all-shared"),
+                     cell("all-separate"), cell("random groupings"), best])
+    return _table(["study", "tasks", "minutes (last run)", "recommended groups", "recommended", "all-shared", "all-separate",
+                   "random, same sizes", "best layout measured"], rows)
+
+
 RENDER = {"gradient_probe": gradient, "cka": cka, "grouping": grouping}
 
 
@@ -103,8 +124,10 @@ def main() -> None:
         fn = fidelity if path.stem.startswith("fidelity") else RENDER.get(path.stem)
         if fn is not None:
             print(f"### {path.stem} (`{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}`)\n\n{fn(d)}\n")
-    for path in sorted(Path(a.studies).glob("*/summary.json")):
-        d = json.loads(path.read_text())
+    summaries = [json.loads(p.read_text()) for p in sorted(Path(a.studies).glob("*/summary.json"))]
+    if summaries:
+        print(f"### studies (test loss per task, mean ± std over seeds)\n\n{studies_overview(summaries)}\n")
+    for d in summaries:
         print(f"### study {d['study']} (suite {d['suite']})\n\n{study(d)}\n")
 
 

@@ -233,3 +233,19 @@ seeds = [0]
     assert any(e["part"] == "probe pairwise" for e in result.errors)
     page = (tmp_path / "out" / "report.html").read_text()
     assert "training loss became inf" in page
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "studies").glob("*.toml")), ids=lambda p: p.stem)
+def test_every_shipped_study_file_is_valid(path):
+    """The study files under studies/ (and their suites) pass the checks that run before training."""
+    study = load_study(path)
+    if study.suite in ("qm9", "yeast"):
+        import importlib.util
+
+        needs = {"qm9": ("rdkit", "qm9pack"), "yeast": ("river",)}[study.suite]
+        if any(importlib.util.find_spec(m) is None for m in needs):
+            pytest.skip(f"the {study.suite} suite needs the 'studies' extra")
+    suite = validate_study(study)
+    assert study.task_list(suite)
+    if study.validation is not None:
+        assert study.validation["seeds"]
