@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from taskrel.errors import TaskrelError
 
-# Each module defines register(subparsers); a module not present yet is skipped.
+# Each module defines register(subparsers).
 COMMAND_MODULES = ["core", "probe", "analysis", "study"]
 
 
@@ -20,13 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            mod = importlib.import_module(f"taskrel.cli.{name}")
-        except ModuleNotFoundError as e:
-            if e.name == f"taskrel.cli.{name}":
-                continue
-            raise
-        mod.register(sub)
+        importlib.import_module(f"taskrel.cli.{name}").register(sub)
     return parser
 
 

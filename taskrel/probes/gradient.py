@@ -263,6 +263,8 @@ def fit_runs(suite: Suite, store: RunStore, tasks: Sequence[str] | None, every: 
     """Train (or reuse) the probe runs; return task names and the good records, one per seed."""
     from taskrel.execute import execute
 
+    if method not in METHODS:
+        raise TaskrelError(f"{desc}: unknown method {method!r}; use one of {', '.join(METHODS)}")
     names = check_probe_tasks(suite, tasks)
     specs = gradient_run_specs(suite, names, every, settings, method, lookahead)
     plan = execute(suite, specs, store, desc=desc, **settings.execute_kwargs())
@@ -347,8 +349,6 @@ class GradientProbe:
         import pandas as pd
 
         settings = self.settings or ProbeSettings()
-        if self.method not in METHODS:
-            raise TaskrelError(f"gradient probe: unknown method {self.method!r}; use one of {', '.join(METHODS)}")
         names, recs, _ = fit_runs(suite, store, self.tasks, self.every, settings, self.method, self.lookahead, "gradient probe")
         cos_s, conf_s, mag_s, rows = [], [], [], []
         for rec in recs:

@@ -35,7 +35,6 @@ from taskrel.affinity import Affinity, Cost
 from taskrel.errors import TaskrelError
 from taskrel.probes.base import ProbeSettings
 from taskrel.probes.gradient import (
-    METHODS,
     cost_meta,
     fit_runs,
     in_window,
@@ -203,8 +202,6 @@ class LookaheadProbe:
         import pandas as pd
 
         settings = self.settings or ProbeSettings()
-        if self.method not in METHODS:
-            raise TaskrelError(f"lookahead probe: unknown method {self.method!r}; use one of {', '.join(METHODS)}")
         names, recs, _ = fit_runs(suite, store, self.tasks, self.every, settings, self.method, True, "lookahead probe")
         per_seed, rows = [], []
         for rec in recs:
