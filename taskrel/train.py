@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -24,6 +25,13 @@ class TrainConfig:
     ``data_fraction`` < 1 trains on a seeded subsample of the training split, and ``epochs``
     caps the epochs: together they give the cheap (early-stopping) approximations of a run.
     ``freeze_encoder`` trains only the heads (with a warm start: a frozen transfer).
+
+    ``threads`` is the number of intra-op threads torch may use while this run trains (and
+    evaluates). The default, 1, is the right choice for the small networks taskrel trains on a
+    CPU: torch's default (one thread per core) slows small models 10-15x as soon as another
+    process competes for the cores. Parallelism comes from training runs side by side
+    (``n_jobs``). Give more threads for a big model, or ``threads=0`` for torch's own choice.
+    Like ``device``, it does not change what a run is, so it is not part of the run's key.
 
     >>> TrainConfig(epochs=5).with_(lr=0.01).lr
     0.01
@@ -47,32 +55,10 @@ class TrainConfig:
     freeze_encoder: bool = False
     grad_clip: float | None = None
     device: str = "cpu"
+    threads: int = 1
 
     def __post_init__(self) -> None:
-        def bad(msg: str) -> None:
-            raise TaskrelError(f"train config: {msg}")
-
-        if self.optimizer not in ("adam", "adamw", "sgd"):
-            bad(f"unknown optimizer {self.optimizer!r}; use adam, adamw or sgd")
-        if self.schedule not in ("constant", "cosine"):
-            bad(f"unknown schedule {self.schedule!r}; use constant or cosine")
-        if int(self.epochs) < 1:
-            bad(f"epochs must be >= 1, got {self.epochs}")
-        if int(self.batch_size) < 1:
-            bad(f"batch_size must be >= 1, got {self.batch_size}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            bad(f"lr must be a positive number, got {self.lr}")
-        if not 0 < self.data_fraction <= 1:
-            bad(f"data_fraction must be in (0, 1], got {self.data_fraction}")
-        if self.patience < 1:
-            bad(f"patience must be >= 1, got {self.patience}")
-        lw = self.loss_weights
-        if isinstance(lw, dict):
-            lw = tuple(sorted(lw.items()))
-            object.__setattr__(self, "loss_weights", lw)
-        for name, w in lw:
-            if not (w >= 0 and math.isfinite(w)):
-                bad(f"loss weight of task {name!r} must be finite and >= 0, got {w}")
+        check_config(self)
 
     def with_(self, **changes: Any) -> TrainConfig:
         d = asdict(self)
@@ -82,7 +68,8 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["loss_weights"] = [list(p) for p in self.loss_weights]
-        d.pop("device")  # where a run trains does not change what it is
+        d.pop("device")  # where a run trains, and on how many threads, does not change what it is
+        d.pop("threads")
         return d
 
     @classmethod
@@ -96,6 +83,158 @@ class TrainConfig:
             lw = d["loss_weights"]
             d["loss_weights"] = tuple(sorted(lw.items())) if isinstance(lw, dict) else tuple(tuple(p) for p in lw)
         return cls(**d)
+
+
+_INT_FIELDS = {"epochs": 1, "batch_size": 1, "patience": 1, "threads": 0}
+# field -> (lowest, lowest allowed?, highest)
+_REAL_FIELDS = {
+    "lr": (0.0, False, math.inf),
+    "weight_decay": (0.0, True, math.inf),
+    "momentum": (0.0, True, 1.0),
+    "min_delta": (0.0, True, math.inf),
+    "data_fraction": (0.0, False, 1.0),
+}
+_CHOICES = {"optimizer": ("adam", "adamw", "sgd"), "schedule": ("constant", "cosine")}
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def _is_real(v: Any) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+
+
+def check_config(cfg: TrainConfig) -> None:
+    """Check every field of a :class:`TrainConfig` (type and range); numbers become plain.
+
+    Each error names the field and the value.
+
+    >>> TrainConfig(epochs=2.5)
+    Traceback (most recent call last):
+    ...
+    taskrel.errors.TaskrelError: train config: epochs must be an integer >= 1, got 2.5
+    >>> TrainConfig(lr="0.01")
+    Traceback (most recent call last):
+    ...
+    taskrel.errors.TaskrelError: train config: lr must be a number > 0, got '0.01' (str)
+    """
+
+    def bad(msg: str) -> None:
+        raise TaskrelError(f"train config: {msg}")
+
+    def put(name: str, value: Any) -> None:
+        object.__setattr__(cfg, name, value)
+
+    for name, choices in _CHOICES.items():
+        v = getattr(cfg, name)
+        if not isinstance(v, str) or v not in choices:
+            bad(f"unknown {name} {v!r}; use {', '.join(choices[:-1])} or {choices[-1]}")
+    for name, low in _INT_FIELDS.items():
+        v = getattr(cfg, name)
+        if not _is_int(v) or v < low:
+            bad(f"{name} must be an integer >= {low}, got {v!r}" + (" (0: torch's default)" if name == "threads" else ""))
+        put(name, int(v))
+    for name, (low, closed, high) in _REAL_FIELDS.items():
+        v = getattr(cfg, name)
+        rng = f"{'>=' if closed else '>'} {low:g}" + (f" and <= {high:g}" if high < math.inf else "")
+        if not _is_real(v):
+            bad(f"{name} must be a number {rng}, got {v!r} ({type(v).__name__})")
+        if not (math.isfinite(v) and (v >= low if closed else v > low) and v <= high):
+            bad(f"{name} must be a finite number {rng}, got {v!r}")
+        put(name, float(v))
+    if not isinstance(cfg.freeze_encoder, (bool, np.bool_)):
+        bad(f"freeze_encoder must be true or false, got {cfg.freeze_encoder!r}")
+    put("freeze_encoder", bool(cfg.freeze_encoder))
+    if cfg.grad_clip is not None:
+        if not _is_real(cfg.grad_clip) or not (math.isfinite(cfg.grad_clip) and cfg.grad_clip > 0):
+            bad(f"grad_clip must be a finite number > 0 (or None: no clipping), got {cfg.grad_clip!r}")
+        put("grad_clip", float(cfg.grad_clip))
+    put("loss_weights", _check_loss_weights(cfg.loss_weights, bad))
+    _check_device(cfg.device, bad)
+
+
+def _check_loss_weights(lw: Any, bad: Callable[[str], None]) -> tuple[tuple[str, float], ...]:
+    if isinstance(lw, dict):
+        lw = list(lw.items())
+    try:
+        pairs = [tuple(p) for p in lw]
+    except TypeError:
+        bad(f"loss_weights must map task names to weights, got {lw!r}")
+    out: dict[str, float] = {}
+    for p in pairs:
+        if len(p) != 2 or not isinstance(p[0], str):
+            bad(f"loss_weights must map task names to weights, got the entry {p!r}")
+        name, w = p
+        if not _is_real(w) or not (math.isfinite(w) and w >= 0):
+            bad(f"loss weight of task {name!r} must be a finite number >= 0, got {w!r}")
+        if name in out:
+            bad(f"loss weight of task {name!r} is given twice")
+        out[name] = float(w)
+    return tuple(sorted(out.items()))
+
+
+def _check_device(device: Any, bad: Callable[[str], None]) -> None:
+    if not isinstance(device, str):
+        bad(f"device must be a string such as 'cpu' or 'cuda:0', got {device!r}")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        bad(f"device {device!r} is not a torch device; use 'cpu', 'cuda', 'cuda:N' or 'mps'")
+    if dev.type == "cpu":
+        return
+    if dev.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            bad(f"device {device!r} is not available: this machine has no CUDA GPU")
+        if dev.index is not None and dev.index >= n:
+            bad(f"device {device!r} is not available: this machine has {n} CUDA GPU(s) (cuda:0..cuda:{n - 1})")
+        return
+    if dev.type == "mps" and torch.backends.mps.is_available():
+        return
+    backend = getattr(torch, dev.type, None)
+    if dev.type != "mps" and backend is not None and getattr(backend, "is_available", lambda: False)():
+        return
+    bad(f"device {device!r} is not available on this machine")
+
+
+def check_loss_weights(cfg: TrainConfig, task_names: Sequence[str]) -> None:
+    """Refuse loss weights for tasks the suite does not have.
+
+    >>> check_loss_weights(TrainConfig(loss_weights={"b": 2.0}), ["a"])
+    Traceback (most recent call last):
+    ...
+    taskrel.errors.TaskrelError: train config: loss weight for unknown task 'b'; tasks are ['a']
+    """
+    for name, _ in cfg.loss_weights:
+        if name not in task_names:
+            raise TaskrelError(f"train config: loss weight for unknown task {name!r}; tasks are {list(task_names)}")
+
+
+@contextlib.contextmanager
+def thread_limit(threads: int | None) -> Iterator[None]:
+    """Let torch use ``threads`` intra-op threads inside the block, then restore the old count.
+
+    ``None`` or 0 leaves torch's setting alone.
+
+    >>> before = torch.get_num_threads()
+    >>> with thread_limit(1):
+    ...     torch.get_num_threads()
+    1
+    >>> torch.get_num_threads() == before
+    True
+    """
+    if not threads:
+        yield
+        return
+    before = torch.get_num_threads()
+    if before != threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
 
 
 # ------------------------------------------------------------------ losses and metrics
@@ -267,6 +406,19 @@ def train(
     True
     """
     cfg = config or TrainConfig()
+    with thread_limit(cfg.threads):
+        return _train(suite, layout, cfg, seed, callbacks, warm_start, keep_state)
+
+
+def _train(
+    suite: Suite,
+    layout: SharingLayout,
+    cfg: TrainConfig,
+    seed: int,
+    callbacks: Sequence[Callback],
+    warm_start: Sequence[dict[str, torch.Tensor]] | None,
+    keep_state: bool,
+) -> TrainResult:
     layout.with_stages(suite.n_stages)
     names = suite.check_tasks(layout.tasks)
     tasks = [suite.task(t) for t in names]

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from taskrel.errors import TaskrelError
 from taskrel.probes.cka import (
+    FLOAT32_ABS_ERROR,
     MinibatchCKA,
     cka_matrix,
     debiased_cka,
@@ -20,6 +21,9 @@ from taskrel.probes.cka import (
 )
 
 SETTINGS = settings(max_examples=25, deadline=None)
+# What cka.py promises for the float32 path: the sums' order (and so the last bits) depends on the
+# CPU's vector width, so exact agreement between two float32 computations is not promised.
+F32_ABS = FLOAT32_ABS_ERROR
 REL = 1e-6
 
 
@@ -103,12 +107,12 @@ def test_references_agree_and_are_translation_invariant():
 @given(seed=seeds, n=st.integers(6, 80), d=st.integers(1, 12))
 def test_self_similarity_is_one(seed, n, d):
     x = np.random.default_rng(seed).normal(size=(n, d))
-    assert linear_cka(x, x) == pytest.approx(1.0, abs=1e-9)
-    assert debiased_cka(x, x) == pytest.approx(1.0, abs=1e-9)
-    assert rbf_cka(x, x) == pytest.approx(1.0, abs=1e-9)
+    assert linear_cka(x, x) == pytest.approx(1.0, abs=F32_ABS)
+    assert debiased_cka(x, x) == pytest.approx(1.0, abs=F32_ABS)
+    assert rbf_cka(x, x) == pytest.approx(1.0, abs=F32_ABS)
     if d > 1:
-        assert rsa(x, x) == pytest.approx(1.0, abs=1e-9)
-    assert rsa(x, x, metric="euclidean") == pytest.approx(1.0, abs=1e-9)
+        assert rsa(x, x) == pytest.approx(1.0, abs=F32_ABS)
+    assert rsa(x, x, metric="euclidean") == pytest.approx(1.0, abs=F32_ABS)
 
 
 @SETTINGS
@@ -127,9 +131,9 @@ def test_linear_invariant_to_rotation_scaling_and_shift(seed, scale, shift):
 def test_rbf_and_rsa_invariant_to_isotropic_scaling(seed, scale):
     x, y = related(seed, n=40)
     assert rel_err(rbf_cka(scale * x, y), rbf_cka(x, y)) < 1e-5
-    assert rsa(scale * x, y) == pytest.approx(rsa(x, y), abs=1e-9)
+    assert rsa(scale * x, y) == pytest.approx(rsa(x, y), abs=F32_ABS)
     assert rsa(scale * x, y, metric="euclidean") == pytest.approx(
-        rsa(x, y, metric="euclidean"), abs=1e-9
+        rsa(x, y, metric="euclidean"), abs=F32_ABS
     )
 
 
@@ -138,7 +142,7 @@ def test_rbf_and_rsa_invariant_to_isotropic_scaling(seed, scale):
 def test_symmetric(seed):
     x, y = related(seed, n=30)
     for fn in (linear_cka, debiased_cka, rbf_cka, rsa):
-        assert fn(x, y) == pytest.approx(fn(y, x), rel=1e-9, abs=1e-12)
+        assert fn(x, y) == pytest.approx(fn(y, x), abs=F32_ABS)
 
 
 # ----------------------------------------------------------------- against the references
@@ -201,7 +205,7 @@ def test_matrix_equals_pairwise(kind):
     np.testing.assert_array_equal(m, m.T)
     for i in range(4):
         for j in range(4):
-            assert m[i, j] == pytest.approx(fn(feats[i], feats[j]), rel=1e-9, abs=1e-12)
+            assert m[i, j] == pytest.approx(fn(feats[i], feats[j]), abs=F32_ABS)
 
 
 @SETTINGS
@@ -212,7 +216,7 @@ def test_permuting_models_permutes_matrix(seed):
     perm = rng.permutation(4)
     m = cka_matrix(feats, kind="debiased")
     mp = cka_matrix([feats[i] for i in perm], kind="debiased")
-    np.testing.assert_allclose(mp, m[np.ix_(perm, perm)], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(mp, m[np.ix_(perm, perm)], rtol=0, atol=F32_ABS)
 
 
 def test_prepared_inputs_and_higher_rank_features():
@@ -222,7 +226,7 @@ def test_prepared_inputs_and_higher_rank_features():
     flat = x.reshape(30, -1)
     assert linear_cka(prepare(x), prepare(y)) == pytest.approx(linear_cka(flat, y), rel=1e-12)
     assert debiased_cka(torch.from_numpy(x).float(), y) == pytest.approx(
-        debiased_cka(flat.astype(np.float32), y), rel=1e-9
+        debiased_cka(flat.astype(np.float32), y), abs=F32_ABS
     )
 
 
@@ -231,9 +235,9 @@ def test_minibatch_single_batch_equals_full():
     x, y = related(3, n=300, p=20, q=30)
     z = np.random.default_rng(3).normal(size=(300, 4))
     mb = MinibatchCKA(n_models=3).update(x, y, z)
-    assert mb.value(0, 1) == pytest.approx(debiased_cka(x, y), rel=1e-9)
+    assert mb.value(0, 1) == pytest.approx(debiased_cka(x, y), abs=F32_ABS)
     np.testing.assert_allclose(
-        mb.matrix(), cka_matrix([x, y, z], "debiased"), rtol=1e-9, atol=1e-12
+        mb.matrix(), cka_matrix([x, y, z], "debiased"), rtol=0, atol=F32_ABS
     )
     assert mb.n_batches_ == 1 and mb.n_examples_ == 300
 

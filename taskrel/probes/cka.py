@@ -21,13 +21,16 @@ clamped.
 
 Numerics: the mean is summed in float64 and subtracted in float64 before the cast to float32
 (a mean offset of 100 costs nothing); products are float32 over row blocks, summed in float64;
-every other reduction is float64. The absolute error of debiased CKA is then ~1e-8, so a value
-near 0 has a large *relative* error: use ``prepare(x, dtype=torch.float64)`` there. A float32
+every other reduction is float64. The absolute error of linear and debiased CKA is then about
+1e-8 (measured against float64 in ``benchmarks/cka.py``) and promised below
+:data:`FLOAT32_ABS_ERROR` (1e-7), whatever the order of the float32 sums (which differs with the
+CPU's vector width), so a value near 0 has a large *relative* error: use ``prepare(x, dtype=torch.float64)`` there. A float32
 input with a large offset lost precision when it was stored; pass float64 when that matters.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -42,12 +45,13 @@ __all__ = ["KINDS", "MinibatchCKA", "Prepared", "cka_matrix", "debiased_cka", "l
 __all__ += ["prepare", "rbf_cka", "rsa"]
 
 KINDS = ("linear", "debiased", "rbf", "rsa")
+FLOAT32_ABS_ERROR = 1e-7  # the promised bound on the float32 path's absolute error (typical: 1e-8)
 _ROW_BLOCK = 4096  # rows per float32 product; partial products are summed in float64
 
 
 # ----------------------------------------------------------------- input handling
-def _as_tensor(x: Any, name: str, device: Any = None) -> torch.Tensor:
-    """(n, d) tensor from an array, tensor or nested list; validates shape and finiteness."""
+def _as_tensor(x: Any, name: str, device: Any = None, check_finite: bool = True) -> torch.Tensor:
+    """(n, d) tensor from an array, tensor or nested list; validates shape (and finiteness)."""
     if isinstance(x, Prepared):
         raise TaskrelError(f"cka: {name} is already prepared; pass raw features here")
     try:
@@ -65,6 +69,12 @@ def _as_tensor(x: Any, name: str, device: Any = None) -> torch.Tensor:
         t = t.to(torch.float64)
     if device is not None:
         t = t.to(device)
+    if check_finite:
+        _check_finite(t, name)
+    return t
+
+
+def _check_finite(t: torch.Tensor, name: str) -> None:
     finite = torch.isfinite(t)
     if not bool(finite.all()):
         bad = int((~finite).sum())
@@ -73,7 +83,6 @@ def _as_tensor(x: Any, name: str, device: Any = None) -> torch.Tensor:
             f"cka: {name} has {bad} NaN or inf value(s); first at row {row}, "
             f"feature {col} (value {t[row, col].item()})"
         )
-    return t
 
 
 def _check_same_n(nx: int, ny: int, what: str = "X and Y") -> None:
@@ -81,16 +90,39 @@ def _check_same_n(nx: int, ny: int, what: str = "X and Y") -> None:
         raise TaskrelError(f"cka: {what} must hold the same examples; got n={nx} and n={ny} rows")
 
 
-def _cross(a: torch.Tensor, b: torch.Tensor, block: int = _ROW_BLOCK) -> torch.Tensor:
-    """``a^T b`` as float64: float32 products over row blocks, summed in float64."""
+def _on_numpy(t: torch.Tensor) -> bool:
+    """CPU float32/float64: NumPy's BLAS does the work (it has the symmetric product)."""
+    return t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64)
+
+
+def _cross(a: torch.Tensor, b: torch.Tensor, block: int = _ROW_BLOCK) -> Any:
+    """``a^T b`` (d_a, d_b) as float64: products in the inputs' precision over row blocks,
+    summed in float64. On the CPU NumPy's BLAS multiplies, and ``a is b`` is a symmetric
+    rank-k update (half the work of a general product)."""
     dt = torch.promote_types(a.dtype, b.dtype)
-    out = torch.zeros(a.shape[1], b.shape[1], dtype=torch.float64, device=a.device)
-    for s in range(0, a.shape[0], block):
-        out += (a[s : s + block].to(dt).T @ b[s : s + block].to(dt)).to(torch.float64)
-    return out
+    if not (_on_numpy(a) and _on_numpy(b)):
+        out = torch.zeros(a.shape[1], b.shape[1], dtype=torch.float64, device=a.device)
+        for s in range(0, a.shape[0], block):
+            out += (a[s : s + block].to(dt).T @ b[s : s + block].to(dt)).to(torch.float64)
+        return out
+    an = a.to(dt).numpy()
+    bn = an if b is a else b.to(dt).numpy()
+    acc = None
+    for s in range(0, an.shape[0], block):
+        rows = an[s : s + block]
+        prod = rows.T @ (rows if b is a else bn[s : s + block])  # a^T a: NumPy calls syrk
+        if acc is None:
+            acc = prod.astype(np.float64)
+        else:
+            acc += prod
+    return acc
 
 
-def _sq(t: torch.Tensor) -> float:
+def _sq(t: Any) -> float:
+    """Squared Frobenius norm, summed in float64."""
+    if isinstance(t, np.ndarray):
+        t = np.ascontiguousarray(t, dtype=np.float64)
+        return float(np.dot(t.ravel(), t.ravel()))
     return float(torch.sum(t.to(torch.float64) ** 2))
 
 
@@ -99,12 +131,12 @@ def _sq(t: torch.Tensor) -> float:
 class Prepared:
     """One model's features, centred once, with what every pair step needs.
 
-    ``xc``: centred features (n, d), float32 unless asked otherwise; ``row_sq``: float64 squared
-    row norms of ``xc`` (``diag K``); ``sum_sq = tr K``; ``self_sq = ||xc^T xc||_F^2 = tr K^2``.
+    ``xc``: centred features (n, d), float32 unless asked otherwise; ``sum_sq = tr K =
+    ||xc||_F^2``; ``self_sq = ||xc^T xc||_F^2 = tr K^2``; ``row_sq``: float64 squared row norms
+    of ``xc`` (``diag K``), computed when first asked for (debiased CKA needs it, linear not).
     """
 
     xc: torch.Tensor
-    row_sq: torch.Tensor
     sum_sq: float
     self_sq: float
 
@@ -119,6 +151,17 @@ class Prepared:
     @property
     def device(self) -> torch.device:
         return self.xc.device
+
+    @functools.cached_property
+    def row_sq(self) -> torch.Tensor:
+        """``diag K``: the squared row norms of ``xc``, products and sums in float64."""
+        if _on_numpy(self.xc):
+            xc = self.xc.numpy()
+            return torch.from_numpy(np.einsum("ij,ij->i", xc, xc, dtype=np.float64))
+        out = torch.empty(self.n, dtype=torch.float64, device=self.device)
+        for s in range(0, self.n, _ROW_BLOCK):
+            out[s : s + _ROW_BLOCK] = (self.xc[s : s + _ROW_BLOCK].to(torch.float64) ** 2).sum(dim=1)
+        return out
 
     @property
     def hsic_unbiased(self) -> float:
@@ -139,11 +182,20 @@ def prepare(
     >>> p.n, p.d, p.xc.dtype, float(p.xc.sum())
     (4, 3, torch.float32, 0.0)
     """
+    return _prepare(x, "features", device, dtype, block)
+
+
+def _prepare(x: Any, name: str, device: Any, dtype: torch.dtype = torch.float32,
+             block: int = _ROW_BLOCK) -> Prepared:
     if isinstance(x, Prepared):
         if device is None or torch.device(device) == x.device:
             return x
-        return Prepared(x.xc.to(device), x.row_sq.to(device), x.sum_sq, x.self_sq)
-    p = _centre(_as_tensor(x, "features", device), dtype, block)
+        return Prepared(x.xc.to(device), x.sum_sq, x.self_sq)
+    if not isinstance(x, torch.Tensor) or x.ndim != 2 or not x.is_floating_point():
+        x = _as_tensor(x, name, device, check_finite=False)
+    elif device is not None:
+        x = x.to(device)
+    p = _centre(x, dtype, block, name)
     if p.sum_sq == 0.0:
         raise TaskrelError(
             f"cka: features of shape ({p.n}, {p.d}) are constant over the examples "
@@ -152,19 +204,31 @@ def prepare(
     return p
 
 
-def _centre(t: torch.Tensor, dtype: torch.dtype, block: int = _ROW_BLOCK) -> Prepared:
+def _centre(t: torch.Tensor, dtype: torch.dtype, block: int = _ROW_BLOCK,
+            name: str = "features") -> Prepared:
+    """Subtract the float64 column mean (rounded once to ``dtype``); a NaN or inf raises."""
     n, f64 = t.shape[0], torch.float64
-    total = torch.zeros(t.shape[1], dtype=f64, device=t.device)
-    for s in range(0, n, block):  # blocks: never a full float64 copy of a float32 input
-        total += t[s : s + block].to(f64).sum(dim=0)
-    mean = total / n
-    xc = torch.empty(t.shape, dtype=dtype, device=t.device)
-    row_sq = torch.empty(n, dtype=f64, device=t.device)
-    for s in range(0, n, block):
-        chunk = (t[s : s + block].to(f64) - mean).to(dtype)
-        xc[s : s + block] = chunk
-        row_sq[s : s + block] = (chunk.to(f64) ** 2).sum(dim=1)
-    return Prepared(xc, row_sq, float(row_sq.sum()), _sq(_cross(xc, xc, block)))
+    if _on_numpy(t) and dtype in (torch.float32, f64):
+        x = t.detach().numpy()
+        total = x.sum(axis=0, dtype=np.float64)  # finite iff every value is (or it overflows)
+        if not np.isfinite(total).all():
+            _check_finite(t, name)
+            raise TaskrelError(f"cka: {name} has values too large: a column's sum overflows float64")
+        xc_np = np.empty(x.shape, dtype=np.float32 if dtype == torch.float32 else np.float64)
+        np.subtract(x, total / n, out=xc_np, casting="same_kind")  # float64, then rounded
+        xc = torch.from_numpy(xc_np)
+    else:
+        _check_finite(t, name)
+        total = torch.zeros(t.shape[1], dtype=f64, device=t.device)
+        for s in range(0, n, block):  # blocks: never a full float64 copy of a float32 input
+            total += t[s : s + block].to(f64).sum(dim=0)
+        mean = total / n
+        xc = torch.empty(t.shape, dtype=dtype, device=t.device)
+        for s in range(0, n, block):
+            xc[s : s + block] = (t[s : s + block].to(f64) - mean).to(dtype)
+    self_prod = _cross(xc, xc, block)
+    trace = float(np.trace(self_prod)) if isinstance(self_prod, np.ndarray) else float(torch.trace(self_prod))
+    return Prepared(xc, trace, _sq(self_prod))
 
 
 def _cross_sq(px: Prepared, py: Prepared, gram: bool = False) -> float:
@@ -182,9 +246,9 @@ def _cross_sq(px: Prepared, py: Prepared, gram: bool = False) -> float:
 
 
 def _hsic_u(px: Prepared, py: Prepared, cross_sq: float) -> float:
-    n = px.n
-    ab = float(torch.dot(px.row_sq, py.row_sq))
-    num = cross_sq + px.sum_sq * py.sum_sq / ((n - 1) * (n - 2)) - n / (n - 2) * ab
+    n, a, b = px.n, px.row_sq, py.row_sq
+    ab = float(torch.dot(a, b.to(a.device)))
+    num = cross_sq + float(a.sum()) * float(b.sum()) / ((n - 1) * (n - 2)) - n / (n - 2) * ab
     return num / (n * (n - 3))
 
 
@@ -260,12 +324,12 @@ def _rsa_ranks(t: torch.Tensor, metric: str, name: str) -> np.ndarray:
 
 # ----------------------------------------------------------------- public measures
 def _pair(x: Any, y: Any, device: Any) -> tuple[Prepared, Prepared]:
-    x = x if isinstance(x, Prepared) else _as_tensor(x, "X", device)
-    y = y if isinstance(y, Prepared) else _as_tensor(y, "Y", device)
+    x = x if isinstance(x, Prepared) else _as_tensor(x, "X", device, check_finite=False)
+    y = y if isinstance(y, Prepared) else _as_tensor(y, "Y", device, check_finite=False)
     _check_same_n(x.shape[0] if isinstance(x, torch.Tensor) else x.n,
                   y.shape[0] if isinstance(y, torch.Tensor) else y.n)  # fmt: skip
-    px = prepare(x, device)
-    return px, prepare(y, px.device if device is None else device)
+    px = _prepare(x, "X", device)
+    return px, _prepare(y, "Y", px.device if device is None else device)
 
 
 def linear_cka(x: Any, y: Any, *, gram: bool = False, device: Any = None) -> float:
@@ -362,14 +426,15 @@ def cka_matrix(
     dev, n_0 = device, None
     for i, f in enumerate(feats):
         name = f"representation {i}"
-        t = f if isinstance(f, Prepared) else _as_tensor(f, name, dev)
+        raw = kind not in ("linear", "debiased")  # those check finiteness as they centre
+        t = f if isinstance(f, Prepared) else _as_tensor(f, name, dev, check_finite=raw)
         dev = t.device  # later ones follow the first when no device is given
         n_i = t.n if isinstance(t, Prepared) else t.shape[0]
         n_0 = n_i if n_0 is None else n_0
         _check_same_n(n_0, n_i, f"representations 0 and {i}")
         if kind in ("linear", "debiased"):
             try:
-                items.append(prepare(t, dev))
+                items.append(_prepare(t, name, dev))
             except TaskrelError as e:
                 raise TaskrelError(f"{e} ({name})") from None
         elif isinstance(t, Prepared):
