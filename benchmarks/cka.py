@@ -38,6 +38,14 @@ clamped to [0, 1]), torch-cka ``CKA._HSIC`` (unbiased HSIC on ``X X^T`` with zer
 its ``compare`` does), cka-pytorch ``hsic1`` (unbiased HSIC, batched Grams). Only ckatorch and
 repsim offer linear (biased) CKA.
 
+* ``vs_numpy`` (per size and measure): taskrel against a plain float32 NumPy feature-space
+  computation (centre, ``X^T Y``, ``X^T X``, ``Y^T Y``, Frobenius norms; for debiased also the
+  float32 squared row norms and the unbiased-HSIC formula), timed alternately in one
+  subprocess, ``PAIRS`` calls each: ``ratio`` is the median over pairs of taskrel / NumPy
+  (the goal is <= 1.3), with both medians and both absolute errors against the float64
+  reference. taskrel promises an absolute error below ``FLOAT32_ABS_ERROR`` (1e-7); NumPy's
+  plain float32 has none.
+
 Also: ``all_pairs`` times the (16 x 16) matrix of 16 models at 10000 x 512 with taskrel's
 prepared split (``cka_matrix``) against calling ``linear_cka`` / ``debiased_cka`` per pair; and
 ``matmul`` gives this machine's float32 matrix-product rate (median, a 4096^3 product and the
@@ -60,6 +68,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SLOW_CALL_S = 8.0  # a call this slow gets no second round
 TIME_BUDGET_S = 3.0  # timed repeats per subprocess stop after this many seconds
 SKIP_ABOVE_S = 60.0  # a peer whose call is projected slower than this at a size is skipped
+PAIRS = 7  # alternating (taskrel, NumPy) calls per size and measure
+GOAL_RATIO = 1.3  # taskrel within this factor of the plain float32 NumPy computation
 
 IMPLS = {
     "linear": ["taskrel", "ckatorch", "repsim"],
@@ -153,6 +163,68 @@ def make_call(impl: str, measure: str):
     raise ValueError(impl)
 
 
+def numpy_float32(measure: str):
+    """The plain float32 NumPy feature-space computation, (x, y) -> float."""
+    import numpy as np
+
+    def centred(x, y):
+        x, y = x.numpy(), y.numpy()
+        return x - x.mean(axis=0), y - y.mean(axis=0)
+
+    def linear(x, y):
+        xc, yc = centred(x, y)
+        sxy, sxx, syy = (np.sum((a.T @ b) ** 2) for a, b in ((xc, yc), (xc, xc), (yc, yc)))
+        return float(sxy / np.sqrt(sxx * syy))
+
+    def debiased(x, y):
+        xc, yc = centred(x, y)
+        n = xc.shape[0]
+        a, b = np.einsum("ij,ij->i", xc, xc), np.einsum("ij,ij->i", yc, yc)
+        sxy, sxx, syy = (np.sum((p.T @ q) ** 2) for p, q in ((xc, yc), (xc, xc), (yc, yc)))
+
+        def hu(s, u, v):
+            return (s + u.sum() * v.sum() / ((n - 1) * (n - 2)) - n / (n - 2) * np.dot(u, v)) / (n * (n - 3))
+
+        return float(hu(sxy, a, b) / np.sqrt(hu(sxx, a, a) * hu(syy, b, b)))
+
+    return linear if measure == "linear" else debiased
+
+
+def paired_worker(measure: str, n: int, d: int, pairs: int = PAIRS) -> dict:
+    """Runs in a subprocess: taskrel and the NumPy computation, called alternately."""
+    calls = {"taskrel": make_call("taskrel", measure), "numpy": numpy_float32(measure)}
+    x, y = make_data(n, d)
+    times: dict[str, list[float]] = {k: [] for k in calls}
+    values = {k: f(x, y) for k, f in calls.items()}  # warm-up
+    for _ in range(int(pairs)):
+        for k, f in calls.items():
+            t0 = time.perf_counter()
+            f(x, y)
+            times[k].append(time.perf_counter() - t0)
+    return {"times": times, "values": values}
+
+
+def vs_numpy(measure: str, n: int, d: int, ref: float, pairs: int = PAIRS) -> dict:
+    r = run_worker("paired", measure, n, d, pairs)
+    if "times" not in r:
+        return {"status": r.get("status", "error")}
+    t, v = r["times"], r["values"]
+    ratios = [a / b for a, b in zip(t["taskrel"], t["numpy"])]
+    ratio = statistics.median(ratios)
+    return {
+        "status": "ok",
+        "taskrel_s": round(statistics.median(t["taskrel"]), 4),
+        "numpy_s": round(statistics.median(t["numpy"]), 4),
+        "pairs": len(ratios),
+        "ratio": round(ratio, 3),
+        "ratio_range": [round(min(ratios), 3), round(max(ratios), 3)],
+        "goal_ratio": GOAL_RATIO,
+        "met": ratio <= GOAL_RATIO,
+        "taskrel_abs_err": float(f"{abs(v['taskrel'] - ref):.3g}"),
+        "numpy_abs_err": float(f"{abs(v['numpy'] - ref):.3g}"),
+    }
+
+
 def _vm(field: str) -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(field + ":"):
@@ -208,7 +280,7 @@ def _cost(impl: str, n: int, d: int) -> float:
     return n * n * d
 
 
-def compare_size(n: int, d: int, last: dict) -> dict:
+def compare_size(n: int, d: int, last: dict, peers: bool = True, pairs: int = PAIRS) -> dict:
     """All implementations at one size. ``last``: (measure, impl) -> (n, d, seconds) so far."""
     x, y = make_data(n, d)
     ref = reference(x, y)
@@ -216,7 +288,9 @@ def compare_size(n: int, d: int, last: dict) -> dict:
     results: dict[str, dict[str, dict]] = {m: {} for m in IMPLS}
     for measure, impls in IMPLS.items():
         for impl in impls:
-            if (measure, impl) in last:
+            if impl != "taskrel" and not peers:
+                results[measure][impl] = {"status": "skipped: run without peers (--no-peers)"}
+            elif (measure, impl) in last:
                 n0, d0, t0 = last[(measure, impl)]
                 proj = t0 * _cost(impl, n, d) / _cost(impl, n0, d0)
                 if proj > SKIP_ABOVE_S:
@@ -258,7 +332,8 @@ def compare_size(n: int, d: int, last: dict) -> dict:
                 "value": r["value"],
                 "rel_err": float(f"{abs(r['value'] - ref[measure]) / abs(ref[measure]):.3g}"),
             }
-        out[measure] = {"reference": ref[measure], "impls": rows}
+        out[measure] = {"reference": ref[measure], "impls": rows,
+                        "vs_numpy": vs_numpy(measure, n, d, ref[measure], pairs)}
     return out
 
 
@@ -312,6 +387,10 @@ def main() -> None:
     ap.add_argument(
         "--threads", type=int, default=1, help="threads for every implementation (default 1)"
     )
+    ap.add_argument("--no-peers", action="store_true",
+                    help="time taskrel and the NumPy computation only (peers reported as skipped)")
+    ap.add_argument("--pairs", type=int, default=PAIRS, help=f"alternating taskrel/NumPy calls (default {PAIRS})")
+    ap.add_argument("--models", type=int, default=16, help="models in the all-pairs timing (default 16)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
@@ -322,8 +401,12 @@ def main() -> None:
     here = Path(__file__).resolve().parent  # this file is cka.py: keep it from shadowing peers
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
     if args.worker:
-        print(json.dumps(worker(*json.loads(args.worker))))
+        impl, *rest = json.loads(args.worker)
+        res = paired_worker(*rest) if impl == "paired" else worker(impl, *rest)
+        print(json.dumps(res))
         return
+
+    from taskrel.probes.cka import FLOAT32_ABS_ERROR
 
     sizes = [(500, 64), (1000, 128)] if args.quick else [(2000, 512), (10000, 512), (10000, 2048)]
     report: dict = {
@@ -333,11 +416,13 @@ def main() -> None:
             "cpus": os.cpu_count(),
             "load_average_at_start": [round(v, 2) for v in os.getloadavg()],
         },
+        "peers": not args.no_peers,
+        "pairs": args.pairs,
         "sizes": {},
     }
     last: dict = {}
     for n, d in sizes:
-        report["sizes"][f"{n}x{d}"] = compare_size(n, d, last)
+        report["sizes"][f"{n}x{d}"] = compare_size(n, d, last, not args.no_peers, args.pairs)
     n, d = sizes[-1] if args.quick else (10000, 512)
     rate = matmul_rate(n, d)
     peak = rate["square_4096_gflops"] * 1e9
@@ -350,7 +435,16 @@ def main() -> None:
             frac[key] = round(flops / tr["seconds"] / peak, 3)
     rate["linear_cka_fraction_of_square_rate"] = frac
     report["matmul"] = rate
-    report["all_pairs"] = all_pairs(4 if args.quick else 16, n, d, 2)
+    report["all_pairs"] = all_pairs(4 if args.quick else args.models, n, d, 2)
+    paired = [m["vs_numpy"] for res in report["sizes"].values() for m in res.values()]
+    report["goal"] = {
+        "goal": f"linear and debiased CKA within {GOAL_RATIO}x of plain float32 NumPy, one thread",
+        "ratio": GOAL_RATIO,
+        "worst_ratio": max((p["ratio"] for p in paired if p["status"] == "ok"), default=None),
+        "met": bool(paired) and all(p["status"] == "ok" and p["met"] for p in paired),
+        "promised_abs_error": FLOAT32_ABS_ERROR,
+        "worst_taskrel_abs_err": max((p["taskrel_abs_err"] for p in paired if p["status"] == "ok"), default=None),
+    }
     report["machine"]["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
     print(json.dumps(report, indent=1))
 

@@ -6,7 +6,8 @@ Prints one JSON document:
   of :func:`taskrel.probes.per_task_gradients` with ``method="batched"`` (one vmapped
   backward) and ``"loop"`` (a backward per task) on a batch of the all-shared model, their
   speed-up, and the largest difference between the two results; the same for a whole probe
-  step of the callback (gradients + cosines + TAG lookahead).
+  step of the callback (gradients + cosines + TAG lookahead, plain step, one vmapped forward).
+  The tracker's cost inside a plain PyTorch loop is ``benchmarks/tracker.py``.
 * ``training``: median wall time of training the all-shared model without a callback, with
   the gradient callback every 10 steps (cosines only) and with cosines + lookahead, run side
   by side (interleaved) over repeats, and the ratios to the plain run.
@@ -27,7 +28,7 @@ import torch
 from taskrel.layout import SharingLayout, build_model
 from taskrel.probes.gradient import GradientCallback, per_task_gradients
 from taskrel.suites import get_suite
-from taskrel.train import StepState, TrainConfig, _optimizer, task_loss, train
+from taskrel.train import StepState, TrainConfig, task_loss, train
 
 CLUSTERS = {4: 1, 8: 3, 16: 7}  # planted: 2 tasks per cluster + unrelated + conflict
 
@@ -69,7 +70,7 @@ def bench_gradients(n_tasks: int, repeats: int, inner: int, device: str) -> dict
         res[f"gradients_{m}_s"] = timed(lambda m=m: per_task_gradients(losses(), params, m), repeats, inner)
     res["gradients_speedup"] = res["gradients_loop_s"] / res["gradients_batched_s"]
     # a whole probe step (losses, gradients, cosines, lookahead), optimizer with some state
-    opt = _optimizer(list(model.parameters()), TrainConfig(lr=3e-3))
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     out = model(x)
     sum(task_loss(t, out[t.name], y[t.name]) for t in tasks).backward()
     opt.step()

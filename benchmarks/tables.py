@@ -55,9 +55,55 @@ def cka(d: dict) -> str:
     m = d["matmul"]
     frac = ", ".join(f"{k}: {v:.2f}" for k, v in m["linear_cka_fraction_of_square_rate"].items())
     load = d["machine"].get("load_average_at_start")
+    if "goal" in d:
+        a = f"{cka_vs_numpy(d)}\n\nAgainst the PyPI peers:\n\n{a}"
     return (f"{a}\n\nAll pairs of {ap['models']} models at {ap['n']}x{ap['d']}:\n\n{b}\n\n"
             f"Linear CKA's achieved rate as a fraction of this machine's float32 matmul rate "
             f"({m['square_4096_gflops']:.0f} GFLOP/s on 4096x4096): {frac}. Load average at start: {load}.")
+
+
+def cka_vs_numpy(d: dict) -> str:
+    """taskrel against the plain float32 NumPy computation, calls alternated in one process."""
+    rows = []
+    for size, kinds in d["sizes"].items():
+        for kind, body in kinds.items():
+            v = body.get("vs_numpy", {})
+            if v.get("status") != "ok":
+                rows.append([size, kind, "—", "—", "—", v.get("status", "not measured"), "—", "—"])
+                continue
+            lo, hi = v["ratio_range"]
+            rows.append([size, kind, f"{v['taskrel_s']:.3f}", f"{v['numpy_s']:.3f}",
+                         f"**{v['ratio']:.2f}x** ({lo:.2f}-{hi:.2f})", "yes" if v["met"] else "**no**",
+                         _f(v["taskrel_abs_err"], ".1e"), _f(v["numpy_abs_err"], ".1e")])
+    g = d["goal"]
+    head = ["n x d", "CKA", "taskrel (s)", "NumPy float32 (s)", "taskrel / NumPy, median over pairs (range)",
+            f"within {g['ratio']}x", "taskrel abs. error", "NumPy abs. error"]
+    return (f"{_table(head, rows)}\n\nGoal ({g['goal']}): {'met' if g['met'] else '**not met**'} "
+            f"(worst ratio {_f(g['worst_ratio'])}); taskrel's promised absolute error: "
+            f"{g['promised_abs_error']:.0e} (worst measured {_f(g['worst_taskrel_abs_err'], '.1e')}).")
+
+
+def throughput(d: dict) -> str:
+    s = d["summary"]
+    r = s["runs_per_s_alone"]
+    nb, th, ov = s["neighbour_load"], s["one_thread_speedup_over_torch_default"], d["overhead"]
+    rows = [["sequential (n_jobs=1)", f"{r['sequential']:.3f}", "1.00"],
+            ["2 local worker processes", f"{r['loky_2']:.3f}", f"{s['parallel_efficiency_2']['loky']:.2f}"],
+            ["2 Dask workers (LocalCluster, 127.0.0.1)", f"{r['dask_2']:.3f}", f"{s['parallel_efficiency_2']['dask']:.2f}"]]
+    a = _table(["how", "runs/s", "parallel efficiency"], rows)
+    rows = [[k, f"{v['slowdown']:.2f}x", f"{v['cpu_share_lost_factor']:.2f}x", f"{v['slowdown_over_cpu_lost']:.2f}"]
+            for k, v in nb.items()]
+    b = _table(["study", "slowed by busy loops", "CPU share lost (factor)", "slowdown / CPU lost"], rows)
+    goals = "; ".join(f"{g['goal']}: {_f(g['value'])} ({'met' if g['met'] else '**not met**'})" for g in s["goals"])
+    p, m = d["plan"], d["machine"]
+    return (f"{p['runs']} runs of the planted study ({p['study_file']}), each measurement from an empty store; "
+            f"load average {m['load_average_at_start'][0]} at start, {m['load_average_at_end'][0]} at end, "
+            f"{m['cpus']} cores.\n\n{a}\n\nPer planted run: {ov['wall_per_run_s']:.2f} s, of which "
+            f"{ov['training_steps_per_run_s']:.2f} s in training steps; overhead {ov['overhead_fraction']:.0%} "
+            f"(validation and evaluation {ov['rest_of_train_per_run_s']:.2f} s, outside train() "
+            f"{ov['outside_train_per_run_s']:.2f} s).\n\nWith a busy-loop process per core beside the study:\n\n{b}\n\n"
+            f"One thread vs torch's default threads: {th['alone']:.2f}x the runs/s alone, "
+            f"{th['with_load']:.2f}x beside the busy loops.\n\nGoals: {goals}.")
 
 
 def grouping(d: dict) -> str:
@@ -69,7 +115,43 @@ def grouping(d: dict) -> str:
                    "HOA table + MILP (s)", "exhaustive (s)", "same optimum"], rows)
 
 
+def _mean(curve: dict) -> float | None:
+    vals = [v for v in curve.values() if v is not None]
+    return sum(vals) / len(vals) if vals else None
+
+
+def _regrets(partition: dict, overlap: dict) -> list[str]:
+    return [_f(_mean(partition), ".1f") + "%", _f(_mean(overlap), ".1f") + "%"]
+
+
+def fidelity_heldout(d: dict) -> str:
+    """The held-out protocol's table: choices on some seeds, scores on others (fidelity.py)."""
+    o, p, checks = d["oracle"], d["protocol"], d["testbed_checks"]
+    head = ["probe", "group rule", "runs", "examples vs oracle", "seconds vs oracle", "examples vs pairwise",
+            "Spearman (ceiling)", "regret, partition", "regret, overlap"]
+    rows = [["oracle (held-out seeds)", "measured groups", o["runs"] // 2, "1.000", "1.000", "—",
+             f"{o['split_half_reliability']:.2f} (split-half)"] + _regrets(o["heldout_regret"], o["heldout_regret_overlap"])]
+    for name, r in d["probes"].items():
+        if "error" in r:
+            rows.append([name, "failed: " + r["error"][:80]] + [""] * (len(head) - 2))
+            continue
+        rows.append([name, r["rule"], r["runs"], f"{r['examples_vs_oracle']:.3f}", f"{r['seconds_vs_oracle']:.3f}",
+                     _f(r.get("examples_vs_pairwise"), ".3f"), f"{r['spearman']:.2f} ({r['spearman_ceiling']:.2f})"]
+                    + _regrets(r["regret_partition"], r["regret_overlap"]))
+    rows.append(["random groupings", "—", "—", "—", "—", "—", "—"] + _regrets(o["random_regret"], o["random_regret_overlap"]))
+    verdict = ", ".join(f"{k} {_f(v['value'], '.2f')} ({v['need']}: {'pass' if v['pass'] else 'FAIL'})"
+                        for k, v in checks.items() if k != "testbed")
+    load = d.get("machine", {}).get("loadavg_start", ["?"])[0]
+    return (f"Suite {d['suite']}, tasks {', '.join(d['tasks'])}: choices on seeds {p['choose_seeds']} (val), scores on "
+            f"seeds {p['score_seeds']} (test), losses normalised by each task's single-task loss; regret is the mean "
+            f"over budgets {p['budgets'][0]}..{p['budgets'][-1]} networks, in % above the best on the scoring seeds. "
+            f"Testbed checks: {verdict}; testbed: {'yes' if checks['testbed'] else 'no'}. "
+            f"{d['wall_seconds'] / 60:.0f} min wall, load {load} on {d.get('machine', {}).get('cpus', '?')} cores.\n\n" + _table(head, rows))
+
+
 def fidelity(d: dict) -> str:
+    if "protocol" in d:
+        return fidelity_heldout(d)
     budgets = [b for b in d["random_regret_pct"] if b != "1"]
     head = ["probe", "runs", "examples vs oracle", "seconds vs oracle", "Spearman vs oracle pairs"] + [f"regret @{b}" for b in budgets]
     rows = []
@@ -111,7 +193,7 @@ def studies_overview(summaries: list[dict]) -> str:
                    "random, same sizes", "best layout measured"], rows)
 
 
-RENDER = {"gradient_probe": gradient, "cka": cka, "grouping": grouping}
+RENDER = {"gradient_probe": gradient, "cka": cka, "grouping": grouping, "throughput": throughput}
 
 
 def main() -> None:

@@ -3,12 +3,23 @@
 Convention (every probe follows it): ``values[i, j]`` is the effect of *source* task ``i`` on
 *target* task ``j``; larger is better for ``j``. A per-stage affinity (representation similarity
 at each encoder stage) has shape ``(stages, n, n)``.
+
+Calibration: each affinity states what its zero means (``Affinity.calibration``), so that group
+scores are built by the right rule (:mod:`taskrel.analysis.group_estimates`):
+
+* ``"relative-gain"``: relative change of the target's loss, zero = as good as alone
+  (pairwise, surrogate, gradient-feature, relative fine-tune transfer);
+* ``"gain"``: a change in the target's own units with a calibrated zero;
+* ``"uncalibrated"``: a score whose zero means nothing in loss terms (CKA, gradient cosine,
+  lookahead, frozen transfer);
+* ``"descriptive"``: not "larger is better" (gradient conflict frequency, magnitude ratio).
+
+When not given, it is inferred from ``measure`` (:func:`infer_calibration`).
 """
 
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +27,9 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from taskrel.calibration import CALIBRATIONS, fit_line, infer_calibration, normalize_columns
 from taskrel.errors import TaskrelError
+from taskrel.files import read_json
 
 SCHEMA_VERSION = 1
 
@@ -65,6 +78,9 @@ class Affinity:
     cost : the compute the measurement took.
     per_seed : optional array (seeds, ...) of the per-seed matrices (used for stability analyses).
     stages : optional stage names for a per-stage affinity.
+    meta : free-form provenance (probe, seeds, config, ...).
+    calibration : what the zero means, one of ``CALIBRATIONS`` (module docstring); default
+        inferred from ``measure``.
 
     Examples
     --------
@@ -86,6 +102,7 @@ class Affinity:
     per_seed: np.ndarray | None = None
     stages: list[str] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    calibration: str | None = None
 
     def __post_init__(self) -> None:
         self.tasks = _check_names(self.tasks)
@@ -133,6 +150,13 @@ class Affinity:
             self.cost = Cost(**self.cost)
         if int(self.n_seeds) < 1:
             raise TaskrelError(f"affinity: n_seeds must be >= 1, got {self.n_seeds}")
+        if self.calibration is None:
+            self.calibration = infer_calibration(self.measure, self.meta)
+        if self.calibration not in CALIBRATIONS:
+            raise TaskrelError(
+                f"affinity {self.measure!r}: calibration must be one of {CALIBRATIONS}, "
+                f"got {self.calibration!r}"
+            )
 
     # ----------------------------------------------------------------- construction
     @classmethod
@@ -169,6 +193,15 @@ class Affinity:
             raise TaskrelError("affinity: per-stage values; pass stage=")
         return float(v[self.index(source), self.index(target)])
 
+    def plain(self) -> Affinity:
+        """A plain (n, n) affinity: itself, or the last stage of a per-stage one (the stage
+        whose representation the heads read).
+
+        >>> Affinity(["a", "b"], [[[1, 0], [0, 1]], [[1, 0.5], [0.5, 1]]], stages=["s0", "s1"]).plain().values[0, 1]
+        np.float64(0.5)
+        """
+        return self.stage(self.values.shape[0] - 1) if self.is_staged else self
+
     def stage(self, k: int) -> Affinity:
         """One stage of a per-stage affinity, as a plain (n, n) affinity."""
         if not self.is_staged:
@@ -183,6 +216,7 @@ class Affinity:
             cost=self.cost,
             per_seed=None if self.per_seed is None else self.per_seed[:, k],
             meta=dict(self.meta),
+            calibration=self.calibration,
         )
 
     def offdiag(self) -> np.ndarray:
@@ -210,9 +244,11 @@ class Affinity:
             per_seed=None if self.per_seed is None else take(self.per_seed),
             stages=self.stages,
             meta=dict(self.meta),
+            calibration=self.calibration,
         )
 
-    def _replace(self, values: np.ndarray, std: np.ndarray | None, per_seed=None, suffix="") -> Affinity:
+    def _replace(self, values: np.ndarray, std: np.ndarray | None, per_seed=None, suffix="",
+                 calibration: str | None = None) -> Affinity:
         return Affinity(
             self.tasks,
             values,
@@ -223,6 +259,7 @@ class Affinity:
             per_seed=per_seed,
             stages=self.stages,
             meta=dict(self.meta),
+            calibration=calibration or self.calibration,
         )
 
     # ----------------------------------------------------------------- transforms
@@ -251,53 +288,38 @@ class Affinity:
         """
         if self.is_staged:
             out = [self.stage(k).normalize(method).values for k in range(self.values.shape[0])]
-            return self._replace(np.stack(out), None, suffix=f"+{method}")
-        n = self.n_tasks
-        v = self.values
-        res = np.zeros_like(v)
-        for j in range(n):
-            src = [i for i in range(n) if i != j]
-            if not src:
-                continue
-            col = v[src, j]
-            if method == "zscore":
-                sd = col.std()
-                res[src, j] = (col - col.mean()) / sd if sd > 0 else 0.0
-            elif method == "rank":
-                r = stats.rankdata(col) - 1.0
-                res[src, j] = r / max(len(src) - 1, 1)
-            elif method == "ahp":
-                res[src, j] = self._ahp_column(j, src)
-            else:
-                raise TaskrelError(
-                    f"affinity: unknown normalisation {method!r}; use zscore, rank or ahp"
-                )
-        return self._replace(res, None, suffix=f"+{method}")
+            return self._replace(np.stack(out), None, suffix=f"+{method}",
+                                 calibration="uncalibrated")
+        res = normalize_columns(self.values, self.std, self.per_seed, method)
+        return self._replace(res, None, suffix=f"+{method}", calibration="uncalibrated")
 
-    def _ahp_column(self, j: int, src: list[int]) -> np.ndarray:
-        m = len(src)
-        win = np.full((m, m), 0.5)
-        for a in range(m):
-            for b in range(m):
-                if a == b:
-                    continue
-                ia, ib = src[a], src[b]
-                if self.per_seed is not None and self.per_seed.shape[0] > 1:
-                    da = self.per_seed[:, ia, j][:, None]
-                    db = self.per_seed[:, ib, j][None, :]
-                    win[a, b] = float(np.mean((da > db) + 0.5 * (da == db)))
-                else:
-                    diff = self.values[ia, j] - self.values[ib, j]
-                    s = math.hypot(self.std[ia, j], self.std[ib, j])
-                    if s > 0:
-                        win[a, b] = float(stats.norm.cdf(diff / s))
-                    else:
-                        win[a, b] = 1.0 if diff > 0 else (0.0 if diff < 0 else 0.5)
-        win = np.clip(win, 1e-3, 1 - 1e-3)
-        ratio = win / win.T
-        eigval, eigvec = np.linalg.eig(ratio)
-        vec = np.abs(np.real(eigvec[:, int(np.argmax(np.real(eigval)))]))
-        return vec / vec.sum()
+    def calibrate(self, measured: dict[tuple[str, str], float]) -> Affinity:
+        """Map this affinity onto relative gains measured for a handful of pairs.
+
+        ``measured[(source, target)]`` is the relative gain of ``target`` trained with
+        ``source`` (as the pairwise probe measures it). A least-squares line
+        ``gain = intercept + slope * value`` over those entries turns every off-diagonal value
+        into a relative gain; the result is a ``"relative-gain"`` affinity (group scores by
+        HOA) whose ``meta["calibrated"]`` holds the line, the number of pairs and the
+        correlation. At least three entries with two distinct values are needed.
+
+        >>> cka = Affinity(["a", "b", "c"], [[0, .9, .5], [.9, 0, .4], [.5, .4, 0]],
+        ...                measure="similarity-linear")
+        >>> cal = cka.calibrate({("a", "b"): .1, ("b", "a"): .1, ("a", "c"): -.1})
+        >>> cal.calibration, round(cal.value("b", "c"), 3), cal.meta["calibrated"]["pairs"]
+        ('relative-gain', -0.15, 3)
+        """
+        if self.is_staged:
+            raise TaskrelError("affinity: calibrate a plain affinity (take .stage(k) first)")
+        fit = fit_line(measured, self.value)
+        slope, intercept = fit["slope"], fit["intercept"]
+        off = ~np.eye(self.n_tasks, dtype=bool)
+        values = np.where(off, intercept + slope * self.values, 0.0)
+        ps = None if self.per_seed is None else np.where(off, intercept + slope * self.per_seed, 0.0)
+        out = self._replace(values, abs(slope) * self.std, ps, suffix="+calibrated",
+                            calibration="relative-gain")
+        out.meta["calibrated"] = {**fit, "from": self.calibration}
+        return out
 
     # ----------------------------------------------------------------- comparison
     def agreement(self, other: Affinity, stage: int | None = None) -> dict[str, float]:
@@ -370,6 +392,7 @@ class Affinity:
             "per_seed": None if self.per_seed is None else self.per_seed.tolist(),
             "stages": self.stages,
             "meta": self.meta,
+            "calibration": self.calibration,
         }
 
     @classmethod
@@ -394,6 +417,7 @@ class Affinity:
             per_seed=None if d.get("per_seed") is None else np.asarray(d["per_seed"]),
             stages=d.get("stages"),
             meta=d.get("meta") or {},
+            calibration=d.get("calibration"),
         )
 
     def save(self, path: str | Path) -> Path:
@@ -406,13 +430,9 @@ class Affinity:
 
     @classmethod
     def load(cls, path: str | Path) -> Affinity:
-        path = Path(path)
-        try:
-            d = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise TaskrelError(f"affinity: file {str(path)!r} does not exist") from None
-        except json.JSONDecodeError as e:
-            raise TaskrelError(f"affinity: {str(path)!r} is not valid JSON ({e})") from None
+        d = read_json(path, "affinity")
+        if not isinstance(d, dict):
+            raise TaskrelError(f"affinity: {str(path)!r} does not hold an affinity (a JSON object)")
         return cls.from_dict(d)
 
     def __repr__(self) -> str:

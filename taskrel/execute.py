@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from taskrel.runner import BACKENDS, Runner, RunList, run_spec
+from taskrel.runner import BACKENDS, RunList, Runner, run_spec
 from taskrel.store import RunSpec, RunStore
 from taskrel.suite import Suite
 

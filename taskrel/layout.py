@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from taskrel.errors import TaskrelError
+from taskrel.suite_checks import module_key
 
 SCHEMA_VERSION = 1
 Block = tuple[str, ...]
@@ -110,6 +111,25 @@ class SharingLayout:
         groups = [list(g) for g in groups]
         tasks = [t for g in groups for t in g]
         return cls(tasks, [groups for _ in range(n_stages)])
+
+    @classmethod
+    def from_groups(cls, groups: Iterable[Sequence[str]], n_stages: int, order: Sequence[str] | None = None) -> SharingLayout:
+        """Flat groups as a layout, in a canonical order: the one place a grouping becomes a layout.
+
+        Tasks within a group, and groups by their first task, follow ``order`` (default: the
+        order the tasks first appear in), so the same grouping always gives the same layout.
+
+        >>> SharingLayout.from_groups([["c", "b"], ["a"]], 1, order=["a", "b", "c"]).blocks(0)
+        [('a',), ('b', 'c')]
+        """
+        groups = [list(g) for g in groups]
+        order = list(order) if order is not None else [t for g in groups for t in g]
+        rank = {t: i for i, t in enumerate(order)}
+        missing = sorted({t for g in groups for t in g} - set(rank))
+        if missing:
+            raise TaskrelError(f"layout: tasks {missing} are not in the order {order}")
+        blocks = sorted((sorted(g, key=rank.__getitem__) for g in groups if g), key=lambda g: rank[g[0]])
+        return cls.groups(blocks, n_stages)
 
     @classmethod
     def branched(cls, tasks: Sequence[str], split_at: dict[int, Sequence[Sequence[str]]], n_stages: int) -> SharingLayout:
@@ -259,7 +279,7 @@ class MultiTaskNet(nn.Module):
             for t in self.task_names:
                 task = suite.task(t)
                 _seeded(seed, "head", task.n_outputs)
-                self.heads[t] = suite.head(task, in_features)
+                self.heads[module_key(t)] = suite.head(task, in_features)
         finally:
             torch.random.set_rng_state(state)
         self._last = {t: _block_name(layout.n_stages - 1, layout.block_of(t, layout.n_stages - 1)) for t in self.task_names}
@@ -282,7 +302,7 @@ class MultiTaskNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         feats = self.features(x)
-        return {t: self.heads[t](feats[self._last[t]]) for t in self.task_names}
+        return {t: self.heads[module_key(t)](feats[self._last[t]]) for t in self.task_names}
 
     def shared_parameters(self) -> list[nn.Parameter]:
         """Parameters of blocks that more than one task uses."""

@@ -6,24 +6,34 @@ import copy
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from taskrel.digest import digest_of, module_digest
 from taskrel.errors import TaskrelError
+from taskrel.losses import check_own_functions, describe
+from taskrel.suite_checks import (
+    check_classes,
+    check_factories,
+    check_heads,
+    check_split,
+    check_task_name,
+)
 
-KINDS = ("binary", "multiclass", "regression", "multilabel")
+KINDS = ("binary", "multiclass", "regression", "multilabel", "custom")
 DEFAULT_METRIC = {
     "binary": "accuracy",
     "multiclass": "accuracy",
     "regression": "mse",
     "multilabel": "accuracy",
+    "custom": "loss",
 }
-# metric -> higher is better
-METRICS = {"accuracy": True, "auc": True, "r2": True, "mse": False, "mae": False}
+# metric -> higher is better ("loss": the task's loss, for a task with its own loss)
+METRICS = {"accuracy": True, "auc": True, "r2": True, "mse": False, "mae": False, "loss": False}
 SPLITS = ("train", "val", "test")
 
 
@@ -38,7 +48,15 @@ class Task:
     n_outputs : classes (multiclass) or labels (multilabel); 1 otherwise (inferred by the suite
         when left as None).
     metric : ``accuracy``, ``auc``, ``r2``, ``mse`` or ``mae``; by default accuracy for
-        classification and mse for regression.
+        classification and mse for regression; ``loss`` (the task's own loss, lower is better,
+        the default of a ``custom`` task); or a callable ``fn(output, target[, mask]) -> float``
+        with its ``direction``.
+    loss : the task's own loss ``fn(output, target[, mask]) -> scalar tensor``, replacing the
+        kind's (masking rules in :mod:`taskrel.losses`). A ``"custom"`` task needs one; its
+        targets may have any shape (e.g. per-pixel maps), NaN marking a missing element.
+        Use functions defined in a module (not lambdas) where runs go to worker processes.
+    direction : ``"max"`` or ``"min"``: whether a larger metric is better; needed (only) with a
+        callable metric.
 
     Examples
     --------
@@ -46,27 +64,35 @@ class Task:
     True
     >>> Task("age", "regression").metric
     'mse'
+    >>> Task("mask", "custom", loss=lambda o, y: ((o - y) ** 2).mean()).higher_is_better
+    False
     """
 
     name: str
     kind: str
     n_outputs: int | None = None
-    metric: str | None = None
+    metric: str | Callable[..., Any] | None = None
+    loss: Callable[..., Any] | None = None
+    direction: str | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name.strip():
-            raise TaskrelError(f"task name must be a non-empty string, got {self.name!r}")
+        check_task_name(self.name)
         if self.kind not in KINDS:
             raise TaskrelError(
                 f"task {self.name!r}: unknown kind {self.kind!r}; use one of {', '.join(KINDS)}"
             )
+        check_own_functions(self)
         metric = self.metric or DEFAULT_METRIC[self.kind]
+        if callable(metric):
+            return
         if metric not in METRICS:
             raise TaskrelError(
                 f"task {self.name!r}: unknown metric {metric!r}; use one of {', '.join(METRICS)}"
             )
         if metric in ("mse", "mae", "r2") and self.kind != "regression":
             raise TaskrelError(f"task {self.name!r}: metric {metric!r} needs a regression task")
+        if metric == "loss" and self.loss is None:
+            raise TaskrelError(f"task {self.name!r}: metric 'loss' needs the task's own loss")
         if metric == "auc" and self.kind != "binary":
             raise TaskrelError(f"task {self.name!r}: metric 'auc' needs a binary task")
         object.__setattr__(self, "metric", metric)
@@ -77,10 +103,14 @@ class Task:
 
     @property
     def higher_is_better(self) -> bool:
-        return METRICS[self.metric]
+        return self.direction == "max" if callable(self.metric) else METRICS[self.metric]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "n_outputs": self.n_outputs, "metric": self.metric}
+        """Plain data; a task's own loss or metric appears by name and code digest."""
+        d = {"name": self.name, "kind": self.kind, "n_outputs": self.n_outputs, "metric": describe(self.metric)}
+        if self.loss is not None or callable(self.metric):
+            d.update(loss=describe(self.loss), direction=self.direction)
+        return d
 
 
 def default_head(task: Task, in_features: int) -> nn.Module:
@@ -177,9 +207,11 @@ class Suite:
             if t.name not in targets:
                 raise TaskrelError(f"{where}, task {t.name!r}: no targets given")
             y, t = self._check_target(t, targets[t.name], n)
+            check_classes(f"{where}, task {t.name!r}", t.kind, y)
             self.targets[t.name] = y
             self.tasks.append(t)
         self.split = self._make_split(split, split_seed, n)
+        check_split(self.split, n)
         self.split_seed = split_seed
         for t in self.tasks:
             for s in SPLITS:
@@ -187,17 +219,16 @@ class Suite:
                 labelled = ~np.isnan(y).reshape(len(y), -1).all(axis=1)
                 if not labelled.any():
                     raise TaskrelError(f"{where}, task {t.name!r}: no labels in the {s} split")
-        if not stages:
-            raise TaskrelError(f"{where}: the encoder needs at least one stage")
-        for k, f in enumerate(stages):
-            if not callable(f):
-                raise TaskrelError(f"{where}: stage {k} is not a factory (a callable returning an nn.Module)")
+        check_factories(where, stages, self.head)
         self.stages = list(stages)
         self.stage_names = list(stage_names) if stage_names else [f"stage{k}" for k in range(len(stages))]
         if len(self.stage_names) != len(self.stages):
             raise TaskrelError(f"{where}: {len(self.stage_names)} stage names for {len(self.stages)} stages")
         self._feature_shapes: list[tuple[int, ...]] | None = None
         self._fingerprint: str | None = None
+        # shapes chain and heads fit, checked now rather than deep inside the first run
+        with torch.random.fork_rng(devices=[]):  # building blocks must not move the caller's seed
+            check_heads(where, self.tasks, self.head, self._stage_outputs()[-1])
 
     # ------------------------------------------------------------------ validation
     def _check_target(self, t: Task, y: Any, n: int) -> tuple[np.ndarray, Task]:
@@ -216,7 +247,11 @@ class Suite:
                 raise TaskrelError(f"{where}: multilabel targets must be (n, labels), got shape {y.shape}")
             if t.n_outputs not in (None, y.shape[1]):
                 raise TaskrelError(f"{where}: n_outputs={t.n_outputs} but targets have {y.shape[1]} labels")
-            t = Task(t.name, t.kind, y.shape[1], t.metric)
+            t = replace(t, n_outputs=y.shape[1])
+        elif t.kind == "custom":
+            if t.n_outputs not in (None, int(np.prod(y.shape[1:]))):
+                raise TaskrelError(f"{where}: n_outputs={t.n_outputs} but targets have shape {y.shape[1:]} per example")
+            return y, replace(t, n_outputs=int(np.prod(y.shape[1:])))
         elif y.ndim != 1:
             raise TaskrelError(f"{where}: {t.kind} targets must be one-dimensional, got shape {y.shape}")
         if t.kind in ("binary", "multilabel") and not np.isin(known, (0.0, 1.0)).all():
@@ -228,9 +263,9 @@ class Suite:
             c = int(known.max()) + 1 if known.size else 1
             if t.n_outputs is not None and c > t.n_outputs:
                 raise TaskrelError(f"{where}: class index {c - 1} >= n_outputs={t.n_outputs}")
-            t = Task(t.name, t.kind, t.n_outputs or max(c, 2), t.metric)
+            t = replace(t, n_outputs=t.n_outputs or max(c, 2))
         if t.kind in ("binary", "regression"):
-            t = Task(t.name, t.kind, 1, t.metric)
+            t = replace(t, n_outputs=1)
         return y, t
 
     @staticmethod
@@ -286,20 +321,30 @@ class Suite:
     def feature_shapes(self) -> list[tuple[int, ...]]:
         """Output shape (without batch) of every encoder stage."""
         if self._feature_shapes is None:
-            shapes = []
-            with torch.no_grad():
-                h = torch.from_numpy(self.inputs[:2])
-                for k in range(self.n_stages):
-                    try:
-                        h = self.build_stage(k).eval()(h)
-                    except RuntimeError as e:
-                        raise TaskrelError(
-                            f"suite {self.name!r}: stage {k} ({self.stage_names[k]}) fails on the "
-                            f"output of the previous stage, shape {tuple(h.shape)}: {e}"
-                        ) from None
-                    shapes.append(tuple(h.shape[1:]))
-            self._feature_shapes = shapes
+            self._feature_shapes = [tuple(h.shape[1:]) for h in self._stage_outputs()]
         return self._feature_shapes
+
+    def _stage_outputs(self) -> list[torch.Tensor]:
+        """Every stage's output on two examples (checks that the stages chain)."""
+        outs = []
+        with torch.no_grad():
+            h = torch.from_numpy(self.inputs[:2])
+            for k in range(self.n_stages):
+                where = f"suite {self.name!r}: stage {k} ({self.stage_names[k]})"
+                try:
+                    m = self.stages[k]()
+                except Exception as e:
+                    raise TaskrelError(f"{where}: its factory failed: {type(e).__name__}: {e}") from None
+                if not isinstance(m, nn.Module):
+                    raise TaskrelError(f"{where}: its factory returned {type(m).__name__}, not an nn.Module")
+                try:
+                    h = m.eval()(h)
+                except Exception as e:
+                    raise TaskrelError(f"{where} fails on the output of the previous stage, shape {tuple(h.shape)}: {e}") from None
+                if not isinstance(h, torch.Tensor):
+                    raise TaskrelError(f"{where} returns {type(h).__name__}, not a tensor")
+                outs.append(h)
+        return outs
 
     def tensors(self, split: str, tasks: Sequence[str], device: str | torch.device = "cpu"):
         """Inputs and targets of one split as tensors: ``(X, {task: y})``."""
@@ -308,35 +353,52 @@ class Suite:
         ys = {t: torch.from_numpy(self.targets[t][idx]).to(device) for t in tasks}
         return X, ys
 
-    def fingerprint(self) -> str:
-        """A stable hash of the data, tasks, split and block definitions (for run keys)."""
+    def fingerprint(self, tasks: Sequence[str] | None = None) -> str:
+        """A stable hash of what a run on ``tasks`` depends on; of the whole suite by default.
+
+        With ``tasks``: the inputs and split, the stages, and each named task's definition,
+        targets and head, nothing else (a run of ``suite.subset(...)`` keeps its key). A block
+        counts by its structure, initial values and code (:func:`taskrel.digest.module_digest`):
+        a changed ``forward`` gives new run keys. Without ``tasks``: the name and every task.
+
+        >>> from taskrel.suites import get_suite
+        >>> suite = get_suite("planted", n_examples=100)
+        >>> sub = suite.subset(["c0t0"])
+        >>> sub.fingerprint(["c0t0"]) == suite.fingerprint(["c0t0"]) != suite.fingerprint(["c0t1"])
+        True
+        """
+        if tasks is not None:
+            names = sorted(set(self.check_tasks(tasks)))
+            return digest_of([self._part("data"), self._part("stages"), *(self._part(f"task:{n}") for n in names)])
         if self._fingerprint is None:
+            self._fingerprint = digest_of([self.name, self.fingerprint(self.task_names)])
+        return self._fingerprint
+
+    def _part(self, what: str) -> str:
+        """Digest of one part of the suite (cached; a subset shares its parent's parts)."""
+        cache = self.__dict__.setdefault("_parts", {})
+        if what not in cache:
             h = hashlib.sha256()
-            h.update(self.name.encode())
-            h.update(str(self.inputs.shape).encode())
-            h.update(np.ascontiguousarray(self.inputs).tobytes())
-            for t in self.tasks:
-                h.update(json.dumps(t.to_dict(), sort_keys=True).encode())
-                h.update(np.ascontiguousarray(self.targets[t.name]).tobytes())
-            for s in SPLITS:
-                h.update(self.split[s].tobytes())
-            shapes = self.feature_shapes()
             torch_state = torch.random.get_rng_state()
             try:
-                for k in range(self.n_stages):
+                if what == "data":
+                    for part in (str(self.inputs.shape).encode(), np.ascontiguousarray(self.inputs), *(self.split[s] for s in SPLITS)):
+                        h.update(part if isinstance(part, bytes) else part.tobytes())
+                elif what == "stages":
+                    self.feature_shapes()
+                    for k in range(self.n_stages):
+                        torch.manual_seed(0)
+                        h.update(module_digest(self.build_stage(k)).encode())
+                else:
+                    t = self.task(what[len("task:"):])
+                    h.update(json.dumps(t.to_dict(), sort_keys=True).encode())
+                    h.update(np.ascontiguousarray(self.targets[t.name]).tobytes())
                     torch.manual_seed(0)
-                    m = self.build_stage(k)
-                    h.update(repr(m).encode())
-                    h.update(_param_digest(m))
-                for t in self.tasks:
-                    torch.manual_seed(0)
-                    m = self.head(t, int(np.prod(shapes[-1])))
-                    h.update(repr(m).encode())
-                    h.update(_param_digest(m))
+                    h.update(module_digest(self.head(t, int(np.prod(self.feature_shapes()[-1])))).encode())
             finally:
                 torch.random.set_rng_state(torch_state)
-            self._fingerprint = h.hexdigest()[:20]
-        return self._fingerprint
+            cache[what] = h.hexdigest()
+        return cache[what]
 
     def subset(self, tasks: Sequence[str]) -> Suite:
         """The same suite restricted to some tasks (same data, split and blocks)."""
@@ -360,14 +422,6 @@ class Suite:
 
     def __repr__(self) -> str:
         return f"Suite({self.name!r}, examples={self.inputs.shape[0]}, tasks={len(self.tasks)}, stages={self.n_stages})"
-
-
-def _param_digest(m: nn.Module) -> bytes:
-    h = hashlib.sha256()
-    for name, p in sorted(m.state_dict().items()):
-        h.update(name.encode())
-        h.update(str(tuple(p.shape)).encode())
-    return h.digest()
 
 
 __all__ = ["Task", "Suite", "KINDS", "METRICS", "default_head"]

@@ -11,10 +11,12 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from taskrel.errors import RunFailed, TaskrelError
+from taskrel.config_checks import check_config, check_loss_weights
+from taskrel.errors import TaskrelError
 from taskrel.layout import MultiTaskNet, SharingLayout, build_model
+from taskrel.losses import task_loss, task_metric
+from taskrel.step import Stepper, autocast, check_first_batch, diverged
 from taskrel.suite import Suite, Task
 
 
@@ -32,6 +34,12 @@ class TrainConfig:
     process competes for the cores. Parallelism comes from training runs side by side
     (``n_jobs``). Give more threads for a big model, or ``threads=0`` for torch's own choice.
     Like ``device``, it does not change what a run is, so it is not part of the run's key.
+
+    ``aggregator`` (e.g. ``"upgrad"``, ``"pcgrad"``, ``"mgda"``; see
+    :data:`taskrel.aggregators.AGGREGATORS`) combines the per-task gradients with a TorchJD
+    aggregator instead of summing the losses (the ``conflict`` extra). ``precision`` ``"bf16"``
+    or ``"fp16"`` trains and evaluates under torch autocast (losses in float32; fp16 uses a
+    gradient scaler on CUDA). Both change results, so both are part of the run's key.
 
     >>> TrainConfig(epochs=5).with_(lr=0.01).lr
     0.01
@@ -56,6 +64,8 @@ class TrainConfig:
     grad_clip: float | None = None
     device: str = "cpu"
     threads: int = 1
+    aggregator: str | None = None
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         check_config(self)
@@ -70,6 +80,9 @@ class TrainConfig:
         d["loss_weights"] = [list(p) for p in self.loss_weights]
         d.pop("device")  # where a run trains, and on how many threads, does not change what it is
         d.pop("threads")
+        for name, plain in (("aggregator", None), ("precision", "fp32")):  # keys of older runs stay as they were
+            if d[name] == plain:
+                d.pop(name)
         return d
 
     @classmethod
@@ -83,132 +96,6 @@ class TrainConfig:
             lw = d["loss_weights"]
             d["loss_weights"] = tuple(sorted(lw.items())) if isinstance(lw, dict) else tuple(tuple(p) for p in lw)
         return cls(**d)
-
-
-_INT_FIELDS = {"epochs": 1, "batch_size": 1, "patience": 1, "threads": 0}
-# field -> (lowest, lowest allowed?, highest)
-_REAL_FIELDS = {
-    "lr": (0.0, False, math.inf),
-    "weight_decay": (0.0, True, math.inf),
-    "momentum": (0.0, True, 1.0),
-    "min_delta": (0.0, True, math.inf),
-    "data_fraction": (0.0, False, 1.0),
-}
-_CHOICES = {"optimizer": ("adam", "adamw", "sgd"), "schedule": ("constant", "cosine")}
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
-
-
-def _is_real(v: Any) -> bool:
-    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
-
-
-def check_config(cfg: TrainConfig) -> None:
-    """Check every field of a :class:`TrainConfig` (type and range); numbers become plain.
-
-    Each error names the field and the value.
-
-    >>> TrainConfig(epochs=2.5)
-    Traceback (most recent call last):
-    ...
-    taskrel.errors.TaskrelError: train config: epochs must be an integer >= 1, got 2.5
-    >>> TrainConfig(lr="0.01")
-    Traceback (most recent call last):
-    ...
-    taskrel.errors.TaskrelError: train config: lr must be a number > 0, got '0.01' (str)
-    """
-
-    def bad(msg: str) -> None:
-        raise TaskrelError(f"train config: {msg}")
-
-    def put(name: str, value: Any) -> None:
-        object.__setattr__(cfg, name, value)
-
-    for name, choices in _CHOICES.items():
-        v = getattr(cfg, name)
-        if not isinstance(v, str) or v not in choices:
-            bad(f"unknown {name} {v!r}; use {', '.join(choices[:-1])} or {choices[-1]}")
-    for name, low in _INT_FIELDS.items():
-        v = getattr(cfg, name)
-        if not _is_int(v) or v < low:
-            bad(f"{name} must be an integer >= {low}, got {v!r}" + (" (0: torch's default)" if name == "threads" else ""))
-        put(name, int(v))
-    for name, (low, closed, high) in _REAL_FIELDS.items():
-        v = getattr(cfg, name)
-        rng = f"{'>=' if closed else '>'} {low:g}" + (f" and <= {high:g}" if high < math.inf else "")
-        if not _is_real(v):
-            bad(f"{name} must be a number {rng}, got {v!r} ({type(v).__name__})")
-        if not (math.isfinite(v) and (v >= low if closed else v > low) and v <= high):
-            bad(f"{name} must be a finite number {rng}, got {v!r}")
-        put(name, float(v))
-    if not isinstance(cfg.freeze_encoder, (bool, np.bool_)):
-        bad(f"freeze_encoder must be true or false, got {cfg.freeze_encoder!r}")
-    put("freeze_encoder", bool(cfg.freeze_encoder))
-    if cfg.grad_clip is not None:
-        if not _is_real(cfg.grad_clip) or not (math.isfinite(cfg.grad_clip) and cfg.grad_clip > 0):
-            bad(f"grad_clip must be a finite number > 0 (or None: no clipping), got {cfg.grad_clip!r}")
-        put("grad_clip", float(cfg.grad_clip))
-    put("loss_weights", _check_loss_weights(cfg.loss_weights, bad))
-    _check_device(cfg.device, bad)
-
-
-def _check_loss_weights(lw: Any, bad: Callable[[str], None]) -> tuple[tuple[str, float], ...]:
-    if isinstance(lw, dict):
-        lw = list(lw.items())
-    try:
-        pairs = [tuple(p) for p in lw]
-    except TypeError:
-        bad(f"loss_weights must map task names to weights, got {lw!r}")
-    out: dict[str, float] = {}
-    for p in pairs:
-        if len(p) != 2 or not isinstance(p[0], str):
-            bad(f"loss_weights must map task names to weights, got the entry {p!r}")
-        name, w = p
-        if not _is_real(w) or not (math.isfinite(w) and w >= 0):
-            bad(f"loss weight of task {name!r} must be a finite number >= 0, got {w!r}")
-        if name in out:
-            bad(f"loss weight of task {name!r} is given twice")
-        out[name] = float(w)
-    return tuple(sorted(out.items()))
-
-
-def _check_device(device: Any, bad: Callable[[str], None]) -> None:
-    if not isinstance(device, str):
-        bad(f"device must be a string such as 'cpu' or 'cuda:0', got {device!r}")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError, ValueError):
-        bad(f"device {device!r} is not a torch device; use 'cpu', 'cuda', 'cuda:N' or 'mps'")
-    if dev.type == "cpu":
-        return
-    if dev.type == "cuda":
-        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if n == 0:
-            bad(f"device {device!r} is not available: this machine has no CUDA GPU")
-        if dev.index is not None and dev.index >= n:
-            bad(f"device {device!r} is not available: this machine has {n} CUDA GPU(s) (cuda:0..cuda:{n - 1})")
-        return
-    if dev.type == "mps" and torch.backends.mps.is_available():
-        return
-    backend = getattr(torch, dev.type, None)
-    if dev.type != "mps" and backend is not None and getattr(backend, "is_available", lambda: False)():
-        return
-    bad(f"device {device!r} is not available on this machine")
-
-
-def check_loss_weights(cfg: TrainConfig, task_names: Sequence[str]) -> None:
-    """Refuse loss weights for tasks the suite does not have.
-
-    >>> check_loss_weights(TrainConfig(loss_weights={"b": 2.0}), ["a"])
-    Traceback (most recent call last):
-    ...
-    taskrel.errors.TaskrelError: train config: loss weight for unknown task 'b'; tasks are ['a']
-    """
-    for name, _ in cfg.loss_weights:
-        if name not in task_names:
-            raise TaskrelError(f"train config: loss weight for unknown task {name!r}; tasks are {list(task_names)}")
 
 
 @contextlib.contextmanager
@@ -235,55 +122,6 @@ def thread_limit(threads: int | None) -> Iterator[None]:
     finally:
         if torch.get_num_threads() != before:
             torch.set_num_threads(before)
-
-
-# ------------------------------------------------------------------ losses and metrics
-def task_loss(task: Task, out: torch.Tensor, y: torch.Tensor, reduce: bool = True) -> torch.Tensor:
-    """Masked loss of one task (missing labels, NaN, are left out). Mean over labelled rows."""
-    if task.kind == "multilabel":
-        mask = ~torch.isnan(y)
-        per = F.binary_cross_entropy_with_logits(out, torch.nan_to_num(y), reduction="none")
-        per = (per * mask).sum(1) / mask.sum(1).clamp_min(1)
-        mask = mask.any(1)
-    else:
-        mask = ~torch.isnan(y)
-        yy = torch.nan_to_num(y)
-        if task.kind == "multiclass":
-            per = F.cross_entropy(out, yy.long(), reduction="none")
-        elif task.kind == "binary":
-            per = F.binary_cross_entropy_with_logits(out.reshape(-1), yy.to(out.dtype), reduction="none")
-        else:
-            per = (out.reshape(-1) - yy.to(out.dtype)) ** 2
-    per = per * mask
-    if not reduce:
-        return per
-    return per.sum() / mask.sum().clamp_min(1)
-
-
-def task_metric(task: Task, out: torch.Tensor, y: torch.Tensor) -> float:
-    """The task's metric on labelled rows."""
-    y = y.detach().cpu().double()
-    out = out.detach().cpu().double()
-    if task.kind == "multilabel":
-        mask = ~torch.isnan(y)
-        pred = (out > 0).double()
-        return float(((pred == y) & mask).sum() / mask.sum().clamp_min(1))
-    mask = ~torch.isnan(y)
-    y = y[mask]
-    if task.kind == "multiclass":
-        return float((out[mask].argmax(1) == y.long()).double().mean())
-    o = out.reshape(-1)[mask]
-    if task.kind == "binary":
-        if task.metric == "auc":
-            from sklearn.metrics import roc_auc_score
-
-            return float(roc_auc_score(y.numpy(), o.numpy())) if y.unique().numel() > 1 else 0.5
-        return float(((o > 0).double() == y).double().mean())
-    if task.metric == "mae":
-        return float((o - y).abs().mean())
-    if task.metric == "r2":
-        return float(1 - ((o - y) ** 2).sum() / ((y - y.mean()) ** 2).sum().clamp_min(1e-12))
-    return float(((o - y) ** 2).mean())
 
 
 # ------------------------------------------------------------------ callbacks
@@ -357,16 +195,18 @@ class TrainResult:
 
 
 @torch.no_grad()
-def evaluate(model: MultiTaskNet, suite: Suite, split: str, device: str = "cpu", batch_size: int = 1024) -> dict[str, dict[str, float]]:
+def evaluate(model: MultiTaskNet, suite: Suite, split: str, device: str = "cpu", batch_size: int = 1024,
+             precision: str = "fp32") -> dict[str, dict[str, float]]:
     """Per-task loss and metric of ``model`` on one split."""
     model.eval()
     tasks = [suite.task(t) for t in model.task_names]
     X, ys = suite.tensors(split, model.task_names, device)
     outs: dict[str, list[torch.Tensor]] = {t.name: [] for t in tasks}
     for i in range(0, len(X), batch_size):
-        o = model(X[i : i + batch_size])
+        with autocast(precision, X.device):
+            o = model(X[i : i + batch_size])
         for t in tasks:
-            outs[t.name].append(o[t.name])
+            outs[t.name].append(o[t.name].float())
     res = {}
     for t in tasks:
         out = torch.cat(outs[t.name])
@@ -422,6 +262,7 @@ def _train(
     layout.with_stages(suite.n_stages)
     names = suite.check_tasks(layout.tasks)
     tasks = [suite.task(t) for t in names]
+    check_loss_weights(cfg, suite.task_names)
     lw = {t: 1.0 for t in names}
     for name, w in cfg.loss_weights:
         if name in lw:
@@ -436,6 +277,7 @@ def _train(
             p.requires_grad_(False)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = _optimizer(params, cfg)
+    stepper = Stepper(cfg, opt, params, lw, device)
     # timed from here: a process's first optimizer pays a one-off import that is not the run's
     t0 = time.perf_counter()
 
@@ -470,24 +312,18 @@ def _train(
                     if step % max(cb.every, 1) == 0:
                         cb.on_step(state)
                 model.train()
-            out = model(xb)
-            loss = sum(lw[t.name] * task_loss(t, out[t.name], yb[t.name]) for t in tasks)
-            if not torch.isfinite(loss):
-                raise RunFailed(f"training loss became {float(loss.detach())}", step)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            opt.step()
+            if step == 0:
+                check_first_batch(model, tasks, xb, yb)
+            loss = stepper.step(model, tasks, xb, yb, step)
             if sched is not None:
                 sched.step()
-            run_loss += float(loss.detach()) * len(idx)
+            run_loss += float(loss) * len(idx)
             step += 1
             examples += len(idx)
-        val = evaluate(model, suite, "val", device)
+        val = evaluate(model, suite, "val", device, precision=cfg.precision)
         val_loss = sum(lw[t] * val[t]["loss"] for t in names)
         if not math.isfinite(val_loss):
-            raise RunFailed(f"validation loss became {val_loss}", step)
+            raise diverged("validation", {t: v["loss"] for t, v in val.items()}, val_loss, step)
         history.append({"epoch": epoch, "train_loss": run_loss / n_train, "val_loss": val_loss, "val": {t: v["loss"] for t, v in val.items()}})
         if val_loss < best[0] - cfg.min_delta:
             best = (val_loss, epoch, {k: v.detach().clone() for k, v in model.state_dict().items()})
@@ -498,7 +334,7 @@ def _train(
                 break
     if best[2] is not None:
         model.load_state_dict(best[2])
-    metrics = {s: evaluate(model, suite, s, device) for s in ("val", "test")}
+    metrics = {s: evaluate(model, suite, s, device, precision=cfg.precision) for s in ("val", "test")}
     extras = {}
     for cb in callbacks:
         r = cb.result()

@@ -21,5 +21,6 @@ def plan(suite, seeds=(0, 1)):
 if __name__ == "__main__":
     suite = make_suite()
     seeds = (0,) if len(sys.argv) > 2 and sys.argv[2] == "small" else (0, 1)
-    res = execute(suite, plan(suite, seeds), RunStore(sys.argv[1]), progress=False)
+    lease = float(sys.argv[3]) if len(sys.argv) > 3 else 60.0  # a claim outlives a killed process this long
+    res = execute(suite, plan(suite, seeds), RunStore(sys.argv[1], lease=lease), progress=False)
     print(res.trained, res.reused)

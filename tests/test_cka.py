@@ -193,6 +193,37 @@ def test_float64_preparation_for_values_near_zero():
     assert rel_err(debiased_cka(px, py), ref) < 1e-10
 
 
+def _feature_space_float64(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Linear and debiased CKA in float64 from the feature-space formulas (checked against the
+    Gram references above at small n), for sizes where n x n Grams would be too big."""
+    x, y = x.astype(np.float64), y.astype(np.float64)
+    x, y = x - x.mean(0), y - y.mean(0)
+    n = x.shape[0]
+    sxy, sxx, syy = (float(np.sum((a.T @ b) ** 2)) for a, b in ((x, y), (x, x), (y, y)))
+    a, b = (x * x).sum(1), (y * y).sum(1)
+
+    def hsic(s, u, v):
+        return (s + u.sum() * v.sum() / ((n - 1) * (n - 2)) - n / (n - 2) * (u @ v)) / (n * (n - 3))
+
+    return sxy / np.sqrt(sxx * syy), hsic(sxy, a, b) / np.sqrt(hsic(sxx, a, a) * hsic(syy, b, b))
+
+
+@pytest.mark.parametrize("seed, offset", [(0, 0.0), (1, 100.0), (2, -30.0)])
+def test_float32_path_keeps_its_promised_absolute_error(seed, offset):
+    # n * d_x * d_y above the small-product threshold: float32 products over two row blocks
+    # (4096 rows each) summed in float64, symmetric products for the self terms.
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(4500, 48))
+    y = np.tanh(x @ rng.normal(size=(48, 40)) / 7) + rng.normal(size=(4500, 40))
+    x32, y32 = (x + offset).astype(np.float32), (y + offset).astype(np.float32)
+    lin, deb = _feature_space_float64(x32, y32)
+    assert abs(linear_cka(x32, y32) - lin) <= FLOAT32_ABS_ERROR
+    assert abs(debiased_cka(x32, y32) - deb) <= FLOAT32_ABS_ERROR
+    assert abs(linear_cka(x32, x32.copy()) - 1.0) <= FLOAT32_ABS_ERROR
+    assert abs(debiased_cka(x32, x32.copy()) - 1.0) <= FLOAT32_ABS_ERROR
+    assert prepare(x32).xc.dtype == torch.float32
+
+
 # ----------------------------------------------------------------- all pairs
 @pytest.mark.parametrize("kind", ["linear", "debiased", "rbf", "rsa"])
 def test_matrix_equals_pairwise(kind):

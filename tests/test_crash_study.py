@@ -31,7 +31,7 @@ seeds = [0, 1]
 def test_killed_study_resumes_to_the_same_answer(tmp_path):
     f = tmp_path / "crash.toml"
     f.write_text(STUDY)
-    whole = run_study(f, tmp_path / "whole", tmp_path / "out-whole", quiet=True, report=False)
+    whole = run_study(f, tmp_path / "whole", tmp_path / "out-whole", quiet=True, n_jobs=1)
 
     store_dir = tmp_path / "killed"
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).parent.parent))
@@ -47,7 +47,7 @@ def test_killed_study_resumes_to_the_same_answer(tmp_path):
     total = len(RunStore(tmp_path / "whole"))  # probes, then validation of the advice
     assert 4 <= len(before) < total, f"the kill must land mid-plan ({len(before)} of {total} runs)"
 
-    resumed = run_study(f, store_dir, tmp_path / "out-k", quiet=True, report=False)
+    resumed = run_study(f, store_dir, tmp_path / "out-k", quiet=True, n_jobs=1)
     after = {p.name: p.stat().st_mtime_ns for p in runs.glob("*.json")}
     assert len(after) == total
     assert all(after[k] == v for k, v in before.items()), "a finished run was trained again"

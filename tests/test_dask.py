@@ -22,3 +22,47 @@ def test_dask_cluster_matches_local(tmp_path):
         remote = execute(suite, specs, RunStore(tmp_path / "dask"), n_jobs=2, backend="dask", scheduler=cluster.scheduler_address, progress=False)
     assert remote.trained == 3
     assert [r.metrics for r in remote.ok()] == [r.metrics for r in local.ok()]
+
+
+STUDY = """
+name = "dask-study"
+[suite]
+name = "planted"
+options = { n_clusters = 1, n_examples = 200 }
+tasks = ["c0t0", "c0t1", "conflict"]
+[train]
+epochs = 2
+batch_size = 32
+[probes.pairwise]
+[probes.transfer]
+[analysis.grouping]
+budgets = [1, 2]
+budget = 2
+[validation]
+seeds = [0]
+"""
+
+
+def test_a_whole_study_on_a_loopback_cluster_uses_one_client_and_matches_local(tmp_path, monkeypatch):
+    """``taskrel study --backend dask --scheduler ADDRESS``'s API: one Runner, one client for
+    the probes' queue (warm starts included) and the validation's, the local answers."""
+    import numpy as np
+
+    import taskrel.workers as workers
+    from taskrel.runner import Runner
+    from taskrel.study import Study, clone
+
+    study = clone(Study.from_toml(text=STUDY), verbose=False)
+    local = study.fit(None, Runner(tmp_path / "local", n_jobs=1, progress=False))
+    clients = []
+    real = workers.DaskPool.__init__
+    monkeypatch.setattr(workers.DaskPool, "__init__", lambda self, *a: clients.append(a) or real(self, *a))
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None) as cluster:
+        with Runner(tmp_path / "dask", n_jobs=2, backend="dask", scheduler=cluster.scheduler_address, progress=False) as runner:
+            remote = study.fit(None, runner)
+    assert len(clients) == 1 and clients[0][0] == cluster.scheduler_address
+    assert len(RunStore(tmp_path / "dask")) == len(RunStore(tmp_path / "local"))
+    for name in ("pairwise", "transfer"):
+        np.testing.assert_allclose(remote.affinity(name).values, local.affinity(name).values)
+    assert remote.layouts["recommended"] == local.layouts["recommended"]
+    assert remote.validation == local.validation

@@ -72,7 +72,7 @@ def test_shares_the_single_task_runs_with_the_pairwise_probe(fitted):
     assert probe.affinity_.cost.runs == own + len(singles)
 
 
-def test_gain_is_scratch_minus_transfer_for_a_loss_like_metric(fitted):
+def test_gain_is_scratch_minus_transfer_in_loss_units(fitted):
     probe = fitted[0]
     row = probe.table_.query("source == 'c0t1' and target == 'c0t0' and seed == 0").iloc[0]
     assert row["gain"] == pytest.approx(row["scratch"] - row["transfer"])  # mse: lower is better
@@ -112,16 +112,43 @@ def test_gain_sign_follows_the_metric_direction():
         {"acc": (X[:, 0] > 0).astype(float), "err": X[:, 1]},
         [lambda: nn.Linear(2, 2)],
     )
-    probe = TransferProbe()
-    assert probe._gain(suite, "acc", scratch=0.7, moved=0.8) == pytest.approx(0.1)  # score
-    assert probe._gain(suite, "err", scratch=0.7, moved=0.8) == pytest.approx(-0.1)  # loss
-    assert TransferProbe(gain="relative")._gain(suite, "err", 0.5, 0.4) == pytest.approx(0.2)
+    probe = TransferProbe(score="metric")
+    assert probe._gain(suite, "acc", scratch=0.7, moved=0.8) == pytest.approx(0.1)  # accuracy
+    assert probe._gain(suite, "err", scratch=0.7, moved=0.8) == pytest.approx(-0.1)  # mse
+    assert TransferProbe(gain="relative", score="metric")._gain(suite, "err", 0.5, 0.4) == pytest.approx(0.2)
+    # by default the scores are losses: lower is better whatever the metric's direction
+    assert TransferProbe()._gain(suite, "acc", scratch=0.7, moved=0.8) == pytest.approx(-0.1)
+
+
+def test_gain_is_in_loss_units_and_not_quantised(tmp_path):
+    """A binary task: accuracy gains are multiples of 1/n_val and tie; loss gains do not."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(160, 6)).astype("float32")
+    base = X[:, :3].sum(1)
+    targets = {"a": (base > 0).astype(float), "b": (base + 0.5 * X[:, 3] > 0).astype(float), "c": (X[:, 5] > 0).astype(float)}
+    suite = Suite("quantised", X, [Task(t, "binary") for t in targets], targets, [lambda: nn.Sequential(nn.Linear(6, 8), nn.ReLU())])
+    store = RunStore(tmp_path)
+    loss = TransferProbe(settings=HELPER_SETTINGS).fit(suite, store)
+    metric = TransferProbe(settings=HELPER_SETTINGS, score="metric").fit(suite, store)
+    assert metric.trained_ == 0  # the same runs, read another way
+    for _, row in loss.table_.iterrows():
+        assert row["gain"] == pytest.approx(row["scratch"] - row["transfer"])
+    singles = [r for r in loss.records_ if r.spec["warm_start"] is None]
+    scratch_losses = {round(r.loss(t, "val"), 12) for r in singles for t in r.metrics["val"]}
+    assert set(loss.table_["scratch"].round(12)) <= scratch_losses
+    n_val = len(suite.split["val"])
+    steps = metric.table_["gain"].to_numpy() * n_val
+    np.testing.assert_allclose(steps, np.round(steps), atol=1e-6)  # the metric moves in steps of 1/n_val
+    assert loss.table_["gain"].nunique() == len(loss.table_)  # loss gains are all distinct
+    assert loss.affinity_.meta["score"] == "loss" and metric.affinity_.meta["score"] == "metric"
 
 
 def test_bad_input_is_refused(tmp_path):
     store = RunStore(tmp_path)
     with pytest.raises(TaskrelError, match="mode must be one of"):
         TransferProbe(mode="linear").fit(helper_suite(), store)
+    with pytest.raises(TaskrelError, match="score must be one of .* got 'accuracy'"):
+        TransferProbe(score="accuracy").fit(helper_suite(), store)
     with pytest.raises(TaskrelError, match="at least 2 tasks"):
         TransferProbe(["needy"]).fit(helper_suite(), store)
     assert len(store) == 0

@@ -45,3 +45,15 @@ def test_api_tour_imports_exist():
     imports = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
     assert imports
     exec(compile(ast.Module(imports, type_ignores=[]), "README", "exec"), {})
+
+
+def test_api_tour_is_one_import_and_its_names_exist():
+    """The tour needs one import line; every ``taskrel.NAME`` it uses is exported."""
+    import taskrel
+
+    tour = next(b for b in _blocks("python") if "import taskrel" in b)
+    tree = ast.parse(tour)
+    imports = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+    assert len(imports) == 1 and ast.unparse(imports[0]) == "import taskrel"
+    used = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == "taskrel"}
+    assert used and used <= set(taskrel.__all__), sorted(used - set(taskrel.__all__))

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+from test_decision import make_result, noise  # noqa: E402
 from test_study import TASKS, XSS, small_study  # noqa: E402
 
 from taskrel.affinity import Affinity  # noqa: E402
@@ -28,7 +29,9 @@ from taskrel.report import figures as F  # noqa: E402
 @pytest.fixture(scope="module")
 def study_run(tmp_path_factory):
     # the same folder as test_study's: when both files run, the runs are reused, not retrained
-    return small_study(tmp_path_factory.getbasetemp() / "small-study")
+    result, store, out = small_study(tmp_path_factory.getbasetemp() / "small-study")
+    write_report(result, out)
+    return result, store, out
 
 
 # ---------------------------------------------------------------------- figure data
@@ -213,20 +216,194 @@ def test_report_in_headless_chromium(study_run, tmp_path):
     assert img.shape == (2400, 1200) and img.std() > 10  # not blank
 
 
-def test_verdict_calls_differences_within_the_seed_spread_ties():
-    from taskrel.report.html import verdict
+# ---------------------------------------------------------------------- heatmap captions and flags
+def test_precision_adapts_to_the_scale():
+    vals = np.array([[0, 0.0075, -0.0012], [0.003, 0, -0.0075], [0.0001, 0.002, 0]])
+    hm = F.heatmap_data(Affinity(["a", "b", "c"], vals, measure="lookahead"))
+    cells = [c for row in hm.annot for c in row if c]
+    assert hm.decimals == 4 and "0.0075" in cells and "-0.0012" in cells
+    assert sum(c in ("0.00", "-0.00") for c in cells) == 0
+    big = F.heatmap_data(Affinity(["a", "b", "c"], vals * 1000, measure="pairwise"))
+    assert big.decimals == 1 and "7.5" in [c for row in big.annot for c in row]
 
-    def head(rec, std, shared, separate):
-        m = {"recommended": {"test_loss": rec, "std": std, "parameters": 10},
-             "all-shared": {"test_loss": shared, "std": std, "parameters": 5},
-             "all-separate": {"test_loss": separate, "std": std, "parameters": 40}}
-        gains = {k: 100 * (m[k]["test_loss"] - rec) / m[k]["test_loss"] for k in ("all-shared", "all-separate")}
-        return {"measured": m, "gain_vs": gains}
 
-    text, ok = verdict(head(1.0, 0.01, 2.0, 1.5))
-    assert ok and text.startswith("The recommended layout beats every baseline") and "75% fewer parameters" in text
-    text, ok = verdict(head(1.0, 0.1, 2.0, 0.95))
-    assert ok and "beats all-shared; no clear difference from all-separate" in text and "higher test loss than all-separate (within" in text
-    text, ok = verdict(head(1.0, 0.01, 2.0, 0.5))
-    assert ok is False and "does worse than all-separate" in text
-    assert verdict({"measured": {}, "gain_vs": {}})[1] is None
+def test_symmetric_measures_are_drawn_and_labelled_as_symmetric():
+    rng = np.random.default_rng(0)
+    m = rng.uniform(0, 1, (4, 4))
+    sym = Affinity(list("abcd"), (m + m.T) / 2, measure="gradient-cosine")
+    hm = F.heatmap_data(sym)
+    assert hm.symmetric and (hm.xlabel, hm.ylabel) == ("task", "task")
+    assert np.isnan(hm.values[np.triu_indices(4)]).all() and np.isfinite(hm.values[np.tril_indices(4, -1)]).all()
+    cap = F.heatmap_caption(hm, 3)
+    assert "Symmetric" in cap and "source" not in cap and "cosine" in cap
+    directed = F.heatmap_data(Affinity(list("abcd"), m, measure="pairwise"))
+    assert not directed.symmetric and (directed.xlabel, directed.ylabel) == ("target task", "source task")
+    assert "source task (row)" in F.heatmap_caption(directed, 3)
+    cka = F.stage_heatmaps(Affinity(list("abc"), np.stack([np.eye(3) * 0.5 + 0.5] * 2), measure="similarity-linear", stages=["s0", "s1"]))
+    assert all(h.symmetric and "CKA" in h.unit for h in cka)
+
+
+def test_every_heatmap_has_a_unit():
+    for measure in ("pairwise", "pairwise-cheap", "transfer-frozen", "gradient-cosine", "lookahead", "similarity-linear"):
+        hm = F.heatmap_data(Affinity(list("abc"), np.arange(9.0).reshape(3, 3), measure=measure))
+        assert hm.unit and hm.unit != "affinity" and hm.unit in F.heatmap_caption(hm, 1)
+
+
+def test_degenerate_affinities_are_flagged_with_a_reason():
+    cols = np.array([[0, 0.1, 0.2, 0.3], [0.5, 0, 0.2, 0.3], [0.5, 0.1, 0, 0.3], [0.5, 0.1, 0.2, 0]])
+    hm = F.heatmap_data(Affinity(list("abcd"), cols, measure="transfer-frozen"))
+    cap = F.heatmap_caption(hm, 2)
+    assert len(hm.flags) == 1 and "every column is constant" in hm.flags[0] and "majority class" in hm.flags[0]
+    assert "Degenerate:" in cap and hm.flags[0] in cap
+    rows = F.heatmap_data(Affinity(list("abcd"), cols.T, measure="gradient-magnitude-ratio"))
+    assert any("every row is constant" in f for f in rows.flags)
+    zeros = F.heatmap_data(Affinity(list("abcd"), np.zeros((4, 4)), measure="pairwise"))
+    assert zeros.flags and zeros.flags[0].startswith("every entry is 0")
+    rng = np.random.default_rng(1)
+    assert F.heatmap_data(Affinity(list("abcd"), rng.normal(size=(4, 4)), measure="pairwise")).flags == []
+    # a permutation of the tasks flags the same pattern
+    perm = F.heatmap_data(Affinity(list("abcd"), cols, measure="transfer-frozen"), order=list("dbca"))
+    assert perm.flags == hm.flags
+
+
+def test_budget_data_puts_baselines_on_the_same_axis(study_run):
+    result, _, _ = study_run
+    d = F.budget_data(result.grouping, result.validation_summary(), len(result.tasks))
+    summ = result.validation_summary().set_index("layout")
+    assert d.same_scale == (not result.grouping["higher_is_better"]) and d.chosen == result.grouping["budget"]
+    x, mean, _ = d.baselines["all-shared"]
+    assert x == 1 and mean == pytest.approx(summ.loc["all-shared", "test_loss_mean"])
+    assert d.baselines["all-separate"][0] == len(result.tasks)
+
+
+def test_cluster_note_reconciles_clusters_and_groups(study_run):
+    result, _, _ = study_run
+    groups = [list(b) for b in result.recommended.blocks(0)]
+    note = F.cluster_note(result.clustering, groups, result.grouping["budget"])
+    same = {frozenset(c) for c in result.clustering["clusters"]} == {frozenset(g) for g in groups}
+    assert note == "The recommended groups are these clusters." if same else "differ from these" in note
+    figs, _ = build_figures(result)
+    assert note in next(f for f in figs if f.key == "dendrogram").caption
+
+
+# ---------------------------------------------------------------------- the answer
+def baseline_wins(tmp_path: Path):
+    """A study result (no training) where all-separate clearly beats the recommendation."""
+    r = make_result({"recommended": list(1.2 + noise(5, 0.01)), "all-shared": list(1.6 + noise(5, 0.01, 1)),
+                     "all-separate": list(1.0 + noise(5, 0.01, 2))})
+    r.study.update({"source": 'name = "synthetic"\n', "train": {"epochs": 3}})
+    r.invocation = {"cwd": str(tmp_path), "study_file": str(tmp_path / "s.toml"), "store": str(tmp_path / "runs"),
+                    "out": "out"}
+    (tmp_path / "s.toml").write_text('name = "synthetic"\n')
+    return r
+
+
+def test_summary_json_carries_the_decision(tmp_path):
+    r = baseline_wins(tmp_path)
+    paths = write_report(r, tmp_path / "out")
+    ans = json.loads(paths["summary"].read_text())["answer"]
+    assert ans["decision"] == "keep these tasks separate" and ans["best_measured"] == "all-separate"
+    assert ans["confidence"] in ("high", "medium", "low")
+    comps = {c["layout"]: c for c in ans["comparisons"]}
+    assert set(comps) == {"all-shared", "all-separate"}
+    totals = {k: np.array(v) for k, v in {"recommended": 1.2 + noise(5, 0.01), "all-separate": 1.0 + noise(5, 0.01, 2)}.items()}
+    diff = totals["recommended"] - totals["all-separate"]
+    c = comps["all-separate"]
+    assert c["n_seeds"] == 5 and c["mean_diff"] == pytest.approx(diff.mean())
+    assert c["ci95"][0] < c["mean_diff"] < c["ci95"][1] and c["ci95"][0] > 0
+
+
+def test_commands_work_where_the_study_ran(tmp_path):
+    import shlex
+
+    from taskrel.cli.main import build_parser
+
+    r = baseline_wins(tmp_path)
+    write_report(r, tmp_path / "out")
+    from taskrel.report.answer import reproduce_commands, train_command
+
+    train = shlex.split(train_command(r, tmp_path / "out"))
+    layout = train[train.index("--layout") + 1]
+    assert layout == "out/layout.json" and (tmp_path / layout).is_file()  # relative to where the study ran
+    study, report = (shlex.split(c) for c in reproduce_commands(r, tmp_path / "out"))
+    assert study[:3] == ["taskrel", "study", "s.toml"] and (tmp_path / study[2]).is_file()
+    assert report == ["taskrel", "report", "out"]
+    parser = build_parser()
+    for argv in (train, study, report):
+        parser.parse_args(argv[1:])  # every command is one the CLI accepts
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert "STORE" not in page and "STUDY.toml" not in page and "taskrel study s.toml --store runs --out out" in page
+
+
+def test_a_resumed_study_keeps_its_cost(study_run, tmp_path_factory):
+    first, _, _ = study_run
+    again, _, _ = small_study(tmp_path_factory.getbasetemp() / "small-study")  # every run from the store
+    for name, p in first.probes.items():
+        if p.get("cost"):
+            assert again.probes[name]["cost"] == p["cost"]
+    assert again.compute_seconds() == pytest.approx(first.compute_seconds()) and first.compute_seconds() > 0
+    assert again.validation_cost["runs"] == first.validation_cost["runs"] > 0
+
+
+def test_terminal_summary_is_aligned(study_run):
+    from taskrel.report import summary_text
+
+    result, _, _ = study_run
+    text = summary_text(result)
+    d = result.decision()
+    assert text.startswith(f"decision: {d.decision}")
+    table = [line for line in text.splitlines() if line.startswith("    ")]
+    assert len(table) == len(d.comparisons) + 1
+    col = table[0].index("95% interval")
+    for line in table[1:]:
+        assert line[col] in "[–"  # every interval starts in the header's column
+    assert len({line.index(" seeds") if i == 0 else None for i, line in enumerate(table)} - {None}) == 1
+
+
+def test_figures_are_written_atomically(study_run, tmp_path, monkeypatch):
+    import taskrel.files
+
+    result, _, _ = study_run
+    out = tmp_path / "out"
+    write_report(result, out)
+    before = {p.name: p.read_bytes() for p in (out / "figures").iterdir()}
+    assert before and all(b[:8] == b"\x89PNG\r\n\x1a\n" for b in before.values())
+
+    def fail(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(taskrel.files.os, "replace", fail)
+    with pytest.raises(OSError):
+        write_report(result, out)
+    after = {p.name: p.read_bytes() for p in (out / "figures").iterdir()}
+    assert after == before  # the old figures are whole, and no temporary file is left
+
+
+@pytest.mark.skipif(_chromium() is None, reason="headless Chromium is not installed (apt-get install chromium); CI installs it")
+def test_answer_box_warns_when_a_baseline_wins(tmp_path):
+    r = baseline_wins(tmp_path)
+    paths = write_report(r, tmp_path / "out")
+    check = """<script>
+window.addEventListener('load', function () {
+  var box = document.getElementById('answer');
+  var d = document.createElement('pre');
+  d.id = 'taskrel-answer';
+  d.textContent = [box.getAttribute('data-decision'), document.getElementById('decision').textContent,
+                   getComputedStyle(box).borderLeftColor, getComputedStyle(document.getElementById('decision')).color,
+                   document.getElementById('baseline-warning') ? 'warned' : 'silent',
+                   document.getElementById('best-measured').textContent].join('|');
+  document.body.appendChild(d);
+});
+</script>"""
+    probe = tmp_path / "probe.html"
+    probe.write_text(paths["html"].read_text().replace("</body>", check + "</body>"))
+    dom = _browser(["--virtual-time-budget=10000", "--dump-dom", probe.as_uri()], tmp_path)
+    assert "taskrel-answer" in dom.stdout, dom.stderr[-2000:]
+    decision, title, border, colour, warned, best = dom.stdout.split('id="taskrel-answer">', 1)[1].split("<", 1)[0].split("|")
+    assert decision == "keep these tasks separate" and title.startswith("Keep these tasks separate")
+    assert border == "rgb(183, 121, 31)" and colour == "rgb(151, 90, 22)"  # the warning amber, not the green of a win
+    assert warned == "warned" and "all-separate" in best
+    r.validation = make_result({"recommended": list(1.0 + noise(5, 0.01)), "all-shared": list(1.6 + noise(5, 0.01, 1)),
+                                "all-separate": list(1.3 + noise(5, 0.01, 2))}).validation
+    page = write_report(r, tmp_path / "win")["html"].read_text()
+    assert 'class="answer good"' in page and "baseline-warning" not in page

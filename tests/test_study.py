@@ -10,8 +10,17 @@ import numpy as np
 import pytest
 
 from taskrel.errors import TaskrelError
+from taskrel.report import write_report
 from taskrel.store import RunRecord, RunSpec, RunStore
-from taskrel.study import StudyResult, load_study, parse_study, run_study, validate_study
+from taskrel.study import (
+    Study,
+    StudyResult,
+    Validation,
+    load_study,
+    parse_study,
+    run_study,
+    validate_study,
+)
 from taskrel.suite import Suite, Task
 
 XSS = "x<script>PWNED=1</script>"  # no "." (torch module names cannot hold one)
@@ -33,9 +42,6 @@ seeds = [0, 1]
 every = 3
 [probes.similarity]
 kinds = ["linear"]
-[probes.broken]
-kind = "similarity"
-kinds = ["no-such-kind"]
 [analysis]
 affinity = "pairwise"
 [analysis.auxiliary]
@@ -68,10 +74,11 @@ def small_study(base: Path) -> tuple[StudyResult, Path, Path]:
     if not (base / "seeded").exists():
         # a run recorded as failed (as a diverged run would be): the study must list it
         spec = RunSpec(_separate(suite), study.train_config(), 1, label="validate all-separate seed1")
-        store.put(RunRecord(spec.key(suite.fingerprint()), spec.identity(suite.fingerprint()), "failed",
+        store.put(RunRecord(spec.key(suite), spec.identity(suite), "failed",
                             error="training loss became nan", failed_step=7, label=spec.label))
         (base / "seeded").write_text("1")
     result = run_study(study, store, base / "out", n_jobs=1, quiet=True, suite=suite)
+    write_report(result, base / "out", quiet=True)
     return result, base / "store", base / "out"
 
 
@@ -91,7 +98,9 @@ def test_default_study_is_valid_and_matches_the_shipped_file():
     shipped = Path(__file__).resolve().parents[1] / "studies" / "default.toml"
     study = load_study()
     assert load_study(shipped).to_dict() == study.to_dict()
+    before = study.to_dict()
     suite = validate_study(study)
+    assert study.to_dict() == before  # checking changes nothing
     assert suite.name == "digits" and 6 <= len(study.task_list(suite)) <= 8
     assert study.grouping["budget"] in study.grouping["budgets"]
 
@@ -109,7 +118,9 @@ def test_default_study_is_valid_and_matches_the_shipped_file():
         (("budget = 2", "budget = 9"), "analysis.grouping.budget"),
         (('primary = "c0t0"', 'primary = "zzz"'), "analysis.auxiliary.primary"),
         (("epochs = 4", "epochs = 0"), "train"),
-        (('kinds = ["no-such-kind"]', 'kinds = ["no-such-kind"]\nseeds = []'), "probes.broken.seeds"),
+        (("[probes.similarity]", '[probes.broken]\nkind = "similarity"\nseeds = []\n[probes.similarity]'), "probes.broken.seeds"),
+        (("[probes.similarity]", '[probes.broken]\nkind = "similarity"\nkinds = ["no-such-kind"]\n[probes.similarity]'), "probes.broken"),
+        (("[probes.gradient]", "[probes.gradient]\nmethod = \"magic\""), "probes.gradient"),
         (('affinity = "pairwise"', 'affinity = "nope"'), "analysis.affinity"),
         (("[validation]", "[validation]\nepochs = 3"), "validation.epochs"),
         (("[probes.pairwise]", "[probes.pairwise]\ncheap = { epochs = 2 }"), "probes.pairwise"),
@@ -138,10 +149,7 @@ def test_study_runs_end_to_end(study_run):
     assert result.tasks == TASKS
     assert {"pairwise", "gradient", "similarity"} <= set(result.affinities)
     assert result.affinity("similarity").is_staged
-    # the broken probe is reported, and the study went on
-    assert "broken" not in result.affinities
-    assert "no-such-kind" in result.probes["broken"]["error"]
-    assert any(e["part"] == "probe broken" for e in result.errors)
+    assert all("error" not in info for info in result.probes.values()), result.probes
     # recommendation: a partition of the tasks into budget-many groups at most
     rec = result.recommended
     assert sorted(t for b in rec.blocks(0) for t in b) == sorted(TASKS)
@@ -174,11 +182,11 @@ def test_rerun_trains_nothing_and_resumes_after_a_crash(study_run, tmp_path_fact
     result, store_path, out = study_run
     store = RunStore(store_path)
     n = len(store)
-    import taskrel.execute as ex
+    import taskrel.runner as runner_module
 
     trained = []
-    real = ex.run_spec
-    monkeypatch.setattr(ex, "run_spec", lambda *a, **k: trained.append(a[1].label) or real(*a, **k))
+    real = runner_module.run_spec
+    monkeypatch.setattr(runner_module, "run_spec", lambda *a, **k: trained.append(a[1].label) or real(*a, **k))
     again, _, _ = small_study(store_path.parent)
     assert trained == [] and len(store) == n
     assert again.layouts["recommended"] == result.layouts["recommended"]
@@ -226,13 +234,14 @@ epochs = 2
 seeds = [0]
 """)
     result = run_study(study, tmp_path / "store", tmp_path / "out", quiet=True, suite=suite)
+    write_report(result, tmp_path / "out", quiet=True)
     assert result.failed_runs and all("boom" in r["tasks"] for r in result.failed_runs)
     assert all(r["step"] is not None and "inf" in r["error"] for r in result.failed_runs)
     ok = [rec for rec in RunStore(tmp_path / "store").records() if rec.ok]
     assert {tuple(rec.tasks) for rec in ok} >= {("c0t0",), ("c0t1",), ("c0t0", "c0t1")}
     assert any(e["part"] == "probe pairwise" for e in result.errors)
     page = (tmp_path / "out" / "report.html").read_text()
-    assert "training loss became inf" in page
+    assert "became inf" in page and "boom" in page
 
 
 @pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "studies").glob("*.toml")), ids=lambda p: p.stem)
@@ -249,3 +258,67 @@ def test_every_shipped_study_file_is_valid(path):
     assert study.task_list(suite)
     if study.validation is not None:
         assert study.validation["seeds"]
+
+
+# ---------------------------------------------------------------------- the Python API
+def test_the_api_study_gives_the_answers_of_its_study_file(study_run):
+    """Study(...) built by hand = the same study file: the same runs (nothing trains) and the
+    same recommendation; fitting changes nothing in the study."""
+    from taskrel.analysis import GroupingSearch, TaskClustering
+    from taskrel.probes import GradientProbe, PairwiseProbe, SimilarityProbe
+    from taskrel.runner import Runner
+    from taskrel.train import TrainConfig
+
+    result, store_path, _ = study_run
+    probes = {"pairwise": PairwiseProbe(seeds=[0, 1]), "gradient": GradientProbe(every=3),
+              "similarity": SimilarityProbe(kinds=["linear"])}
+    study = Study(probes=probes, clustering=TaskClustering(), grouping=GroupingSearch(budget=2, partition=True),
+                  validation=Validation(seeds=[0, 1], random=2), auxiliary=["c0t0"], affinity="pairwise",
+                  budgets=[1, 2, 3], tasks=TASKS, config=TrainConfig(epochs=4, lr=0.01, batch_size=32),
+                  name=result.name, verbose=False)
+    before = {n: p.get_params() for n, p in study.named_probes().items()}
+    runner = Runner(store_path, n_jobs=1, progress=False)
+    n = len(runner.store)
+    again = study.fit(hostile_suite(), runner)
+    assert isinstance(again, StudyResult) and study.result_ is again
+    assert len(runner.store) == n  # every run came from the store
+    assert again.layouts["recommended"] == result.layouts["recommended"]
+    np.testing.assert_allclose(again.affinity("pairwise").values, result.affinity("pairwise").values)
+    assert {n: p.get_params() for n, p in study.named_probes().items()} == before
+    assert not hasattr(probes["pairwise"], "affinity_")  # the study fitted copies
+
+
+def test_from_toml_only_constructs(monkeypatch):
+    import taskrel.suites as suites
+
+    monkeypatch.setattr(suites, "get_suite", lambda *a, **k: pytest.fail("from_toml must not build a suite"))
+    study = Study.from_toml()
+    assert study.suite == "digits" and study.grouping.budget == 3
+    assert [p.kind for p in study.named_probes().values()][:2] == ["pairwise", "pairwise"]
+
+
+def test_cli_exits_1_when_the_study_gives_no_recommendation(tmp_path, capsys):
+    """Groups of at most one task cannot fit two networks for three tasks: no recommendation,
+    the report still written, and the exit code says so."""
+    from taskrel.cli import main
+
+    f = tmp_path / "none.toml"
+    f.write_text("""
+name = "no-advice"
+validation = false
+[suite]
+name = "planted"
+options = { n_clusters = 1, n_examples = 200 }
+tasks = ["c0t0", "c0t1", "conflict"]
+[train]
+epochs = 1
+[probes.pairwise]
+[analysis.grouping]
+budgets = [2]
+budget = 2
+max_size = 1
+""")
+    out = tmp_path / "out"
+    assert main(["study", str(f), "--store", str(tmp_path / "runs"), "--out", str(out), "--quiet", "--n-jobs", "1"]) == 1
+    assert "no recommendation" in capsys.readouterr().err
+    assert (out / "report.html").is_file()

@@ -123,3 +123,43 @@ def test_yeast_needs_its_extra_or_loads():
         return
     s = get_suite("yeast")
     assert s.inputs.shape == (2417, 103) and len(s.tasks) == 14
+
+
+def test_task_names_torch_refuses_as_module_names_still_train():
+    from taskrel.layout import SharingLayout, build_model
+    from taskrel.train import TrainConfig, train
+
+    X = np.random.default_rng(0).normal(size=(60, 3)).astype("float32")
+    names = ["y.1", "type", "forward", "~d", "~~d", "cuda"]
+    s = Suite("odd", X, [Task(n, "regression") for n in names], {n: X[:, 0] * (i + 1) + X[:, 1] for i, n in enumerate(names)},
+              stages=[lambda: nn.Sequential(nn.Linear(3, 4), nn.ReLU())])
+    model = build_model(SharingLayout.shared(names, 1), s)
+    assert len(model.heads) == len(names), "every task keeps its own head"
+    r = train(s, SharingLayout.shared(names, 1), TrainConfig(epochs=2))
+    assert sorted(r.metrics["val"]) == sorted(names)
+
+
+def test_module_key_is_one_to_one_and_acceptable_to_torch():
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from taskrel.suite_checks import module_key
+
+    @given(st.lists(st.text(alphabet="ab.~dy", min_size=1, max_size=6), unique=True, max_size=8))
+    def check(names):
+        keys = [module_key(n) for n in names]
+        assert len(set(keys)) == len(keys)
+        nn.ModuleDict({k: nn.Identity() for k in keys})  # torch accepts every key
+
+    check()
+
+
+def test_construction_checks_leave_the_global_seed_alone():
+    import torch
+
+    X = np.random.default_rng(0).normal(size=(40, 3)).astype("float32")
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    Suite("s", X, [Task("a", "binary")], {"a": (X[:, 0] > 0).astype(float)}, stages=[lambda: nn.Linear(3, 4)])
+    assert torch.equal(torch.rand(3), expected)

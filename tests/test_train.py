@@ -129,3 +129,31 @@ def test_layout_task_must_exist(planted):
         train(planted, SharingLayout.separate(["nope"], planted.n_stages), FAST)
     with pytest.raises(TaskrelError, match="layout has 2 stages"):
         train(planted, SharingLayout.separate(planted.task_names[:1], 2), FAST)
+
+
+def test_divergence_names_the_task_that_diverged():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(80, 3)).astype(np.float32)
+    s = Suite("huge", X, [Task("fine", "regression"), Task("huge", "regression")], {"fine": X[:, 0], "huge": 1e30 * X[:, 1]},
+              [lambda: nn.Sequential(nn.Linear(3, 4), nn.ReLU())])
+    with pytest.raises(RunFailed) as e:
+        train(s, SharingLayout.shared(["fine", "huge"], 1), TrainConfig(epochs=2), seed=0)
+    assert e.value.task == "huge" and e.value.step == 0
+    assert "loss of task 'huge' became inf" in str(e.value)
+    r = train(s, SharingLayout.separate(["fine"], 1), TrainConfig(epochs=2), seed=0)
+    assert np.isfinite(r.loss("fine"))
+
+
+def test_config_numbers_are_normalised():
+    a = TrainConfig(epochs=np.int64(3), weight_decay=0, lr=np.float32(0.5), loss_weights={"b": 1, "a": 2})
+    b = TrainConfig(epochs=3, weight_decay=0.0, lr=0.5, loss_weights=[("a", 2.0), ("b", 1.0)])
+    assert a == b and a.to_dict() == b.to_dict()
+    assert type(a.epochs) is int and type(a.lr) is float  # JSON-ready: part of a run's key
+    import json
+
+    json.dumps(a.to_dict())
+
+
+def test_loss_weight_for_an_unknown_task_is_refused_before_training(planted):
+    with pytest.raises(TaskrelError, match="loss weight for unknown task 'zzz'"):
+        train(planted, SharingLayout.separate(planted.task_names[:1], planted.n_stages), TrainConfig(epochs=1, loss_weights={"zzz": 1.0}))

@@ -10,6 +10,7 @@ from taskrel.analysis.cluster import (
     similarity_matrix,
 )
 from taskrel.analysis.grouping import GroupingSearch, minimal_cost, pareto_front
+from taskrel.analysis.surrogate import SubsetSurrogate
 
 
 def __getattr__(name: str):
@@ -35,4 +36,5 @@ __all__ = [
     "pareto_front",
     "rank_auxiliaries",
     "similarity_matrix",
+    "SubsetSurrogate",
 ]

@@ -4,6 +4,10 @@ Losses ``L`` are (networks x tasks) with ``inf`` outside the members; every solv
 row indices of the chosen networks or raises :class:`_Infeasible`. The exact MILP, its column
 generation with reduced-cost fixing, the exhaustive dynamic programme and the beam search are
 described in the module docstring of :mod:`taskrel.analysis.grouping`.
+
+Ties (MILP): the optimum is taken lexicographically. First the objective; among choices within
+``TIE`` (1e-7, relative to 1 + |objective|) of it, the least total cost; among those, the fewest task slots (the sum of
+the chosen networks' sizes), then the earliest rows (the least sum of row positions).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from taskrel.errors import TaskrelError
 
 SOLVERS = ("milp", "exhaustive", "beam")
 EPS = 1e-9
+TIE = 1e-7  # objectives this close (relative to 1 + |objective|) are ties
 
 
 class _Infeasible(Exception):
@@ -36,10 +41,12 @@ class _Problem:
     w: np.ndarray
     budget: float | None
     partition: bool
+    order: np.ndarray | None = None  # the rows' positions in the whole table (tie-breaks)
 
     def take(self, idx: np.ndarray) -> _Problem:
+        order = np.arange(len(self.cost)) if self.order is None else self.order
         return _Problem(self.L[idx], self.mem[idx], self.cost[idx], self.w[idx], self.budget,
-                        self.partition)
+                        self.partition, order[idx])
 
     @cached_property
     def member_matrix(self) -> np.ndarray:
@@ -88,18 +95,12 @@ def _model(p: _Problem, keep_y=None, artificial=0.0):
     return c, a_eq, np.ones(n), a_ub, b_ub
 
 
-def _milp(p: _Problem, keep_y=None, time_limit=None) -> np.ndarray:
-    """Exact MILP on these columns; returns the chosen column indices."""
-    c, a_eq, b_eq, a_ub, b_ub = _model(p, keep_y)
-    G = p.mem.shape[0]
+def _solve(c, cons, G, time_limit):
     integrality = np.zeros(len(c))
     integrality[:G] = 1
     options = {"mip_rel_gap": 1e-9}
     if time_limit:
         options["time_limit"] = float(time_limit)
-    cons = [LinearConstraint(a_eq, b_eq, b_eq)]
-    if a_ub.shape[0]:
-        cons.append(LinearConstraint(a_ub, -np.inf, b_ub))
     res = milp(c, constraints=cons, integrality=integrality, bounds=Bounds(0, 1), options=options)
     if res.x is None:
         if res.status == 1:
@@ -107,7 +108,37 @@ def _milp(p: _Problem, keep_y=None, time_limit=None) -> np.ndarray:
         raise _Infeasible(res.message)
     if res.status != 0:
         raise TaskrelError(f"grouping: the MILP solver stopped early ({res.message})")
-    return np.flatnonzero(res.x[:G] > 0.5)
+    return res.x
+
+
+def _milp(p: _Problem, keep_y=None, time_limit=None, ties: bool = False,
+          slack: float = 0.0) -> np.ndarray:
+    """Exact MILP on these columns; returns the chosen column indices. With ``ties``, the
+    choice is the lexicographic optimum of the module docstring (three solves); ``slack``
+    widens "the same objective" to ``slack`` above the optimum (the cheapest choice within
+    it is then taken)."""
+    c, a_eq, b_eq, a_ub, b_ub = _model(p, keep_y)
+    G, n = p.mem.shape
+    cons = [LinearConstraint(a_eq, b_eq, b_eq)]
+    if a_ub.shape[0]:
+        cons.append(LinearConstraint(a_ub, -np.inf, b_ub))
+    x = _solve(c, cons, G, time_limit)
+    if not ties:
+        return np.flatnonzero(x[:G] > 0.5)
+    best = _objective(p, np.flatnonzero(x[:G] > 0.5))
+    cons.append(LinearConstraint(c[None, :], -np.inf,
+                                 best + max(slack, TIE * (1.0 + abs(best)))))
+    spend = np.zeros(len(c))
+    spend[:G] = p.cost
+    x = _solve(spend, cons, G, time_limit)
+    least = float(p.cost[x[:G] > 0.5].sum())
+    cons.append(LinearConstraint(spend[None, :], -np.inf, least + TIE * (1.0 + abs(least))))
+    order = np.arange(G) if p.order is None else p.order
+    rank = np.argsort(np.argsort(order, kind="stable"), kind="stable")
+    slots = np.zeros(len(c))
+    slots[:G] = p.mem.sum(axis=1) + (rank + 1.0) / ((G + 1.0) * (n + 1.0))
+    x = _solve(slots, cons, G, time_limit)
+    return np.flatnonzero(x[:G] > 0.5)
 
 
 def _price(p: _Problem, duals, chunk=16_384) -> np.ndarray:
@@ -219,6 +250,14 @@ def _exact_large(p: _Problem, time_limit=None, info=None) -> np.ndarray:
             upper = _objective(p, best)
         if delta is None or (best is not None and delta >= upper - lower + tol):
             delta = upper - lower + tol
+    # every choice within TIE of the optimum uses only networks (and pairs) priced below this
+    delta = upper - lower + 2 * tol + TIE * (1.0 + abs(upper))
+    small = np.union1d(np.flatnonzero(rc <= delta), best)
+    keep_y = None
+    if not p.partition:
+        keep_y = (rc[small, None] + np.maximum(p.L[small] - duals[0][None, :], 0.0)) <= delta
+        keep_y[np.isin(small, best)] = True
+    best = small[_milp(p.take(small), keep_y=keep_y, time_limit=time_limit, ties=True)]
     if info is not None:
         info.update(lower_bound=lower, incumbent=upper, n_fixed=len(small), milp_rounds=rounds)
     return best

@@ -1,77 +1,74 @@
 """Candidate networks for the grouping search (Standley et al., 2020).
 
-A :class:`CandidateTable` lists candidate networks: each a set of tasks trained together, a
-cost (any positive number: inference time, parameters, networks) and, for each member task,
-its value in that network: a loss (lower is better, the default) or a score
-(``higher_is_better=True``).
+A :class:`CandidateTable` lists candidate networks. Each network has its own identity: a
+``name`` (unique in the table), the ``tasks`` it trains, a ``width`` (its size relative to a
+full network: Standley's half-size networks have width 0.5) and a ``cost`` (any positive
+number: inference time, parameters, networks). Several networks may hold the same tasks, at
+different widths or under different names. For each member task the table holds its value in
+that network: a loss (lower is better, the default) or a score (``higher_is_better=True``),
+optionally with its spread over seeds (``std``, ``n_seeds``).
 
-Tables come from records, a DataFrame, CSV or JSON (one row per network), or are estimated:
+A network's default name is its tasks joined by ``+`` (``"a+b"``), with ``@width`` added
+when the width is not 1 (``"a+b@0.5"``).
 
-* :meth:`CandidateTable.from_affinity`: every group of up to ``max_size`` tasks; member ``t``
-  of group ``G`` gains ``mean(values[s, t] for s in G - {t})`` (the mean affinity onto ``t``
-  from its group mates; a singleton gains 0). Without ``base_loss`` the table holds these
-  gains as scores; with it, the loss ``base_loss[t] - gain``.
-* :func:`hoa_candidates`: Standley's higher-order approximation: the loss of ``t`` in ``G`` is
-  the mean of its losses in the pairs ``{t, s}``, ``s`` in ``G - {t}``; a singleton has its
-  single-task loss.
+Tables come from records, a DataFrame, CSV or JSON (one row per network), or are estimated
+(:mod:`taskrel.analysis.group_estimates`): :func:`hoa_candidates` (Standley's higher-order
+approximation from pair runs) and :meth:`CandidateTable.from_affinity` (the rule for the
+affinity's calibration). ``table.meta["rule"]`` says which rule built an estimated table.
 """
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Callable, Iterable, Mapping
-from itertools import combinations
-from math import comb
-from pathlib import Path
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from taskrel.affinity import Affinity
+from taskrel.analysis.group_estimates import (
+    CostSpec,
+    WidthCost,
+    affinity_arrays,
+    hoa_arrays,
+)
+from taskrel.analysis.table_files import TableFiles, parse_records, split_tasks
 from taskrel.errors import TaskrelError
 
-MAX_ENUMERATED = 5_000_000
-CostSpec = float | Mapping[int, float] | Callable[[tuple[str, ...]], float]
+
+def default_name(tasks: Iterable[str], width: float = 1.0) -> str:
+    """``"a+b"``, or ``"a+b@0.5"`` for a width other than 1."""
+    base = "+".join(tasks)
+    return base if width == 1.0 else f"{base}@{width:g}"
 
 
-def _split_tasks(value: Any, row: int) -> list[str]:
-    if isinstance(value, str):
-        names = [p.strip() for p in value.split("+")]
-    elif isinstance(value, Iterable):
-        names = [str(p).strip() for p in value]
-    else:
-        raise TaskrelError(f"candidates: row {row}: tasks must be 'a+b' or a list, got {value!r}")
-    if not names or any(not p for p in names):
-        raise TaskrelError(f"candidates: row {row}: empty task name in network {value!r}")
-    if len(set(names)) != len(names):
-        raise TaskrelError(f"candidates: row {row}: a task is repeated in network {value!r}")
-    return names
-
-
-class CandidateTable:
-    """Candidate networks with their cost and per-task values.
+class CandidateTable(TableFiles):
+    """Candidate networks with identity, width, cost and per-task values (module docstring).
 
     Parameters
     ----------
-    records : iterable of dicts, one per network: ``tasks`` ("a+b" or a list), ``cost``, and
-        the member values either under ``values`` (a dict task -> value) or as keys named
-        after the tasks.
+    records : iterable of dicts, one per network: ``tasks`` ("a+b" or a list), ``cost``,
+        optional ``name`` and ``width`` (default 1), the member values either under
+        ``values`` (a dict task -> value) or as keys named after the tasks, and optionally
+        ``std`` (a dict task -> spread over seeds).
     tasks : all task names (default: the members in order of appearance).
     higher_is_better : values are scores to maximise instead of losses to minimise.
+    n_seeds : how many seeds each value is the mean of (the standard error is std/sqrt(n)).
 
     Examples
     --------
     >>> table = CandidateTable([
     ...     {"tasks": "a", "cost": 1, "a": 0.5},
+    ...     {"tasks": "a", "width": 0.5, "cost": 0.5, "a": 0.6},
     ...     {"tasks": "b", "cost": 1, "b": 0.4},
     ...     {"tasks": "a+b", "cost": 1, "values": {"a": 0.3, "b": 0.45}},
     ... ])
-    >>> len(table), table.tasks, table.value(("a", "b"), "a")
-    (3, ['a', 'b'], 0.3)
-    >>> table.to_frame().loc[2, "tasks"]
-    'a+b'
+    >>> len(table), table.tasks, table.names
+    (4, ['a', 'b'], ['a', 'a@0.5', 'b', 'a+b'])
+    >>> table.value("a@0.5", "a"), table.value(("a", "b"), "a")
+    (0.6, 0.3)
+    >>> table.to_frame().loc[1, "name"], float(table.width[1]), float(table.cost[1])
+    ('a@0.5', 0.5, 0.5)
     """
 
     def __init__(
@@ -79,38 +76,17 @@ class CandidateTable:
         records: Iterable[Mapping[str, Any]],
         tasks: list[str] | None = None,
         higher_is_better: bool = False,
+        n_seeds: int = 1,
     ):
-        records = list(records)
-        groups = []
-        for r, rec in enumerate(records):
-            if not isinstance(rec, Mapping) or "tasks" not in rec:
-                raise TaskrelError(f"candidates: row {r}: a record needs a 'tasks' field")
-            groups.append(_split_tasks(rec["tasks"], r))
-        if tasks is None:
-            tasks = list(dict.fromkeys(t for g in groups for t in g))
-        tasks = [str(t) for t in tasks]
-        index = {t: i for i, t in enumerate(tasks)}
-        members = np.zeros((len(records), len(tasks)), dtype=bool)
-        values = np.full((len(records), len(tasks)), np.nan)
-        cost = np.empty(len(records))
-        for r, (rec, group) in enumerate(zip(records, groups)):
-            vals = rec.get("values", rec)
-            if "cost" not in rec:
-                raise TaskrelError(f"candidates: network {'+'.join(group)}: 'cost' is missing")
-            cost[r] = _number(rec["cost"], f"network {'+'.join(group)}: cost")
-            for t in group:
-                if t not in index:
-                    raise TaskrelError(
-                        f"candidates: network {'+'.join(group)}: unknown task {t!r}; "
-                        f"tasks are {tasks}"
-                    )
-                if not isinstance(vals, Mapping) or t not in vals or _missing(vals[t]):
-                    raise TaskrelError(
-                        f"candidates: network {'+'.join(group)}: value missing for member {t!r}"
-                    )
-                members[r, index[t]] = True
-                values[r, index[t]] = _number(vals[t], f"network {'+'.join(group)}: value of {t!r}")
-        self._set(tasks, members, cost, values, bool(higher_is_better))
+        tasks, members, cost, values, width, std, names = parse_records(records, tasks)
+        if all(x is None for x in names):
+            names = None  # default names, from the members in table order and the width
+        else:
+            names = [x if x is not None else
+                     default_name([t for t, m in zip(tasks, members[r]) if m], width[r])
+                     for r, x in enumerate(names)]
+        self._set(tasks, members, cost, values, bool(higher_is_better), names=names,
+                  width=width, std=std, n_seeds=n_seeds)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -122,141 +98,178 @@ class CandidateTable:
         values: np.ndarray,
         higher_is_better: bool = False,
         check_duplicates: bool = True,
+        names: list[str] | None = None,
+        width: np.ndarray | None = None,
+        std: np.ndarray | None = None,
+        n_seeds: int = 1,
+        meta: dict[str, Any] | None = None,
     ) -> CandidateTable:
         """Build from a boolean membership matrix (networks x tasks), costs and values.
 
-        ``values`` outside the members are ignored (stored as NaN). ``check_duplicates=False``
-        skips the search for repeated networks (for tables known to hold each group once).
+        ``values`` (and ``std``) outside the members are ignored (stored as NaN); ``names``
+        default to the tasks (and width); ``width`` defaults to 1. ``check_duplicates=False``
+        skips the identity check (for generated tables known to hold each network once).
 
-        >>> t = CandidateTable.from_arrays(["a", "b"], [[1, 0], [1, 1]], [1, 2], [[3, 0], [2, 1]])
-        >>> t.groups
-        [('a',), ('a', 'b')]
+        >>> t = CandidateTable.from_arrays(["a", "b"], [[1, 0], [1, 0], [1, 1]], [1, .5, 2],
+        ...                                [[3, 0], [4, 0], [2, 1]], width=[1, .5, 1])
+        >>> t.groups, t.names
+        ([('a',), ('a',), ('a', 'b')], ['a', 'a@0.5', 'a+b'])
         """
         self = cls.__new__(cls)
         members = np.asarray(members, dtype=bool)
         values = np.where(members, np.asarray(values, dtype=np.float64), np.nan)
+        if std is not None:
+            std = np.where(members, np.asarray(std, dtype=np.float64), np.nan)
+        width = np.ones(len(members)) if width is None else np.asarray(width, dtype=np.float64)
         self._set([str(t) for t in tasks], members, np.asarray(cost, dtype=np.float64), values,
-                  bool(higher_is_better), check_duplicates)
+                  bool(higher_is_better), check_duplicates, names, width, std, n_seeds, meta)
         return self
 
-    def _set(self, tasks, members, cost, values, higher_is_better, check_duplicates=True) -> None:
+    def _set(self, tasks, members, cost, values, higher_is_better, check_duplicates=True,
+             names=None, width=None, std=None, n_seeds=1, meta=None) -> None:
         if len(set(tasks)) != len(tasks):
             raise TaskrelError(f"candidates: duplicate task names in {tasks}")
         g, n = members.shape if members.ndim == 2 else (0, 0)
-        if members.ndim != 2 or n != len(tasks) or cost.shape != (g,) or values.shape != (g, n):
+        width = np.ones(g) if width is None else width
+        if (members.ndim != 2 or n != len(tasks) or cost.shape != (g,) or values.shape != (g, n)
+                or width.shape != (g,) or (std is not None and std.shape != (g, n))):
             raise TaskrelError(
                 f"candidates: shapes do not agree: members {members.shape}, cost {cost.shape}, "
-                f"values {values.shape}, {len(tasks)} tasks"
+                f"values {values.shape}, width {width.shape}, {len(tasks)} tasks"
             )
         if g == 0:
             raise TaskrelError("candidates: the table has no networks")
-        sizes = members.sum(axis=1)
+        self.tasks, self.members, self.cost, self.values = list(tasks), members, cost, values
+        self.width, self.higher_is_better = width, bool(higher_is_better)
+        self._names = None if names is None else [str(x) for x in names]
+        self._index: dict[str, int] | None = None
+        self.std = std
+        self.n_seeds = int(n_seeds)
+        self.meta = dict(meta or {})
+        self._validate(check_duplicates)
+
+    def _validate(self, check_duplicates: bool) -> None:
+        sizes = self.members.sum(axis=1)
         if (sizes == 0).any():
             raise TaskrelError(f"candidates: network {int(np.argmin(sizes))} has no tasks")
-        for r in np.flatnonzero(~np.isfinite(cost) | (cost <= 0))[:1]:
-            raise TaskrelError(
-                f"candidates: network {self._name(tasks, members[r])}: cost must be a positive "
-                f"number, got {cost[r]}"
-            )
-        bad = members & ~np.isfinite(values)
-        for r, c in np.argwhere(bad)[:1]:
-            raise TaskrelError(
-                f"candidates: network {self._name(tasks, members[r])}: value of {tasks[c]!r} "
-                f"is {values[r, c]} (NaN or missing)"
-            )
+        for what, arr in (("cost", self.cost), ("width", self.width)):
+            for r in np.flatnonzero(~np.isfinite(arr) | (arr <= 0))[:1]:
+                raise TaskrelError(f"candidates: network {self.name(r)}: {what} must be a "
+                                   f"positive number, got {arr[r]}")
+        for r, c in np.argwhere(self.members & ~np.isfinite(self.values))[:1]:
+            raise TaskrelError(f"candidates: network {self.name(r)}: value of "
+                               f"{self.tasks[c]!r} is {self.values[r, c]} (NaN or missing)")
+        if self.std is not None:
+            bad = self.members & (~np.isfinite(self.std) | (self.std < 0))
+            for r, c in np.argwhere(bad)[:1]:
+                raise TaskrelError(f"candidates: network {self.name(r)}: std of "
+                                   f"{self.tasks[c]!r} is {self.std[r, c]} (every member "
+                                   f"needs a finite, non-negative std)")
+        if self.n_seeds < 1:
+            raise TaskrelError(f"candidates: n_seeds must be >= 1, got {self.n_seeds}")
         if check_duplicates:
-            packed = np.packbits(members, axis=1)
-            _, first, counts = np.unique(packed, axis=0, return_index=True, return_counts=True)
-        if check_duplicates and (counts > 1).any():
-            dup = first[np.argmax(counts > 1)]
+            self._check_identity()
+
+    def _check_identity(self) -> None:
+        if self._names is None:  # default names: the identity is the tasks and the width
+            key = np.concatenate([np.packbits(self.members, axis=1),
+                                  self.width.view(np.uint8).reshape(len(self), -1)], axis=1)
+            _, inverse, counts = np.unique(key, axis=0, return_inverse=True, return_counts=True)
+            dup = np.flatnonzero(counts[inverse.ravel()] > 1)
+            keys = [self.name(r) for r in dup]
+        else:
+            seen: dict[str, int] = {}
+            for name in self._names:
+                seen[name] = seen.get(name, 0) + 1
+            dup = [r for r, name in enumerate(self._names) if seen[name] > 1]
+            keys = [self._names[r] for r in dup]
+        if len(dup):
+            rows: dict[str, list[int]] = {}
+            for key_, r in zip(keys, dup):
+                rows.setdefault(key_, []).append(int(r))
+            clashes = "; ".join(f"{k} (rows {', '.join(map(str, v))})" for k, v in rows.items())
             raise TaskrelError(
-                f"candidates: network {self._name(tasks, members[dup])} is listed more than once"
+                f"candidates: networks listed more than once: {clashes}. Give each network of "
+                f"the same tasks its own 'name' or 'width'"
             )
-        self.tasks = list(tasks)
-        self.members = members
-        self.cost = cost
-        self.values = values
-        self.higher_is_better = higher_is_better
-
-    @staticmethod
-    def _name(tasks, row) -> str:
-        return "+".join(t for t, m in zip(tasks, row) if m)
-
-    @classmethod
-    def from_frame(cls, frame: pd.DataFrame, higher_is_better: bool = False) -> CandidateTable:
-        """One row per network: ``tasks``, ``cost``, then one column per task (NaN = not a member).
-
-        >>> df = pd.DataFrame({"tasks": ["a", "b", "a+b"], "cost": [1, 1, 1.5],
-        ...                    "a": [0.5, None, 0.3], "b": [None, 0.4, 0.35]})
-        >>> CandidateTable.from_frame(df).cost.tolist()
-        [1.0, 1.0, 1.5]
-        """
-        for col in ("tasks", "cost"):
-            if col not in frame.columns:
-                raise TaskrelError(f"candidates: column {col!r} is missing from the table")
-        task_cols = [str(c) for c in frame.columns if c not in ("tasks", "cost")]
-        records = []
-        for _, row in frame.iterrows():
-            rec = {"tasks": row["tasks"], "cost": row["cost"]}
-            rec["values"] = {c: row[c] for c in task_cols if not _missing(row[c])}
-            records.append(rec)
-        return cls(records, tasks=task_cols or None, higher_is_better=higher_is_better)
-
-    @classmethod
-    def from_csv(cls, path: str | Path, higher_is_better: bool = False) -> CandidateTable:
-        """Read :meth:`from_frame`'s layout from a CSV file."""
-        try:
-            frame = pd.read_csv(path)
-        except FileNotFoundError:
-            raise TaskrelError(f"candidates: file {str(path)!r} does not exist") from None
-        return cls.from_frame(frame, higher_is_better=higher_is_better)
-
-    @classmethod
-    def from_json(cls, path: str | Path, higher_is_better: bool = False) -> CandidateTable:
-        """Read a JSON list of records (see the class docstring) from a file."""
-        try:
-            data = json.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise TaskrelError(f"candidates: file {str(path)!r} does not exist") from None
-        except json.JSONDecodeError as e:
-            raise TaskrelError(f"candidates: {str(path)!r} is not valid JSON ({e})") from None
-        if isinstance(data, dict):
-            higher_is_better = bool(data.get("higher_is_better", higher_is_better))
-            data = data.get("networks")
-        if not isinstance(data, list):
-            raise TaskrelError(f"candidates: {str(path)!r} must hold a list of networks")
-        return cls(data, higher_is_better=higher_is_better)
 
     @classmethod
     def from_affinity(
         cls,
         affinity: Affinity,
-        base_loss: Mapping[str, float] | None = None,
+        base_loss: Mapping[str, float] | Mapping[float, Mapping[str, float]] | None = None,
         max_size: int | None = None,
         cost: CostSpec = 1.0,
+        rule: str = "auto",
+        higher_is_better: bool = False,
+        width_cost: WidthCost = None,
     ) -> CandidateTable:
-        """Every group of up to ``max_size`` tasks scored from an affinity (module docstring).
+        """Every group of up to ``max_size`` tasks scored from an affinity.
 
-        >>> aff = Affinity(["a", "b", "c"], [[0, .4, 0], [.2, 0, .1], [0, 0, 0]])
+        ``rule="auto"`` takes the rule for the affinity's calibration (``"hoa"`` for relative
+        gains, ``"mean-gain"`` for gains, ``"no-singleton"`` for uncalibrated scores; see
+        :mod:`taskrel.analysis.group_estimates`); ``table.meta["rule"]`` records it. Without
+        ``base_loss`` the table holds scores (higher is better); with it (``{task: value}``,
+        or ``{width: {task: value}}`` for networks of several widths) it holds values in
+        the base's units, losses unless ``higher_is_better``. A network of width ``w`` costs
+        ``cost`` times ``width_cost(w)`` (default: ``w``).
+
+        >>> aff = Affinity(["a", "b", "c"], [[0, .4, 0], [.2, 0, .1], [0, 0, 0]],
+        ...                measure="pairwise")
         >>> t = CandidateTable.from_affinity(aff, max_size=2)
-        >>> t.higher_is_better, t.value(("a", "b"), "b"), t.value(("a",), "a")
-        (True, 0.4, 0.0)
-        >>> CandidateTable.from_affinity(aff, base_loss={"a": 1, "b": 1, "c": 1}).value(
-        ...     ("a", "b", "c"), "b")
-        0.8
+        >>> t.meta["rule"], t.higher_is_better, t.value(("a", "b"), "b"), t.value("a", "a")
+        ('hoa', True, 0.4, 0.0)
+        >>> CandidateTable.from_affinity(aff, base_loss={"a": 1, "b": 2, "c": 1}).value(
+        ...     "a+b+c", "b")
+        1.6
+        >>> cka = Affinity(["a", "b", "c"], [[1, .9, .5], [.9, 1, .4], [.5, .4, 1]],
+        ...                measure="similarity-linear")
+        >>> s = CandidateTable.from_affinity(cka)
+        >>> s.meta["rule"], min(len(g) for g in s.groups)
+        ('no-singleton', 2)
         """
-        if not isinstance(affinity, Affinity) or affinity.is_staged:
-            raise TaskrelError("candidates: from_affinity needs a plain (n x n) taskrel Affinity")
-        tasks = list(affinity.tasks)
-        onto = np.array(affinity.values, dtype=np.float64)
-        np.fill_diagonal(onto, 0.0)
-        if base_loss is None:
-            return _enumerate(tasks, np.zeros(len(tasks)), onto, max_size, cost, True)
-        base = _per_task(base_loss, tasks, "base_loss")
-        table = _enumerate(tasks, np.zeros(len(tasks)), onto, max_size, cost, True)
-        table.values = np.where(table.members, base[None, :] - table.values, np.nan)
-        table.higher_is_better = False
-        return table
+        return cls.from_arrays(**affinity_arrays(affinity, base_loss, max_size, cost, rule,
+                                                 higher_is_better, width_cost),
+                               check_duplicates=False)
+
+    @classmethod
+    def concat(cls, tables: Iterable[CandidateTable]) -> CandidateTable:
+        """One table of the networks of several (same tasks, same direction; names distinct).
+
+        >>> a = CandidateTable([{"tasks": "a", "cost": 1, "a": 1.0}])
+        >>> b = CandidateTable([{"tasks": "a", "width": .5, "cost": .5, "a": 1.2}])
+        >>> CandidateTable.concat([a, b]).names
+        ['a', 'a@0.5']
+        """
+        tables = list(tables)
+        if not tables or any(not isinstance(t, CandidateTable) for t in tables):
+            raise TaskrelError("candidates: concat needs one or more CandidateTables")
+        first = tables[0]
+        for t in tables[1:]:
+            if t.tasks != first.tasks or t.higher_is_better != first.higher_is_better:
+                raise TaskrelError(
+                    f"candidates: concat needs the same tasks and direction; got {first.tasks} "
+                    f"({first.direction}) and {t.tasks} ({t.direction})"
+                )
+        std = None
+        if any(t.std is not None for t in tables):
+            std = np.concatenate([t.std if t.std is not None else np.zeros(t.values.shape)
+                                  for t in tables])
+        return cls.from_arrays(
+            first.tasks, np.concatenate([t.members for t in tables]),
+            np.concatenate([t.cost for t in tables]), np.concatenate([t.values for t in tables]),
+            first.higher_is_better, names=[n for t in tables for n in t.names],
+            width=np.concatenate([t.width for t in tables]), std=std,
+            n_seeds=min(t.n_seeds for t in tables), meta=first.meta,
+        )
+
+    def take(self, rows: Iterable[int]) -> CandidateTable:
+        """The table of some networks (by row), identities kept."""
+        rows = np.asarray(list(rows), dtype=np.intp)
+        return CandidateTable.from_arrays(
+            self.tasks, self.members[rows], self.cost[rows], self.values[rows],
+            self.higher_is_better, False, [self.name(r) for r in rows], self.width[rows],
+            None if self.std is None else self.std[rows], self.n_seeds, self.meta)
 
     # ------------------------------------------------------------------ access
     def __len__(self) -> int:
@@ -265,6 +278,37 @@ class CandidateTable:
     @property
     def n_tasks(self) -> int:
         return len(self.tasks)
+
+    @property
+    def direction(self) -> str:
+        return "higher is better" if self.higher_is_better else "lower is better"
+
+    @property
+    def objective(self) -> str:
+        """What the search's objective is, in words."""
+        what = self.meta.get("value") or ("score" if self.higher_is_better else "loss")
+        return f"total {what} over the tasks, each from the network serving it ({self.direction})"
+
+    @property
+    def names(self) -> list[str]:
+        """Each network's name (its identity)."""
+        if self._names is None:
+            self._names = [default_name(self.group(i), self.width[i]) for i in range(len(self))]
+        return self._names
+
+    def name(self, i: int) -> str:
+        """The name of network ``i``."""
+        if self._names is not None:
+            return self._names[i]
+        return default_name(self.group(i), self.width[i])
+
+    def index(self, name: str) -> int:
+        """Row of the network called ``name`` (TaskrelError if absent)."""
+        if self._index is None:
+            self._index = {n: i for i, n in enumerate(self.names)}
+        if name not in self._index:
+            raise TaskrelError(f"candidates: no network named {name!r} in the table")
+        return self._index[name]
 
     @property
     def groups(self) -> list[tuple[str, ...]]:
@@ -282,173 +326,85 @@ class CandidateTable:
         out[~self.members] = np.inf
         return out
 
-    def find(self, group: Iterable[str]) -> int:
-        """Row index of the network with exactly these tasks (TaskrelError if absent)."""
-        names = list(group)
+    @property
+    def sem(self) -> np.ndarray | None:
+        """Standard error of each value (``std / sqrt(n_seeds)``), None without std."""
+        return None if self.std is None else self.std / math.sqrt(self.n_seeds)
+
+    def find(self, group: Iterable[str], width: float | None = None) -> int:
+        """Row of the one network with exactly these tasks (and ``width``, if given)."""
+        names = [group] if isinstance(group, str) else list(group)
         row = np.zeros(self.n_tasks, dtype=bool)
         for t in names:
             if t not in self.tasks:
                 raise TaskrelError(f"candidates: unknown task {t!r}; tasks are {self.tasks}")
             row[self.tasks.index(t)] = True
-        hits = np.flatnonzero((self.members == row).all(axis=1))
+        hit = (self.members == row).all(axis=1)
+        if width is not None:
+            hit &= self.width == float(width)
+        hits = np.flatnonzero(hit)
+        label = "+".join(names) + ("" if width is None else f" at width {width:g}")
         if not len(hits):
-            raise TaskrelError(f"candidates: no network {'+'.join(names)} in the table")
+            raise TaskrelError(f"candidates: no network {label} in the table")
+        if len(hits) > 1:
+            raise TaskrelError(f"candidates: several networks hold {label}: "
+                               f"{', '.join(self.name(h) for h in hits)}; name the one you mean")
         return int(hits[0])
 
-    def value(self, group: Iterable[str], task: str) -> float:
-        """The value of ``task`` in the network ``group``."""
-        r = self.find(group)
+    def row(self, network: str | Iterable[str]) -> int:
+        """Row of a network given by name, or by its tasks when they name one network."""
+        if isinstance(network, str):
+            if self._index is None:
+                self._index = {n: i for i, n in enumerate(self.names)}
+            if network in self._index:
+                return self._index[network]
+            return self.find(split_tasks(network, 0))
+        return self.find(network)
+
+    def value(self, network: str | Iterable[str], task: str) -> float:
+        """The value of ``task`` in a network (its name, or its tasks if unambiguous)."""
+        r = self.row(network)
         c = self.tasks.index(task) if task in self.tasks else -1
         if c < 0 or not self.members[r, c]:
-            raise TaskrelError(f"candidates: {task!r} is not a member of {'+'.join(group)}")
+            raise TaskrelError(f"candidates: {task!r} is not a member of {self.name(r)}")
         return float(self.values[r, c])
-
-    def to_frame(self) -> pd.DataFrame:
-        """One row per network: ``tasks`` ("a+b"), ``cost``, then one column per task."""
-        frame = pd.DataFrame(self.values, columns=self.tasks)
-        frame.insert(0, "cost", self.cost)
-        frame.insert(0, "tasks", ["+".join(g) for g in self.groups])
-        return frame
 
     def __repr__(self) -> str:
         kind = "scores" if self.higher_is_better else "losses"
         return f"CandidateTable({len(self)} networks, {self.n_tasks} tasks, {kind})"
 
 
-def _missing(v: Any) -> bool:
-    return v is None or (isinstance(v, float) and math.isnan(v))
-
-
-def _number(v: Any, what: str) -> float:
-    try:
-        x = float(v)
-    except (TypeError, ValueError):
-        raise TaskrelError(f"candidates: {what} is not a number: {v!r}") from None
-    if not math.isfinite(x):
-        raise TaskrelError(f"candidates: {what} is {x} (NaN or inf is not allowed)")
-    return x
-
-
-def _per_task(mapping: Mapping[str, float], tasks: list[str], what: str) -> np.ndarray:
-    out = np.empty(len(tasks))
-    for i, t in enumerate(tasks):
-        if t not in mapping:
-            raise TaskrelError(f"candidates: {what} has no value for task {t!r}")
-        out[i] = _number(mapping[t], f"{what}[{t!r}]")
-    extra = set(mapping) - set(tasks)
-    if extra:
-        raise TaskrelError(f"candidates: {what} names unknown task(s) {sorted(extra)}")
-    return out
-
-
-def _costs(cost: CostSpec, tasks: list[str], idx: np.ndarray) -> np.ndarray:
-    size = idx.shape[1]
-    if callable(cost):
-        out = np.array([float(cost(tuple(tasks[i] for i in row))) for row in idx])
-    elif isinstance(cost, Mapping):
-        if size not in cost:
-            raise TaskrelError(f"candidates: cost has no entry for networks of size {size}")
-        out = np.full(len(idx), float(cost[size]))
-    else:
-        out = np.full(len(idx), float(cost))
-    if not np.isfinite(out).all() or (out <= 0).any():
-        raise TaskrelError(f"candidates: costs of size-{size} networks must be positive numbers")
-    return out
-
-
-def _groups_by_size(n: int, max_size: int):
-    """Yield (k, member indices (count, k)) for k = 1..max_size, each row sorted."""
-    if n <= 24 and max_size > 3:
-        masks = np.arange(1, 1 << n, dtype=np.int64)
-        bits = ((masks[:, None] >> np.arange(n)) & 1).astype(bool)
-        size = bits.sum(axis=1)
-        for k in range(1, max_size + 1):
-            sel = bits[size == k]
-            yield k, np.nonzero(sel)[1].reshape(-1, k)
-        return
-    for k in range(1, max_size + 1):
-        yield k, np.array(list(combinations(range(n), k)), dtype=np.intp).reshape(-1, k)
-
-
-def _enumerate(tasks, single, onto, max_size, cost, higher_is_better) -> CandidateTable:
-    """Every group up to ``max_size``; member t of G gets mean(onto[s, t], s in G - {t})."""
-    n = len(tasks)
-    max_size = n if max_size is None else max_size
-    if isinstance(max_size, bool) or not isinstance(max_size, (int, np.integer)) or max_size < 1:
-        raise TaskrelError(f"candidates: max_size must be a positive integer, got {max_size!r}")
-    max_size = min(int(max_size), n)
-    total = sum(comb(n, k) for k in range(1, max_size + 1))
-    if total > MAX_ENUMERATED:
-        raise TaskrelError(
-            f"candidates: {n} tasks with max_size={max_size} make {total} networks (more than "
-            f"{MAX_ENUMERATED}); pass a smaller max_size"
-        )
-    members = np.zeros((total, n), dtype=bool)
-    values = np.full((total, n), np.nan)
-    costs = np.empty(total)
-    row = 0
-    for k, idx in _groups_by_size(n, max_size):
-        m = len(idx)
-        rows = np.arange(row, row + m)
-        members[rows[:, None], idx] = True
-        costs[rows] = _costs(cost, tasks, idx)
-        if k == 1:
-            values[rows, idx[:, 0]] = single[idx[:, 0]]
-        else:
-            for start in range(0, m, 50_000):
-                sl = idx[start : start + 50_000]
-                sub = onto[sl[:, :, None], sl[:, None, :]].sum(axis=1) / (k - 1)
-                values[rows[start : start + 50_000, None], sl] = sub
-        row += m
-    return CandidateTable.from_arrays(tasks, members, costs, values, higher_is_better,
-                                      check_duplicates=False)
-
-
 def hoa_candidates(
     tasks: list[str],
-    single_loss: Mapping[str, float],
-    pair_loss: Mapping[tuple[str, str], Mapping[str, float]],
+    single_loss: Mapping[str, float] | Mapping[float, Mapping[str, float]],
+    pair_loss: Mapping[tuple[str, str], Mapping[str, float]] | Mapping[float, Mapping],
     max_size: int | None = None,
     cost: CostSpec = 1.0,
+    higher_is_better: bool = False,
+    width_cost: WidthCost = None,
 ) -> CandidateTable:
-    """Standley's higher-order approximation: every group's per-task loss from pair runs.
+    """Standley's higher-order approximation: every group's per-task value from pair runs.
 
-    ``pair_loss[(a, b)] = {a: loss of a trained with b, b: loss of b trained with a}`` for
-    every pair. The loss of ``t`` in group ``G`` (size >= 2) is the mean of its pair losses with
-    the other members; a singleton has ``single_loss[t]``. ``cost`` is one number for every
-    network, a dict size -> cost, or a function of the group's task tuple. Groups of every size
-    up to ``max_size`` (default: all tasks) are listed; beyond a few million networks, pass
-    ``max_size``.
+    ``pair_loss[(a, b)] = {a: value of a trained with b, b: value of b trained with a}`` for
+    every pair. The value of ``t`` in group ``G`` (size >= 2) is the mean of its pair values
+    with the other members; a singleton has ``single_loss[t]``. Values are losses, or scores
+    with ``higher_is_better=True``. Networks of several widths: give ``single_loss`` and
+    ``pair_loss`` as ``{width: ...}`` (a width with singles only lists singletons, as
+    Standley's half-size networks). ``cost`` is the cost of a full-width network: one number,
+    a dict size -> cost, or a function of the group's task tuple; a network of width ``w``
+    costs ``w`` times it (or ``width_cost(w)`` times it). Groups of every size up to
+    ``max_size`` (default: all tasks) are listed; beyond a few million, pass ``max_size``.
 
     >>> t = hoa_candidates(["a", "b", "c"], {"a": 1, "b": 1, "c": 1},
     ...     {("a", "b"): {"a": .8, "b": 1.1}, ("a", "c"): {"a": .6, "c": .9},
     ...      ("b", "c"): {"b": .7, "c": 1.0}})
     >>> len(t), t.value(("a", "b", "c"), "a")
     (7, 0.7)
+    >>> half = hoa_candidates(["a", "b"], {1: {"a": 1, "b": 1}, .5: {"a": 1.2, "b": 1.1}},
+    ...                       {1: {("a", "b"): {"a": .9, "b": 1.0}}})
+    >>> half.names, half.cost.tolist()
+    (['a', 'b', 'a+b', 'a@0.5', 'b@0.5'], [1.0, 1.0, 1.0, 0.5, 0.5])
     """
-    tasks = [str(t) for t in tasks]
-    if len(set(tasks)) != len(tasks) or not tasks:
-        raise TaskrelError(f"hoa: task names must be distinct and non-empty, got {tasks}")
-    single = _per_task(single_loss, tasks, "single_loss")
-    index = {t: i for i, t in enumerate(tasks)}
-    onto = np.full((len(tasks), len(tasks)), np.nan)
-    np.fill_diagonal(onto, 0.0)
-    for key, losses in pair_loss.items():
-        if not isinstance(key, tuple) or len(key) != 2 or key[0] == key[1]:
-            raise TaskrelError(f"hoa: pair key must be a tuple of two tasks, got {key!r}")
-        a, b = key
-        for t in (a, b):
-            if t not in index:
-                raise TaskrelError(f"hoa: pair {key!r}: unknown task {t!r}; tasks are {tasks}")
-            if not isinstance(losses, Mapping) or t not in losses:
-                raise TaskrelError(f"hoa: pair {key!r}: loss of {t!r} is missing")
-        ia, ib = index[a], index[b]
-        if not np.isnan(onto[ib, ia]):
-            raise TaskrelError(f"hoa: pair {a!r}+{b!r} is given more than once")
-        onto[ib, ia] = _number(losses[a], f"pair {key!r}: loss of {a!r}")
-        onto[ia, ib] = _number(losses[b], f"pair {key!r}: loss of {b!r}")
-    missing = np.argwhere(np.isnan(onto))
-    if len(missing) and (max_size is None or max_size >= 2):
-        i, j = missing[0]
-        raise TaskrelError(f"hoa: no pair loss for {tasks[i]!r}+{tasks[j]!r}")
-    return _enumerate(tasks, single, np.nan_to_num(onto), max_size, cost, False)
+    return CandidateTable.from_arrays(**hoa_arrays(tasks, single_loss, pair_loss, max_size,
+                                                   cost, higher_is_better, width_cost),
+                                      check_duplicates=False)

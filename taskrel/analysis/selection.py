@@ -8,9 +8,8 @@ import numpy as np
 
 from taskrel.affinity import Affinity
 from taskrel.errors import TaskrelError
-from taskrel.layout import SharingLayout
-from taskrel.probes.base import ProbeSettings, single_task_specs
-from taskrel.store import RunSpec, RunStore
+from taskrel.plans import ProbeSettings, group_spec
+from taskrel.store import RunStore
 from taskrel.suite import Suite
 
 
@@ -80,17 +79,12 @@ class GreedyAuxiliarySelection:
         return [c for c in ranked if c in cands]
 
     def _losses(self, suite, store, groups: list[list[str]]) -> list[tuple[np.ndarray, np.ndarray]]:
-        from taskrel.execute import execute
+        from taskrel.runner import Runner
 
         s = self.settings
-        specs = []
-        for g in groups:
-            for seed in s.seeds:
-                if len(g) == 1:
-                    specs.append(single_task_specs(suite, g, s.config, seed)[g[0]])
-                else:
-                    specs.append(RunSpec(SharingLayout.shared(g, suite.n_stages), s.config, seed, label=f"aux {'+'.join(g)} seed{seed}"))
-        plan = execute(suite, specs, store, desc="auxiliary", **s.execute_kwargs())
+        specs = [group_spec(suite, g, s.config, seed) for g in groups for seed in s.seeds]
+        runner = store if isinstance(store, Runner) else s.runner(store)
+        plan = runner.run(suite, specs, desc="auxiliary")
         self.runs_ += len(specs)
         out = []
         for i in range(len(groups)):

@@ -28,14 +28,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_aux)
 
     p = sub.add_parser("group", help="choose task groups under a budget (exact MILP by default)")
-    p.add_argument("input", help="candidate table (CSV or JSON: tasks, cost, per-task values) or an affinity JSON")
+    p.add_argument("input", help="candidate table (CSV or JSON: name, tasks, width, cost, per-task values) or an affinity JSON")
     p.add_argument("--budget", type=float, default=None, help="total cost allowed (networks, by default)")
     p.add_argument("--budgets", default=None, help="comma-separated budgets: print the Pareto front")
-    p.add_argument("--score-on", default=None, help="a second table to score the chosen groups on (select on one, score on another)")
-    p.add_argument("--partition", action="store_true", help="each task in exactly one group")
+    p.add_argument("--score-on", default=None, help="a second table to score the chosen networks on, matched by name (select on one, score on another)")
+    p.add_argument("--reassign", action="store_true", help="with --score-on: each task takes its best chosen network on that table (Standley's scoring)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--partition", dest="partition", action="store_true", default=True, help="each task in exactly one network (default, as in a study)")
+    mode.add_argument("--overlap", dest="partition", action="store_false", help="networks may share tasks; each task is served by its best chosen network (Standley's setting)")
+    p.add_argument("--no-singletons", action="store_true", help="no task trained alone (TAG's rule)")
     p.add_argument("--solver", default="milp", choices=["milp", "exhaustive", "beam"])
     p.add_argument("--max-size", type=int, default=None, help="largest group built from an affinity")
+    p.add_argument("--rule", default="auto", choices=["auto", "hoa", "mean-gain", "no-singleton"], help="how an affinity becomes group scores (default: by its calibration)")
     p.add_argument("--higher-is-better", action="store_true", help="the table holds scores, not losses")
+    p.add_argument("--robust", type=float, default=0.0, help="choose on values made pessimistic by this many standard errors (table with std)")
+    p.add_argument("--within-noise", type=float, default=0.0, help="take the cheapest choice within this many standard errors of the optimum")
+    p.add_argument("--json", default=None, metavar="PATH", help="write the results (full precision) as JSON")
     p.add_argument("--n-stages", type=int, default=None, help="write the grouping as a layout JSON with this many stages")
     p.add_argument("--out", default=None, help="layout JSON path (with --n-stages)")
     p.set_defaults(func=cmd_group)
@@ -93,7 +101,7 @@ def cmd_aux(args: argparse.Namespace) -> int:
     return 0
 
 
-def _table(path: str, higher: bool, max_size: int | None):
+def _table(path: str, higher: bool, max_size: int | None, rule: str = "auto"):
     from taskrel.analysis import CandidateTable
 
     p = Path(path)
@@ -109,48 +117,93 @@ def _table(path: str, higher: bool, max_size: int | None):
         from taskrel.affinity import Affinity
 
         aff = _flat(Affinity.from_dict(d), None)
-        return CandidateTable.from_affinity(aff, max_size=max_size)
+        return CandidateTable.from_affinity(aff, max_size=max_size, rule=rule)
     return CandidateTable.from_json(p, higher_is_better=higher)
 
 
-def cmd_group(args: argparse.Namespace) -> int:
-    from taskrel.analysis import GroupingSearch, pareto_front
+def _choice(gs, other, reassign: bool) -> dict:
+    out = {"budget": float(gs.budget), "cost": gs.cost_, "objective": gs.total_,
+           "objective_sem": gs.total_sem_, "networks": list(gs.networks_),
+           "served": {k: list(v) for k, v in gs.served_.items()}, "p_beats": gs.p_beats_}
+    if other is not None:
+        out["score_on"] = gs.score_on(other, reassign=reassign)
+    return out
 
-    table = _table(args.input, args.higher_is_better, args.max_size)
-    kw = {"solver": args.solver, "partition": args.partition}
+
+def cmd_group(args: argparse.Namespace) -> int:
+    from taskrel.analysis import GroupingSearch
+
+    table = _table(args.input, args.higher_is_better, args.max_size, args.rule)
+    other = _table(args.score_on, args.higher_is_better, args.max_size, args.rule) if args.score_on else None
+    if args.reassign and other is None:
+        raise TaskrelError("group: --reassign needs --score-on")
+    kw = {"solver": args.solver, "partition": args.partition, "allow_singletons": not args.no_singletons,
+          "robust": args.robust, "within_noise": args.within_noise}
+    budgets = []
     if args.budgets:
         try:
             budgets = [float(b) for b in args.budgets.split(",")]
         except ValueError:
             raise TaskrelError(f"--budgets must be numbers separated by commas, got {args.budgets!r}") from None
-        print(pareto_front(table, budgets, **kw).to_string(index=False))
-        if args.budget is None:
-            return 0
-    if args.budget is None:
+    if args.budget is None and not budgets:
         raise TaskrelError("group: give --budget (or --budgets for a Pareto front)")
-    gs = GroupingSearch(budget=args.budget, **kw).fit(table)
-    what = "score" if table.higher_is_better else "loss"
-    print(f"budget {args.budget:g}: cost {gs.cost_:g}, total {what} {gs.total_:.4f}")
-    for g in gs.groups_:
-        served = [t for t, h in gs.assignment_.items() if h == g]
-        print(f"  {'+'.join(g)}  (serves {', '.join(served) or 'nothing'})")
-    if args.score_on:
-        other = _table(args.score_on, args.higher_is_better, args.max_size)
-        print(f"scored on {args.score_on}: total {what} {gs.score_on(other):.4f}")
-    if args.n_stages:
-        from taskrel.layout import SharingLayout
-
-        groups, seen = [], set()
-        for g in gs.groups_:  # a task in two chosen networks goes with the one that serves it
-            keep = [t for t in g if gs.assignment_.get(t) == g and t not in seen]
-            if keep:
-                groups.append(keep)
-                seen.update(keep)
-        lay = SharingLayout.groups(groups, args.n_stages)
-        p = out_path(args.out, "layout.json")
-        p.write_text(json.dumps(lay.to_dict(), indent=1))
-        print(f"layout: {lay.describe()}\nwritten to {p}")
+    mode = "partition" if args.partition else "overlap"
+    rule = table.meta.get("rule")
+    print(f"objective: {table.objective}; {mode} mode" + (f"; group values by rule {rule!r}" if rule else ""))
+    report = {"input": args.input, "objective": table.objective, "higher_is_better": table.higher_is_better,
+              "mode": mode, "rule": rule, "no_singletons": bool(args.no_singletons), "score_on": args.score_on,
+              "reassign": bool(args.reassign), "front": [], "choice": None}
+    for b in budgets:
+        try:
+            report["front"].append(_choice(GroupingSearch(budget=b, **kw).fit(table), other, args.reassign))
+        except TaskrelError as e:
+            if "below the cheapest" not in str(e):
+                raise
+            report["front"].append({"budget": b, "cost": None, "objective": None, "networks": None})
+    if budgets:
+        _print_front(report["front"], other is not None)
+    if args.budget is not None:
+        gs = GroupingSearch(budget=args.budget, **kw).fit(table)
+        report["choice"] = c = _choice(gs, other, args.reassign)
+        print(f"budget {args.budget:g}: cost {gs.cost_:.10g}, objective {gs.total_:.10g}")
+        for name in gs.networks_:
+            print(f"  {name}  (serves {', '.join(gs.served_[name])})")
+        if other is not None:
+            how = "each task on its best chosen network" if args.reassign else "each task on its network"
+            print(f"scored on {args.score_on} ({how}): objective {c['score_on']:.10g}")
+        if gs.total_sem_ is not None:
+            print("P(beats all-separate) " + _p(gs.p_beats_["all-separate"]) + ", P(beats all-shared) " + _p(gs.p_beats_["all-shared"]))
+        if args.n_stages:
+            _write_layout(gs, args)
+    if args.json:
+        path = out_path(args.json, "grouping.json")
+        path.write_text(json.dumps(report, indent=1))
+        print(f"results written to {path}")
     return 0
+
+
+def _p(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _print_front(rows: list[dict], scored: bool) -> None:
+    print("budget  cost        objective" + ("   scored on other" if scored else "") + "   networks")
+    for r in rows:
+        if r["networks"] is None:
+            print(f"{r['budget']:<7g} (below the cheapest feasible choice)")
+            continue
+        extra = f"   {r['score_on']:<15.10g}" if scored else ""
+        print(f"{r['budget']:<7g} {r['cost']:<11.10g} {r['objective']:<11.10g}{extra}   {', '.join(r['networks'])}")
+
+
+def _write_layout(gs, args: argparse.Namespace) -> None:
+    from taskrel.layout import SharingLayout
+
+    groups = [list(gs.served_[name]) for name in gs.networks_]
+    lay = SharingLayout.groups(groups, args.n_stages)
+    p = out_path(args.out, "layout.json")
+    p.write_text(json.dumps(lay.to_dict(), indent=1))
+    print(f"layout: {lay.describe()}\nwritten to {p}")
 
 
 def cmd_layout(args: argparse.Namespace) -> int:

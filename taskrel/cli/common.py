@@ -38,13 +38,31 @@ def load_suite(args: argparse.Namespace):
     return suite
 
 
+def add_execution_args(p: argparse.ArgumentParser) -> None:
+    """How runs are trained: --n-jobs, --backend, --scheduler, --retries (a Runner's settings)."""
+    from taskrel.runner import BACKENDS, available_cores
+
+    p.add_argument("--n-jobs", type=int, default=-1,
+                   help=f"runs trained at once, each on one thread (default -1: every core available, {available_cores()} here)")
+    p.add_argument("--backend", default="loky", choices=list(BACKENDS),
+                   help="loky: worker processes (default); dask: a dask.distributed cluster")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="dask scheduler address, e.g. tcp://10.0.0.1:8786 (with --backend dask; default: a local cluster)")
+    p.add_argument("--retries", type=int, default=0, help="train a failed run this many more times (stored failures too)")
+
+
+def runner_of(args: argparse.Namespace):
+    """The Runner the command line asks for (on ``args.store``)."""
+    from taskrel.runner import Runner
+
+    return Runner(args.store, args.n_jobs, args.backend, args.scheduler, not args.quiet, args.retries)
+
+
 def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--store", default="runs", help="run store directory (default: ./runs); reruns resume from it")
     p.add_argument("--seeds", type=int, default=1, help="number of seeds (0..N-1)")
     p.add_argument("--epochs", type=int, default=None, help="max epochs per run")
-    p.add_argument("--n-jobs", type=int, default=1, help="runs trained at once (-1: one per core)")
-    p.add_argument("--backend", default="loky", choices=["loky", "threading", "sequential", "dask"])
-    p.add_argument("--scheduler", default=None, help="dask scheduler address (with --backend dask)")
+    add_execution_args(p)
     p.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -58,7 +76,8 @@ def probe_settings(args: argparse.Namespace):
         cfg = cfg.with_(epochs=args.epochs)
     if args.seeds < 1:
         raise TaskrelError(f"--seeds must be >= 1, got {args.seeds}")
-    return ProbeSettings(config=cfg, seeds=list(range(args.seeds)), n_jobs=args.n_jobs, backend=args.backend, scheduler=args.scheduler, progress=not args.quiet)
+    return ProbeSettings(config=cfg, seeds=list(range(args.seeds)), n_jobs=args.n_jobs, backend=args.backend,
+                         scheduler=args.scheduler, progress=not args.quiet, retry_failed=args.retries > 0)
 
 
 def out_path(path: str | None, default: str) -> Path:

@@ -65,10 +65,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(epochs=args.epochs, lr=args.lr, device=args.device)
     print(f"suite {suite.name}: {layout.describe()}")
     if args.store:
-        from taskrel.execute import execute
-        from taskrel.store import RunSpec, RunStore
+        from taskrel.runner import Runner
+        from taskrel.store import RunSpec
 
-        rec = execute(suite, [RunSpec(layout, cfg, args.seed)], RunStore(args.store))[0]
+        rec = Runner(args.store).run(suite, [RunSpec(layout, cfg, args.seed)])[0]
         if not rec.ok:
             print(f"run failed: {rec.error}")
             return 1

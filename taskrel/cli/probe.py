@@ -1,9 +1,8 @@
 """``taskrel probe KIND SUITE``: measure a task-affinity matrix and write it as JSON.
 
-Probe kinds plug in through :data:`PROBES`: a name mapped to a builder
-``builder(suite, settings, args) -> Affinity``. ``args`` is the parsed command line: the run
-store is ``args.store``, the task list ``probe_tasks(args)``, and probe-specific options given as
-``--param NAME=VALUE`` are in ``args.params`` (a dict), so a new kind needs no new flags.
+Any registered probe kind (:data:`taskrel.probes.PROBES`) can be asked for; its parameters
+are given as ``--param NAME=VALUE`` (a few common ones have their own flags), so a new kind
+needs no new flags here.
 """
 
 from __future__ import annotations
@@ -11,8 +10,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from taskrel.cli.common import add_run_args, add_suite_args, out_path, parse_options, probe_settings
+from taskrel.cli.common import add_run_args, add_suite_args, out_path, parse_options, runner_of
 from taskrel.errors import TaskrelError
+
+# parameters every probe takes from the command line's own flags, not from --param
+OWN = ("tasks", "config", "seeds", "settings")
 
 
 def probe_tasks(args: argparse.Namespace) -> list[str] | None:
@@ -22,30 +24,18 @@ def probe_tasks(args: argparse.Namespace) -> list[str] | None:
     return [t.strip() for t in args.tasks.split(",") if t.strip()]
 
 
-def open_store(args: argparse.Namespace):
-    from taskrel.store import RunStore
-
-    return RunStore(args.store)
-
-
-def _transfer(suite: Any, settings: Any, args: argparse.Namespace):
-    from taskrel.probes.transfer import TransferProbe
-
-    probe = TransferProbe(probe_tasks(args), mode=args.mode, gain=args.gain, settings=settings)
-    return probe.fit(suite, open_store(args)).affinity_
-
-
-def _pairwise(suite: Any, settings: Any, args: argparse.Namespace):
-    from taskrel.probes.pairwise import PairwiseProbe
-
-    cheap = None
-    if args.cheap:
-        cheap = {"epochs_fraction": args.cheap_epochs, "data_fraction": args.cheap_data}
-    return PairwiseProbe(probe_tasks(args), cheap=cheap, settings=settings).fit(suite, open_store(args)).affinity_
-
-
-def _params(args: argparse.Namespace, kind: str, known: tuple[str, ...]) -> dict[str, Any]:
+def probe_params(cls: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """The probe's parameters from ``--param`` and the kind-specific flags, checked by name."""
     params = dict(getattr(args, "params", None) or {})
+    kind = cls.kind
+    if kind == "transfer":
+        params.setdefault("mode", args.mode)
+        params.setdefault("gain", args.gain)
+    if kind == "pairwise" and args.cheap:
+        params["cheap"] = {"epochs_fraction": args.cheap_epochs, "data_fraction": args.cheap_data}
+    if kind == "similarity" and "kind" in params:
+        params["kinds"] = params.pop("kind")
+    known = [n for n in cls._param_names() if n not in OWN]
     unknown = sorted(set(params) - set(known))
     if unknown:
         raise TaskrelError(f"probe {kind}: unknown --param {unknown}; known: {', '.join(known)}")
@@ -57,44 +47,6 @@ def _params(args: argparse.Namespace, kind: str, known: tuple[str, ...]) -> dict
     return params
 
 
-def _gradient(suite: Any, settings: Any, args: argparse.Namespace):
-    """--param every=10 method=batched|loop window=START,STOP lookahead=true|false"""
-    from taskrel.probes.gradient import GradientProbe
-
-    p = _params(args, "gradient", ("every", "method", "window", "lookahead"))
-    return GradientProbe(probe_tasks(args), settings=settings, **p).fit(suite, open_store(args)).affinity_
-
-
-def _lookahead(suite: Any, settings: Any, args: argparse.Namespace):
-    """--param every=10 method=batched|loop window=START,STOP"""
-    from taskrel.probes.lookahead import LookaheadProbe
-
-    p = _params(args, "lookahead", ("every", "method", "window"))
-    return LookaheadProbe(probe_tasks(args), settings=settings, **p).fit(suite, open_store(args)).affinity_
-
-
-def _similarity(suite: Any, settings: Any, args: argparse.Namespace):
-    """--param kind=linear|debiased|rbf|rsa probe_set=val n_probe=N (a staged affinity)"""
-    from taskrel.probes.similarity import SimilarityProbe
-
-    p = _params(args, "similarity", ("kind", "kinds", "probe_set", "n_probe"))
-    kinds = p.pop("kind", None) or p.pop("kinds", "linear")
-    return SimilarityProbe(probe_tasks(args), kinds=kinds, settings=settings, **p).fit(suite, open_store(args)).affinity_
-
-
-# ---------------------------------------------------------------------------------------
-# PROBE REGISTRY: name -> builder(suite, settings, args) -> Affinity.
-# Other probe kinds are added here (one line each); nothing else in this module needs to change.
-PROBES = {
-    "transfer": _transfer,
-    "pairwise": _pairwise,
-    "gradient": _gradient,
-    "lookahead": _lookahead,
-    "similarity": _similarity,
-}
-# ---------------------------------------------------------------------------------------
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "probe",
@@ -102,7 +54,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Measure a task-affinity matrix (values[source, target], larger = better "
         "for the target). Runs go through the run store: a second call trains nothing.",
     )
-    p.add_argument("kind", help=f"probe kind: {', '.join(PROBES)}")
+    from taskrel.probes import PROBES
+
+    p.add_argument("kind", help=f"probe kind: {', '.join(sorted(PROBES))}")
     add_suite_args(p)
     add_run_args(p)
     p.add_argument("--out", default=None, help="affinity JSON to write (default: affinity-KIND.json)")
@@ -119,24 +73,30 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
+    from taskrel.probes import probe_class
     from taskrel.suites import get_suite
+    from taskrel.train import TrainConfig
 
-    if args.kind not in PROBES:
-        raise TaskrelError(f"unknown probe kind {args.kind!r}; known kinds are: {', '.join(PROBES)}")
+    cls = probe_class(args.kind)
     args.params = parse_options(args.param)
     suite = get_suite(args.suite, **parse_options(args.option))
     tasks = probe_tasks(args)
     if tasks is not None:
         suite.check_tasks(tasks)
-    settings = probe_settings(args)
-    changes = {k: v for k, v in (("lr", args.lr), ("batch_size", args.batch_size), ("patience", args.patience)) if v is not None}
-    if changes:
-        settings.config = settings.config.with_(**changes)
-    aff = PROBES[args.kind](suite, settings, args)
+    if args.seeds < 1:
+        raise TaskrelError(f"--seeds must be >= 1, got {args.seeds}")
+    changes = {k: v for k, v in (("epochs", args.epochs), ("lr", args.lr), ("batch_size", args.batch_size), ("patience", args.patience)) if v is not None}
+    config = TrainConfig(device=args.device).with_(**changes)
+    probe = cls(tasks=tasks, config=config, seeds=list(range(args.seeds)), **probe_params(cls, args))
+    probe.check(suite)
+    with runner_of(args) as runner:
+        aff = probe.fit(suite, runner).affinity_
     path = aff.save(out_path(args.out, f"affinity-{args.kind}.json"))
     print(format_affinity(aff))
     c = aff.cost
     print(f"cost: {c.runs} runs, {c.steps} steps, {c.examples} examples, {c.seconds:.1f} s of training")
+    if probe.failed_:
+        print(f"{len(probe.failed_)} run(s) failed; first: {probe.failed_[0].label}: {probe.failed_[0].error}")
     print(f"affinity written to {path}")
     return 0
 

@@ -1,26 +1,58 @@
 """Probes: measurements of how tasks relate, each returning an :class:`~taskrel.Affinity`.
 
-Importing this package registers the training callbacks the probes attach to runs (a fresh
-worker process imports it before it trains a run that names one).
+Every probe follows one protocol (:class:`~taskrel.probes.base.Probe`: ``plan``, ``measure``,
+one ``fit``) and registers itself by kind in :data:`PROBES`, the one registry of probes.
+Importing this package imports every probe module, so the registry is complete, and the
+training callbacks the probes attach to runs are registered by name.
+
+>>> {"pairwise", "transfer", "gradient", "lookahead", "similarity"} <= set(PROBES)
+True
+>>> probe_class("pairwise").__name__
+'PairwiseProbe'
 """
 
-from taskrel.probes.base import ProbeSettings, single_task_specs
+from taskrel.errors import TaskrelError
+from taskrel.probes.base import (
+    PROBES,
+    Probe,
+    ProbeSettings,
+    affinity_from_seeds,
+    register_probe,
+    single_task_specs,
+)
+from taskrel.probes.gradfeature import GradFeatureProbe
 from taskrel.probes.gradient import GradientProbe, per_task_gradients
 from taskrel.probes.lookahead import LookaheadProbe, proposed_update
 from taskrel.probes.pairwise import MeasuredGroups, PairwiseProbe, measure_groups
 from taskrel.probes.similarity import SimilarityProbe
+from taskrel.probes.surrogate import SurrogateProbe
 from taskrel.probes.transfer import TransferProbe
 
+
+def probe_class(kind: str) -> type[Probe]:
+    """The probe class registered as ``kind`` (a TaskrelError listing the kinds if none)."""
+    if kind not in PROBES:
+        raise TaskrelError(f"unknown probe kind {kind!r}; known kinds are {sorted(PROBES)}")
+    return PROBES[kind]
+
+
 __all__ = [
+    "PROBES",
+    "GradFeatureProbe",
     "GradientProbe",
     "LookaheadProbe",
     "MeasuredGroups",
     "PairwiseProbe",
+    "Probe",
     "ProbeSettings",
     "SimilarityProbe",
+    "SurrogateProbe",
     "TransferProbe",
+    "affinity_from_seeds",
     "measure_groups",
     "per_task_gradients",
+    "probe_class",
     "proposed_update",
+    "register_probe",
     "single_task_specs",
 ]

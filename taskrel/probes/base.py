@@ -1,65 +1,50 @@
-"""What probes share: settings, the single-task runs every probe reuses, and cost accounting."""
+"""The probe protocol: a probe says what it needs trained and what it makes of the records.
+
+Every probe is a :class:`Probe`. It states two things:
+
+* :meth:`Probe.plan` ``(suite) -> specs``: the runs it needs (nothing trains);
+* :meth:`Probe.measure` ``(suite, records, store) -> {measure: per-seed matrices}``: what it
+  reads from the records, which arrive aligned with the plan. A failed run leaves NaN.
+
+:meth:`Probe.fit` is written once, here: it plans, has a :class:`~taskrel.runner.Runner`
+train what the store lacks, measures, and averages over seeds with :func:`affinity_from_seeds`
+(one NaN-aware mean, one ``ddof``), recording ``records_``, ``failed_``, ``trained_``, the cost
+and ``affinity_``. Probes are scikit-learn style estimators: parameters in the constructor,
+``get_params`` / ``set_params``, learned attributes ending in ``_``, ``fit`` returns ``self``.
+Each probe class registers itself by its ``kind`` (:data:`PROBES`).
+"""
 
 from __future__ import annotations
 
+import time
+import warnings
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
 
-from taskrel.affinity import Cost
+import numpy as np
+
+from taskrel.affinity import Affinity, Cost
+from taskrel.base import Estimator
 from taskrel.errors import TaskrelError
-from taskrel.layout import SharingLayout
-from taskrel.store import RunRecord, RunSpec
+from taskrel.plans import ProbeSettings, check_seeds, group_spec, single_task_specs
+from taskrel.runner import Runner
+from taskrel.store import RunRecord, RunSpec, RunStore
 from taskrel.suite import Suite
 from taskrel.train import TrainConfig
 
-
-@dataclass
-class ProbeSettings:
-    """How a probe runs its training: config, seeds, parallelism, progress.
-
-    >>> ProbeSettings(seeds=[0, 1]).seeds
-    [0, 1]
-    >>> ProbeSettings(seeds=[])
-    Traceback (most recent call last):
-    ...
-    taskrel.errors.TaskrelError: probe: seeds must be a non-empty list of distinct integers, got []
-    """
-
-    config: TrainConfig = field(default_factory=TrainConfig)
-    seeds: list[int] = field(default_factory=lambda: [0])
-    n_jobs: int = 1
-    backend: str = "loky"
-    scheduler: str | None = None
-    progress: bool = True
-    retry_failed: bool = False
-
-    def __post_init__(self) -> None:
-        seeds = list(self.seeds) if isinstance(self.seeds, Iterable) else [self.seeds]
-        if not seeds or len(set(seeds)) != len(seeds) or not all(isinstance(s, int) for s in seeds):
-            raise TaskrelError(f"probe: seeds must be a non-empty list of distinct integers, got {self.seeds}")
-        self.seeds = seeds
-
-    def execute_kwargs(self) -> dict:
-        return {
-            "n_jobs": self.n_jobs,
-            "backend": self.backend,
-            "scheduler": self.scheduler,
-            "progress": self.progress,
-            "retry_failed": self.retry_failed,
-        }
+PROBES: dict[str, type[Probe]] = {}
 
 
-def single_task_specs(suite: Suite, tasks: Sequence[str], config: TrainConfig, seed: int) -> dict[str, RunSpec]:
-    """The single-task run of each task: one spec per task, weights kept.
+def register_probe(kind: str):
+    """Class decorator: register a probe class under ``kind`` (the name studies use)."""
 
-    Every probe asks for these same specs, so the store trains each single-task model once and
-    the transfer, pairwise and similarity probes all reuse it.
-    """
-    suite.check_tasks(tasks)
-    return {
-        t: RunSpec(SharingLayout.separate([t], suite.n_stages), config, seed, keep_weights=True, label=f"single {t} seed{seed}")
-        for t in tasks
-    }
+    def deco(cls: type[Probe]) -> type[Probe]:
+        cls.kind = kind
+        PROBES[kind] = cls
+        return cls
+
+    return deco
 
 
 def cost_of(records: Iterable[RunRecord]) -> Cost:
@@ -76,3 +61,174 @@ def check_probe_tasks(suite: Suite, tasks: Sequence[str] | None, minimum: int = 
     if len(names) < minimum:
         raise TaskrelError(f"probe: needs at least {minimum} tasks, got {names}")
     return names
+
+
+def nan_mean_std(per_seed: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean and std (ddof=1) over axis 0 ignoring NaN, and how many values each entry has.
+
+    An entry with one value has std 0; one with none is NaN in both.
+
+    >>> m, s, c = nan_mean_std([[1.0, np.nan], [3.0, np.nan]])
+    >>> m.tolist()[0], round(float(s[0]), 3), c.tolist(), bool(np.isnan(m[1]))
+    (2.0, 1.414, [2, 0], True)
+    """
+    ps = np.asarray(per_seed, dtype=np.float64)
+    count = np.sum(~np.isnan(ps), axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # entries with fewer than two values
+        mean = np.nanmean(ps, axis=0)
+        std = np.nanstd(ps, axis=0, ddof=1)
+    std = np.where(count > 1, std, np.where(count == 1, 0.0, np.nan))
+    return mean, std, count
+
+
+def affinity_from_seeds(tasks: list[str], per_seed: Any, what: str = "probe", **kwargs: Any) -> Affinity:
+    """The affinity of per-seed matrices in which a failed run left NaN: the mean over the
+    seeds each entry has (:func:`nan_mean_std`); ``meta["missing"]`` lists the entries short
+    of a seed. An entry no seed has is an error naming it.
+
+    >>> a = affinity_from_seeds(["x", "y"], np.array([[[0, 1], [2, 0]], [[0, np.nan], [4, 0]]]), "demo")
+    >>> a.values.tolist(), a.meta["missing"]
+    ([[0.0, 1.0], [3.0, 0.0]], [['x', 'y', 1]])
+    """
+    ps = np.asarray(per_seed, dtype=np.float64)
+    mean, std, count = nan_mean_std(ps)
+    if (count == 0).any():
+        idx = tuple(int(i) for i in np.argwhere(count == 0)[0])
+        raise TaskrelError(
+            f"{what}: no seed has a successful run for source {tasks[idx[-2]]!r} -> target "
+            f"{tasks[idx[-1]]!r}; see the failed runs in the store"
+        )
+    meta = dict(kwargs.pop("meta", None) or {})
+    short = np.argwhere(count < ps.shape[0])
+    if len(short) or np.isnan(ps).any():
+        meta["missing"] = [[tasks[i[-2]], tasks[i[-1]], int(ps.shape[0] - count[tuple(i)])] for i in short]
+    return Affinity(tasks, mean, std=std, n_seeds=ps.shape[0], per_seed=ps, meta=meta, **kwargs)
+
+
+class Probe(Estimator):
+    """Base of every probe: the estimator plumbing and the one :meth:`fit`.
+
+    A subclass defines ``__init__`` (storing its parameters unchanged, ``tasks``,
+    ``config`` and ``seeds`` among them), :meth:`plan`, :meth:`measure`, and optionally
+    :meth:`check`, :meth:`meta` and :meth:`cost`.
+    """
+
+    kind: ClassVar[str] = ""
+    # extra meta of some measures (for example their direction), by measure name
+    measure_meta: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    # ------------------------------------------------------------------ protocol
+    def check(self, suite: Suite) -> None:
+        """Check the parameters against the suite (a TaskrelError naming the value); no training."""
+
+    def plan(self, suite: Suite) -> list[RunSpec]:  # pragma: no cover - interface
+        """The runs this probe needs on ``suite`` (nothing trains)."""
+        raise NotImplementedError
+
+    def measure(self, suite: Suite, records: Sequence[RunRecord], store: RunStore) -> dict[str, np.ndarray]:  # pragma: no cover
+        """Per-seed matrices by name (the first is ``affinity_``, all are ``affinities_``; see
+        :meth:`measure_name`); NaN where a run failed.
+
+        ``records`` are aligned with :meth:`plan`. A probe may set further learned attributes.
+        """
+        raise NotImplementedError
+
+    def meta(self) -> dict[str, Any]:
+        """What the affinity records about how it was measured (besides seeds and config)."""
+        return {}
+
+    def measure_name(self, key: str) -> str:
+        """The ``measure`` of the affinity under ``key`` in :meth:`measure`'s result."""
+        return key
+
+    def cost(self, records: Sequence[RunRecord]) -> Cost:
+        """The compute of the runs this probe used (each run once)."""
+        return cost_of(records)
+
+    # ------------------------------------------------------------------ helpers
+    def task_names(self, suite: Suite) -> list[str]:
+        return check_probe_tasks(suite, self.tasks)
+
+    def train_config(self) -> TrainConfig:
+        settings = getattr(self, "settings", None)
+        if settings is not None and self.config is None:
+            return settings.config
+        cfg = self.config if self.config is not None else TrainConfig()
+        if not isinstance(cfg, TrainConfig):
+            raise TaskrelError(f"{self.kind} probe: config must be a TrainConfig, got {cfg!r}")
+        return cfg
+
+    def seed_list(self) -> list[int]:
+        settings = getattr(self, "settings", None)
+        if settings is not None:
+            if not isinstance(settings, ProbeSettings):
+                raise TaskrelError(f"{self.kind} probe: settings must be a ProbeSettings, got {settings!r}")
+            return list(settings.seeds)
+        return check_seeds(self.seeds, f"{self.kind} probe")
+
+    def _runner(self, runner: Runner | RunStore | str | Path) -> Runner:
+        if isinstance(runner, Runner):
+            return runner
+        if not isinstance(runner, (RunStore, str, Path)):
+            raise TaskrelError(f"{self.kind} probe: fit needs a Runner or a RunStore, got {type(runner).__name__}")
+        settings = getattr(self, "settings", None)
+        return settings.runner(runner) if settings is not None else Runner(runner)
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, suite: Suite, runner: Runner | RunStore | str | Path) -> Probe:
+        """Train what the store lacks, then measure. Returns ``self``.
+
+        ``runner``: a :class:`~taskrel.runner.Runner`, or a store (then a default runner).
+        Runs that failed leave NaN in their seed's matrix; an entry with at least one
+        successful seed is averaged over those (``failed_`` lists the failures).
+        """
+        tasks = self.task_names(suite)
+        self.check(suite)
+        specs = self.plan(suite)
+        own = not isinstance(runner, Runner)
+        runner = self._runner(runner)
+        try:
+            records = runner.run(suite, specs, desc=f"{self.kind} probe")
+        finally:
+            if own:
+                runner.close()
+        self.records_ = records.unique()
+        self.failed_ = [r for r in self.records_ if not r.ok]
+        self.trained_ = records.trained
+        self.tasks_ = tasks
+        self.config_ = self.train_config()
+        t0 = time.perf_counter()
+        per_seed = self.measure(suite, records, runner.store)
+        cost = self.cost(self.records_) + Cost(seconds=time.perf_counter() - t0)
+        meta = {"probe": self.kind, "seeds": self.seed_list(), "config": self.config_.to_dict(),
+                "failed": [[r.label or r.key, r.error] for r in self.failed_], **self.meta()}
+        stages = list(suite.stage_names)
+        self.affinities_ = {}
+        for name, ps in per_seed.items():
+            ps = np.asarray(ps, dtype=np.float64)
+            if np.isnan(ps).all():
+                reason = self.failed_[0].error if self.failed_ else "no probe step gave a value"
+                raise TaskrelError(f"{self.kind} probe: every run failed; first reason: {reason}")
+            self.affinities_[name] = affinity_from_seeds(
+                tasks, ps, f"{self.kind} probe", measure=self.measure_name(name), cost=cost,
+                meta={**meta, **self.measure_meta.get(self.measure_name(name), {})},
+                stages=stages if ps.ndim == 4 else None,
+            )
+        self.affinity_ = next(iter(self.affinities_.values()))
+        return self
+
+
+__all__ = [
+    "PROBES",
+    "Probe",
+    "ProbeSettings",
+    "affinity_from_seeds",
+    "check_probe_tasks",
+    "check_seeds",
+    "cost_of",
+    "group_spec",
+    "nan_mean_std",
+    "register_probe",
+    "single_task_specs",
+]

@@ -19,13 +19,19 @@ and with ``a = diag K`` (squared row norms of ``Xc``), ``b = diag L``: ``tr(K~ L
 Debiased CKA ``= HSIC_u(K, L) / sqrt(HSIC_u(K, K) HSIC_u(L, L))`` can be negative; it is never
 clamped.
 
-Numerics: the mean is summed in float64 and subtracted in float64 before the cast to float32
-(a mean offset of 100 costs nothing); products are float32 over row blocks, summed in float64;
-every other reduction is float64. The absolute error of linear and debiased CKA is then about
-1e-8 (measured against float64 in ``benchmarks/cka.py``) and promised below
-:data:`FLOAT32_ABS_ERROR` (1e-7), whatever the order of the float32 sums (which differs with the
-CPU's vector width), so a value near 0 has a large *relative* error: use ``prepare(x, dtype=torch.float64)`` there. A float32
-input with a large offset lost precision when it was stored; pass float64 when that matters.
+Numerics (float32, the default): the column mean is summed in float64 and subtracted in
+float64, rounded once to float32 (a mean offset of 100 costs nothing). The d x d products are
+float32 BLAS products (NumPy's, on the CPU) over blocks of 4096 rows, the blocks summed in
+float64; a self product ``Xc^T Xc`` is a symmetric rank-k update (half the work). Norms, row
+norms (``diag K``, computed only for debiased CKA) and the HSIC formula are float64, and small
+problems (``n * d_x * d_y <= 2**22``) take float64 products outright. The absolute error of
+linear and debiased CKA is then a few 1e-8 (measured against float64 in ``tests/test_cka.py``
+and ``benchmarks/cka.py``) and promised below :data:`FLOAT32_ABS_ERROR` (1e-7), whatever the
+order of the float32 sums (which differs with the CPU's vector width and BLAS); a value near 0
+therefore has a large *relative* error: use ``prepare(x, dtype=torch.float64)`` there. The
+cost is that of the plain float32 computation (centre, ``X^T Y``, Frobenius norms) plus one
+float64 pass per model (``benchmarks/results/cka.json``: ``vs_numpy``). A float32 input with a
+large offset lost precision when it was stored; pass float64 when that matters.
 """
 
 from __future__ import annotations
@@ -42,11 +48,12 @@ import torch
 from taskrel.errors import TaskrelError
 
 __all__ = ["KINDS", "MinibatchCKA", "Prepared", "cka_matrix", "debiased_cka", "linear_cka"]
-__all__ += ["prepare", "rbf_cka", "rsa"]
+__all__ += ["FLOAT32_ABS_ERROR", "prepare", "rbf_cka", "rsa"]
 
 KINDS = ("linear", "debiased", "rbf", "rsa")
 FLOAT32_ABS_ERROR = 1e-7  # the promised bound on the float32 path's absolute error (typical: 1e-8)
 _ROW_BLOCK = 4096  # rows per float32 product; partial products are summed in float64
+_SMALL_PRODUCT = 2**22  # n * d_x * d_y at or below which products are float64 (under ~2 ms)
 
 
 # ----------------------------------------------------------------- input handling
@@ -100,6 +107,8 @@ def _cross(a: torch.Tensor, b: torch.Tensor, block: int = _ROW_BLOCK) -> Any:
     summed in float64. On the CPU NumPy's BLAS multiplies, and ``a is b`` is a symmetric
     rank-k update (half the work of a general product)."""
     dt = torch.promote_types(a.dtype, b.dtype)
+    if a.shape[0] * a.shape[1] * b.shape[1] <= _SMALL_PRODUCT:
+        dt = torch.float64  # costs next to nothing here, and float32 would lose ~1e-7
     if not (_on_numpy(a) and _on_numpy(b)):
         out = torch.zeros(a.shape[1], b.shape[1], dtype=torch.float64, device=a.device)
         for s in range(0, a.shape[0], block):

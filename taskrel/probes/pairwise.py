@@ -32,10 +32,17 @@ import numpy as np
 
 from taskrel.affinity import Cost
 from taskrel.errors import TaskrelError
-from taskrel.execute import execute
-from taskrel.layout import SharingLayout
-from taskrel.probes.base import ProbeSettings, check_probe_tasks, cost_of, single_task_specs
-from taskrel.probes.transfer import affinity_over_seeds
+from taskrel.probes.base import (
+    Probe,
+    ProbeSettings,
+    check_seeds,
+    cost_of,
+    group_spec,
+    nan_mean_std,
+    register_probe,
+    single_task_specs,
+)
+from taskrel.runner import Runner
 from taskrel.store import RunRecord, RunSpec, RunStore
 from taskrel.suite import Suite
 from taskrel.train import TrainConfig
@@ -72,7 +79,8 @@ def cheap_config(config: TrainConfig, cheap: Mapping[str, float] | None) -> Trai
     return config.with_(**changes)
 
 
-class PairwiseProbe:
+@register_probe("pairwise")
+class PairwiseProbe(Probe):
     """Pairwise joint-training affinity (Standley et al., 2020), with group estimates.
 
     Parameters
@@ -81,7 +89,10 @@ class PairwiseProbe:
         runs are shared with other probes).
     cheap : None for full training, or ``{"epochs_fraction": f, "data_fraction": d}`` (either
         key optional): every run, single-task runs included, trains on the cheap config.
-    settings : config, seeds and parallelism (:class:`~taskrel.probes.ProbeSettings`).
+    config : the training config of every run (default ``TrainConfig()``).
+    seeds : the seeds (default ``(0,)``).
+    settings : the older bundle of config, seeds and execution settings (instead of
+        ``config`` and ``seeds``).
 
     Attributes
     ----------
@@ -95,19 +106,19 @@ class PairwiseProbe:
     Examples
     --------
     >>> import tempfile
-    >>> from taskrel.store import RunStore
+    >>> from taskrel.runner import Runner
     >>> from taskrel.suites import get_suite
     >>> suite = get_suite("planted", n_examples=300)
-    >>> settings = ProbeSettings(TrainConfig(epochs=4), seeds=[0, 1], progress=False)
-    >>> store = RunStore(tempfile.mkdtemp())
-    >>> probe = PairwiseProbe(["c0t0", "c0t1", "c1t0"], settings=settings).fit(suite, store)
+    >>> runner = Runner(tempfile.mkdtemp(), progress=False)
+    >>> probe = PairwiseProbe(["c0t0", "c0t1", "c1t0"], config=TrainConfig(epochs=4), seeds=[0, 1])
+    >>> probe = probe.fit(suite, runner)
     >>> probe.affinity_.values.shape, probe.trained_, probe.affinity_.cost.runs
     ((3, 3), 12, 12)
     >>> table = probe.candidates()
     >>> len(table), table.value(("c0t0",), "c0t0") == probe.mean_single_loss()["c0t0"]
     (7, True)
     >>> cheap = PairwiseProbe(["c0t0", "c0t1", "c1t0"], cheap={"epochs_fraction": 0.5},
-    ...                       settings=settings).fit(suite, store)
+    ...                       config=TrainConfig(epochs=4), seeds=[0, 1]).fit(suite, runner)
     >>> cheap.config_.epochs, cheap.affinity_.cost.steps < probe.affinity_.cost.steps
     (2, True)
     """
@@ -116,71 +127,54 @@ class PairwiseProbe:
         self,
         tasks: Sequence[str] | None = None,
         cheap: Mapping[str, float] | None = None,
+        config: TrainConfig | None = None,
+        seeds: Sequence[int] = (0,),
         settings: ProbeSettings | None = None,
     ):
         self.tasks = tasks
         self.cheap = cheap
+        self.config = config
+        self.seeds = seeds
         self.settings = settings
 
-    def _check(self, suite: Suite) -> tuple[list[str], ProbeSettings, TrainConfig]:
-        settings = self.settings if self.settings is not None else ProbeSettings()
-        if not isinstance(settings, ProbeSettings):
-            raise TaskrelError(f"pairwise probe: settings must be a ProbeSettings, got {settings!r}")
-        return check_probe_tasks(suite, self.tasks), settings, cheap_config(settings.config, self.cheap)
+    def train_config(self) -> TrainConfig:
+        return cheap_config(super().train_config(), self.cheap)
 
-    def plan(self, suite: Suite) -> tuple[dict[int, dict[str, RunSpec]], dict[int, dict[tuple[str, str], RunSpec]]]:
-        """The single-task and pair specs, per seed, without training."""
-        tasks, settings, cfg = self._check(suite)
-        singles, pairs = {}, {}
-        for seed in settings.seeds:
-            singles[seed] = single_task_specs(suite, tasks, cfg, seed)
-            pairs[seed] = {(a, b): pair_spec(suite, (a, b), cfg, seed) for a, b in combinations(tasks, 2)}
-        return singles, pairs
+    def _runs(self, suite: Suite) -> list[tuple[int, tuple[str, ...], RunSpec]]:
+        """(seed, group, spec) of every run: per seed, the single-task runs, then the pairs."""
+        tasks, cfg = self.task_names(suite), self.train_config()
+        out = []
+        for seed in self.seed_list():
+            out += [(seed, (t,), s) for t, s in single_task_specs(suite, tasks, cfg, seed).items()]
+            out += [(seed, (a, b), pair_spec(suite, (a, b), cfg, seed)) for a, b in combinations(tasks, 2)]
+        return out
 
-    def fit(self, suite: Suite, store: RunStore) -> PairwiseProbe:
-        """Train what the store lacks, then compute the affinity. Returns ``self``."""
-        tasks, settings, cfg = self._check(suite)
-        singles, pairs = self.plan(suite)
-        specs = [s for seed in settings.seeds for s in singles[seed].values()]
-        specs += [s for seed in settings.seeds for s in pairs[seed].values()]
-        res = execute(suite, specs, store, desc="pairwise probe", **settings.execute_kwargs())
-        fp = suite.fingerprint()
+    def plan(self, suite: Suite) -> list[RunSpec]:
+        """The single-task and pair runs, seed by seed, without training."""
+        return [spec for _, _, spec in self._runs(suite)]
+
+    def measure(self, suite: Suite, records: Sequence[RunRecord], store: RunStore) -> dict[str, np.ndarray]:
+        """Relative loss changes per seed; sets ``single_loss_`` and ``pair_loss_``."""
+        tasks, seeds = self.task_names(suite), self.seed_list()
         idx = {t: i for i, t in enumerate(tasks)}
-        per_seed = np.zeros((len(settings.seeds), len(tasks), len(tasks)))
-        self.single_loss_, self.pair_loss_ = {}, {}
-        for k, seed in enumerate(settings.seeds):
-            srec = {t: res.records[s.key(fp)] for t, s in singles[seed].items()}
-            self.single_loss_[seed] = {sp: {t: _loss(r, t, sp) for t, r in srec.items()} for sp in ("val", "test")}
-            self.pair_loss_[seed] = {"val": {}, "test": {}}
-            for (a, b), spec in pairs[seed].items():
-                rec = res.records[spec.key(fp)]
-                for sp in ("val", "test"):
-                    self.pair_loss_[seed][sp][(a, b)] = {a: _loss(rec, a, sp), b: _loss(rec, b, sp)}
-                alone = self.single_loss_[seed]["val"]
-                with_ = self.pair_loss_[seed]["val"][(a, b)]
+        self.single_loss_ = {s: {"val": {}, "test": {}} for s in seeds}
+        self.pair_loss_ = {s: {"val": {}, "test": {}} for s in seeds}
+        for (seed, group, _), rec in zip(self._runs(suite), records):
+            for sp in ("val", "test"):
+                if len(group) == 1:
+                    self.single_loss_[seed][sp][group[0]] = _loss(rec, group[0], sp)
+                else:
+                    self.pair_loss_[seed][sp][group] = {t: _loss(rec, t, sp) for t in group}
+        per_seed = np.zeros((len(seeds), len(tasks), len(tasks)))
+        for k, seed in enumerate(seeds):
+            alone = self.single_loss_[seed]["val"]
+            for (a, b), with_ in self.pair_loss_[seed]["val"].items():
                 per_seed[k, idx[b], idx[a]] = _relative(alone[a], with_[a])
                 per_seed[k, idx[a], idx[b]] = _relative(alone[b], with_[b])
-        self.tasks_ = tasks
-        self.config_ = cfg
-        self.records_ = [res.records[k] for k in dict.fromkeys(res.keys)]
-        self.failed_ = [r for r in self.records_ if not r.ok]
-        self.trained_ = res.trained
-        self.affinity_ = affinity_over_seeds(
-            tasks,
-            per_seed,
-            "pairwise probe",
-            measure="pairwise-cheap" if self.cheap else "pairwise",
-            cost=cost_of(self.records_),
-            meta={
-                "probe": "pairwise",
-                "cheap": dict(self.cheap) if self.cheap else None,
-                "split": "val",
-                "seeds": list(settings.seeds),
-                "config": cfg.to_dict(),
-                "failed": [[r.label or r.key, r.error] for r in self.failed_],
-            },
-        )
-        return self
+        return {"pairwise-cheap" if self.cheap else "pairwise": per_seed}
+
+    def meta(self) -> dict[str, Any]:
+        return {"cheap": dict(self.cheap) if self.cheap else None, "split": "val"}
 
     # ------------------------------------------------------------------ group estimates
     def mean_single_loss(self, split: str = "val") -> dict[str, float]:
@@ -217,15 +211,12 @@ class PairwiseProbe:
 
     def _fitted(self) -> None:
         if not hasattr(self, "affinity_"):
-            raise TaskrelError("pairwise probe: call fit(suite, store) first")
-
-    def __repr__(self) -> str:
-        return f"PairwiseProbe(tasks={self.tasks!r}, cheap={self.cheap!r})"
+            raise TaskrelError("pairwise probe: call fit(suite, runner) first")
 
 
 def pair_spec(suite: Suite, tasks: Sequence[str], config: TrainConfig, seed: int) -> RunSpec:
     """The run of a group trained jointly (one shared encoder); used by pairs and groups alike."""
-    return RunSpec(SharingLayout.shared(list(tasks), suite.n_stages), config, seed, label=f"group {'+'.join(tasks)} seed{seed}")
+    return group_spec(suite, tasks, config, seed)
 
 
 def _loss(rec: RunRecord, task: str, split: str) -> float:
@@ -239,15 +230,15 @@ def _relative(alone: float, with_: float) -> float:
 
 
 def _seed_std(values: list[float]) -> float:
-    ok = [v for v in values if math.isfinite(v)]
-    return float(np.std(ok, ddof=1)) if len(ok) > 1 else 0.0
+    std = nan_mean_std(values)[1]
+    return 0.0 if np.isnan(std) else float(std)
 
 
 def _nanmean(values: list[float], what: str) -> float:
-    ok = [v for v in values if math.isfinite(v)]
-    if not ok:
+    mean, _, count = nan_mean_std(values)
+    if count == 0:
         raise TaskrelError(f"pairwise probe: every seed's run failed for {what}")
-    return float(np.mean(ok))
+    return float(mean)
 
 
 # ====================================================================== measured groups
@@ -277,52 +268,58 @@ class MeasuredGroups:
 def measure_groups(
     groups: Iterable[Sequence[str]],
     suite: Suite,
-    store: RunStore,
+    runner: Runner | RunStore,
     settings: ProbeSettings | None = None,
     cost: GroupCost = 1.0,
+    config: TrainConfig | None = None,
+    seeds: Sequence[int] | None = None,
 ) -> MeasuredGroups:
     """Train each group (one shared encoder per group) for every seed; table the losses.
 
-    A singleton group is the shared single-task run, and a pair is the same run the pairwise
-    probe trains (same config and seed), so nothing already in the store trains again.
-    ``cost`` per network: a number (default 1: one network per group), a dict size -> cost, a
-    function of the group's task tuple, or ``"parameters"`` (the trained model's parameter
-    count).
+    The one place that trains groups over seeds. A singleton group is the shared single-task
+    run, and a pair is the same run the pairwise probe trains (same config and seed), so
+    nothing already in the store trains again. ``runner`` trains (a store gets a default
+    runner, or one with ``settings``' execution settings); ``config`` and ``seeds`` (or
+    ``settings``) say what to train. ``cost`` per network: a number (default 1: one network
+    per group), a dict size -> cost, a function of the group's task tuple, or
+    ``"parameters"`` (the trained model's parameter count).
 
     >>> import tempfile
     >>> from taskrel.suites import get_suite
     >>> suite = get_suite("planted", n_examples=300)
-    >>> settings = ProbeSettings(TrainConfig(epochs=3), progress=False)
-    >>> m = measure_groups([["c0t0", "c0t1"], ["c0t0"], ["c0t1"]], suite, RunStore(tempfile.mkdtemp()), settings)
+    >>> runner = Runner(tempfile.mkdtemp(), progress=False)
+    >>> m = measure_groups([["c0t0", "c0t1"], ["c0t0"], ["c0t1"]], suite, runner, config=TrainConfig(epochs=3))
     >>> len(m.val), m.trained, m.test.value(("c0t0", "c0t1"), "c0t0") > 0
     (3, 3, True)
     """
     from taskrel.analysis import CandidateTable
 
     settings = settings if settings is not None else ProbeSettings()
+    config = config if config is not None else settings.config
+    seeds = check_seeds(seeds, "measure groups") if seeds is not None else settings.seeds
     groups = [tuple(suite.check_tasks(list(g))) for g in groups]
     if not groups:
         raise TaskrelError("measure groups: no groups given")
     tasks = list(dict.fromkeys(t for g in groups for t in g))
-    specs: dict[tuple[tuple[str, ...], int], RunSpec] = {}
-    for g in groups:
-        for seed in settings.seeds:
-            if len(g) == 1:
-                specs[(g, seed)] = single_task_specs(suite, list(g), settings.config, seed)[g[0]]
-            else:
-                specs[(g, seed)] = pair_spec(suite, g, settings.config, seed)
-    res = execute(suite, list(specs.values()), store, desc="groups", **settings.execute_kwargs())
-    fp = suite.fingerprint()
+    specs = [group_spec(suite, g, config, seed) for g in groups for seed in seeds]
+    own = not isinstance(runner, Runner)
+    runner = settings.runner(runner) if own else runner
+    try:
+        res = runner.run(suite, specs, desc="groups")
+    finally:
+        if own:
+            runner.close()
+    by_group = {g: res[i * len(seeds):(i + 1) * len(seeds)] for i, g in enumerate(groups)}
     tables, std = {}, {}
     for split in ("val", "test"):
         rows, std[split] = [], {}
         for g in groups:
-            recs = [res.records[specs[(g, s)].key(fp)] for s in settings.seeds]
+            recs = by_group[g]
             values = {t: _nanmean([_loss(r, t, split) for r in recs], f"{t} in group {'+'.join(g)}") for t in g}
             std[split][g] = {t: _seed_std([_loss(r, t, split) for r in recs]) for t in g}
             rows.append({"tasks": list(g), "cost": _group_cost(cost, g, recs), "values": values})
         tables[split] = CandidateTable(rows, tasks=tasks)
-    records = [res.records[k] for k in dict.fromkeys(res.keys)]
+    records = res.unique()
     return MeasuredGroups(tables["val"], tables["test"], std, records, cost_of(records), res.trained)
 
 

@@ -2,8 +2,9 @@
 
 :func:`write_report` renders a :class:`~taskrel.study.StudyResult` into a folder:
 ``report.html`` (figures inline as base64 PNG), ``report.md`` (figures in ``figures/``),
-``summary.json`` and ``layout.json`` (the recommended layout, ready for ``taskrel train
---layout``). Nothing is trained; ``taskrel report`` calls it on a saved result.
+``summary.json`` (the decision in plain fields) and ``layout.json`` (the recommended layout,
+ready for ``taskrel train --layout``). Nothing is trained; ``taskrel report`` calls it on a
+saved result. Markup lives in the Jinja2 templates under ``templates/``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,14 @@ from typing import Any
 
 from taskrel.errors import TaskrelError
 
-__all__ = ["build_figures", "inside", "write_report"]
+__all__ = ["build_figures", "inside", "summary_text", "write_report"]
+
+
+def summary_text(result) -> str:
+    """The decision and the paired comparisons as aligned text (the end of ``taskrel study``)."""
+    from taskrel.report.answer import summary_text as text
+
+    return text(result)
 
 
 def inside(root: Path, name: str) -> Path:
@@ -63,35 +71,40 @@ def build_figures(result) -> tuple[list[Any], list[str]]:
         if r is not None:
             figs.append(r)
 
+    tree_caption = ("Each row is an encoder stage; a box is one copy of the stage (blue: shared by the tasks below it; "
+                    "grey: one task's own copy). Task heads at the bottom.")
     rec = result.recommended
     if rec is not None:
         tree = F.layout_tree(rec, stage_names, order)
-        add("layout", "Recommended layout", "Each row is an encoder stage; a box is one copy of the stage, shared by the tasks below it. Task heads at the bottom.",
-            (max(4.5, 0.62 * n + 1.2), 0.62 * rec.n_stages + 1.1), lambda fig: draw.draw_layout_tree(tree, fig.add_subplot()))
+        add("layout", "Recommended layout", tree_caption, (max(5.5, 0.62 * n + 1.2), 0.62 * rec.n_stages + 1.5),
+            lambda fig: draw.draw_layout_tree(tree, fig.add_subplot()))
     if "branched" in result.layouts:
         tree_b = F.layout_tree(result.layout("branched"), stage_names, order)
-        add("layout-branched", "Branched layout (from per-stage similarity)", "Where the tasks split, stage by stage.",
-            (max(4.5, 0.62 * n + 1.2), 0.62 * len(stage_names) + 1.1), lambda fig: draw.draw_layout_tree(tree_b, fig.add_subplot(), "branched layout"))
+        add("layout-branched", "Branched layout (from per-stage similarity)", "Where the tasks split, stage by stage. " + tree_caption,
+            (max(5.5, 0.62 * n + 1.2), 0.62 * len(stage_names) + 1.5), lambda fig: draw.draw_layout_tree(tree_b, fig.add_subplot(), "branched layout"))
     if result.grouping:
-        pdata = F.pareto_data(result.grouping, result.validation_summary(), n)
-        add("pareto", "Grouping under a budget", "Blue: the search's predicted loss per task at each budget (validation data). Red: the chosen grouping trained and scored on the test split.",
-            (6.4, 3.6), lambda fig: draw.draw_pareto(pdata, result.grouping["higher_is_better"], result.grouping["budget"], fig.add_subplot()))
+        bdata = F.budget_data(result.grouping, result.validation_summary(), n)
+        add("pareto", "Grouping under a budget", _budget_caption(result, bdata), (7.6, 3.8 if bdata.same_scale else 5.2),
+            lambda fig: draw.draw_budget(bdata, fig))
     for name, aff in affs.items():
         if aff.is_staged:
             continue
         hm = F.heatmap_data(aff, order, title=name if aff.measure in ("", name) else f"{name} ({aff.measure})")
-        clip = f" Colour clipped at ±{hm.vmax:.2g} so that a few extreme entries do not wash out the rest; the numbers are exact." if hm.clipped else ""
-        add(f"heatmap-{safe_name(name)}", f"Affinity: {name}", f"values[source, target]: effect of the source task (row) on the target task (column); larger is better for the target. {aff.n_seeds} seed(s). Tasks in clustering order.{clip}",
-            (side + 1.2, side), lambda fig, hm=hm: draw.draw_heatmap(hm, fig.add_subplot()))
+        add(f"heatmap-{safe_name(name)}", f"Affinity: {name}", F.heatmap_caption(hm, aff.n_seeds),
+            (side + 1.6, side), lambda fig, hm=hm: draw.draw_heatmap(hm, fig.add_subplot()))
     cl = result.clustering
     if cl and cl.get("dendrogram"):
-        add("dendrogram", "Task clusters", f"Hierarchical clustering of the {cl['probe']} affinity; {cl['n_clusters']} clusters.",
+        groups = [list(b) for b in rec.blocks(0)] if rec is not None else None
+        note = F.cluster_note(cl, groups, (result.grouping or {}).get("budget"))
+        add("dendrogram", "Task clusters", f"Hierarchical clustering of the {cl['probe']} affinity; {cl['n_clusters']} clusters. {note}",
             (5.5, max(2.6, 0.32 * n + 0.8)), lambda fig: draw.draw_dendrogram(cl["dendrogram"], cl["clusters"], fig.add_subplot()))
     for name, aff in affs.items():
         if aff.is_staged:
             maps = F.stage_heatmaps(aff, order)
-            add(f"stages-{safe_name(name)}", f"Representation similarity per stage: {name}", f"{aff.measure} between the single-task networks, at each encoder stage (early stages are usually more alike).",
-                (side * len(maps) * 0.85 + 1.0, side * 0.9), lambda fig, maps=maps: draw.draw_stage_heatmaps(maps, fig))
+            add(f"stages-{safe_name(name)}", f"Representation similarity per stage: {name}",
+                f"{aff.measure} between the single-task networks, at each encoder stage (early stages are usually more alike). "
+                f"Symmetric: only the lower triangle is drawn. Colour and numbers: {maps[0].unit}.",
+                (side * len(maps) * 0.85 + 1.6, side * 0.9), lambda fig, maps=maps: draw.draw_stage_heatmaps(maps, fig))
     for name, traj in result.trajectories.items():
         if traj:
             curves = F.gradient_curves(traj)
@@ -111,10 +124,27 @@ def build_figures(result) -> tuple[list[Any], list[str]]:
     return figs, errors
 
 
+def _budget_caption(result, d) -> str:
+    budget = (result.grouping or {}).get("budget")
+    scale = ("Predicted (blue: the search's estimate of the loss per task, validation split) and measured (red: the "
+             "grouping chosen at each budget, trained and scored on the test split) share one axis, so their gap is "
+             "the search's error." if d.same_scale else
+             "The search's prediction is a score, not a loss: it has its own panel below the measured losses.")
+    base = " Dotted lines: all-shared (one network) and all-separate (one per task) measured." if d.baselines else ""
+    chosen = f" Dashed: the recommended budget ({budget:g}, from the study file)." if budget is not None else ""
+    return scale + base + chosen
+
+
 def write_report(result, out: str | Path, quiet: bool = True) -> dict[str, Path]:
-    """Write report.html, report.md, summary.json, layout.json (and figures/) into ``out``."""
-    from taskrel.report.html import html_report, markdown_report, summary
-    from taskrel.store import atomic_write_text
+    """Write report.html, report.md, summary.json, layout.json (and figures/) into ``out``.
+
+    Every file is written atomically (a temporary file in the same folder, then renamed). A
+    study given as an object (no study file) also gets ``study.toml``, so the page's
+    Reproduce commands work.
+    """
+    from taskrel.files import atomic_write_bytes, atomic_write_text
+    from taskrel.report.html import html_report, markdown_report
+    from taskrel.report.answer import needs_study_file, summary
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -125,17 +155,20 @@ def write_report(result, out: str | Path, quiet: bool = True) -> dict[str, Path]
     fig_files = {}
     for f in figs:
         p = inside(fig_dir, f"{f.key}.png")
-        p.write_bytes(f.png)
+        atomic_write_bytes(p, f.png)
         fig_files[f.key] = f"figures/{p.name}"
     paths["html"] = inside(out, "report.html")
-    atomic_write_text(paths["html"], html_report(result, figs, fig_errors))
+    atomic_write_text(paths["html"], html_report(result, figs, fig_errors, out))
     paths["markdown"] = inside(out, "report.md")
-    atomic_write_text(paths["markdown"], markdown_report(result, figs, fig_files, fig_errors))
+    atomic_write_text(paths["markdown"], markdown_report(result, figs, fig_files, fig_errors, out))
     paths["summary"] = inside(out, "summary.json")
-    atomic_write_text(paths["summary"], json.dumps(summary(result), indent=1, allow_nan=False))
+    atomic_write_text(paths["summary"], json.dumps(summary(result, out), indent=1, allow_nan=False))
     if result.recommended is not None:
         paths["layout"] = inside(out, "layout.json")
         atomic_write_text(paths["layout"], json.dumps(result.recommended.to_dict(), indent=1))
+    if needs_study_file(result):
+        paths["study"] = inside(out, "study.toml")
+        atomic_write_text(paths["study"], result.study["source"])
     if fig_errors and not quiet:
         for e in fig_errors:
             print(f"taskrel report: figure not drawn: {e}", file=sys.stderr)

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from taskrel.report.figures import AgreementPanel, GradientCurves, HeatmapData, TreeData
+from taskrel.report.figures import AgreementPanel, BudgetData, GradientCurves, HeatmapData, TreeData
 
 PALETTE = ["#3b6ea8", "#d1495b", "#edae49", "#66a182", "#8d6cab", "#00798c", "#a26769", "#52489c"]
 
@@ -64,7 +64,7 @@ def draw_heatmap(d: HeatmapData, ax, cbar: bool = True, annotate: bool = True) -
         _sns_heatmap(sns, d, ax, cmap, n, cbar, annotate)
     ax.set_xlabel(d.xlabel)
     ax.set_ylabel(d.ylabel)
-    ax.set_title(d.title + (" · colour clipped" if d.clipped else ""))
+    ax.set_title(d.title + (" (symmetric)" if d.symmetric else "") + (" · colour clipped" if d.clipped else ""))
     ax.tick_params(axis="x", rotation=45)
     ax.tick_params(axis="y", rotation=0)
     for lab in ax.get_xticklabels():
@@ -76,7 +76,7 @@ def _sns_heatmap(sns, d: HeatmapData, ax, cmap: str, n: int, cbar: bool, annotat
         d.values, ax=ax, cmap=cmap, center=0.0 if d.diverging else None, vmin=d.vmin, vmax=d.vmax,
         annot=np.array(d.annot) if annotate and n <= 14 else False, fmt="",
         annot_kws={"fontsize": 7 if n > 8 else 8}, square=True, linewidths=0.5, linecolor="white",
-        cbar=cbar, cbar_kws={"shrink": 0.75, "extend": "both" if d.clipped else "neither"},
+        cbar=cbar, cbar_kws={"shrink": 0.75, "extend": "both" if d.clipped else "neither", "label": _wrap(d.unit)},
         xticklabels=d.tasks, yticklabels=d.tasks,
     )
 
@@ -91,7 +91,13 @@ def draw_stage_heatmaps(maps: list[HeatmapData], fig) -> None:
             ax.set_ylabel("")
             ax.set_yticklabels([])
     norm = mpl.colors.Normalize(maps[0].vmin, maps[0].vmax)
-    fig.colorbar(mpl.cm.ScalarMappable(norm=norm, cmap="viridis"), cax=axes[-1])
+    fig.colorbar(mpl.cm.ScalarMappable(norm=norm, cmap="viridis"), cax=axes[-1], label=_wrap(maps[0].unit))
+
+
+def _wrap(text: str, width: int = 34) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width))
 
 
 def draw_dendrogram(dendro: dict[str, Any], clusters: list[list[str]], ax) -> None:
@@ -182,24 +188,38 @@ def draw_auxiliary(df, primary: str, fig) -> None:
     fig.suptitle(f"auxiliary tasks for {primary}, best first (blue helps, red hurts; ± std over seeds)", fontsize=10, fontweight="bold")
 
 
-def draw_pareto(df, higher_is_better: bool, chosen: float | None, ax) -> None:
-    ax.plot(df["budget"], df["predicted"], "o-", color=PALETTE[0], lw=2, label="predicted (search, val)")
-    ax.set_xlabel("budget: networks trained")
-    ax.set_ylabel("predicted score per task (higher better)" if higher_is_better else "predicted loss per task", color=PALETTE[0])
-    ax.set_xticks(df["budget"])
-    if chosen is not None:
-        ax.axvline(chosen, color="#888888", ls="--", lw=1)
-        ax.annotate("recommended", (chosen, ax.get_ylim()[1]), fontsize=7, color="#555555", ha="left", va="top", xytext=(3, -3), textcoords="offset points")
+def draw_budget(d: BudgetData, fig) -> None:
+    """Loss per task against networks trained, on one axis: the search's prediction (val), the
+    chosen grouping at each budget measured (test, mean ± std), and the two baselines measured.
+    A prediction that is a score, not a loss, gets its own panel below."""
+    df = d.frame
+    axes = fig.subplots(1 if d.same_scale else 2, 1, squeeze=False, sharex=True)[:, 0]
+    ax = axes[0]
+    if d.same_scale:
+        ax.plot(df["budget"], df["predicted"], "o-", color=PALETTE[0], lw=2, label="predicted by the search (val loss)")
     val = df.dropna(subset=["validated_mean"])
     if not val.empty:
-        ax2 = ax.twinx()
-        ax2.errorbar(val["budget"], val["validated_mean"], yerr=val["validated_std"], fmt="s--", color=PALETTE[1], lw=1.5, capsize=3, label="validated (test, mean ± std)")
-        ax2.set_ylabel("validated test loss per task", color=PALETTE[1])
-        ax2.spines["right"].set_visible(True)
-        h1, l1 = ax.get_legend_handles_labels()
-        h2, l2 = ax2.get_legend_handles_labels()
-        ax.legend(h1 + h2, l1 + l2, fontsize=8, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2)
-    ax.set_title("grouping under a budget: predicted and measured")
+        ax.errorbar(val["budget"], val["validated_mean"], yerr=val["validated_std"], fmt="s--", color=PALETTE[1],
+                    lw=1.5, capsize=3, label="measured: chosen grouping (test loss, mean ± std)")
+    styles = {"all-shared": (PALETTE[2], "^"), "all-separate": (PALETTE[3], "D")}
+    for name, (x, mean, std) in d.baselines.items():
+        colour, marker = styles[name]
+        ax.axhline(mean, color=colour, lw=1, ls=":", zorder=0)
+        ax.errorbar([x], [mean], yerr=[std], fmt=marker, color=colour, ms=7, capsize=3, label=f"measured: {name}")
+    if d.chosen is not None:
+        for a in axes:
+            a.axvline(d.chosen, color="#888888", ls="--", lw=1)
+        ax.annotate("recommended", (d.chosen, 1.0), xycoords=("data", "axes fraction"), fontsize=7, color="#555555",
+                    ha="left", va="top", xytext=(3, -3), textcoords="offset points")
+    ax.set_ylabel("loss per task (mean over tasks)")
+    ax.set_title("grouping under a budget: predicted and measured on one scale")
+    ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    if not d.same_scale:
+        axes[1].plot(df["budget"], df["predicted"], "o-", color=PALETTE[0], lw=2)
+        axes[1].set_ylabel("predicted score\nper task (higher better)")
+    axes[-1].set_xlabel("budget: networks trained")
+    xs = sorted(set(df["budget"]) | {x for x, _, _ in d.baselines.values()})
+    axes[-1].set_xticks(xs)
 
 
 def draw_layout_tree(tree: TreeData, ax, title: str = "") -> None:
@@ -236,4 +256,13 @@ def draw_layout_tree(tree: TreeData, ax, title: str = "") -> None:
     ax.set_xlim(-1.0, n + 0.1)
     ax.set_ylim(-0.35 if n <= 6 else -0.6, depth + 0.45)
     ax.axis("off")
-    ax.set_title(title or "recommended layout (blue: stage shared by several tasks)")
+    ax.set_title(title or "recommended layout")
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    handles = [Patch(fc=PALETTE[0], label="shared stage: one copy, used by every task below it"),
+               Patch(fc="#c9d3df", label="a task's own copy of the stage"),
+               Line2D([], [], color="#777777", lw=1.2, label="feeds the stage or head below")]
+    lo = ax.get_ylim()[0]
+    ax.set_ylim(lo - 1.25, ax.get_ylim()[1])
+    ax.legend(handles=handles, fontsize=7, frameon=False, loc="lower left", bbox_to_anchor=(0.0, 0.0), ncol=1)

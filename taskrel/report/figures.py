@@ -16,23 +16,9 @@ import pandas as pd
 
 from taskrel.affinity import Affinity
 from taskrel.layout import SharingLayout
+from taskrel.report.heatmaps import HeatmapData, heatmap_caption, heatmap_data, stage_heatmaps
 
-
-@dataclass
-class HeatmapData:
-    """A task x task matrix to draw: rows are sources, columns targets, in ``tasks`` order."""
-
-    title: str
-    tasks: list[str]
-    values: np.ndarray  # (n, n); NaN on the diagonal when ``mask_diagonal``
-    std: np.ndarray
-    annot: list[list[str]]
-    diverging: bool = True  # centred at 0 (else a sequential scale from vmin to vmax)
-    vmin: float = -1.0
-    vmax: float = 1.0
-    xlabel: str = "target task"
-    ylabel: str = "source task"
-    clipped: bool = False  # a few extreme entries lie beyond the colour scale (annotated)
+__all__ = ["HeatmapData", "heatmap_caption", "heatmap_data", "stage_heatmaps"]  # re-exported: figure data lives here
 
 
 def task_order(tasks: list[str], clustering: dict[str, Any] | None = None) -> list[str]:
@@ -47,56 +33,6 @@ def task_order(tasks: list[str], clustering: dict[str, Any] | None = None) -> li
         return list(tasks)
     head = [t for t in clustering["order"] if t in tasks]
     return head + [t for t in tasks if t not in head]
-
-
-def _fmt(v: float) -> str:
-    if not np.isfinite(v):
-        return ""
-    s = f"{v:.2f}"
-    return "0.00" if s == "-0.00" else s
-
-
-def heatmap_data(aff: Affinity, order: list[str] | None = None, title: str = "", mask_diagonal: bool = True, diverging: bool = True) -> HeatmapData:
-    """A plain affinity reordered to ``order``; the colour scale is symmetric around 0.
-
-    >>> a = Affinity(["a", "b"], [[0, 0.5], [-0.25, 0]])
-    >>> d = heatmap_data(a, ["b", "a"])
-    >>> d.tasks, float(d.values[0, 1]), d.vmax, d.annot[1][0]
-    (['b', 'a'], -0.25, 0.5, '0.50')
-    """
-    order = [t for t in (order or aff.tasks) if t in aff.tasks]
-    sub = aff.subset(order)
-    vals = np.array(sub.values, dtype=float)
-    std = np.array(sub.std, dtype=float)
-    if mask_diagonal:
-        np.fill_diagonal(vals, np.nan)
-    finite = vals[np.isfinite(vals)]
-    clipped = False
-    if diverging:
-        mags = np.abs(finite)
-        lim = float(mags.max()) if finite.size else 1.0
-        robust = 2.0 * float(np.percentile(mags, 90)) if finite.size else 0.0
-        if 0 < robust < lim:  # a few outliers would wash out every other cell
-            lim, clipped = robust, True
-        lim = lim if lim > 0 else 1.0
-        vmin, vmax = -lim, lim
-    else:
-        vmin = float(finite.min()) if finite.size else 0.0
-        vmax = float(finite.max()) if finite.size else 1.0
-        vmin, vmax = min(vmin, 0.0), max(vmax, vmin + 1e-9)
-    annot = [[_fmt(v) for v in row] for row in vals]
-    return HeatmapData(title or aff.measure, order, vals, std, annot, diverging, vmin, vmax, clipped=clipped)
-
-
-def stage_heatmaps(aff: Affinity, order: list[str] | None = None) -> list[HeatmapData]:
-    """One heatmap per encoder stage of a per-stage affinity (CKA), on one shared scale."""
-    names = aff.stages or [f"stage {k}" for k in range(aff.values.shape[0])]
-    maps = [heatmap_data(aff.stage(k), order, title=str(names[k]), diverging=False) for k in range(len(names))]
-    lo = min(m.vmin for m in maps)
-    hi = max(m.vmax for m in maps)
-    for m in maps:
-        m.vmin, m.vmax = lo, hi
-    return maps
 
 
 # ---------------------------------------------------------------------- gradient curves
@@ -241,6 +177,53 @@ def pareto_data(grouping: dict[str, Any] | None, summary: pd.DataFrame | None, n
             "groups": " | ".join("+".join(b) for b in r["blocks"]) if r.get("blocks") else "",
         })
     return pd.DataFrame(rows, columns=cols).sort_values("budget").reset_index(drop=True)
+
+
+@dataclass
+class BudgetData:
+    """The budget figure on one axis: loss per task against networks trained.
+
+    ``frame`` is :func:`pareto_data`; ``baselines`` maps all-shared and all-separate to
+    (networks, measured mean, std); ``same_scale`` says the prediction is a loss per task like
+    the measurement (else it is a score, drawn on its own panel)."""
+
+    frame: pd.DataFrame
+    baselines: dict[str, tuple[float, float, float]]
+    chosen: float | None
+    same_scale: bool
+
+
+def budget_data(grouping: dict[str, Any] | None, summary: pd.DataFrame | None, n_tasks: int) -> BudgetData:
+    """:func:`pareto_data` with the measured baselines: all-shared at one network, all-separate
+    at one network per task."""
+    df = pareto_data(grouping, summary, n_tasks)
+    base: dict[str, tuple[float, float, float]] = {}
+    if summary is not None and not summary.empty:
+        s = summary.set_index("layout")
+        for name, x in (("all-shared", 1.0), ("all-separate", float(n_tasks))):
+            if name in s.index:
+                base[name] = (x, float(s.loc[name, "test_loss_mean"]), float(s.loc[name, "test_loss_std"]))
+    g = grouping or {}
+    return BudgetData(df, base, g.get("budget"), not g.get("higher_is_better", False))
+
+
+def cluster_note(clustering: dict[str, Any] | None, groups: list[list[str]] | None, budget: float | None) -> str:
+    """One sentence reconciling the dendrogram's clusters with the recommended groups.
+
+    >>> cluster_note({"clusters": [["a", "b"], ["c"]], "n_clusters": 2}, [["a", "b"], ["c"]], 2)
+    'The recommended groups are these clusters.'
+    >>> cluster_note({"clusters": [["a", "b", "c"]], "n_clusters": 1}, [["a"], ["b", "c"]], 2)[:60]
+    'The recommended groups (2, from the grouping search under a '
+    """
+    if not clustering or not groups:
+        return ""
+    same = {frozenset(c) for c in clustering["clusters"]} == {frozenset(g) for g in groups}
+    if same:
+        return "The recommended groups are these clusters."
+    b = f"{budget:g}" if budget is not None else "?"
+    return (f"The recommended groups ({len(groups)}, from the grouping search under a budget of {b} networks, which "
+            f"predicts each group's loss) differ from these {clustering['n_clusters']} clusters (from the affinity "
+            "alone): the two answer different questions, and where they disagree the measured validation decides.")
 
 
 # ---------------------------------------------------------------------- layout tree

@@ -1,30 +1,30 @@
-"""Studies: one file names a suite, probes, analyses and validation; ``run_study`` runs it.
+"""Studies: :class:`Study` composes probes, analyses and validation; ``fit`` gives a
+:class:`StudyResult`. A study file (TOML) describes one: ``Study.from_toml(path)``.
 
->>> study = load_study()          # the built-in default study (digits)
->>> study.suite, [p.name for p in study.probes][:1]
+>>> study = Study.from_toml()          # the built-in default study (digits)
+>>> study.suite, list(study.named_probes())[:1]
 ('digits', ['pairwise'])
 """
 
+from taskrel.study.context import clone
+from taskrel.study.estimator import Study, Validation, study_from_spec
 from taskrel.study.result import StudyResult, find_result, safe_name
-from taskrel.study.runner import run_study
-from taskrel.study.spec import (
-    PROBE_KINDS,
-    ProbeSpec,
-    Study,
-    load_study,
-    parse_study,
-    validate_study,
-)
+from taskrel.study.runner import as_study, run_study, validate_study
+from taskrel.study.spec import ProbeSpec, StudySpec, load_study, parse_study
 
 __all__ = [
-    "PROBE_KINDS",
     "ProbeSpec",
     "Study",
     "StudyResult",
+    "StudySpec",
+    "Validation",
+    "as_study",
+    "clone",
     "find_result",
     "load_study",
     "parse_study",
     "run_study",
     "safe_name",
+    "study_from_spec",
     "validate_study",
 ]

@@ -1,49 +1,52 @@
 """The analyses of a study: clusters, auxiliary rankings, grouping under budgets, layouts.
 
-Each part reads the probes' affinities (and the pairwise probe's candidate table) and writes
-plain data into the study result; a part that fails is recorded and the others go on.
+Each part reads the probes' affinities (and a probe's own candidate table where it has one)
+and writes plain data into the study result; a part that fails is recorded and the others go on.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from taskrel.affinity import Affinity
+from taskrel.analysis import (
+    CandidateTable,
+    GroupingSearch,
+    branched_layout,
+    cluster_stability,
+    minimal_cost,
+    rank_auxiliaries,
+)
 from taskrel.errors import TaskrelError
 from taskrel.layout import SharingLayout
-from taskrel.study.runner import _Context, _say, accepts, layout_of_groups
+from taskrel.probes import Probe
+from taskrel.study.context import StudyContext, clone
 
 
-def run_all(ctx: _Context, fitted: dict[str, Any]) -> None:
-    res = ctx.result
+def run_analyses(ctx: StudyContext, fitted: dict[str, Probe], budgets: list[float] | None, budget: float | None) -> None:
+    """Clusters, auxiliary rankings, the grouping front (``budget``: the recommendation's) and layouts."""
+    res, study = ctx.result, ctx.study
     affs = {k: Affinity.from_dict(v) for k, v in res.affinities.items()}
     main = _main_affinity(ctx, affs)
     if main is not None:
         res.analysis_probe = main[0]
-        if ctx.study.clustering is not None:
+        if study.clustering is not None:
             ctx.guard("clustering", lambda: _clustering(ctx, main[1]))
-        for primary in ctx.study.auxiliary:
+        for primary in study.auxiliary:
             ctx.guard(f"auxiliary ranking for {primary}", lambda p=primary: _auxiliary(ctx, affs, p))
     n_stages = ctx.suite.n_stages
     res.layouts["all-shared"] = SharingLayout.shared(ctx.tasks, n_stages).to_dict()
     res.layouts["all-separate"] = SharingLayout.separate(ctx.tasks, n_stages).to_dict()
-    if ctx.study.grouping is not None:
-        ctx.guard("grouping", lambda: _grouping(ctx, affs, fitted))
-    if ctx.study.branched:
-        ctx.guard("branched layout", lambda: _branched(ctx, affs))
+    if study.grouping is not None:
+        ctx.guard("grouping", lambda: _grouping(ctx, affs, fitted, budgets or [], float(budget)))
+    if study.branched:
+        ctx.guard("branched layout", lambda: _branched(ctx, affs, budget))
 
 
-def _plain(aff: Affinity) -> Affinity:
-    """A plain (n, n) affinity: a per-stage one gives its last stage."""
-    return aff.stage(aff.values.shape[0] - 1) if aff.is_staged else aff
-
-
-def _main_affinity(ctx: _Context, affs: dict[str, Affinity]) -> tuple[str, Affinity] | None:
+def _main_affinity(ctx: StudyContext, affs: dict[str, Affinity]) -> tuple[str, Affinity] | None:
     want = ctx.study.analysis_probe()
     if want in affs:
-        return want, _plain(affs[want]).subset(ctx.tasks)
+        return want, affs[want].plain().subset(ctx.tasks)
     for name, aff in affs.items():
         if not aff.is_staged:
             if want is not None:
@@ -51,17 +54,14 @@ def _main_affinity(ctx: _Context, affs: dict[str, Affinity]) -> tuple[str, Affin
             return name, aff.subset(ctx.tasks)
     if affs:
         name = next(iter(affs))
-        return name, _plain(affs[name]).subset(ctx.tasks)
+        return name, affs[name].plain().subset(ctx.tasks)
     ctx.result.errors.append({"part": "analysis", "error": "no probe gave an affinity; nothing to analyse"})
     return None
 
 
 # ---------------------------------------------------------------------- clusters
-def _clustering(ctx: _Context, aff: Affinity) -> None:
-    from taskrel.analysis import TaskClustering, cluster_stability
-
-    params = {k: v for k, v in ctx.study.clustering.items() if k != "stability"}
-    tc = TaskClustering(**params).fit(aff)
+def _clustering(ctx: StudyContext, aff: Affinity) -> None:
+    tc = clone(ctx.study.clustering).fit(aff)
     order = list(getattr(tc, "dendrogram_", {}).get("ivl", [])) or [t for c in tc.clusters_ for t in c]
     ctx.result.clustering = {
         "probe": ctx.result.analysis_probe,
@@ -75,8 +75,9 @@ def _clustering(ctx: _Context, aff: Affinity) -> None:
         "linkage": np.asarray(getattr(tc, "linkage_matrix_", np.zeros((0, 4)))).tolist(),
         "scores": tc.scores_.reset_index().to_dict(orient="records"),
     }
-    if ctx.study.clustering.get("stability", True) and aff.per_seed is not None and aff.per_seed.shape[0] >= 2:
-        st = cluster_stability(aff, **{**params, "n_clusters": tc.n_clusters_})
+    if ctx.study.stability and aff.per_seed is not None and aff.per_seed.shape[0] >= 2:
+        c = ctx.study.clustering
+        st = cluster_stability(aff, method=c.method, n_clusters=tc.n_clusters_, linkage=c.linkage, random_state=c.random_state)
         ctx.result.stability = {
             "mean_ari": st.mean_ari,
             "mean_ari_vs_mean": st.mean_ari_vs_mean,
@@ -86,9 +87,7 @@ def _clustering(ctx: _Context, aff: Affinity) -> None:
         }
 
 
-def _auxiliary(ctx: _Context, affs: dict[str, Affinity], primary: str) -> None:
-    from taskrel.analysis import rank_auxiliaries
-
+def _auxiliary(ctx: StudyContext, affs: dict[str, Affinity], primary: str) -> None:
     for name, aff in affs.items():
         if aff.is_staged or primary not in aff.tasks:
             continue
@@ -98,83 +97,66 @@ def _auxiliary(ctx: _Context, affs: dict[str, Affinity], primary: str) -> None:
 
 
 # ---------------------------------------------------------------------- grouping
-def _table(ctx: _Context, affs: dict[str, Affinity], fitted: dict[str, Any]):
-    from taskrel.analysis import CandidateTable
-
-    g = ctx.study.grouping
-    source = ctx.study.grouping_source()
+def _table(ctx: StudyContext, affs: dict[str, Affinity], fitted: dict[str, Probe]) -> tuple[str, str, CandidateTable]:
+    source = ctx.study.source_probe()
     probe = fitted.get(source)
-    max_size = g.get("max_size")
-    if probe is not None and hasattr(probe, "candidates"):
-        kw = {"max_size": max_size} if max_size is not None and accepts(probe.candidates, "max_size") else {}
-        table = probe.candidates(**kw)
-        return source, "hoa", table
+    max_size = ctx.study.max_size
+    if probe is not None and callable(getattr(probe, "candidates", None)):
+        table = probe.candidates() if max_size is None else probe.candidates(max_size=max_size)
+        return source, "hoa" if probe.kind == "pairwise" else probe.kind, table
     if source not in affs:
         raise TaskrelError(f"grouping: probe {source!r} gave no affinity (see its error above)")
-    aff = _plain(affs[source]).subset(ctx.tasks)
+    aff = affs[source].plain().subset(ctx.tasks)
     return source, "affinity", CandidateTable.from_affinity(aff, max_size=max_size)
 
 
-def _grouping(ctx: _Context, affs: dict[str, Affinity], fitted: dict[str, Any]) -> None:
-    from taskrel.analysis import GroupingSearch
-
-    g = ctx.study.grouping
+def _grouping(ctx: StudyContext, affs: dict[str, Affinity], fitted: dict[str, Probe], budgets: list[float], budget: float) -> None:
+    g: GroupingSearch = ctx.study.grouping
     source, kind, table = _table(ctx, affs, fitted)
-    partition = bool(g.get("partition", True))
-    n_stages = ctx.suite.n_stages
+    partition = bool(g.partition)
+    cheapest = minimal_cost(table, partition)
     rows = []
-    for budget in g["budgets"]:
-        try:
-            gs = GroupingSearch(budget=budget, solver=g.get("solver", "milp"), partition=partition).fit(table)
-        except TaskrelError as e:
-            if "below the cheapest" not in str(e):
-                raise
-            rows.append({"budget": budget, "cost": None, "objective": None, "groups": None, "blocks": None})
+    for b in budgets:
+        if b < cheapest:
+            rows.append({"budget": b, "cost": None, "objective": None, "groups": None, "blocks": None})
             continue
+        gs = clone(g, budget=b).fit(table)
         # each task sits with the tasks its chosen network also serves: a partition
-        served: dict[tuple[str, ...], list[str]] = {}
-        for t in ctx.tasks:
-            served.setdefault(tuple(gs.assignment_[t]), []).append(t)
-        blocks = list(served.values())
-        lay = layout_of_groups(blocks, ctx.tasks, n_stages)
-        rows.append({"budget": budget, "cost": gs.cost_, "objective": gs.total_,
+        served: dict[str, list[str]] = {}
+        for t in ctx.tasks:  # assignment_: task -> name of the network serving it
+            served.setdefault(gs.assignment_[t], []).append(t)
+        lay = ctx.layout_of(list(served.values()))
+        rows.append({"budget": b, "cost": gs.cost_, "objective": gs.total_,
                      "groups": ["+".join(x) for x in gs.groups_], "blocks": [list(b) for b in lay.blocks(0)],
                      "layout": lay.to_dict()})
     ctx.result.grouping = {
         "source": source,
         "table": kind,
+        "rule": table.meta.get("rule"),
         "higher_is_better": bool(table.higher_is_better),
         "n_candidates": len(table),
         "partition": partition,
-        "budget": g["budget"],
+        "budget": budget,
         "front": rows,
     }
-    chosen = next((r for r in rows if r["budget"] == g["budget"]), None)
+    chosen = next((r for r in rows if r["budget"] == budget), None)
     if chosen is None or chosen["blocks"] is None:
-        raise TaskrelError(f"grouping: no grouping fits the budget {g['budget']:g}")
+        raise TaskrelError(f"grouping: no grouping fits the budget {budget:g} (the cheapest covering costs {cheapest:g})")
     ctx.result.layouts["recommended"] = chosen["layout"]
-    _say(ctx.quiet, f"recommended grouping at budget {g['budget']:g}: "
-         + " | ".join("+".join(b) for b in chosen["blocks"]))
+    ctx.say(f"recommended grouping at budget {budget:g}: " + " | ".join("+".join(b) for b in chosen["blocks"]))
 
 
 # ---------------------------------------------------------------------- branched
-def _branched(ctx: _Context, affs: dict[str, Affinity]) -> None:
-    """A branched layout from a per-stage affinity, if the analysis module offers one."""
+def _branched(ctx: StudyContext, affs: dict[str, Affinity], budget: float | None) -> None:
+    """A branched layout from the first per-stage affinity (none: nothing to do)."""
     staged = next(((n, a) for n, a in affs.items() if a.is_staged), None)
     if staged is None:
         return
-    try:
-        from taskrel.analysis.branching import branched_layout
-    except ImportError:
-        return  # this taskrel offers no branched-layout search
     name, aff = staged
-    kw: dict[str, Any] = {}
-    g = ctx.study.grouping or {}
-    if "budget" in g and accepts(branched_layout, "budget"):
-        kw["budget"] = g["budget"] * ctx.suite.n_stages
-    lay = branched_layout(aff.subset(ctx.tasks), **kw)
-    lay = getattr(lay, "layout_", lay)
-    if not isinstance(lay, SharingLayout):
-        raise TaskrelError(f"branched layout: expected a SharingLayout, got {type(lay).__name__}")
+    stages_budget = None if budget is None else budget * ctx.suite.n_stages
+    lay = branched_layout(aff.subset(ctx.tasks), budget=stages_budget)
     ctx.result.layouts["branched"] = lay.to_dict()
     ctx.result.probes.setdefault(name, {})["branched_layout"] = lay.describe()
+
+
+__all__ = ["run_analyses"]

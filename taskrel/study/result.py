@@ -12,6 +12,7 @@ import numpy as np
 
 from taskrel.affinity import Affinity
 from taskrel.errors import TaskrelError
+from taskrel.files import read_json
 from taskrel.layout import SharingLayout
 
 RESULT_FILE = "study_result.json"
@@ -30,19 +31,23 @@ def safe_name(name: str, default: str = "study") -> str:
     return s[:80] or default
 
 
-def _jsonable(x: Any) -> Any:
+def jsonable(x: Any) -> Any:
+    """``x`` as plain JSON data: numpy arrays and numbers to lists and floats, NaN to None."""
     if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
+        return {str(k): jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
+        return [jsonable(v) for v in x]
     if isinstance(x, np.ndarray):
-        return _jsonable(x.tolist())
+        return jsonable(x.tolist())
     if isinstance(x, (np.integer,)):
         return int(x)
     if isinstance(x, (np.floating, float)):
         v = float(x)
         return v if np.isfinite(v) else None
     return x
+
+
+_jsonable = jsonable  # the former name
 
 
 @dataclass
@@ -68,7 +73,9 @@ class StudyResult:
     validation: list[dict[str, Any]] = field(default_factory=list)
     failed_runs: list[dict[str, Any]] = field(default_factory=list)
     errors: list[dict[str, str]] = field(default_factory=list)  # {"part", "error"}
-    seconds: dict[str, float] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time of the invocation that wrote this
+    invocation: dict[str, Any] = field(default_factory=dict)  # cwd, study_file, store, out (see invocation_of)
+    validation_cost: dict[str, Any] = field(default_factory=dict)  # steps, examples, seconds, runs of its records
     created: str = ""
     schema: int = RESULT_SCHEMA
 
@@ -93,6 +100,18 @@ class StudyResult:
     @property
     def recommended(self) -> SharingLayout | None:
         return self.layout("recommended") if "recommended" in self.layouts else None
+
+    def decision(self):
+        """What to do, from the validation runs: :func:`taskrel.study.decision.decide`."""
+        from taskrel.study.decision import decide
+
+        return decide(self)
+
+    def compute_seconds(self) -> float:
+        """Training seconds of every run behind the result (probes and validation), as their
+        records state them, whenever they were trained (a resumed study keeps its cost)."""
+        probes = sum(float((p.get("cost") or {}).get("seconds") or 0.0) for p in self.probes.values())
+        return probes + float(self.validation_cost.get("seconds") or 0.0)
 
     def validation_frame(self):
         import pandas as pd
@@ -124,7 +143,7 @@ class StudyResult:
 
     # ---------------------------------------------------------------- files
     def to_dict(self) -> dict[str, Any]:
-        return _jsonable(asdict(self))
+        return jsonable(asdict(self))
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> StudyResult:
@@ -145,7 +164,24 @@ class StudyResult:
     @classmethod
     def load(cls, path: str | Path) -> StudyResult:
         """Load from a result file, an output directory, or a store holding one study."""
-        return cls.from_dict(json.loads(find_result(path).read_text(encoding="utf-8")))
+        data = read_json(find_result(path), "study result")
+        if not isinstance(data, dict):
+            raise TaskrelError(f"study result: {str(path)!r} does not hold a study result (a JSON object)")
+        return cls.from_dict(data)
+
+
+def invocation_of(study_file: str | Path | None, store: str | Path, out: str | Path) -> dict[str, Any]:
+    """Where a study ran and the paths as they were given, so that the report can show
+    commands that work when pasted where the study ran.
+
+    >>> inv = invocation_of("studies/planted.toml", "runs", "out/planted")
+    >>> inv["study_file"], inv["store"], inv["out"], Path(inv["cwd"]).is_absolute()
+    ('studies/planted.toml', 'runs', 'out/planted', True)
+    """
+    import os
+
+    return {"cwd": os.getcwd(), "study_file": None if study_file is None else str(study_file),
+            "store": str(store), "out": str(out)}
 
 
 def find_result(path: str | Path) -> Path:

@@ -39,20 +39,21 @@ A study is a TOML file (see ``studies/default.toml``)::
     front = true                       # also train each grouping of the Pareto front
     random = 2                         # and 2 random groupings with the recommendation's
                                        # group sizes (the same budget and parameter count)
+    aggregator = "upgrad"              # and all-shared trained with a conflict-aware TorchJD
+                                       # aggregator ("all-shared + upgrad"; optional)
 
 Every problem is a :class:`~taskrel.errors.TaskrelError` that names the field at fault.
 """
 
 from __future__ import annotations
 
-import importlib
-import inspect
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from taskrel.errors import TaskrelError
+from taskrel.files import read_text
+from taskrel.probes import PROBES
 
 try:  # Python 3.11+
     import tomllib
@@ -62,16 +63,6 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
     except ModuleNotFoundError:
         tomllib = None  # type: ignore[assignment]
 
-# probe kind -> (module, class)
-PROBE_KINDS: dict[str, tuple[str, str]] = {
-    "pairwise": ("taskrel.probes.pairwise", "PairwiseProbe"),
-    "transfer": ("taskrel.probes.transfer", "TransferProbe"),
-    "gradient": ("taskrel.probes.gradient", "GradientProbe"),
-    "lookahead": ("taskrel.probes.lookahead", "LookaheadProbe"),
-    "similarity": ("taskrel.probes.similarity", "SimilarityProbe"),
-}
-# which probe the analyses read when the study does not say
-AFFINITY_PREFERENCE = ("pairwise", "transfer", "lookahead", "gradient", "similarity")
 # keys the study handles itself (not passed to the probe's constructor)
 PROBE_OWN_KEYS = ("kind", "seeds", "train", "enabled")
 
@@ -82,7 +73,7 @@ CLUSTER_KEYS = {"method", "n_clusters", "linkage", "random_state", "stability"}
 AUX_KEYS = {"primary"}
 GROUPING_KEYS = {"budgets", "budget", "source", "solver", "partition", "max_size"}
 LAYOUT_KEYS = {"branched"}
-VALIDATION_KEYS = {"enabled", "seeds", "train", "front", "random"}
+VALIDATION_KEYS = {"enabled", "seeds", "train", "front", "random", "aggregator"}
 
 
 @dataclass
@@ -97,8 +88,9 @@ class ProbeSpec:
 
 
 @dataclass
-class Study:
-    """A parsed, validated study (build one with :func:`load_study` or :func:`parse_study`)."""
+class StudySpec:
+    """A parsed study file as plain data (:func:`load_study`, :func:`parse_study`); the
+    :class:`~taskrel.study.Study` it describes is :func:`study_from_spec`."""
 
     name: str
     suite: str
@@ -119,7 +111,7 @@ class Study:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Study:
+    def from_dict(cls, d: dict[str, Any]) -> StudySpec:
         d = dict(d)
         d["probes"] = [ProbeSpec(**p) for p in d.get("probes", [])]
         return cls(**d)
@@ -144,24 +136,6 @@ class Study:
     def probe(self, name: str) -> ProbeSpec | None:
         return next((p for p in self.probes if p.name == name), None)
 
-    def analysis_probe(self) -> str | None:
-        """The probe whose affinity the analyses read."""
-        if self.affinity:
-            return self.affinity
-        for kind in AFFINITY_PREFERENCE:
-            for p in self.probes:
-                if p.kind == kind:
-                    return p.name
-        return self.probes[0].name if self.probes else None
-
-    def grouping_source(self) -> str | None:
-        if self.grouping is None:
-            return None
-        if self.grouping.get("source"):
-            return self.grouping["source"]
-        pair = next((p.name for p in self.probes if p.kind == "pairwise"), None)
-        return pair or self.analysis_probe()
-
 
 # ==================================================================== parsing
 def _fail(field_name: str, msg: str) -> None:
@@ -179,6 +153,12 @@ def _table(d: Any, where: str, allowed: set[str]) -> dict[str, Any]:
     return dict(d)
 
 
+def _bool(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        _fail(where, f"must be true or false, got {value!r}")
+    return value
+
+
 def _seeds(value: Any, where: str) -> list[int]:
     if isinstance(value, int) and not isinstance(value, bool):
         if value < 1:
@@ -188,7 +168,15 @@ def _seeds(value: Any, where: str) -> list[int]:
         _fail(where, f"must be a number of seeds or a non-empty list of integers, got {value!r}")
     if len(set(value)) != len(value):
         _fail(where, f"seeds are repeated: {value}")
+    if min(value) < 0:
+        _fail(where, f"seeds must be >= 0, got {min(value)}")
     return list(value)
+
+
+def _text(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        _fail(where, f"must be text, got {value!r}")
+    return value
 
 
 def _names(value: Any, where: str) -> list[str]:
@@ -199,7 +187,49 @@ def _names(value: Any, where: str) -> list[str]:
     return list(value)
 
 
-def parse_study(data: dict[str, Any] | str, source: str = "") -> Study:
+def _parse_probes(raw_probes: Any) -> list[ProbeSpec]:
+    probes: list[ProbeSpec] = []
+    if not isinstance(raw_probes, dict):
+        _fail("probes", "must be a table of probe tables ([probes.NAME])")
+    for pname, body in raw_probes.items():
+        where = f"probes.{pname}"
+        if not isinstance(body, dict):
+            _fail(where, "must be a table")
+        if not _bool(body.get("enabled", True), f"{where}.enabled"):
+            continue
+        kind = body.get("kind", pname)
+        if kind not in PROBES:
+            _fail(f"{where}.kind" if "kind" in body else where,
+                  f"unknown probe {kind!r}; probes are {sorted(PROBES)}")
+        ptrain = body.get("train") or {}
+        if not isinstance(ptrain, dict):
+            _fail(f"{where}.train", "must be a table of TrainConfig fields")
+        params = {k: v for k, v in body.items() if k not in PROBE_OWN_KEYS}
+        probes.append(ProbeSpec(pname, kind, _seeds(body.get("seeds", [0]), f"{where}.seeds"), dict(ptrain), params))
+    return probes
+
+
+def _parse_validation(validation: Any) -> dict[str, Any] | None:
+    validation = None if validation is False else _table(validation, "validation", VALIDATION_KEYS)
+    if validation is None or not _bool(validation.get("enabled", True), "validation.enabled"):
+        return None
+    if "front" in validation:
+        _bool(validation["front"], "validation.front")
+    validation["seeds"] = _seeds(validation.get("seeds", [0, 1, 2]), "validation.seeds")
+    if not isinstance(validation.get("train", {}), dict):
+        _fail("validation.train", "must be a table of TrainConfig fields")
+    r = validation.get("random", 0)
+    if isinstance(r, bool) or not isinstance(r, int) or not 0 <= r <= 20:
+        _fail("validation.random", f"must be a whole number of random groupings from 0 to 20, got {r!r}")
+    if validation.get("aggregator") is not None:
+        from taskrel.aggregators import AGGREGATORS
+
+        if validation["aggregator"] not in AGGREGATORS:
+            _fail("validation.aggregator", f"unknown aggregator {validation['aggregator']!r}; use one of {', '.join(sorted(AGGREGATORS))}")
+    return validation
+
+
+def parse_study(data: dict[str, Any] | str, source: str = "") -> StudySpec:
     """Parse a study from TOML text or a dict (no suite is built; see :func:`validate_study`).
 
     >>> s = parse_study('name = "x"\\n[suite]\\nname = "planted"\\n[probes.gradient]\\nseeds = 2')
@@ -231,25 +261,7 @@ def parse_study(data: dict[str, Any] | str, source: str = "") -> Study:
     if not isinstance(train, dict):
         _fail("train", "must be a table of TrainConfig fields")
 
-    probes = []
-    raw_probes = top.get("probes") or {}
-    if not isinstance(raw_probes, dict):
-        _fail("probes", "must be a table of probe tables ([probes.NAME])")
-    for pname, body in raw_probes.items():
-        where = f"probes.{pname}"
-        if not isinstance(body, dict):
-            _fail(where, "must be a table")
-        if body.get("enabled", True) is False:
-            continue
-        kind = body.get("kind", pname)
-        if kind not in PROBE_KINDS:
-            _fail(f"{where}.kind" if "kind" in body else where,
-                  f"unknown probe {kind!r}; probes are {sorted(PROBE_KINDS)}")
-        ptrain = body.get("train") or {}
-        if not isinstance(ptrain, dict):
-            _fail(f"{where}.train", "must be a table of TrainConfig fields")
-        params = {k: v for k, v in body.items() if k not in PROBE_OWN_KEYS}
-        probes.append(ProbeSpec(pname, kind, _seeds(body.get("seeds", [0]), f"{where}.seeds"), dict(ptrain), params))
+    probes = _parse_probes(top.get("probes") or {})
 
     analysis = _table(top.get("analysis"), "analysis", ANALYSIS_KEYS)
     clustering = analysis.get("clustering", {})
@@ -259,21 +271,10 @@ def parse_study(data: dict[str, Any] | str, source: str = "") -> Study:
     grouping = analysis.get("grouping", {})
     grouping = None if grouping is False else _table(grouping, "analysis.grouping", GROUPING_KEYS)
     layout = _table(analysis.get("layout"), "analysis.layout", LAYOUT_KEYS)
-    validation = top.get("validation", {})
-    validation = None if validation is False else _table(validation, "validation", VALIDATION_KEYS)
-    if validation is not None:
-        if validation.get("enabled", True) is False:
-            validation = None
-        else:
-            validation["seeds"] = _seeds(validation.get("seeds", [0, 1, 2]), "validation.seeds")
-            if not isinstance(validation.get("train", {}), dict):
-                _fail("validation.train", "must be a table of TrainConfig fields")
-            r = validation.get("random", 0)
-            if isinstance(r, bool) or not isinstance(r, int) or not 0 <= r <= 20:
-                _fail("validation.random", f"must be a whole number of random groupings from 0 to 20, got {r!r}")
-    return Study(
+    validation = _parse_validation(top.get("validation", {}))
+    return StudySpec(
         name=name.strip(),
-        description=str(top.get("description", "")),
+        description=_text(top.get("description", ""), "description"),
         suite=suite["name"],
         tasks=tasks,
         suite_options=options,
@@ -283,136 +284,27 @@ def parse_study(data: dict[str, Any] | str, source: str = "") -> Study:
         clustering=clustering,
         auxiliary=primary,
         grouping=grouping,
-        branched=bool(layout.get("branched", True)),
+        branched=_bool(layout.get("branched", True), "analysis.layout.branched"),
         validation=validation,
         source=source,
     )
 
 
-def load_study(path: str | Path | None = None) -> Study:
+def load_study(path: str | Path | None = None) -> StudySpec:
     """Read a study file; ``None`` gives the built-in default study (digits)."""
     if path is None:
         from importlib.resources import files
 
         return parse_study(files("taskrel.study").joinpath("default.toml").read_text(encoding="utf-8"))
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise TaskrelError(f"study: file {str(p)!r} does not exist") from None
-    except IsADirectoryError:
-        raise TaskrelError(f"study: {str(p)!r} is a directory, not a study file") from None
-    return parse_study(text)
+    return parse_study(read_text(path, "study"))
 
 
-# ==================================================================== validation
-def _check_train(d: dict[str, Any], where: str):
+# ==================================================================== configs
+def train_config_of(d: dict[str, Any], where: str):
+    """A TrainConfig from a study file's table (a TaskrelError naming the field if bad)."""
     from taskrel.train import TrainConfig
 
     try:
         return TrainConfig.from_dict(d)
-    except TaskrelError as e:
+    except (TaskrelError, TypeError) as e:
         raise TaskrelError(f"study: field {where!r}: {e}") from None
-    except TypeError as e:  # pragma: no cover - defensive
-        raise TaskrelError(f"study: field {where!r}: {e}") from None
-
-
-def probe_class(kind: str):
-    """The class of a probe kind (TaskrelError if that probe is not available)."""
-    module, cls = PROBE_KINDS[kind]
-    try:
-        return getattr(importlib.import_module(module), cls)
-    except (ImportError, AttributeError) as e:
-        raise TaskrelError(f"probe {kind!r} is not available in this taskrel ({module}.{cls}: {e})") from None
-
-
-def _check_probe_params(spec: ProbeSpec, study: Study, suite, tasks: list[str]) -> None:
-    """Unknown parameters, and (for probes that can plan without training) bad values."""
-    try:
-        cls = probe_class(spec.kind)
-    except TaskrelError:
-        return  # reported when the study runs; the other probes go on
-    sig = inspect.signature(cls.__init__)
-    known = {n for n in sig.parameters if n not in ("self", "tasks", "settings")}
-    if not any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
-        for key in spec.params:
-            if key not in known:
-                _fail(f"probes.{spec.name}.{key}", f"unknown parameter of {cls.__name__}; known are {sorted(known)}")
-    if not hasattr(cls, "plan"):
-        return
-    from taskrel.probes.base import ProbeSettings
-
-    settings = ProbeSettings(config=study.train_config(spec.train), seeds=spec.seeds, progress=False)
-    try:
-        cls(tasks=tasks, settings=settings, **spec.params).plan(suite)
-    except TaskrelError as e:
-        raise TaskrelError(f"study: field 'probes.{spec.name}': {e}") from None
-
-
-def validate_study(study: Study, suite=None):
-    """Check names and numbers against the suite; returns the suite (built if not given)."""
-    from taskrel.suites import list_suites
-
-    if suite is None:
-        if study.suite not in list_suites():
-            _fail("suite.name", f"unknown suite {study.suite!r}; built-in suites are {sorted(list_suites())}")
-        try:
-            suite = study.build_suite()
-        except TaskrelError as e:
-            raise TaskrelError(f"study: field 'suite.options': {e}") from None
-    try:
-        tasks = study.task_list(suite)
-    except TaskrelError as e:
-        raise TaskrelError(f"study: field 'suite.tasks': {e}") from None
-    if len(tasks) < 2:
-        _fail("suite.tasks", f"a study needs at least two tasks, got {tasks}")
-    _check_train(study.train, "train")
-    if not study.probes:
-        _fail("probes", "a study needs at least one probe ([probes.pairwise], ...)")
-    names = [p.name for p in study.probes]
-    for p in study.probes:
-        _check_train({**study.train, **p.train}, f"probes.{p.name}.train")
-        _check_probe_params(p, study, suite, tasks)
-    if study.affinity is not None and study.affinity not in names:
-        _fail("analysis.affinity", f"no probe named {study.affinity!r}; probes are {names}")
-    for t in study.auxiliary:
-        if t not in tasks:
-            _fail("analysis.auxiliary.primary", f"unknown task {t!r}; tasks are {tasks}")
-    if study.clustering is not None:
-        k = study.clustering.get("n_clusters")
-        if k is not None and (not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= len(tasks)):
-            _fail("analysis.clustering.n_clusters", f"must be an integer between 1 and {len(tasks)}, got {k!r}")
-    if study.grouping is not None:
-        _check_grouping(study, names, len(tasks))
-    if study.validation is not None:
-        _check_train({**study.train, **study.validation.get("train", {})}, "validation.train")
-    return suite
-
-
-def _check_grouping(study: Study, probes: list[str], n: int) -> None:
-    g = study.grouping
-    src = g.get("source")
-    if src is not None and src not in probes:
-        _fail("analysis.grouping.source", f"no probe named {src!r}; probes are {probes}")
-    budgets = g.get("budgets", list(range(1, n + 1)))
-    if not isinstance(budgets, list) or not budgets:
-        _fail("analysis.grouping.budgets", f"must be a non-empty list of numbers, got {budgets!r}")
-    for b in budgets:
-        if isinstance(b, bool) or not isinstance(b, (int, float)) or not math.isfinite(b) or b < 1:
-            _fail("analysis.grouping.budgets", f"each budget (networks trained) must be a number >= 1, got {b!r}")
-    budgets = sorted(set(float(b) for b in budgets))
-    budget = g.get("budget", budgets[len(budgets) // 2])
-    if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not math.isfinite(budget) or budget < 1:
-        _fail("analysis.grouping.budget", f"must be a number >= 1 (networks trained), got {budget!r}")
-    if budget > n:
-        _fail("analysis.grouping.budget", f"{budget} networks for {n} tasks: at most {n} are ever useful")
-    if float(budget) not in budgets:
-        budgets = sorted(budgets + [float(budget)])
-    g["budgets"], g["budget"] = budgets, float(budget)
-    from taskrel.analysis.grouping import SOLVERS
-
-    if g.get("solver", "milp") not in SOLVERS:
-        _fail("analysis.grouping.solver", f"unknown solver {g['solver']!r}; use one of {list(SOLVERS)}")
-    ms = g.get("max_size")
-    if ms is not None and (not isinstance(ms, int) or isinstance(ms, bool) or ms < 1):
-        _fail("analysis.grouping.max_size", f"must be a positive integer, got {ms!r}")

@@ -6,6 +6,9 @@ split (the probes and the grouping search only ever read validation losses). Wit
 report can put measured next to predicted loss. With ``random = R``, R random groupings with
 the recommendation's group sizes (so the same number of networks and parameters) are trained
 too: the equal-budget control that says whether the probes' choice of *who* shares mattered.
+With ``aggregator = "upgrad"`` (any TorchJD aggregator taskrel names) all-shared is trained
+once more with that conflict-aware aggregator, as ``"all-shared + upgrad"``: a grouping has to
+beat "keep everything shared and use a better optimiser" too.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import numpy as np
 
 from taskrel.layout import SharingLayout
 from taskrel.store import RunSpec
-from taskrel.study.runner import _Context, _say, layout_of_groups
+from taskrel.study.context import StudyContext
 
 ORDER = ("recommended", "branched", "all-shared", "all-separate")
 
@@ -28,22 +31,32 @@ def front_name(budget: float) -> str:
     return f"budget {budget:g}"
 
 
-def validation_layouts(ctx: _Context) -> dict[str, SharingLayout]:
-    res = ctx.result
+def validation_layouts(ctx: StudyContext) -> dict[str, SharingLayout]:
+    """The layouts to validate (recorded in the result's layouts), by name."""
+    res, v = ctx.result, ctx.study.validation
     named = {n: SharingLayout.from_dict(res.layouts[n]) for n in ORDER if n in res.layouts}
-    if ctx.study.validation.get("front", True) and res.grouping:
+    if v.front and res.grouping:
         for row in res.grouping["front"]:
             if row.get("layout"):
                 name = front_name(row["budget"])
                 res.layouts[name] = row["layout"]
                 named[name] = SharingLayout.from_dict(row["layout"])
     rec = named.get("recommended")
-    if rec is not None and ctx.study.validation.get("random", 0):
-        for i, blocks in enumerate(random_groupings(rec.blocks(0), ctx.tasks, ctx.study.validation["random"]), 1):
-            lay = layout_of_groups(blocks, ctx.tasks, rec.n_stages)
+    if rec is not None and v.random:
+        for i, blocks in enumerate(random_groupings(rec.blocks(0), ctx.tasks, v.random), 1):
+            lay = ctx.layout_of(blocks)
             res.layouts[f"random {i}"] = lay.to_dict()
             named[f"random {i}"] = lay
     return named
+
+
+def control_name(aggregator: str) -> str:
+    """The layout name of all-shared trained with a conflict-aware aggregator.
+
+    >>> control_name("upgrad")
+    'all-shared + upgrad'
+    """
+    return f"all-shared + {aggregator}"
 
 
 def random_groupings(blocks, tasks, count: int, seed: int = 0) -> list[list[list[str]]]:
@@ -71,26 +84,26 @@ def random_groupings(blocks, tasks, count: int, seed: int = 0) -> list[list[list
     return out
 
 
-def validate(ctx: _Context) -> None:
-    from taskrel.execute import execute
-
+def validate(ctx: StudyContext) -> None:
+    """Train every validation layout over the seeds (one queue) and table the test scores."""
     v = ctx.study.validation
-    cfg = ctx.study.train_config(v.get("train"))
+    cfg = v.config if v.config is not None else ctx.study.base_config()
     named = validation_layouts(ctx)
-    fp = ctx.suite.fingerprint()
-    specs, keys = [], []
-    for name, lay in named.items():
-        for seed in v["seeds"]:
-            spec = RunSpec(lay, cfg, seed, label=f"validate {name} seed{seed}")
-            specs.append(spec)
-            keys.append((name, seed, spec.key(fp)))
-    n_layouts = len({lay for lay in named.values()})
-    _say(ctx.quiet, f"validation: {n_layouts} distinct layouts x {len(v['seeds'])} seeds, scored on the test split")
-    plan = execute(ctx.suite, specs, ctx.store, n_jobs=ctx.n_jobs, backend=ctx.backend,
-                   progress=not ctx.quiet, desc="validation")
+    configs = {name: cfg for name in named}
+    if getattr(v, "aggregator", None) and "all-shared" in named:
+        name = control_name(v.aggregator)
+        named[name], configs[name] = named["all-shared"], cfg.with_(aggregator=v.aggregator)
+        ctx.result.layouts[name] = {**named[name].to_dict(), "aggregator": v.aggregator}  # not an alias of all-shared
+    runs = [(name, seed, RunSpec(lay, configs[name], seed, label=f"validate {name} seed{seed}"))
+            for name, lay in named.items() for seed in v.seeds]
+    ctx.say(f"validation: {len(set(named.values()))} distinct layouts x {len(v.seeds)} seeds, scored on the test split")
+    records = ctx.runner.run(ctx.suite, [spec for _, _, spec in runs], desc="validation")
+    from taskrel.probes.base import cost_of
+
+    c = cost_of(records)  # from the records: a resumed study keeps the cost of its first run
+    ctx.result.validation_cost = {"steps": c.steps, "examples": c.examples, "seconds": c.seconds, "runs": c.runs}
     rows = []
-    for name, seed, key in keys:
-        rec = plan.records[key]
+    for (name, seed, _), rec in zip(runs, records):
         for t in ctx.tasks:
             if rec.ok:
                 rows.append({"layout": name, "seed": seed, "task": t,

@@ -2,14 +2,26 @@
 
 Generative model (all seeded). Inputs ``X ~ N(0, I_d)``. Cluster ``k`` owns a latent map
 ``z_k = tanh(X A_k)`` (``A_k``: d x r, directions drawn at random); every task of the cluster
-reads the same latent with its own weights, close to the cluster's (``v_t = v_k + spread*u_t``),
-plus noise. So the tasks of a cluster need the same features: learning them together needs
-fewer examples than learning each alone.
+reads the same latent with its own weights, ``v_t = sqrt(rho) v_k + sqrt(1 - rho) u_t`` (``v_k``,
+``u_t`` random of equal norm), so that two tasks of a cluster read out with weights of expected
+cosine ``rho`` = ``relatedness`` (``spread`` gives the older parametrisation), plus noise. So the tasks of a
+cluster need the same features: learning them together needs fewer examples than alone.
 
-The *unrelated* task reads a latent of its own. The *conflicting* task reads cluster 0's latent
-with the opposite sign, plus a strong signal of its own on other directions, at a larger scale:
-trained with cluster 0 it pulls the shared features its way (its gradient opposes the
-cluster's early in training, and it spends the small encoder's capacity), so it hurts.
+The *unrelated* task reads a latent of its own.
+
+The *conflicting* task (``conflict="feature"``, the default) reads cluster 0's latent through
+a non-monotone map, ``cos(pi s_0)`` with ``s_0 = z_0 v_0`` standardised, plus a weaker signal of
+its own, at a larger scale. No linear head turns cluster 0's features into this target: the
+encoder has to build other features of the *same* input directions, and in a narrow encoder
+(``width``) they displace the ones cluster 0 needs, so trained together the conflict hurts
+cluster 0 (more than an unrelated partner does). ``conflict="sign"`` is the older target,
+``-(s_0) + own``: its sign flip is absorbed by the conflict's own linear head, so only its
+scale and its own signal compete.
+
+Labels: each task is labelled on ``label_fraction`` of the examples (the rest missing). With
+``label_overlap=None`` each task draws its own labelled rows at random; with a number in
+[0, 1] that share of every task's labelled rows is one common set, and the rest are drawn
+from rows no other task has labelled while there are enough.
 
 ``truth`` exposes the cluster of every task (-1 for the unrelated and conflicting tasks), which
 pairs should help (same cluster) and which should hurt (the conflicting task and its cluster).
@@ -23,6 +35,30 @@ from torch import nn
 from taskrel.errors import TaskrelError
 from taskrel.suite import Suite, Task
 from taskrel.suites import register_suite
+
+CONFLICTS = ("feature", "sign")
+
+
+def _labelled(rng: np.random.Generator, n: int, n_tasks: int, fraction: float, overlap: float | None) -> list[np.ndarray]:
+    """Per task, a boolean mask of its labelled rows."""
+    if overlap is None:
+        return [rng.random(n) < fraction for _ in range(n_tasks)]
+    m = max(int(round(fraction * n)), 1)
+    common = int(round(overlap * m))
+    order = rng.permutation(n)
+    shared, rest = order[:common], order[common:]
+    masks, pos = [], 0
+    for _ in range(n_tasks):
+        own = m - common
+        if pos + own > len(rest):  # not enough unlabelled rows left: draw from all the rest
+            pick = rng.choice(rest, size=own, replace=False)
+        else:
+            pick, pos = rest[pos : pos + own], pos + own
+        mask = np.zeros(n, dtype=bool)
+        mask[shared] = True
+        mask[pick] = True
+        masks.append(mask)
+    return masks
 
 
 @register_suite(
@@ -41,14 +77,27 @@ def planted_suite(
     label_fraction: float = 0.2,
     kind: str = "regression",
     seed: int = 0,
+    relatedness: float | None = None,
+    label_overlap: float | None = None,
+    width: int = 32,
+    conflict: str = "feature",
 ) -> Suite:
     """Build the planted suite. ``kind="binary"`` thresholds every target at its median.
+
+    Knobs of the regime: ``relatedness`` (expected cosine of the read-out weights of two
+    tasks of a cluster, in [0, 1]; None: ``spread``), ``label_overlap`` (share of labelled rows common
+    to every task; None: independent draws), ``width`` (encoder widths ``width``,
+    ``width/2``, ``width/4``: narrow encoders make the conflict hurt) and ``conflict``
+    (``"feature"`` or the older ``"sign"``).
 
     >>> s = planted_suite()
     >>> s.task_names
     ['c0t0', 'c0t1', 'c1t0', 'c1t1', 'c2t0', 'c2t1', 'unrelated', 'conflict']
     >>> s.truth["cluster"]["c1t0"], s.truth["conflict"]
-    (1, {'task': 'conflict', 'opposes': 0})
+    (1, {'task': 'conflict', 'opposes': 0, 'kind': 'feature'})
+    >>> lab = planted_suite(label_overlap=1.0).targets
+    >>> bool((np.isnan(lab["c0t0"]) == np.isnan(lab["conflict"])).all())
+    True
     """
     if n_clusters < 1 or tasks_per_cluster < 1:
         raise TaskrelError("planted: n_clusters and tasks_per_cluster must be >= 1")
@@ -56,6 +105,16 @@ def planted_suite(
         raise TaskrelError(f"planted: kind must be 'regression' or 'binary', got {kind!r}")
     if n_examples < 40:
         raise TaskrelError(f"planted: n_examples must be >= 40, got {n_examples}")
+    if not 0 < label_fraction <= 1:
+        raise TaskrelError(f"planted: label_fraction must be in (0, 1], got {label_fraction}")
+    if relatedness is not None and not 0 <= relatedness <= 1:
+        raise TaskrelError(f"planted: relatedness must be in [0, 1] or None, got {relatedness}")
+    if label_overlap is not None and not 0 <= label_overlap <= 1:
+        raise TaskrelError(f"planted: label_overlap must be in [0, 1] or None, got {label_overlap}")
+    if isinstance(width, bool) or not isinstance(width, int) or width < 4:
+        raise TaskrelError(f"planted: width must be an integer >= 4, got {width!r}")
+    if conflict not in CONFLICTS:
+        raise TaskrelError(f"planted: conflict must be one of {CONFLICTS}, got {conflict!r}")
     rng = np.random.default_rng(seed)
     d, r = int(n_features), int(latent_dim)
     X = rng.normal(size=(n_examples, d)).astype(np.float32)
@@ -76,7 +135,10 @@ def planted_suite(
         vk = unit(r) * np.sqrt(r)
         signals.append((z, vk))
         for i in range(tasks_per_cluster):
-            v = vk + spread * rng.normal(size=r)
+            if relatedness is None:
+                v = vk + spread * rng.normal(size=r)
+            else:
+                v = np.sqrt(relatedness) * vk + np.sqrt(1 - relatedness) * unit(r) * np.sqrt(r)
             name = f"c{k}t{i}"
             targets[name] = z @ v + noise * rng.normal(size=n_examples)
             cluster[name] = k
@@ -86,7 +148,13 @@ def planted_suite(
     z0, v0 = signals[0]
     zc = latent()
     own = zc @ (unit(r) * np.sqrt(r))
-    targets["conflict"] = conflict_scale * (-(z0 @ v0) + own) + noise * rng.normal(size=n_examples)
+    s0 = z0 @ v0
+    if conflict == "sign":
+        signal = -s0 + own
+    else:
+        s0 = (s0 - s0.mean()) / s0.std()
+        signal = np.cos(np.pi * s0) + 0.5 * own / own.std()
+    targets["conflict"] = conflict_scale * signal + noise * rng.normal(size=n_examples)
     cluster["conflict"] = -1
 
     if kind == "binary":
@@ -94,12 +162,9 @@ def planted_suite(
     else:
         targets = {t: (y - y.mean()) / y.std() * (conflict_scale if t == "conflict" else 1.0) for t, y in targets.items()}
 
-    if not 0 < label_fraction <= 1:
-        raise TaskrelError(f"planted: label_fraction must be in (0, 1], got {label_fraction}")
-    for t in targets:
-        # each task is labelled on its own random share of the examples (the rest missing)
-        hide = rng.random(n_examples) >= label_fraction
-        targets[t] = np.where(hide, np.nan, targets[t])
+    # each task is labelled on its own share of the examples (the rest missing)
+    for t, mask in zip(list(targets), _labelled(rng, n_examples, len(targets), label_fraction, label_overlap)):
+        targets[t] = np.where(mask, targets[t], np.nan)
     names = list(targets)
     helps = [[a, b] for a in names for b in names if a != b and cluster[a] == cluster[b] >= 0]
     c0 = [t for t in names if cluster[t] == 0]
@@ -108,15 +173,15 @@ def planted_suite(
         "cluster": cluster,
         "clusters": [[t for t in names if cluster[t] == k] for k in range(n_clusters)],
         "unrelated": ["unrelated"],
-        "conflict": {"task": "conflict", "opposes": 0},
+        "conflict": {"task": "conflict", "opposes": 0, "kind": conflict},
         "helps": helps,
         "hurts": hurts,
     }
-    h = 32
+    h = int(width)
     stages = [
         lambda: nn.Sequential(nn.Linear(d, h), nn.ReLU()),
-        lambda: nn.Sequential(nn.Linear(h, h // 2), nn.ReLU()),
-        lambda: nn.Sequential(nn.Linear(h // 2, 8), nn.ReLU()),
+        lambda: nn.Sequential(nn.Linear(h, max(h // 2, 2)), nn.ReLU()),
+        lambda: nn.Sequential(nn.Linear(max(h // 2, 2), max(h // 4, 1)), nn.ReLU()),
     ]
     return Suite(
         "planted" if kind == "regression" else "planted-binary",

@@ -1,0 +1,366 @@
+"""Throughput of training runs: runs per second, per-run overhead, parallel efficiency, load.
+
+    nice -n 10 python benchmarks/throughput.py > benchmarks/results/throughput.json
+    python benchmarks/throughput.py --quick      # a smoke run: tiny runs, a minute or so
+
+The work is the planted study's (``studies/planted.toml``: its suite options and ``[train]``
+config): the single-task run of every task, then pair runs, ``--runs`` of them, each
+measurement from an empty store, so every run trains. Measurements, all in one process
+(so the ratios are taken side by side, on the same machine at the same time):
+
+* ``sequential``, ``loky_2``, ``dask_2``: the plan at ``n_jobs=1`` (in this process), at
+  ``n_jobs=2`` with local worker processes, and on a ``LocalCluster`` of two one-thread
+  workers on 127.0.0.1 (one client, the cluster started before the clock), ``--rounds``
+  times in turn. Parallel efficiency at k workers = (runs/s at k) / (k x runs/s at 1), per
+  round, then the median over rounds. Workers are warmed up (imports, first run) before
+  each measurement, untimed: the runner's local pool (loky) retires a worker that idled
+  10 s, and a fresh worker spends seconds importing torch. ``loky_2_cold`` is measured once
+  with that start-up inside the clock, to show what it costs.
+* ``overhead``: the plan once more in this process with a step-timing callback. Per run:
+  wall time, the time in training steps (forward, backward, update: the intervals between
+  consecutive steps of an epoch, the last step of each epoch counted at the epoch's median),
+  the rest of ``train`` (validation every epoch, final evaluation, best-state copies) and
+  what happens outside ``train`` (planning, model build, store writes).
+* ``neighbour``: ``sequential`` and ``loky_2`` again with a busy-loop process per core beside
+  them (started and stopped here, at this process's priority). The CPU time of this process
+  and its children (psutil) gives the cores the study got; the study "was slowed by no more
+  than the share of CPU it lost" when wall(loaded) / wall(alone) <= cores(alone) / cores(loaded).
+* ``threads``: a short plan at ``n_jobs=1`` with torch's default intra-op threads
+  (``TrainConfig(threads=0)``) and with one thread, alone and beside the busy loops.
+
+The machine's load average (``os.getloadavg()``) is recorded before and after every
+measurement: other processes share the machine, so absolute rates move with them, and the
+ratios are the numbers to read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import multiprocessing
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+ROOT = Path(__file__).resolve().parents[1]
+STUDY = ROOT / "studies" / "planted.toml"
+TIMER = "throughput_step_timer"
+
+
+def _load() -> list[float]:
+    return [round(v, 2) for v in os.getloadavg()]
+
+
+# ----------------------------------------------------------------- the plan
+def planted_plan(n_runs: int, quick: bool, threads: int = 1):
+    """The planted study's suite and ``n_runs`` of its pairwise probe's specs (singles first)."""
+    from itertools import combinations
+
+    from taskrel.layout import SharingLayout
+    from taskrel.store import RunSpec
+    from taskrel.suites import get_suite
+    from taskrel.train import TrainConfig
+
+    study = tomllib.loads(STUDY.read_text())
+    options = dict(study["suite"].get("options", {}))
+    train = dict(study["train"])
+    if quick:
+        options["n_examples"], train["epochs"] = 200, 3
+    suite = get_suite(study["suite"]["name"], **options)
+    config = TrainConfig(**train, threads=threads)
+    names, stages = suite.task_names, suite.n_stages
+    specs = [RunSpec(SharingLayout.separate([t], stages), config, 0, label=t) for t in names]
+    specs += [RunSpec(SharingLayout.shared(list(p), stages), config, 0, label="+".join(p))
+              for p in combinations(names, 2)]
+    return suite, specs[:n_runs], {"suite": suite.name, "options": options, "train": train}
+
+
+def run_plan(suite, specs, store_path: str, n_jobs: int, backend: str, scheduler: str | None):
+    """Train ``specs`` into a store at ``store_path`` with a :class:`taskrel.runner.Runner`."""
+    from taskrel.runner import Runner
+
+    with Runner(store_path, n_jobs=n_jobs, backend=backend, scheduler=scheduler, progress=False) as runner:
+        return list(runner.run(suite, specs))
+
+
+# ----------------------------------------------------------------- CPU accounting and load
+class CpuMeter:
+    """CPU seconds used by this process and its children (busy loops excluded) over a block.
+
+    Children are sampled every 0.2 s, so a worker that exits (loky retires idle workers)
+    keeps the CPU time it had at its last sample.
+    """
+
+    def __init__(self, exclude: frozenset[int] = frozenset()):
+        import threading
+
+        self.exclude = exclude
+        self.first: dict[tuple[int, float], float] = {}
+        self.last: dict[tuple[int, float], float] = {}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _sample(self, baseline: bool) -> None:
+        import psutil
+
+        me = psutil.Process()
+        for p in [me, *me.children(recursive=True)]:
+            if p.pid in self.exclude:
+                continue
+            with contextlib.suppress(psutil.Error):
+                key, t = (p.pid, p.create_time()), p.cpu_times()
+                self.last[key] = t.user + t.system
+                self.first.setdefault(key, self.last[key] if baseline else 0.0)
+
+    def _loop(self) -> None:
+        while not self.stop.wait(0.2):
+            self._sample(False)
+
+    def __enter__(self) -> CpuMeter:
+        self._sample(True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop.set()
+        self.thread.join()
+        self._sample(False)
+
+    @property
+    def seconds(self) -> float:
+        return sum(self.last[k] - self.first[k] for k in self.last)
+
+
+def _spin() -> None:  # pragma: no cover - runs in the busy-loop processes
+    while True:
+        pass
+
+
+@contextlib.contextmanager
+def busy_loops(n: int):
+    """``n`` busy-loop processes beside us for the duration of the block; their pids."""
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_spin, daemon=True) for _ in range(n)]
+    for p in procs:
+        p.start()
+    time.sleep(2.0)  # let them start spinning
+    try:
+        yield {p.pid for p in procs}
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.join()
+
+
+def measure(name: str, suite, specs, n_jobs: int = 1, backend: str = "loky",
+            scheduler: str | None = None, exclude: frozenset[int] = frozenset()) -> dict:
+    """Train the plan from an empty store; wall time, runs/s, CPU time and cores used."""
+    with tempfile.TemporaryDirectory(prefix="taskrel-throughput-") as tmp:
+        with CpuMeter(exclude) as meter:
+            load0, t0 = _load(), time.perf_counter()
+            recs = run_plan(suite, specs, tmp, n_jobs, backend, scheduler)
+            wall = time.perf_counter() - t0
+        cpu = meter.seconds
+    failed = [r.error for r in recs if not r.ok]
+    if failed:
+        raise RuntimeError(f"{name}: {len(failed)} run(s) failed, first: {failed[0]}")
+    out = {"name": name, "n_jobs": n_jobs, "backend": backend, "runs": len(recs),
+           "wall_s": round(wall, 3), "runs_per_s": round(len(recs) / wall, 4),
+           "cpu_s": round(cpu, 3), "cores_used": round(cpu / wall, 3),
+           "train_s_sum": round(sum(r.seconds for r in recs), 3),
+           "load_average_start": load0, "load_average_end": _load()}
+    print(f"throughput: {name}: {out['runs_per_s']:.3f} runs/s, {out['cores_used']:.2f} cores, "
+          f"load {load0[0]}", file=sys.stderr, flush=True)
+    return out
+
+
+# ----------------------------------------------------------------- per-run overhead
+def register_timer() -> None:
+    from taskrel.train import Callback, register_callback
+
+    @register_callback(TIMER)
+    class StepTimer(Callback):
+        """Time between consecutive training steps of one epoch: forward, backward, update."""
+
+        def __init__(self) -> None:
+            self.last: float | None = None
+            self.epoch = -1
+            self.per_epoch: list[list[float]] = []
+
+        def on_step(self, state) -> None:
+            now = time.perf_counter()
+            if state.epoch != self.epoch:
+                self.per_epoch.append([])
+            elif self.last is not None:
+                self.per_epoch[-1].append(now - self.last)
+            self.last, self.epoch = now, state.epoch
+
+        def result(self) -> dict:
+            # each epoch's last step is followed by validation: count it at the epoch's median
+            steps = [sum(e) + (statistics.median(e) if e else 0.0) for e in self.per_epoch]
+            return {"step_seconds": sum(steps), "steps": sum(len(e) + 1 for e in self.per_epoch)}
+
+
+def overhead(suite, specs) -> dict:
+    """Per-run time split into training steps, the rest of train(), and outside train()."""
+    from dataclasses import replace
+
+    timed = [replace(s, probes=((TIMER, ()),)) for s in specs]
+    with tempfile.TemporaryDirectory(prefix="taskrel-overhead-") as tmp:
+        load0, t0 = _load(), time.perf_counter()
+        recs = run_plan(suite, timed, tmp, 1, "loky", None)
+        wall = time.perf_counter() - t0
+    n = len(recs)
+    step = sum(r.extras[TIMER]["step_seconds"] for r in recs) / n
+    in_train = sum(r.seconds for r in recs) / n
+    per_run = wall / n
+    return {
+        "runs": n, "steps_per_run": round(sum(r.steps for r in recs) / n, 1),
+        "wall_per_run_s": round(per_run, 4),
+        "training_steps_per_run_s": round(step, 4),
+        "rest_of_train_per_run_s": round(in_train - step, 4),
+        "outside_train_per_run_s": round(per_run - in_train, 4),
+        "overhead_per_run_s": round(per_run - step, 4),
+        "overhead_fraction": round((per_run - step) / per_run, 4),
+        "outside_train_fraction": round((per_run - in_train) / per_run, 4),
+        "load_average_start": load0, "load_average_end": _load(),
+    }
+
+
+# ----------------------------------------------------------------- the measurements
+@contextlib.contextmanager
+def local_cluster(n_workers: int):
+    from dask.distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster, Client(cluster):
+        yield cluster.scheduler_address
+
+
+def warm(suite, specs, n_jobs: int = 1, backend: str = "loky", scheduler: str | None = None) -> None:
+    """Two one-epoch runs, untimed: imports and worker processes are up before a measurement.
+
+    Needed before every local-worker measurement: loky retires a worker that idled 10 s.
+    """
+    from dataclasses import replace
+
+    tiny = [replace(s, config=s.config.with_(epochs=1)) for s in specs[:2]]
+    with tempfile.TemporaryDirectory() as tmp:
+        run_plan(suite, tiny, tmp, n_jobs, backend, scheduler)
+
+
+def efficiency_rounds(suite, specs, rounds: int, scheduler: str) -> list[dict]:
+    out = []
+    for _ in range(rounds):
+        row = {"sequential": measure("sequential", suite, specs)}
+        warm(suite, specs, 2)
+        row["loky_2"] = measure("loky_2", suite, specs, n_jobs=2)
+        row["dask_2"] = measure("dask_2", suite, specs, n_jobs=2, backend="dask", scheduler=scheduler)
+        out.append(row)
+    return out
+
+
+def neighbour(suite, specs, cores: int) -> dict:
+    with busy_loops(cores) as pids:
+        out = {"busy_loops": cores, "sequential": measure("sequential+load", suite, specs, exclude=frozenset(pids))}
+        warm(suite, specs, 2)
+        out["loky_2"] = measure("loky_2+load", suite, specs, n_jobs=2, exclude=frozenset(pids))
+    return out
+
+
+def threads_side_by_side(quick: bool, n_runs: int, cores: int) -> dict:
+    out: dict[str, Any] = {"runs": n_runs}
+    for loaded in (False, True):
+        ctx = busy_loops(cores) if loaded else contextlib.nullcontext(set())
+        with ctx as pids:
+            for threads, label in ((0, "torch_default"), (1, "one_thread")):
+                suite, specs, _ = planted_plan(n_runs, quick, threads=threads)
+                key = f"{label}{'+load' if loaded else ''}"
+                out[key] = measure(key, suite, specs, exclude=frozenset(pids))
+    import torch
+
+    out["torch_default_threads"] = torch.get_num_threads()
+    return out
+
+
+def summarise(rounds: list[dict], over: dict, nb: dict, th: dict, cold: dict) -> dict:
+    med = statistics.median
+
+    def eff(k: str) -> float:
+        return round(med(r[k]["runs_per_s"] / (2 * r["sequential"]["runs_per_s"]) for r in rounds), 3)
+
+    def alone(k: str, field: str) -> float:
+        return med(r[k][field] for r in rounds)
+
+    load_effect = {}
+    for k in ("sequential", "loky_2"):
+        slowdown = nb[k]["wall_s"] / alone(k, "wall_s")
+        cpu_lost = alone(k, "cores_used") / nb[k]["cores_used"]
+        load_effect[k] = {"slowdown": round(slowdown, 3), "cpu_share_lost_factor": round(cpu_lost, 3),
+                          "slowdown_over_cpu_lost": round(slowdown / cpu_lost, 3)}
+    speed = {k: round(th[f"one_thread{s}"]["runs_per_s"] / th[f"torch_default{s}"]["runs_per_s"], 2)
+             for k, s in (("alone", ""), ("with_load", "+load"))}
+    eff_loky, eff_dask = eff("loky_2"), eff("dask_2")
+    goals = [
+        {"goal": "parallel efficiency >= 0.85 at 2 local workers", "value": eff_loky, "met": eff_loky >= 0.85},
+        {"goal": "parallel efficiency >= 0.85 at 2 dask workers", "value": eff_dask, "met": eff_dask >= 0.85},
+        {"goal": "per-run overhead (outside forward/backward/update) <= 10% of a planted run",
+         "value": over["overhead_fraction"], "met": over["overhead_fraction"] <= 0.10},
+    ]
+    for k, v in load_effect.items():
+        goals.append({"goal": f"{k}: slowed by a neighbour's load no more than the CPU share it lost",
+                      "value": v["slowdown_over_cpu_lost"], "met": v["slowdown_over_cpu_lost"] <= 1.0})
+    return {
+        "runs_per_s_alone": {k: round(alone(k, "runs_per_s"), 4) for k in ("sequential", "loky_2", "dask_2")},
+        "parallel_efficiency_2": {"loky": eff_loky, "dask": eff_dask,
+                                  "loky_cold": round(cold["runs_per_s"] / (2 * alone("sequential", "runs_per_s")), 3)},
+        "overhead_fraction": over["overhead_fraction"],
+        "neighbour_load": load_effect,
+        "one_thread_speedup_over_torch_default": speed,
+        "goals": goals,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="tiny runs: a smoke test of the script")
+    ap.add_argument("--runs", type=int, default=16, help="runs in the plan (default 16)")
+    ap.add_argument("--rounds", type=int, default=2, help="rounds of sequential/loky/dask (default 2)")
+    ap.add_argument("--thread-runs", type=int, default=4, help="runs in the threads comparison (default 4)")
+    args = ap.parse_args()
+    import torch
+
+    cores = os.cpu_count() or 1
+    report: dict[str, Any] = {"machine": {"cpus": cores, "torch": torch.__version__,
+                                          "python": sys.version.split()[0], "nice": os.nice(0),
+                                          "load_average_at_start": _load()}}
+    register_timer()
+    suite, specs, plan = planted_plan(args.runs, args.quick)
+    report["plan"] = {**plan, "runs": len(specs), "study_file": str(STUDY.relative_to(ROOT))}
+    with local_cluster(2) as scheduler:
+        warm(suite, specs)
+        cold = measure("loky_2_cold", suite, specs, n_jobs=2)  # worker processes start inside
+        warm(suite, specs, 2, "dask", scheduler)
+        rounds = efficiency_rounds(suite, specs, args.rounds, scheduler)
+    over = overhead(suite, specs)
+    nb = neighbour(suite, specs, cores)
+    th = threads_side_by_side(args.quick, args.thread_runs, cores)
+    report.update(loky_2_cold=cold, rounds=rounds, overhead=over, neighbour=nb, threads=th)
+    report["summary"] = summarise(rounds, over, nb, th, cold)
+    report["machine"]["load_average_at_end"] = _load()
+    print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()

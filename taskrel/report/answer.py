@@ -1,0 +1,236 @@
+"""The answer as the reader gets it: the decision box's data, the JSON summary, the terminal
+summary, and the commands to reproduce the study and train its answer.
+
+Everything here is a function of the :class:`~taskrel.study.StudyResult` (and of the folder
+the report is written to, for the commands); nothing trains.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from taskrel.report.figures import headline
+from taskrel.report.heatmaps import decimals_for, fmt
+from taskrel.study.decision import CANNOT_TELL, SEPARATE, SHARE, SHARED, Decision
+
+BASELINE_FIRST = ("all-shared", "all-separate", "branched")
+
+
+def shown_path(path: str | Path, cwd: str | None) -> str:
+    """``path`` as typed from ``cwd``: relative when inside it, else absolute.
+
+    >>> shown_path("/home/u/proj/out/x", "/home/u/proj"), shown_path("/tmp/x", "/home/u/proj")
+    ('out/x', '/tmp/x')
+    >>> shown_path("rel/x", "/home/u/proj")
+    'rel/x'
+    """
+    p = Path(path)
+    if not p.is_absolute():
+        return p.as_posix()
+    if cwd:
+        try:
+            return p.relative_to(Path(cwd)).as_posix() or "."
+        except ValueError:
+            pass
+    return p.as_posix()
+
+
+def _out_as_typed(result, out: str | Path | None) -> str:
+    inv = result.invocation or {}
+    cwd = inv.get("cwd")
+    if out is None:
+        return inv.get("out") or "."
+    return shown_path(Path(out).resolve(), cwd)
+
+
+def train_command(result, out: str | Path | None = None, layout: str | None = None) -> str:
+    """The command that trains the recommended layout (``layout.json`` in the report folder
+    ``out``) on the study's suite, with the study's epochs and learning rate; ``layout``
+    (``"separate"``, ``"shared"``) trains that instead.
+
+    >>> from taskrel.study.result import StudyResult
+    >>> r = StudyResult(study={"suite": "digits", "train": {"epochs": 5}}, suite={}, tasks=["a", "b"],
+    ...                 invocation={"cwd": "/p", "out": "reports/x"})
+    >>> train_command(r, "/p/reports/x")
+    'taskrel train digits --tasks a,b --epochs 5 --layout reports/x/layout.json'
+    """
+    study = result.study
+    opts = "".join(f" -o {shlex.quote(f'{k}={json.dumps(v)}')}" for k, v in (study.get("suite_options") or {}).items())
+    train = study.get("train") or {}
+    extra = "".join(f" --{k} {shlex.quote(str(train[k]))}" for k in ("epochs", "lr") if k in train)
+    layout = layout or (Path(_out_as_typed(result, out)) / "layout.json").as_posix()
+    return (f"taskrel train {shlex.quote(str(study.get('suite')))}{opts} --tasks {shlex.quote(','.join(result.tasks))}"
+            f"{extra} --layout {shlex.quote(layout)}")
+
+
+def reproduce_commands(result, out: str | Path | None = None) -> list[str]:
+    """Rerun the study (stored runs are reused) and re-render the report, as typed where the
+    study ran. A study given as an object (no file) is rerun from ``study.toml``, which the
+    report writes next to itself."""
+    inv = result.invocation or {}
+    cwd = inv.get("cwd")
+    where = _out_as_typed(result, out)
+    if inv.get("study_file"):
+        study_file = shown_path(inv["study_file"], cwd)
+    elif needs_study_file(result):
+        study_file = (Path(where) / "study.toml").as_posix()
+    else:  # the built-in default study
+        study_file = ""
+    store = shown_path(inv["store"], cwd) if inv.get("store") else "runs"
+    study = f"taskrel study {shlex.quote(study_file)} " if study_file else "taskrel study "
+    return [f"{study}--store {shlex.quote(store)} --out {shlex.quote(where)}", f"taskrel report {shlex.quote(where)}"]
+
+
+def needs_study_file(result) -> bool:
+    """Whether the report must write the study's source next to itself for Reproduce: a study
+    run from a parsed object, other than the built-in default study."""
+    from importlib.resources import files
+
+    source = result.study.get("source") or ""
+    if (result.invocation or {}).get("study_file") or not source:
+        return False
+    return source != files("taskrel.study").joinpath("default.toml").read_text(encoding="utf-8")
+
+
+# ---------------------------------------------------------------------- the decision box
+@dataclass
+class AnswerView:
+    """What the answer box shows."""
+
+    decision: Decision
+    title: str  # the decision, as a sentence
+    style: str  # "good", "warn" or "none"
+    groups: list[list[str]] | None
+    budget_note: str
+    comparison_rows: list[list[str]]  # layout, diff, interval, percent, seeds, outcome
+    comparison_head: list[str]
+    measured_line: str
+    compute_seconds: float
+    wall_seconds: float | None
+    train: str
+    reproduce: list[str] = field(default_factory=list)
+    cwd: str = ""  # where the study ran: the commands work when pasted there
+
+
+def decision_title(d: Decision, n_groups: int | None) -> str:
+    if d.decision == SHARE:
+        return f"Share as recommended: train {n_groups} network(s), sharing within each group."
+    if d.decision == SEPARATE:
+        return "Keep these tasks separate: train one network per task."
+    if d.decision == SHARED:
+        return "Share everything: train one network for all the tasks."
+    return "The measurements cannot tell which layout is better."
+
+
+def comparison_table(d: Decision, n_tasks: int) -> tuple[list[str], list[list[str]]]:
+    """Rows of the paired comparisons, baselines first, numbers at the precision their scale needs."""
+    head = ["layout", f"recommended − layout (total test loss, {n_tasks} tasks)", "95% interval (t, over seeds)",
+            "% of layout's loss", "seeds", "outcome"]
+    comps = sorted(d.comparisons, key=lambda c: (BASELINE_FIRST.index(c.layout) if c.layout in BASELINE_FIRST else 9, c.layout))
+    dec = decimals_for(np.array([abs(c.mean_diff) for c in comps] or [0.0])) + 1
+    rows = []
+    for c in comps:
+        lo, hi = c.ci95
+        ci = f"[{fmt(lo, dec)}, {fmt(hi, dec)}]" if math.isfinite(lo) else "– (one seed)"
+        name = c.layout + (f" (= {', '.join(c.same_as)})" if c.same_as else "")
+        rows.append([name, fmt(c.mean_diff, dec), ci, f"{c.relative:+.1f}%" if math.isfinite(c.relative) else "–",
+                     str(c.n_seeds), c.outcome])
+    return head, rows
+
+
+def answer_view(result, out: str | Path | None = None) -> AnswerView:
+    d = result.decision()
+    head = headline(result)
+    groups = head["groups"]
+    budget = (result.grouping or {}).get("budget")
+    note = ""
+    if budget is not None:
+        note = (f"The budget of {budget:g} network(s) is the study file's analysis.grouping.budget; the budget figure "
+                "below shows what each other budget predicted and measured.")
+    style = "warn" if d.baseline_as_good or d.decision in (SEPARATE, SHARED) else ("good" if d.decision == SHARE else "none")
+    m = head["measured"]
+    measured = " · ".join(f"{k}: {v['test_loss']:.4g} ± {v['std']:.2g}" for k, v in m.items())
+    if measured:
+        measured = f"Mean test loss per task over {max(v['seeds'] for v in m.values())} seed(s) (lower is better): {measured}"
+    ch, cr = comparison_table(d, len(result.tasks))
+    return AnswerView(d, decision_title(d, len(groups) if groups else None), style, groups, note, cr, ch, measured,
+                      result.compute_seconds(), result.seconds.get("total"),
+                      train_command(result, out, {SEPARATE: "separate", SHARED: "shared"}.get(d.decision)),
+                      reproduce_commands(result, out), (result.invocation or {}).get("cwd", ""))
+
+
+# ---------------------------------------------------------------------- JSON and terminal
+def summary(result, out: str | Path | None = None) -> dict[str, Any]:
+    """The JSON summary: the decision, the validation table, probes, clusters, errors."""
+    from taskrel.study.result import jsonable
+
+    head = headline(result)
+    d = result.decision()
+    title = decision_title(d, len(head["groups"]) if head["groups"] else None)
+    answer = {**head, "verdict": f"{title} Why: {d.reason}.", "decision": d.decision, "reason": d.reason, "what_would_tell": d.what_would_tell,
+              "best_measured": d.best_measured, "best_measured_loss": d.best_measured_loss,
+              "comparisons": [c.to_dict() for c in d.comparisons], "comparisons_unit": "total test loss over the tasks",
+              "confidence": d.confidence, "confidence_why": d.confidence_why,
+              "stability_ari": d.stability_ari, "probe_agreement": d.probe_agreement}
+    return jsonable({
+        "study": result.name,
+        "suite": result.suite.get("name"),
+        "tasks": result.tasks,
+        "answer": answer,
+        "recommended_layout": result.layouts.get("recommended"),
+        "validation": result.validation_summary().to_dict(orient="records"),
+        "grouping": None if not result.grouping else {k: v for k, v in result.grouping.items() if k != "front"}
+        | {"front": [{k: r.get(k) for k in ("budget", "cost", "objective", "blocks")} for r in result.grouping["front"]]},
+        "clusters": (result.clustering or {}).get("clusters"),
+        "probes": result.probes,
+        "failed_runs": result.failed_runs,
+        "errors": result.errors,
+        "compute_seconds": result.compute_seconds(),
+        "validation_cost": result.validation_cost,
+        "seconds": result.seconds,
+        "reproduce": reproduce_commands(result, out),
+        "train": train_command(result, out),
+        "created": result.created,
+    })
+
+
+def aligned(rows: list[list[str]], numeric: set[int] = frozenset()) -> list[str]:
+    """Rows as lines of aligned columns (numeric columns right-aligned).
+
+    >>> aligned([["a", "1.5"], ["bbb", "10.25"]], numeric={1})
+    ['a     1.5', 'bbb 10.25']
+    """
+    widths = [max(len(r[j]) for r in rows) for j in range(len(rows[0]))] if rows else []
+    return ["  ".join(v.rjust(w) if j in numeric else v.ljust(w) for j, (v, w) in enumerate(zip(r, widths))).rstrip()
+            for r in rows]
+
+
+def summary_text(result) -> str:
+    """The end of ``taskrel study`` in a terminal: the decision, why, how sure, and the paired
+    comparisons as an aligned table."""
+    d = result.decision()
+    head = headline(result)
+    lines = [f"decision: {d.decision}" + (f" ({' | '.join('+'.join(g) for g in head['groups'])})"
+                                          if d.decision == SHARE and head["groups"] else "")]
+    lines.append(f"  why: {d.reason}")
+    if d.decision == CANNOT_TELL and d.what_would_tell:
+        lines.append(f"  what would tell: {d.what_would_tell}")
+    if d.best_measured:
+        lines.append(f"  best measured: {d.best_measured} (total test loss {d.best_measured_loss:.4g})")
+    lines.append(f"  confidence: {d.confidence} — {d.confidence_why}")
+    if d.comparisons:
+        ch, cr = comparison_table(d, len(result.tasks))
+        lines.append(f"  recommended minus layout, total test loss over {len(result.tasks)} tasks, paired seeds:")
+        table = aligned([["layout", "mean diff", "95% interval", "% of layout", "seeds", "outcome"], *cr], numeric={1, 3, 4})
+        lines += ["    " + t for t in table]
+    if head["recommended"]:
+        lines.append(f"  recommended: {' | '.join('+'.join(g) for g in head['groups'])}")
+    return "\n".join(lines)
+

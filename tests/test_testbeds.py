@@ -1,0 +1,154 @@
+"""Testbed suites (scarce, disjoint labels; a shuffled task) and the held-out fidelity protocol."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from taskrel.errors import TaskrelError
+from taskrel.suites import get_suite, list_suites
+from taskrel.suites.qm9 import qm9_available
+from taskrel.suites.testbeds import SHUFFLED, scarce_rows
+
+ROOT = Path(__file__).resolve().parents[1]
+needs_qm9 = pytest.mark.skipif(not qm9_available(), reason="needs the optional extra: pip install 'taskrel[studies]'")
+
+
+def _labelled(suite, task, split="train"):
+    idx = suite.split[split]
+    return set(idx[~np.isnan(suite.targets[task][idx])].tolist())
+
+
+def _check_disjoint_design(suite, n_labelled):
+    names = suite.task_names
+    rows = {t: _labelled(suite, t) for t in names}
+    for t in names:
+        assert len(rows[t]) == n_labelled, t
+        for s in ("val", "test"):  # the evaluation splits are fully labelled and shared
+            assert not np.isnan(suite.targets[t][suite.split[s]]).any(), (t, s)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            assert not rows[a] & rows[b], (a, b)
+    assert set().union(*rows.values()) == set(suite.split["train"].tolist())
+    for s, other in (("train", "val"), ("val", "test"), ("train", "test")):
+        assert not set(suite.split[s].tolist()) & set(suite.split[other].tolist())
+
+
+def _heldout_r2(suite, task):
+    """R^2 on the test split of a ridge fit on the task's own labelled training rows."""
+    from sklearn.linear_model import Ridge
+
+    X = suite.inputs.reshape(len(suite.inputs), -1)
+    tr = sorted(_labelled(suite, task))
+    te = suite.split["test"]
+    model = Ridge(alpha=10.0).fit(X[tr], suite.targets[task][tr])
+    return model.score(X[te], suite.targets[task][te])
+
+
+def test_registered():
+    names = list_suites()
+    assert "qm9-scarce" in names and "mnist-scarce" in names
+
+
+def test_scarce_rows_layout_and_bad_input():
+    split, blocks = scarce_rows(3, 4, 5, 6)
+    assert [b.tolist() for b in blocks] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11]]
+    assert len(split["val"]) == 5 and split["test"][-1] == 3 * 4 + 5 + 6 - 1
+    with pytest.raises(TaskrelError, match="n_labelled"):
+        scarce_rows(3, 1, 5, 6)
+
+
+def test_mnist_scarce_masks_are_disjoint_and_shuffled_is_noise():
+    s = get_suite("mnist-scarce", tasks=["is3", "ge5", SHUFFLED], n_labelled=400, n_val=300, n_test=800)
+    _check_disjoint_design(s, 400)
+    assert s.inputs.shape[1:] == (1, 14, 14)
+    real, noise = _heldout_r2(s, "ge5"), _heldout_r2(s, SHUFFLED)
+    assert real > 0.2  # the same pixels predict the real superclass ...
+    assert noise < 0.02  # ... and nothing about the shuffled labels
+    # the shuffled task keeps its source's labels, in another order
+    src = s.truth["shuffled"]["from"]
+    assert src == "ge5"
+    digit = np.asarray(s.truth["digit"])
+    assert abs(np.nanmean(s.targets[SHUFFLED]) - np.isin(digit, [5, 6, 7, 8, 9]).mean()) < 0.06
+
+
+def test_mnist_scarce_bad_input():
+    with pytest.raises(TaskrelError, match="only 5000 ship"):
+        get_suite("mnist-scarce", n_labelled=1000)
+    with pytest.raises(TaskrelError, match="is10"):
+        get_suite("mnist-scarce", tasks=["is3", "is10"])
+
+
+@needs_qm9
+def test_qm9_scarce_masks_are_disjoint_and_shuffled_is_noise():
+    s = get_suite("qm9-scarce", tasks=["U0", "gap", SHUFFLED], n_labelled=300, n_val=100, n_test=600, fp_bits=256)
+    _check_disjoint_design(s, 300)
+    for t in s.task_names:  # z-scored on the task's own labelled rows (the shuffled one at its scale)
+        y = s.targets[t][sorted(_labelled(s, t))]
+        scale = s.truth["shuffled_scale"] if t == SHUFFLED else 1.0
+        assert abs(y.mean()) < 1e-9 and y.std() == pytest.approx(scale)
+    assert _heldout_r2(s, "U0") > 0.3
+    assert _heldout_r2(s, SHUFFLED) < 0.02
+
+
+@needs_qm9
+def test_qm9_scarce_bad_input():
+    with pytest.raises(TaskrelError, match="nope"):
+        get_suite("qm9-scarce", tasks=["U0", "nope"])
+    with pytest.raises(TaskrelError, match="shuffled_scale"):
+        get_suite("qm9-scarce", shuffled_scale=0)
+
+
+# ---------------------------------------------------------------------- the protocol
+def _fidelity_module():
+    spec = importlib.util.spec_from_file_location("fidelity_benchmark", ROOT / "benchmarks" / "fidelity.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # its dataclasses look their module up by name
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_normalisation_makes_each_task_alone_score_one():
+    _fidelity_module()
+    fid = sys.modules["fidelity_protocol"]  # imported by the benchmark from beside it
+    tasks = ["a", "b", "c"]
+    groups = fid.all_subsets(tasks)
+    rng = np.random.default_rng(0)
+    loss = rng.uniform(0.5, 2.0, size=(3, len(groups), 3))
+    members = np.array([[t in g for t in tasks] for g in groups])
+    loss[:, ~members] = np.nan
+    runs = fid.OracleRuns(tasks, groups, [0, 1, 2], {"val": loss, "test": loss})
+    norm = fid.normalised(loss, runs.singles())
+    mean = np.nanmean(norm, axis=0)
+    assert np.allclose(mean[runs.singles(), [0, 1, 2]], 1.0)
+    # the ratio of any two networks' losses for a task is unchanged by the normalisation
+    assert np.allclose(norm[:, 6, 0] / norm[:, 3, 0], loss[:, 6, 0] / loss[:, 3, 0])
+    sep = fid.separation(fid.Choice([("a", "b"), ("c",)], {"a": ("a", "b"), "b": ("a", "b"), "c": ("c",)}), norm, runs)
+    assert sep["all_separate"] == pytest.approx(3.0)
+
+
+def test_protocol_on_a_tiny_planted_problem(tmp_path):
+    fid = _fidelity_module()
+    with pytest.raises(SystemExit, match="disjoint"):
+        fid.main(["--suite", "planted", "--quick", "--choose-seeds", "0,1", "--score-seeds", "1,2"])
+    out = tmp_path / "fid.json"
+    d = fid.main(["--suite", "planted", "--quick", "--tasks", "c0t0,c0t1,conflict", "--choose-seeds", "0",
+                  "--score-seeds", "1", "--probes", "pairwise", "--store", str(tmp_path / "store"),
+                  "--out", str(out), "--n-jobs", "1", "--quiet"])
+    assert json.loads(out.read_text())["suite"] == "planted"
+    assert not set(d["protocol"]["choose_seeds"]) & set(d["protocol"]["score_seeds"])
+    # scores are normalised by the single-task losses of the scoring seeds: all-separate scores n
+    assert d["oracle"]["separation"]["all_separate"] == pytest.approx(3.0)
+    pw = d["probes"]["pairwise"]
+    # the pairwise probe ran on the choice seeds with the oracle's config, so it reproduces the
+    # oracle's choice-seed pair effects exactly: its Spearman against the scoring seeds is the ceiling
+    assert pw["spearman"] == pytest.approx(d["oracle"]["split_half_reliability"])
+    assert pw["examples_vs_oracle"] < 1
+    for mode in ("partition", "overlap"):
+        for v in pw[f"regret_{mode}"].values():
+            assert v is None or v >= -1e-9  # nothing beats the best on the scoring seeds
