@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -250,13 +251,14 @@ def main(argv=None) -> dict:
         "tasks": tasks,
         "suite_options": options,
         "suite_description": suite.description,
-        "command": "python benchmarks/fidelity.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python benchmarks/fidelity.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
         "config": config.to_dict(),
         "protocol": {"choose_seeds": choose_seeds, "score_seeds": score_seeds, "choice_split": "val", "score_split": "test",
                      "normalised_by": "each task's single-task loss (same seeds, same split)", "budgets": budgets,
                      "regret": "% above the best choice on the scoring seeds' test losses"},
         "oracle": {
-            "networks": len(choose_runs.groups), "runs": 2 * choose_runs.cost.runs,
+            "networks": len(choose_runs.groups), "runs": choose_runs.cost.runs + score_runs.cost.runs,
+            "runs_choice_seeds": choose_runs.cost.runs,
             "examples_choice_seeds": choose_runs.cost.examples, "seconds_choice_seeds": round(choose_runs.cost.seconds, 1),
             "split_half_reliability": summary["split_half_reliability"],
             "split_half_spearman_brown": summary["split_half_spearman_brown"],

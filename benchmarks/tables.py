@@ -44,7 +44,7 @@ def cka(d: dict) -> str:
         for kind, body in kinds.items():
             for name, r in sorted(body["impls"].items(), key=lambda kv: (kv[0] != "taskrel", kv[0])):
                 if r["status"] == "ok":
-                    rows.append([size, kind, name, f"{r['seconds']:.3f}", f"{r['ratio']:.1f}x", f"{r['peak_mb']:.0f}", _f(r["rel_err"], ".1e")])
+                    rows.append([size, kind, name, f"{r['seconds']:.3f}", f"{r['ratio']:.1f}x", _f(r.get("peak_mb"), ".0f"), _f(r["rel_err"], ".1e")])
                 else:
                     rows.append([size, kind, name, "—", "—", "—", r["status"]])
     a = _table(["n x d", "CKA", "implementation", "seconds", "time vs taskrel", "peak MB", "rel. error vs float64"], rows)
@@ -129,7 +129,7 @@ def fidelity_heldout(d: dict) -> str:
     o, p, checks = d["oracle"], d["protocol"], d["testbed_checks"]
     head = ["probe", "group rule", "runs", "examples vs oracle", "seconds vs oracle", "examples vs pairwise",
             "Spearman (ceiling)", "regret, partition", "regret, overlap"]
-    rows = [["oracle (held-out seeds)", "measured groups", o["runs"] // 2, "1.000", "1.000", "—",
+    rows = [["oracle (held-out seeds)", "measured groups", o["runs_choice_seeds"], "1.000", "1.000", "—",
              f"{o['split_half_reliability']:.2f} (split-half)"] + _regrets(o["heldout_regret"], o["heldout_regret_overlap"])]
     for name, r in d["probes"].items():
         if "error" in r:
@@ -146,7 +146,9 @@ def fidelity_heldout(d: dict) -> str:
             f"seeds {p['score_seeds']} (test), losses normalised by each task's single-task loss; regret is the mean "
             f"over budgets {p['budgets'][0]}..{p['budgets'][-1]} networks, in % above the best on the scoring seeds. "
             f"Testbed checks: {verdict}; testbed: {'yes' if checks['testbed'] else 'no'}. "
-            f"{d['wall_seconds'] / 60:.0f} min wall, load {load} on {d.get('machine', {}).get('cpus', '?')} cores.\n\n" + _table(head, rows))
+            f"Oracle: {o['networks']} networks, {o['runs']} runs in all, {o['seconds_choice_seeds'] / 60:.0f} min of training on the "
+            f"choice seeds (sum over runs); this invocation {d['wall_seconds'] / 60:.0f} min wall (finished runs come from the "
+            f"store), load {load} on {d.get('machine', {}).get('cpus', '?')} cores.\n\n" + _table(head, rows))
 
 
 def fidelity(d: dict) -> str:

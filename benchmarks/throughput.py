@@ -260,12 +260,19 @@ def warm(suite, specs, n_jobs: int = 1, backend: str = "loky", scheduler: str | 
         run_plan(suite, tiny, tmp, n_jobs, backend, scheduler)
 
 
-def efficiency_rounds(suite, specs, rounds: int, scheduler: str) -> list[dict]:
+def _descendants() -> frozenset[int]:
+    import psutil
+
+    return frozenset(p.pid for p in psutil.Process().children(recursive=True))
+
+
+def efficiency_rounds(suite, specs, rounds: int, scheduler: str, dask_pids: frozenset[int]) -> list[dict]:
+    """Rounds of sequential / loky / dask; the idle Dask processes are not counted in the first two."""
     out = []
     for _ in range(rounds):
-        row = {"sequential": measure("sequential", suite, specs)}
+        row = {"sequential": measure("sequential", suite, specs, exclude=dask_pids)}
         warm(suite, specs, 2)
-        row["loky_2"] = measure("loky_2", suite, specs, n_jobs=2)
+        row["loky_2"] = measure("loky_2", suite, specs, n_jobs=2, exclude=dask_pids)
         row["dask_2"] = measure("dask_2", suite, specs, n_jobs=2, backend="dask", scheduler=scheduler)
         out.append(row)
     return out
@@ -349,10 +356,11 @@ def main() -> None:
     suite, specs, plan = planted_plan(args.runs, args.quick)
     report["plan"] = {**plan, "runs": len(specs), "study_file": str(STUDY.relative_to(ROOT))}
     with local_cluster(2) as scheduler:
+        dask_pids = _descendants()  # the cluster's processes (started before any other child)
         warm(suite, specs)
-        cold = measure("loky_2_cold", suite, specs, n_jobs=2)  # worker processes start inside
+        cold = measure("loky_2_cold", suite, specs, n_jobs=2, exclude=dask_pids)  # workers start inside
         warm(suite, specs, 2, "dask", scheduler)
-        rounds = efficiency_rounds(suite, specs, args.rounds, scheduler)
+        rounds = efficiency_rounds(suite, specs, args.rounds, scheduler, dask_pids)
     over = overhead(suite, specs)
     nb = neighbour(suite, specs, cores)
     th = threads_side_by_side(args.quick, args.thread_runs, cores)

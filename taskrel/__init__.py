@@ -43,7 +43,7 @@ _NAMES = {
     "measure_groups": "taskrel.probes",
     "AffinityTracker": "taskrel.tracker",
     # analyses
-    "TaskClustering": "taskrel.analysis", "GroupingSearch": "taskrel.analysis", "CandidateTable": "taskrel.analysis",
+    "TaskClustering": "taskrel.analysis", "GroupingSearch": "taskrel.analysis", "CandidateTable": "taskrel.tables",
     "BranchedLayoutSearch": "taskrel.analysis", "rank_auxiliaries": "taskrel.analysis",
     "cluster_stability": "taskrel.analysis", "pareto_front": "taskrel.analysis",
     # studies

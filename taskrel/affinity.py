@@ -5,7 +5,7 @@ Convention (every probe follows it): ``values[i, j]`` is the effect of *source* 
 at each encoder stage) has shape ``(stages, n, n)``.
 
 Calibration: each affinity states what its zero means (``Affinity.calibration``), so that group
-scores are built by the right rule (:mod:`taskrel.analysis.group_estimates`):
+scores are built by the right rule (:mod:`taskrel.tables.group_estimates`):
 
 * ``"relative-gain"``: relative change of the target's loss, zero = as good as alone
   (pairwise, surrogate, gradient-feature, relative fine-tune transfer);

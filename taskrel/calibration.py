@@ -2,7 +2,7 @@
 normalisation, and a line fitted to a handful of measured pairs.
 
 See :class:`taskrel.Affinity` (``calibration``, ``normalize``, ``calibrate``) and
-:mod:`taskrel.analysis.group_estimates` for the rule each calibration gets when an affinity is
+:mod:`taskrel.tables.group_estimates` for the rule each calibration gets when an affinity is
 turned into group scores.
 """
 

@@ -328,7 +328,7 @@ class Suite:
         """Every stage's output on two examples (checks that the stages chain)."""
         outs = []
         with torch.no_grad():
-            h = torch.from_numpy(self.inputs[:2])
+            h = self.example_inputs(2)
             for k in range(self.n_stages):
                 where = f"suite {self.name!r}: stage {k} ({self.stage_names[k]})"
                 try:
@@ -345,6 +345,10 @@ class Suite:
                     raise TaskrelError(f"{where} returns {type(h).__name__}, not a tensor")
                 outs.append(h)
         return outs
+
+    def example_inputs(self, n: int) -> torch.Tensor:
+        """The first ``n`` inputs as a tensor (what the shape checks run on)."""
+        return torch.from_numpy(self.inputs[:n])
 
     def tensors(self, split: str, tasks: Sequence[str], device: str | torch.device = "cpu"):
         """Inputs and targets of one split as tensors: ``(X, {task: y})``."""

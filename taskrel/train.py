@@ -200,18 +200,37 @@ def evaluate(model: MultiTaskNet, suite: Suite, split: str, device: str = "cpu",
     """Per-task loss and metric of ``model`` on one split."""
     model.eval()
     tasks = [suite.task(t) for t in model.task_names]
-    X, ys = suite.tensors(split, model.task_names, device)
     outs: dict[str, list[torch.Tensor]] = {t.name: [] for t in tasks}
-    for i in range(0, len(X), batch_size):
-        with autocast(precision, X.device):
-            o = model(X[i : i + batch_size])
+    ys: dict[str, list[torch.Tensor]] = {t.name: [] for t in tasks}
+    for xb, yb in batches(suite, split, model.task_names, device, batch_size):
+        with autocast(precision, xb.device):
+            o = model(xb)
         for t in tasks:
             outs[t.name].append(o[t.name].float())
+            ys[t.name].append(yb[t.name])
     res = {}
     for t in tasks:
-        out = torch.cat(outs[t.name])
-        res[t.name] = {"loss": float(task_loss(t, out, ys[t.name])), "metric": task_metric(t, out, ys[t.name])}
+        out, y = torch.cat(outs[t.name]), torch.cat(ys[t.name])
+        res[t.name] = {"loss": float(task_loss(t, out, y)), "metric": task_metric(t, out, y)}
     return res
+
+
+def batches(suite: Suite, split: str, tasks: Sequence[str], device: Any, batch_size: int,
+            order: torch.Tensor | None = None, train: bool = False, data: tuple | None = None,
+            ) -> Iterator[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
+    """Batches ``(x, {task: y})`` of one split, in ``order`` (positions within the split).
+
+    An in-memory suite slices the split's tensors (``data``: :meth:`Suite.tensors`, made once by
+    a caller that asks for many epochs); a dataset-backed suite streams through its loader.
+    """
+    if getattr(suite, "streams", False):
+        yield from suite.batches(split, tasks, device, batch_size, None if order is None else order.tolist(), train)
+        return
+    X, ys = data if data is not None else suite.tensors(split, tasks, device)
+    order = torch.arange(len(X)) if order is None else order
+    for i in range(0, len(order), batch_size):
+        idx = order[i : i + batch_size].to(X.device)
+        yield X[idx], {t: y[idx] for t, y in ys.items()}
 
 
 def _optimizer(params: Sequence[torch.nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -286,7 +305,7 @@ def _train(
     if cfg.data_fraction < 1:
         keep = max(int(round(cfg.data_fraction * len(train_idx))), 1)
         train_idx = torch.randperm(len(train_idx), generator=gen)[:keep].sort().values
-    X, ys = suite.tensors("train", names, device)
+    data = None if getattr(suite, "streams", False) else suite.tensors("train", names, device)  # once per run
     n_train = len(train_idx)
     steps_per_epoch = max(math.ceil(n_train / cfg.batch_size), 1)
     sched = None
@@ -302,10 +321,7 @@ def _train(
         model.train()
         perm = train_idx[torch.randperm(n_train, generator=gen)]
         run_loss = 0.0
-        for i in range(0, n_train, cfg.batch_size):
-            idx = perm[i : i + cfg.batch_size].to(device)
-            xb = X[idx]
-            yb = {t: ys[t][idx] for t in names}
+        for xb, yb in batches(suite, "train", names, device, cfg.batch_size, perm, train=True, data=data):
             if callbacks:
                 state = StepState(step, epoch, model, opt, xb, yb, tasks, lw)
                 for cb in callbacks:
@@ -317,9 +333,9 @@ def _train(
             loss = stepper.step(model, tasks, xb, yb, step)
             if sched is not None:
                 sched.step()
-            run_loss += float(loss) * len(idx)
+            run_loss += float(loss) * len(xb)
             step += 1
-            examples += len(idx)
+            examples += len(xb)
         val = evaluate(model, suite, "val", device, precision=cfg.precision)
         val_loss = sum(lw[t] * val[t]["loss"] for t in names)
         if not math.isfinite(val_loss):

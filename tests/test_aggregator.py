@@ -74,6 +74,10 @@ def test_study_validation_trains_the_control(planted, tmp_path):
     compared = {c.layout: c for c in comparisons(result)}
     assert "all-shared + upgrad" in compared  # compared with the recommendation, not an alias of all-shared
     assert compared["all-shared + upgrad"].n_seeds == 2
+    from taskrel.report import write_report
+
+    md = write_report(result, tmp_path / "report")["markdown"].read_text()
+    assert "all-shared + upgrad" in md  # the report shows whether the recommendation beats it
 
 
 def test_study_file_names_the_aggregator():

@@ -112,3 +112,10 @@ def test_probes_grouping_study_and_report_run_on_dense_tasks(dense, tmp_path):
     assert all(math.isfinite(r["test_metric"]) for r in rows)
     md = write_report(result, tmp_path / "report")["markdown"].read_text()
     assert "denoise" in md and "all-shared" in md
+
+
+def test_gradient_feature_probe_refuses_own_losses_clearly(dense):
+    from taskrel.probes import GradFeatureProbe
+
+    with pytest.raises(TaskrelError, match=r"gradient-feature probe: tasks \['fg', 'dist', 'denoise'\] bring their own loss"):
+        GradFeatureProbe().check(dense)

@@ -21,7 +21,7 @@ from taskrel.analysis import (
     minimal_cost,
     pareto_front,
 )
-from taskrel.analysis.candidates import default_name
+from taskrel.tables.candidates import default_name
 
 
 # ---------------------------------------------------------------------- brute force (independent)

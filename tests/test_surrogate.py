@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from taskrel.analysis import CandidateTable, GroupingSearch
-from taskrel.analysis.surrogate import ExtrapolationWarning, IdentifiabilityWarning, SubsetSurrogate
 from taskrel.errors import TaskrelError
 from taskrel.probes import PairwiseProbe
 from taskrel.probes.surrogate import SurrogateProbe, sample_design
 from taskrel.runner import Runner
 from taskrel.suites import get_suite
+from taskrel.tables.surrogate import ExtrapolationWarning, IdentifiabilityWarning, SubsetSurrogate
 from taskrel.train import TrainConfig
 
 TASKS = ["a", "b", "c", "d", "e", "f"]
@@ -63,7 +63,7 @@ def split(members, n_train, seed=0):
     return np.concatenate([singles, rest[:n_train]]), rest[n_train:]
 
 
-@pytest.mark.filterwarnings("ignore::taskrel.analysis.surrogate.ExtrapolationWarning")  # the held-out all-task group
+@pytest.mark.filterwarnings("ignore::taskrel.tables.surrogate.ExtrapolationWarning")  # the held-out all-task group
 def test_recovers_planted_effects_and_predicts_held_out_groups():
     base, main, pair = planted()
     members = all_members(6)

@@ -2,7 +2,6 @@
 
 from taskrel.analysis.auxiliary import rank_auxiliaries
 from taskrel.analysis.branching import BranchedLayoutSearch, branched_layout
-from taskrel.analysis.candidates import CandidateTable, hoa_candidates
 from taskrel.analysis.cluster import (
     ClusterStability,
     TaskClustering,
@@ -10,7 +9,7 @@ from taskrel.analysis.cluster import (
     similarity_matrix,
 )
 from taskrel.analysis.grouping import GroupingSearch, minimal_cost, pareto_front
-from taskrel.analysis.surrogate import SubsetSurrogate
+from taskrel.tables import CandidateTable, SubsetSurrogate, hoa_candidates
 
 
 def __getattr__(name: str):

@@ -1,6 +1,6 @@
 """Which networks to train: the task-grouping problem of Standley et al. (2020).
 
-Given a :class:`~taskrel.analysis.candidates.CandidateTable`, choose a set of candidate networks
+Given a :class:`~taskrel.tables.CandidateTable`, choose a set of candidate networks
 whose total cost is at most ``budget``. In *partition* mode (the default, as in a study) each
 task is in exactly one chosen network. In *overlap* mode (Standley's setting) networks may
 share tasks: every task must be in at least one chosen network and is *served* by the chosen
@@ -57,9 +57,9 @@ from taskrel.analysis._grouping_solvers import (
     _min_cost_columns,
     _Problem,
 )
-from taskrel.analysis.candidates import CandidateTable
 from taskrel.base import Estimator
 from taskrel.errors import TaskrelError
+from taskrel.tables.candidates import CandidateTable
 
 NOISE_LIMIT = 50_000  # networks up to which within_noise's cheapest-within-noise MILP runs
 

@@ -42,6 +42,7 @@ from taskrel.layout import SharingLayout, build_model
 from taskrel.probes.base import Probe, ProbeSettings, cost_of, register_probe
 from taskrel.store import RunRecord, RunSpec, RunStore
 from taskrel.suite import Suite
+from taskrel.tables import CandidateTable
 from taskrel.train import TrainConfig, task_loss, thread_limit
 
 CHUNK = 64  # examples per vectorised Jacobian pass
@@ -248,6 +249,9 @@ class GradFeatureProbe(Probe):
                 raise TaskrelError(f"gradient-feature probe: {name} must be an integer >= {lo}, got {v!r}")
         if isinstance(self.ridge, bool) or not isinstance(self.ridge, (int, float)) or not self.ridge > 0:
             raise TaskrelError(f"gradient-feature probe: ridge must be a positive number, got {self.ridge!r}")
+        own = [t.name for t in suite.tasks if t.loss is not None]
+        if own:  # its per-example Hessians go through vmap, which a task's own loss need not support
+            raise TaskrelError(f"gradient-feature probe: tasks {own} bring their own loss; this probe supports the built-in kinds only")
 
     def plan(self, suite: Suite) -> list[RunSpec]:
         """One all-shared run per seed, weights kept (the base model)."""
@@ -306,8 +310,6 @@ class GradFeatureProbe(Probe):
         """Every group up to ``max_size`` with estimated per-task validation losses (mean over
         seeds), for the grouping search. ``cost`` per network: a number, a dict size -> cost or
         a function of the group's task tuple."""
-        from taskrel.analysis import CandidateTable
-
         self._fitted()
         n = len(self.tasks_)
         k_max = n if max_size is None else max_size

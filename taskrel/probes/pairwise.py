@@ -15,7 +15,7 @@ split: Standley's early-stopping approximation. Its cost is recorded in the affi
 fidelity per unit of compute can be compared with the full probe.
 
 Group estimates: :meth:`PairwiseProbe.candidates` turns the single and pair losses into a
-:class:`~taskrel.analysis.CandidateTable` of every group by Standley's higher-order
+:class:`~taskrel.tables.CandidateTable` of every group by Standley's higher-order
 approximation, and :func:`measure_groups` trains given groups for real and tables their
 measured losses (validation and test), to check an estimate or score a chosen grouping.
 """
@@ -45,6 +45,7 @@ from taskrel.probes.base import (
 from taskrel.runner import Runner
 from taskrel.store import RunRecord, RunSpec, RunStore
 from taskrel.suite import Suite
+from taskrel.tables import CandidateTable, hoa_candidates
 from taskrel.train import TrainConfig
 
 CHEAP_KEYS = ("epochs_fraction", "data_fraction")
@@ -194,14 +195,12 @@ class PairwiseProbe(Probe):
     def candidates(self, max_size: int | None = None, split: str = "val", cost: GroupCost = 1.0):
         """Every group up to ``max_size`` with HOA-estimated per-task losses.
 
-        Standley's higher-order approximation (:func:`taskrel.analysis.hoa_candidates`): the
+        Standley's higher-order approximation (:func:`taskrel.tables.hoa_candidates`): the
         loss of ``t`` in group ``G`` is the mean of its pair losses with the other members;
         singletons have their single-task loss. Losses are means over seeds on ``split``.
         ``cost`` is per network: a number (default 1: the table counts networks), a dict
         size -> cost, or a function of the group's task tuple.
         """
-        from taskrel.analysis import hoa_candidates
-
         self._fitted()
         if split not in ("val", "test"):
             raise TaskrelError(f"pairwise probe: split must be 'val' or 'test', got {split!r}")
@@ -246,7 +245,7 @@ def _nanmean(values: list[float], what: str) -> float:
 class MeasuredGroups:
     """Groups trained for real: per-split candidate tables of their mean per-task losses.
 
-    ``val`` and ``test`` are :class:`~taskrel.analysis.CandidateTable` (losses, means over
+    ``val`` and ``test`` are :class:`~taskrel.tables.CandidateTable` (losses, means over
     seeds; select on ``val``, score on ``test``), ``std`` maps split -> {group: {task: std
     over seeds (ddof=1; 0 with one seed)}},
     ``records`` are the runs and ``cost`` their compute.
@@ -292,8 +291,6 @@ def measure_groups(
     >>> len(m.val), m.trained, m.test.value(("c0t0", "c0t1"), "c0t0") > 0
     (3, 3, True)
     """
-    from taskrel.analysis import CandidateTable
-
     settings = settings if settings is not None else ProbeSettings()
     config = config if config is not None else settings.config
     seeds = check_seeds(seeds, "measure groups") if seeds is not None else settings.seeds

@@ -7,7 +7,7 @@ per task, :func:`~taskrel.probes.base.group_spec`), so runs already in the store
 pairwise probe's included, are reused and nothing trains twice.
 
 The measured validation losses of every seed (one row per group and seed) are fitted by a
-:class:`~taskrel.analysis.SubsetSurrogate` (Li et al., 2023): per target task, a ridge regression
+:class:`~taskrel.tables.SubsetSurrogate` (Li et al., 2023): per target task, a ridge regression
 of its loss on which tasks share its network. Its ``affinity_`` is the relative drop of the
 target's loss when the source joins it (the pairwise probe's scale), and :meth:`candidates`
 estimates every group.
@@ -31,6 +31,7 @@ from taskrel.errors import TaskrelError
 from taskrel.probes.base import Probe, ProbeSettings, cost_of, group_spec, register_probe
 from taskrel.store import RunRecord, RunSpec, RunStore
 from taskrel.suite import Suite
+from taskrel.tables import CandidateTable, SubsetSurrogate
 from taskrel.train import TrainConfig
 
 N_CANDIDATES = 24  # random groups scored per draw of the greedy design
@@ -158,7 +159,7 @@ class SurrogateProbe(Probe):
     n_pairs, max_size, design_seed : the design (:func:`sample_design`).
     pairwise, alpha, underdetermined, effects : the surrogate's pairwise terms, ridge penalty,
         what to do with a task in fewer groups than its parameters, and whether group mates'
-        effects are averaged or summed (:class:`~taskrel.analysis.SubsetSurrogate`).
+        effects are averaged or summed (:class:`~taskrel.tables.SubsetSurrogate`).
     config, seeds : the training config of every run and the seeds (every seed trains the
         same design); ``settings`` : the older bundle of both.
 
@@ -242,8 +243,6 @@ class SurrogateProbe(Probe):
 
     def measure(self, suite: Suite, records: Sequence[RunRecord], store: RunStore) -> dict[str, np.ndarray]:
         """Fit the surrogates; per seed, the affinity of that seed's surrogate (NaN if it fails)."""
-        from taskrel.analysis import CandidateTable
-
         tasks, seeds, design = self.task_names(suite), self.seed_list(), self.design(suite)
         g = len(design)
         self.design_, self.measured_, self.surrogates_ = design, {}, {}
@@ -270,8 +269,6 @@ class SurrogateProbe(Probe):
         return {"surrogate": per_seed}
 
     def _surrogate(self):
-        from taskrel.analysis import SubsetSurrogate
-
         return SubsetSurrogate(pairwise=bool(self.pairwise), alpha=self.alpha, higher_is_better=False,
                                underdetermined=self.underdetermined, effects=self.effects)
 

@@ -143,8 +143,8 @@ def write_report(result, out: str | Path, quiet: bool = True) -> dict[str, Path]
     Reproduce commands work.
     """
     from taskrel.files import atomic_write_bytes, atomic_write_text
-    from taskrel.report.html import html_report, markdown_report
     from taskrel.report.answer import needs_study_file, summary
+    from taskrel.report.html import html_report, markdown_report
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -183,8 +183,7 @@ def probe_agreement(result) -> float | None:
 
     plain = {}
     for name, d in result.affinities.items():
-        aff = Affinity.from_dict(d)
-        plain[name] = aff.stage(aff.values.shape[0] - 1) if aff.is_staged else aff
+        plain[name] = Affinity.from_dict(d).plain()
     ref = result.analysis_probe if result.analysis_probe in plain else None
     names = list(plain)
     pairs = [(ref, b) for b in names if b != ref] if ref else [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]

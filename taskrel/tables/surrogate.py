@@ -37,9 +37,9 @@ import pandas as pd
 from scipy import linalg
 
 from taskrel.affinity import Affinity, Cost
-from taskrel.analysis.candidates import CandidateTable
-from taskrel.analysis.group_estimates import check_max_size, enumerate_groups, network_costs
 from taskrel.errors import TaskrelError
+from taskrel.tables.candidates import CandidateTable
+from taskrel.tables.group_estimates import check_max_size, enumerate_groups, network_costs
 
 CostSpec = float | Mapping[int, float] | Callable[[tuple[str, ...]], float]
 
@@ -145,7 +145,7 @@ class SubsetSurrogate:
     def fit(self, measured, std=None, n_seeds: int = 1, compute: Cost | None = None) -> SubsetSurrogate:
         """Fit one model per task on the measured networks. Returns ``self``.
 
-        ``measured`` is a :class:`~taskrel.analysis.CandidateTable` or a list of them over the
+        ``measured`` is a :class:`~taskrel.tables.CandidateTable` or a list of them over the
         same tasks (one per seed: the rows are stacked, so seeds are repeated rows). ``std``
         (optional, an array (networks, tasks) or a DataFrame with one column per task) is the
         standard deviation of each measured value over ``n_seeds`` seeds: the value's own

@@ -12,7 +12,7 @@ A network's default name is its tasks joined by ``+`` (``"a+b"``), with ``@width
 when the width is not 1 (``"a+b@0.5"``).
 
 Tables come from records, a DataFrame, CSV or JSON (one row per network), or are estimated
-(:mod:`taskrel.analysis.group_estimates`): :func:`hoa_candidates` (Standley's higher-order
+(:mod:`taskrel.tables.group_estimates`): :func:`hoa_candidates` (Standley's higher-order
 approximation from pair runs) and :meth:`CandidateTable.from_affinity` (the rule for the
 affinity's calibration). ``table.meta["rule"]`` says which rule built an estimated table.
 """
@@ -26,14 +26,14 @@ from typing import Any
 import numpy as np
 
 from taskrel.affinity import Affinity
-from taskrel.analysis.group_estimates import (
+from taskrel.errors import TaskrelError
+from taskrel.tables.group_estimates import (
     CostSpec,
     WidthCost,
     affinity_arrays,
     hoa_arrays,
 )
-from taskrel.analysis.table_files import TableFiles, parse_records, split_tasks
-from taskrel.errors import TaskrelError
+from taskrel.tables.table_files import TableFiles, parse_records, split_tasks
 
 
 def default_name(tasks: Iterable[str], width: float = 1.0) -> str:
@@ -208,7 +208,7 @@ class CandidateTable(TableFiles):
 
         ``rule="auto"`` takes the rule for the affinity's calibration (``"hoa"`` for relative
         gains, ``"mean-gain"`` for gains, ``"no-singleton"`` for uncalibrated scores; see
-        :mod:`taskrel.analysis.group_estimates`); ``table.meta["rule"]`` records it. Without
+        :mod:`taskrel.tables.group_estimates`); ``table.meta["rule"]`` records it. Without
         ``base_loss`` the table holds scores (higher is better); with it (``{task: value}``,
         or ``{width: {task: value}}`` for networks of several widths) it holds values in
         the base's units, losses unless ``higher_is_better``. A network of width ``w`` costs

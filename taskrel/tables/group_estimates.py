@@ -1,9 +1,9 @@
 """Every group's per-task values estimated from pair runs or an affinity, at one or more widths.
 
-The builders behind :func:`~taskrel.analysis.hoa_candidates` and
-:meth:`~taskrel.analysis.CandidateTable.from_affinity`. Each returns the arrays of a candidate
+The builders behind :func:`~taskrel.tables.hoa_candidates` and
+:meth:`~taskrel.tables.CandidateTable.from_affinity`. Each returns the arrays of a candidate
 table (``tasks, members, cost, values, width, higher_is_better, meta``); the table is built
-by :mod:`taskrel.analysis.candidates`.
+by :mod:`taskrel.tables.candidates`.
 
 The rule that turns an affinity into group values depends on what the affinity's zero means
 (``Affinity.calibration``):
@@ -203,7 +203,7 @@ def _pair_matrix(tasks: list[str], pairs: Mapping, what: str) -> np.ndarray:
 
 def hoa_arrays(tasks, single_loss, pair_loss, max_size=None, cost: CostSpec = 1.0,
                higher_is_better: bool = False, width_cost: WidthCost = None) -> dict[str, Any]:
-    """Arrays of :func:`~taskrel.analysis.hoa_candidates` (its docstring says what they hold)."""
+    """Arrays of :func:`~taskrel.tables.hoa_candidates` (its docstring says what they hold)."""
     tasks = [str(t) for t in tasks]
     if len(set(tasks)) != len(tasks) or not tasks:
         raise TaskrelError(f"hoa: task names must be distinct and non-empty, got {tasks}")
@@ -236,7 +236,7 @@ def hoa_arrays(tasks, single_loss, pair_loss, max_size=None, cost: CostSpec = 1.
 def affinity_arrays(affinity: Affinity, base=None, max_size=None, cost: CostSpec = 1.0,
                     rule: str = "auto", higher_is_better: bool = False,
                     width_cost: WidthCost = None) -> dict[str, Any]:
-    """Arrays of :meth:`~taskrel.analysis.CandidateTable.from_affinity` (module docstring)."""
+    """Arrays of :meth:`~taskrel.tables.CandidateTable.from_affinity` (module docstring)."""
     if not isinstance(affinity, Affinity) or affinity.is_staged:
         raise TaskrelError("candidates: from_affinity needs a plain (n x n) taskrel Affinity")
     if rule == "auto":

@@ -1,6 +1,6 @@
 """Reading and writing candidate tables: records, DataFrames, CSV and JSON files.
 
-The file side of :class:`~taskrel.analysis.CandidateTable` (a base class it inherits from):
+The file side of :class:`~taskrel.tables.CandidateTable` (a base class it inherits from):
 one row per network with ``name``, ``tasks``, ``width``, ``cost``, one column per task and
 optional ``std:<task>`` columns; JSON as a list of records or :meth:`TableFiles.to_json`'s
 object.
@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from taskrel.analysis.group_estimates import number
 from taskrel.errors import TaskrelError
 from taskrel.files import read_json, read_text
+from taskrel.tables.group_estimates import number
 
 RESERVED = ("name", "tasks", "width", "cost")
 
@@ -93,7 +93,7 @@ class TableFiles:
         """One row per network: ``tasks``, ``cost``, optional ``name`` and ``width``, then one
         column per task (NaN = not a member) and optional ``std:<task>`` columns.
 
-        >>> from taskrel.analysis import CandidateTable
+        >>> from taskrel.tables import CandidateTable
         >>> df = pd.DataFrame({"tasks": ["a", "b", "a+b"], "cost": [1, 1, 1.5],
         ...                    "a": [0.5, None, 0.3], "b": [None, 0.4, 0.35]})
         >>> CandidateTable.from_frame(df).cost.tolist()
