@@ -29,7 +29,7 @@ __version__ = "0.1.0"
 # public name -> the module that defines it
 _NAMES = {
     # data and models
-    "Suite": "taskrel.suite", "Task": "taskrel.suite",
+    "Suite": "taskrel.suite", "Task": "taskrel.suite", "DatasetSuite": "taskrel.datasets",
     "get_suite": "taskrel.suites", "list_suites": "taskrel.suites",
     "SharingLayout": "taskrel.layout", "build_model": "taskrel.layout",
     "TrainConfig": "taskrel.train", "train": "taskrel.train",

@@ -37,7 +37,7 @@ AGGREGATORS: dict[str, tuple[str, dict[str, Any]]] = {
     "graddrop": ("GradDrop", {}),
     "mean": ("Mean", {}),
 }
-INSTALL = "pip install 'taskrel[conflict]' (or: pip install 'torchjd[quadprog_projector]>=0.18')"
+INSTALL = "pip install 'taskrel[conflict]' (or: pip install torchjd quadprog qpsolvers)"
 
 
 def check_aggregator(name: Any) -> None:
