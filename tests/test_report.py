@@ -348,7 +348,11 @@ def test_a_resumed_study_keeps_its_cost(study_run, tmp_path_factory):
             runs = p["cost"]["runs"]
             assert again.probes[name]["cost"]["runs"] == runs
             assert again.probes[name]["cost"]["seconds"] == pytest.approx(p["cost"]["seconds"], rel=0.01, abs=0.03 * runs)
-    assert again.compute_seconds() == pytest.approx(first.compute_seconds(), rel=0.02) and first.compute_seconds() > 0
+    # a probe's cost also holds the seconds its measurement took in this invocation, which vary
+    # with the machine's load: allow the same per-run slack as above, summed over the probes
+    slack = 0.03 * sum((p.get("cost") or {}).get("runs", 0) for p in first.probes.values())
+    assert again.compute_seconds() == pytest.approx(first.compute_seconds(), rel=0.01, abs=slack)
+    assert first.compute_seconds() > slack  # so a near-zero resumed cost would still fail
     assert again.seconds["total"] < first.compute_seconds()
     assert again.validation_cost["runs"] == first.validation_cost["runs"] > 0
 
