@@ -1,0 +1,179 @@
+"""The fitting side of :class:`~taskrel.tables.surrogate.SubsetSurrogate`: input checks, the
+design matrix of group effects, the weighted ridge solve and its covariance, identifiability.
+
+>>> import numpy as np
+>>> members = np.array([[1, 0, 0], [1, 1, 0], [1, 0, 1], [1, 1, 1]], dtype=bool)
+>>> design(members, 0, pairwise=False).shape
+(4, 3)
+"""
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from itertools import combinations
+
+import numpy as np
+import pandas as pd
+from scipy import linalg
+
+from taskrel.errors import TaskrelError
+from taskrel.tables.candidates import CandidateTable
+
+
+class IdentifiabilityWarning(UserWarning):
+    """The measured groups cannot tell some effects apart (the ridge penalty splits them)."""
+
+
+class ExtrapolationWarning(UserWarning):
+    """A prediction for a group larger than any measured group holding that task."""
+
+
+# ---------------------------------------------------------------------- input checks
+def check_alpha(alpha) -> float:
+    try:
+        a = float(alpha)
+    except (TypeError, ValueError):
+        raise TaskrelError(f"surrogate: alpha must be a number >= 0, got {alpha!r}") from None
+    if not np.isfinite(a) or a < 0:
+        raise TaskrelError(f"surrogate: alpha must be a number >= 0, got {alpha!r}")
+    return a
+
+
+def stack_tables(measured, higher_is_better) -> tuple[list[str], np.ndarray, np.ndarray, bool]:
+    tables = [measured] if isinstance(measured, CandidateTable) else measured
+    if not isinstance(tables, Sequence) or not tables or not all(isinstance(t, CandidateTable) for t in tables):
+        raise TaskrelError(f"surrogate: measured must be a CandidateTable or a list of them, got {type(measured).__name__}")
+    first = tables[0]
+    for k, tab in enumerate(tables):
+        if tab.tasks != first.tasks:
+            raise TaskrelError(f"surrogate: table {k} has tasks {tab.tasks}, table 0 has {first.tasks}")
+        if tab.higher_is_better != first.higher_is_better:
+            raise TaskrelError(f"surrogate: mixed directions: table {k} has higher_is_better={tab.higher_is_better}, "
+                               f"table 0 has {first.higher_is_better}")
+        widths = sorted(set(np.asarray(getattr(tab, "width", [1.0])).tolist()))
+        if len(widths) > 1:
+            raise TaskrelError(f"surrogate: table {k} mixes network widths {widths}; fit one surrogate per width "
+                               "(table.take(rows) of one width)")
+    if higher_is_better is not None and bool(higher_is_better) != first.higher_is_better:
+        raise TaskrelError(f"surrogate: mixed directions: higher_is_better={higher_is_better} but the measured "
+                           f"table holds {'scores' if first.higher_is_better else 'losses'} "
+                           f"(higher_is_better={first.higher_is_better})")
+    members = np.concatenate([t.members for t in tables])
+    values = np.concatenate([t.values for t in tables])
+    bad = members & ~np.isfinite(values)
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise TaskrelError(f"surrogate: value of {first.tasks[c]!r} in measured network "
+                           f"{'+'.join(t for t, m in zip(first.tasks, members[r]) if m)} is {values[r, c]}")
+    return list(first.tasks), members, values, first.higher_is_better
+
+
+def table_sem(measured) -> np.ndarray | None:
+    """The stacked standard errors the tables carry (None unless every table has them)."""
+    tables = [measured] if isinstance(measured, CandidateTable) else list(measured)
+    sems = [getattr(t, "sem", None) for t in tables]
+    if any(s is None for s in sems):
+        return None
+    return np.concatenate(sems)
+
+
+def check_std(std, members: np.ndarray, tasks: list[str], n_seeds: int) -> np.ndarray | None:
+    if std is None:
+        return None
+    if isinstance(n_seeds, bool) or not isinstance(n_seeds, (int, np.integer)) or n_seeds < 1:
+        raise TaskrelError(f"surrogate: n_seeds must be a positive integer, got {n_seeds!r}")
+    if isinstance(std, pd.DataFrame):
+        missing = [t for t in tasks if t not in std.columns]
+        if missing:
+            raise TaskrelError(f"surrogate: std has no column for task(s) {missing}")
+        std = std[tasks].to_numpy(dtype=np.float64)
+    s = np.asarray(std, dtype=np.float64)
+    if s.shape != members.shape:
+        raise TaskrelError(f"surrogate: std has shape {s.shape}; the measured networks need {members.shape}")
+    bad = members & (~np.isfinite(s) | (s < 0))
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise TaskrelError(f"surrogate: std of {tasks[c]!r} in measured row {r} is {s[r, c]} (must be finite, >= 0)")
+    return s / np.sqrt(n_seeds)
+
+
+def check_identifiable(Z: np.ndarray, tasks: list[str], j: int, pairwise: bool, allow_few: bool) -> None:
+    """Errors for effects no row informs and too few rows; a warning for confounded effects."""
+    t, n = tasks[j], len(tasks)
+    others = [k for k in range(n) if k != j]
+    never = [tasks[k] for c, k in enumerate(others) if not Z[:, 1 + c].any()]
+    if never:
+        raise TaskrelError(f"surrogate: target {t!r} never appears together with {never} in a measured network; "
+                           f"their effect on {t!r} is not identifiable (measure a group holding both)")
+    if pairwise:
+        unseen = [f"{tasks[a]}+{tasks[b]}" for c, (a, b) in enumerate(combinations(others, 2)) if not Z[:, n + c].any()]
+        if unseen:
+            raise TaskrelError(f"surrogate: pairwise terms: target {t!r} never appears with {len(unseen)} pair(s) of "
+                               f"other tasks (e.g. {unseen[:3]}); measure larger groups or use pairwise=False")
+    m, p = Z.shape
+    if m < p:
+        msg = (f"surrogate: target {t!r} has {m} measured rows for {p} parameters; "
+               "measure more groups holding it" + (" or use pairwise=False" if pairwise else ""))
+        if not allow_few:
+            raise TaskrelError(msg + " (or pass underdetermined='warn')")
+        warnings.warn(msg + "; its effects are not identifiable and the ridge penalty chooses them",
+                      IdentifiabilityWarning, stacklevel=3)
+        return
+    _, r, piv = linalg.qr(Z, mode="economic", pivoting=True)
+    tol = max(Z.shape) * np.finfo(float).eps * (abs(r[0, 0]) if r.size else 0.0)
+    rank = int((np.abs(np.diag(r)) > tol).sum())
+    if rank < p:
+        names = ["intercept"] + [tasks[k] for k in others]
+        names += [f"{tasks[a]}*{tasks[b]}" for a, b in combinations(others, 2)] if pairwise else []
+        loose = [names[c] for c in piv[rank:]]
+        warnings.warn(f"surrogate: target {t!r}: the measured groups cannot tell apart the effects of {loose} "
+                      f"(design rank {rank} < {p} parameters); the ridge penalty splits them evenly",
+                      IdentifiabilityWarning, stacklevel=3)
+
+
+# ---------------------------------------------------------------------- maths
+def design(members: np.ndarray, j: int, pairwise: bool, effects: str = "sum") -> np.ndarray:
+    """Rows: groups holding target j; columns: intercept, other tasks, (pairs of other tasks).
+
+    With ``effects="mean"`` each column is divided by the number of the target's group mates
+    (pairs of mates, for the pairwise columns).
+    """
+    X = np.delete(members, j, axis=1).astype(np.float64)
+    mates = X.sum(1, keepdims=True)
+    cols = [np.ones((len(X), 1)), X / np.maximum(mates, 1) if effects == "mean" else X]
+    if pairwise and X.shape[1] > 1:
+        a, b = np.triu_indices(X.shape[1], k=1)
+        both = X[:, a] * X[:, b]
+        cols.append(both / np.maximum(mates * (mates - 1) / 2, 1) if effects == "mean" else both)
+    return np.hstack(cols)
+
+
+def ridge(Z: np.ndarray, y: np.ndarray, sem: np.ndarray | None, alpha: float, task: str):
+    """Weighted ridge with an unpenalised intercept: coefficients, their covariance, sigma, dof."""
+    m, p = Z.shape
+    if sem is None:
+        w, known = np.ones(m), None
+    else:
+        var = np.maximum(sem**2, 1e-3 * max(float(np.mean(sem**2)), 1e-300))
+        known = float(np.mean(var))
+        w = known / var
+    penalty = np.full(p, alpha)
+    penalty[0] = 0.0
+    ZW = Z * w[:, None]
+    A = Z.T @ ZW + np.diag(penalty)
+    Ainv = linalg.pinvh(A)
+    beta = Ainv @ (ZW.T @ y)
+    resid = y - Z @ beta
+    dof = float(m - np.trace(Z @ Ainv @ ZW.T))
+    sigma2 = float(np.sum(w * resid**2) / dof) if dof >= 1 - 1e-9 else np.nan
+    if known is not None:
+        sigma2 = known if not np.isfinite(sigma2) else max(sigma2, known)
+    if not np.isfinite(sigma2):
+        warnings.warn(f"surrogate: target {task!r}: {m} rows for {p} parameters leave no residual degrees of "
+                      "freedom; its standard errors are unknown (NaN). Measure more groups or repeat seeds",
+                      IdentifiabilityWarning, stacklevel=4)
+    cov = sigma2 * (Ainv @ (Z.T @ ZW) @ Ainv)
+    return beta, cov, float(np.sqrt(sigma2)) if np.isfinite(sigma2) else np.nan, dof
+
+__all__ = ["ExtrapolationWarning", "IdentifiabilityWarning", "check_alpha", "check_identifiable", "check_std",
+           "design", "ridge", "stack_tables", "table_sem"]
