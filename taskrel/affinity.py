@@ -15,23 +15,28 @@ scores are built by the right rule (:mod:`taskrel.tables.group_estimates`):
 * ``"descriptive"``: not "larger is better" (gradient conflict frequency, magnitude ratio).
 
 When not given, it is inferred from ``measure`` (:func:`infer_calibration`).
+
+Missing entries: an entry no run measured (every seed's run failed) is NaN, accepted only
+where ``missing`` marks it (:mod:`taskrel.affinity_missing`); :meth:`Affinity.complete` gives
+the affinity on the tasks that remain complete and says why the others were left out.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy import stats
 
+from taskrel import affinity_files
+from taskrel.affinity_files import SCHEMA_VERSION
+from taskrel.affinity_missing import check_missing, complete_tasks
 from taskrel.calibration import CALIBRATIONS, fit_line, infer_calibration, normalize_columns
 from taskrel.errors import TaskrelError
 from taskrel.files import read_json
-
-SCHEMA_VERSION = 1
 
 
 @dataclass
@@ -44,12 +49,8 @@ class Cost:
     runs: int = 0
 
     def __add__(self, other: Cost) -> Cost:
-        return Cost(
-            self.steps + other.steps,
-            self.examples + other.examples,
-            self.seconds + other.seconds,
-            self.runs + other.runs,
-        )
+        return Cost(self.steps + other.steps, self.examples + other.examples, self.seconds + other.seconds,
+                    self.runs + other.runs)
 
 
 def _check_names(tasks: Any) -> list[str]:
@@ -81,6 +82,8 @@ class Affinity:
     meta : free-form provenance (probe, seeds, config, ...).
     calibration : what the zero means, one of ``CALIBRATIONS`` (module docstring); default
         inferred from ``measure``.
+    missing : entries no run measured, NaN in ``values`` and ``std``: a boolean mask of the
+        values' shape, or True (every NaN is missing); None (default): NaN is an error.
 
     Examples
     --------
@@ -103,48 +106,31 @@ class Affinity:
     stages: list[str] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     calibration: str | None = None
+    missing: Any = None
 
     def __post_init__(self) -> None:
         self.tasks = _check_names(self.tasks)
         n = len(self.tasks)
         values = np.asarray(self.values, dtype=np.float64)
         if values.ndim not in (2, 3) or values.shape[-2:] != (n, n):
-            raise TaskrelError(
-                f"affinity {self.measure or ''}: values must have shape ({n}, {n}) or "
-                f"(stages, {n}, {n}) for tasks {self.tasks}, got {values.shape}"
-            )
-        bad = ~np.isfinite(values)
-        if bad.any():
-            idx = tuple(int(i) for i in np.argwhere(bad)[0])
-            src, tgt = self.tasks[idx[-2]], self.tasks[idx[-1]]
-            raise TaskrelError(
-                f"affinity: value for source {src!r} -> target {tgt!r} is {values[idx]} "
-                "(NaN or inf is not allowed)"
-            )
-        self.values = values
-        if self.std is None:
-            self.std = np.zeros_like(values)
-        else:
-            std = np.asarray(self.std, dtype=np.float64)
-            if std.shape != values.shape:
-                raise TaskrelError(
-                    f"affinity: std has shape {std.shape}, values have {values.shape}"
-                )
-            if (~np.isfinite(std)).any() or (std < 0).any():
-                raise TaskrelError("affinity: std must be finite and non-negative")
-            self.std = std
+            raise TaskrelError(f"affinity {self.measure or ''}: values must have shape ({n}, {n}) or "
+                               f"(stages, {n}, {n}) for tasks {self.tasks}, got {values.shape}")
+        self.values, self.missing = check_missing(values, self.missing, self.tasks, self.measure)
+        known = np.ones(values.shape, dtype=bool) if self.missing is None else ~self.missing
+        std = np.zeros_like(values) if self.std is None else np.asarray(self.std, dtype=np.float64)
+        if std.shape != values.shape:
+            raise TaskrelError(f"affinity: std has shape {std.shape}, values have {values.shape}")
+        if (~np.isfinite(std[known])).any() or (std[known] < 0).any():
+            raise TaskrelError("affinity: std must be finite and non-negative")
+        self.std = np.where(known, std, np.nan)
         if self.per_seed is not None:
             ps = np.asarray(self.per_seed, dtype=np.float64)
             if ps.shape[1:] != values.shape:
-                raise TaskrelError(
-                    f"affinity: per_seed has shape {ps.shape}, expected (seeds, *{values.shape})"
-                )
+                raise TaskrelError(f"affinity: per_seed has shape {ps.shape}, expected (seeds, *{values.shape})")
             self.per_seed = ps
         if self.stages is not None:
             if values.ndim != 3 or len(self.stages) != values.shape[0]:
-                raise TaskrelError(
-                    f"affinity: {len(self.stages)} stage names for values of shape {values.shape}"
-                )
+                raise TaskrelError(f"affinity: {len(self.stages)} stage names for values of shape {values.shape}")
             self.stages = [str(s) for s in self.stages]
         if isinstance(self.cost, dict):
             self.cost = Cost(**self.cost)
@@ -153,10 +139,8 @@ class Affinity:
         if self.calibration is None:
             self.calibration = infer_calibration(self.measure, self.meta)
         if self.calibration not in CALIBRATIONS:
-            raise TaskrelError(
-                f"affinity {self.measure!r}: calibration must be one of {CALIBRATIONS}, "
-                f"got {self.calibration!r}"
-            )
+            raise TaskrelError(f"affinity {self.measure!r}: calibration must be one of {CALIBRATIONS}, "
+                               f"got {self.calibration!r}")
 
     # ----------------------------------------------------------------- construction
     @classmethod
@@ -217,6 +201,7 @@ class Affinity:
             per_seed=None if self.per_seed is None else self.per_seed[:, k],
             meta=dict(self.meta),
             calibration=self.calibration,
+            missing=None if self.missing is None else self.missing[k],
         )
 
     def offdiag(self) -> np.ndarray:
@@ -245,10 +230,26 @@ class Affinity:
             stages=self.stages,
             meta=dict(self.meta),
             calibration=self.calibration,
+            missing=None if self.missing is None else take(self.missing),
         )
 
+    def complete(self) -> tuple[Affinity, dict[str, str]]:
+        """The affinity on the tasks whose entries remain complete, and ``{task: why}`` for the
+        tasks left out (greedy: the task with the most missing entries first; ties: the task
+        listed last). A reason quotes the stored failure (``meta["failed"]``) naming the task.
+
+        >>> a = Affinity(["a", "b", "c"], [[0, 1, np.nan], [2, 0, np.nan], [np.nan, np.nan, 0]], missing=True)
+        >>> sub, left = a.complete()
+        >>> sub.tasks, sub.missing, left
+        (['a', 'b'], None, {'c': 'no successful run for 4 of its 4 affinity entries'})
+        """
+        keep, left = complete_tasks(self.tasks, self.missing, self.meta.get("failed") or [])
+        if not keep:
+            raise TaskrelError(f"affinity {self.measure!r}: no task has complete entries: {left}")
+        return self.subset(keep), left
+
     def _replace(self, values: np.ndarray, std: np.ndarray | None, per_seed=None, suffix="",
-                 calibration: str | None = None) -> Affinity:
+                 calibration: str | None = None, missing: Any = None) -> Affinity:
         return Affinity(
             self.tasks,
             values,
@@ -260,6 +261,7 @@ class Affinity:
             stages=self.stages,
             meta=dict(self.meta),
             calibration=calibration or self.calibration,
+            missing=missing,
         )
 
     # ----------------------------------------------------------------- transforms
@@ -270,7 +272,8 @@ class Affinity:
         ps = None
         if self.per_seed is not None:
             ps = 0.5 * (self.per_seed + np.swapaxes(self.per_seed, -1, -2))
-        return self._replace(sym, std, ps, suffix="+sym")
+        mask = None if self.missing is None else self.missing | np.swapaxes(self.missing, -1, -2)
+        return self._replace(sym, std, ps, suffix="+sym", missing=mask)
 
     def normalize(self, method: str = "zscore") -> Affinity:
         """Normalised copy, per target column (off-diagonal entries).
@@ -286,6 +289,7 @@ class Affinity:
         >>> a.normalize("rank").values[:, 2].tolist()
         [1.0, 0.0, 0.0]
         """
+        self._need_complete("normalize")
         if self.is_staged:
             out = [self.stage(k).normalize(method).values for k in range(self.values.shape[0])]
             return self._replace(np.stack(out), None, suffix=f"+{method}",
@@ -311,6 +315,7 @@ class Affinity:
         """
         if self.is_staged:
             raise TaskrelError("affinity: calibrate a plain affinity (take .stage(k) first)")
+        self._need_complete("calibrate")
         fit = fit_line(measured, self.value)
         slope, intercept = fit["slope"], fit["intercept"]
         off = ~np.eye(self.n_tasks, dtype=bool)
@@ -337,88 +342,34 @@ class Affinity:
             raise TaskrelError("affinity: fewer than two tasks in common; cannot compare")
         x = mine.subset(common).offdiag()
         y = other.subset(common).offdiag()
+        both = np.isfinite(x) & np.isfinite(y)  # entries missing in either are left out
+        x, y = x[both], y[both]
         rho = stats.spearmanr(x, y).statistic
         tau = stats.kendalltau(x, y).statistic
-        return {
-            "spearman": float(np.nan_to_num(rho)),
-            "kendall": float(np.nan_to_num(tau)),
-            "n": int(x.size),
-        }
+        return {"spearman": float(np.nan_to_num(rho)), "kendall": float(np.nan_to_num(tau)), "n": int(x.size)}
+
+    def _need_complete(self, what: str) -> None:
+        if self.missing is not None:
+            raise TaskrelError(f"affinity {self.measure!r}: {what} needs every entry, and "
+                               f"{int(self.missing.sum())} have no successful run; take .complete() first")
 
     # ----------------------------------------------------------------- tables and files
     def to_frame(self, stage: int | None = None):
         """A pandas DataFrame, sources as rows and targets as columns."""
-        import pandas as pd
-
-        v = self.values if stage is None else self.values[stage]
-        if v.ndim == 3:
-            raise TaskrelError("affinity: per-stage values; pass stage=")
-        df = pd.DataFrame(v, index=list(self.tasks), columns=list(self.tasks))
-        df.index.name = "source"
-        df.columns.name = "target"
-        return df
+        return affinity_files.to_frame(self, stage)
 
     def to_long(self):
         """A long table: one row per (stage, source, target) with mean and std."""
-        import pandas as pd
-
-        rows = []
-        vals = self.values if self.is_staged else self.values[None]
-        stds = self.std if self.is_staged else self.std[None]
-        for k in range(vals.shape[0]):
-            for i, s in enumerate(self.tasks):
-                for j, t in enumerate(self.tasks):
-                    rows.append(
-                        {
-                            "stage": (self.stages[k] if self.stages else k) if self.is_staged else None,
-                            "source": s,
-                            "target": t,
-                            "value": vals[k, i, j],
-                            "std": stds[k, i, j],
-                        }
-                    )
-        return pd.DataFrame(rows)
+        return affinity_files.to_long(self)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "schema": SCHEMA_VERSION,
-            "kind": "taskrel.Affinity",
-            "measure": self.measure,
-            "tasks": list(self.tasks),
-            "values": self.values.tolist(),
-            "std": self.std.tolist(),
-            "n_seeds": int(self.n_seeds),
-            "cost": asdict(self.cost),
-            "per_seed": None if self.per_seed is None else self.per_seed.tolist(),
-            "stages": self.stages,
-            "meta": self.meta,
-            "calibration": self.calibration,
-        }
+        """Plain JSON data (:mod:`taskrel.affinity_files`; missing entries as null, by name)."""
+        return affinity_files.to_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Affinity:
-        if not isinstance(d, dict) or d.get("kind") != "taskrel.Affinity":
-            raise TaskrelError("affinity: not a taskrel affinity (missing kind 'taskrel.Affinity')")
-        if d.get("schema") != SCHEMA_VERSION:
-            raise TaskrelError(
-                f"affinity: schema version {d.get('schema')!r} is not supported "
-                f"(this taskrel reads {SCHEMA_VERSION})"
-            )
-        for key in ("tasks", "values"):
-            if key not in d:
-                raise TaskrelError(f"affinity: field {key!r} is missing")
-        return cls(
-            d["tasks"],
-            np.asarray(d["values"], dtype=np.float64),
-            std=None if d.get("std") is None else np.asarray(d["std"], dtype=np.float64),
-            n_seeds=int(d.get("n_seeds", 1)),
-            measure=d.get("measure", ""),
-            cost=Cost(**d.get("cost", {})),
-            per_seed=None if d.get("per_seed") is None else np.asarray(d["per_seed"]),
-            stages=d.get("stages"),
-            meta=d.get("meta") or {},
-            calibration=d.get("calibration"),
-        )
+        """The affinity of :meth:`to_dict`'s data."""
+        return affinity_files.from_dict(cls, d)
 
     def save(self, path: str | Path) -> Path:
         """Write JSON (atomically: a temporary file renamed into place)."""
@@ -441,3 +392,6 @@ class Affinity:
             f"Affinity(measure={self.measure!r}, tasks={self.n_tasks}, shape={shape}, "
             f"seeds={self.n_seeds})"
         )
+
+
+__all__ = ["SCHEMA_VERSION", "Affinity", "Cost"]

@@ -4,14 +4,17 @@ A :class:`SharingLayout` gives, for each encoder stage, a partition of the tasks
 the tasks of a block share that stage's weights. Partitions may only get finer with depth, so
 a layout is a tree: a single-task model, a pair trained jointly, flat groups, a fully shared
 network and a branched network are all layouts, built by :func:`build_model` and trained by the
-one training loop.
+one training loop. A layout may give each top-stage group a width (``with_widths``): that
+group's blocks are built at the width (:mod:`taskrel.widths`), so one model can hold networks
+of several sizes.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -33,6 +36,8 @@ class SharingLayout:
     tasks : the tasks the model predicts.
     partitions : one partition per encoder stage; a partition is a list of blocks (lists of
         task names) that together hold every task exactly once.
+    widths : optional ``{task: width}``: the width multiplier of each task's network (default
+        1); the tasks of a top-stage block share one width.
 
     Examples
     --------
@@ -49,7 +54,8 @@ class SharingLayout:
     taskrel.errors.TaskrelError: layout: block ('a', 'b') at stage 1 merges tasks that are apart at stage 0 (partitions may only get finer with depth)
     """
 
-    def __init__(self, tasks: Sequence[str], partitions: Sequence[Sequence[Sequence[str]]]):
+    def __init__(self, tasks: Sequence[str], partitions: Sequence[Sequence[Sequence[str]]],
+                 widths: Mapping[str, float] | None = None):
         tasks = [str(t) for t in tasks]
         if not tasks:
             raise TaskrelError("layout: no tasks")
@@ -89,6 +95,23 @@ class SharingLayout:
                     )
         self.tasks = tasks
         self.partitions = parts
+        self.widths = self._check_widths(widths or {})
+
+    def _check_widths(self, widths: Mapping[str, float]) -> dict[str, float]:
+        """The widths other than 1, checked: known tasks, positive numbers, one per top block."""
+        out: dict[str, float] = {}
+        for t, w in widths.items():
+            if t not in self.tasks:
+                raise TaskrelError(f"layout: widths name unknown task {t!r} (tasks are {self.tasks})")
+            if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w <= 0:
+                raise TaskrelError(f"layout: width of task {t!r} must be a positive number, got {w!r}")
+            if float(w) != 1.0:
+                out[t] = float(w)
+        for block in self.partitions[0]:
+            if len({out.get(t, 1.0) for t in block}) > 1:
+                raise TaskrelError(f"layout: tasks of block {block} have different widths "
+                                   f"{[out.get(t, 1.0) for t in block]}; a network has one width")
+        return {t: out[t] for t in self.tasks if t in out}
 
     # ---------------------------------------------------------------- constructors
     @classmethod
@@ -165,6 +188,20 @@ class SharingLayout:
                 return block
         raise TaskrelError(f"layout: unknown task {task!r}")
 
+    def width_of(self, task: str) -> float:
+        """The width multiplier of ``task``'s network (1 unless the layout says otherwise)."""
+        return self.widths.get(task, 1.0)
+
+    def with_widths(self, widths: Mapping[str, float] | float) -> SharingLayout:
+        """The same partitions with these widths: ``{task: width}``, or one width for all.
+
+        >>> SharingLayout.groups([["a", "b"], ["c"]], 2).with_widths({"a": .5, "b": .5}).describe()
+        'stage0: a+b@0.5 c | stage1: a+b@0.5 c'
+        """
+        if not isinstance(widths, Mapping):
+            widths = {t: widths for t in self.tasks}
+        return SharingLayout(self.tasks, self.partitions, widths)
+
     def n_blocks(self) -> int:
         """Stage copies in the model (the cost of a layout in units of one stage)."""
         return sum(len(p) for p in self.partitions)
@@ -189,7 +226,7 @@ class SharingLayout:
             "kind": "taskrel.SharingLayout",
             "tasks": list(self.tasks),
             "partitions": [[list(b) for b in p] for p in self.partitions],
-        }
+        } | ({"widths": dict(self.widths)} if self.widths else {})
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SharingLayout:
@@ -200,7 +237,7 @@ class SharingLayout:
         for key in ("tasks", "partitions"):
             if key not in d:
                 raise TaskrelError(f"layout: field {key!r} is missing")
-        return cls(d["tasks"], d["partitions"])
+        return cls(d["tasks"], d["partitions"], d.get("widths"))
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict())
@@ -216,7 +253,8 @@ class SharingLayout:
     def canonical(self) -> str:
         """An order-free description: equal for layouts that build the same model."""
         parts = [sorted(sorted(b) for b in p) for p in self.partitions]
-        return json.dumps({"tasks": sorted(self.tasks), "partitions": parts}, separators=(",", ":"))
+        widths = {"widths": dict(sorted(self.widths.items()))} if self.widths else {}
+        return json.dumps({"tasks": sorted(self.tasks), "partitions": parts, **widths}, separators=(",", ":"))
 
     def key(self) -> str:
         return hashlib.sha256(self.canonical().encode()).hexdigest()[:16]
@@ -228,9 +266,12 @@ class SharingLayout:
         return hash(self.canonical())
 
     def describe(self) -> str:
-        return " | ".join(
-            f"stage{k}: " + " ".join("+".join(b) for b in p) for k, p in enumerate(self.partitions)
-        )
+        return " | ".join(f"stage{k}: " + " ".join(self.label(b) for b in p) for k, p in enumerate(self.partitions))
+
+    def label(self, block: Sequence[str]) -> str:
+        """``a+b``, with ``@width`` where the block's network is not at width 1."""
+        w = self.width_of(block[0])
+        return "+".join(block) + ("" if w == 1.0 else f"@{w:g}")
 
     def __repr__(self) -> str:
         return f"SharingLayout({self.describe()})"
@@ -260,7 +301,9 @@ class MultiTaskNet(nn.Module):
         layout.with_stages(suite.n_stages)
         self.layout = layout
         self.task_names = list(layout.tasks)
-        shapes = suite.feature_shapes()
+        # a layout with widths builds each network at its width (suite.at_width); else on suite
+        at = {t: suite.at_width(layout.width_of(t)) if layout.widths else suite for t in layout.tasks}
+        in_features = {t: int(np.prod(at[t].feature_shapes()[-1])) for t in layout.tasks}  # before any seeding
         state = torch.random.get_rng_state()
         try:
             self.blocks = nn.ModuleDict()
@@ -270,16 +313,15 @@ class MultiTaskNet(nn.Module):
                 for block in layout.blocks(k):
                     name = _block_name(k, block)
                     _seeded(seed, "stage", k)
-                    self.blocks[name] = suite.build_stage(k)
+                    self.blocks[name] = at[block[0]].build_stage(k)
                     parent = None if k == 0 else _block_name(k - 1, layout.block_of(block[0], k - 1))
                     row.append((name, parent))
                 self._plan.append(row)
-            in_features = int(np.prod(shapes[-1]))
             self.heads = nn.ModuleDict()
             for t in self.task_names:
                 task = suite.task(t)
                 _seeded(seed, "head", task.n_outputs)
-                self.heads[module_key(t)] = suite.head(task, in_features)
+                self.heads[module_key(t)] = suite.head(task, in_features[t])
         finally:
             torch.random.set_rng_state(state)
         self._last = {t: _block_name(layout.n_stages - 1, layout.block_of(t, layout.n_stages - 1)) for t in self.task_names}

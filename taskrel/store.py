@@ -46,6 +46,7 @@ from taskrel.records import (
     migrate_record,
 )
 from taskrel.train import TrainConfig
+from taskrel.widths import widths_fingerprint
 
 # what a run key hashes; 2: the run's own tasks' data and its blocks' code and initial values
 IDENTITY_VERSION = 2
@@ -109,7 +110,7 @@ class RunSpec:
             "warm_start": [self.source_key(suite), self.warm_start[1]] if self.warm_start else None,
             "probes": [[n, [list(p) for p in params]] for n, params in self.probes],
             "keep_weights": bool(self.keep_weights),
-        }
+        } | ({"widths": widths_fingerprint(suite, self.layout)} if self.layout.widths else {})
 
     def source_key(self, suite: Any) -> str | None:
         """The key of the run this one warm-starts from (None without a warm start)."""

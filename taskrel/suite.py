@@ -23,15 +23,10 @@ from taskrel.suite_checks import (
     check_split,
     check_task_name,
 )
+from taskrel.widths import WidthStages, suite_at_width
 
 KINDS = ("binary", "multiclass", "regression", "multilabel", "custom")
-DEFAULT_METRIC = {
-    "binary": "accuracy",
-    "multiclass": "accuracy",
-    "regression": "mse",
-    "multilabel": "accuracy",
-    "custom": "loss",
-}
+DEFAULT_METRIC = {"binary": "accuracy", "multiclass": "accuracy", "regression": "mse", "multilabel": "accuracy", "custom": "loss"}
 # metric -> higher is better ("loss": the task's loss, for a task with its own loss)
 METRICS = {"accuracy": True, "auc": True, "r2": True, "mse": False, "mae": False, "loss": False}
 SPLITS = ("train", "val", "test")
@@ -139,6 +134,8 @@ class Suite:
         to index arrays.
     split_seed : seed of the random split.
     truth : optional ground truth of a planted problem (plain data).
+    stages_at_width : optional ``fn(width) -> stage factories``: the encoder at a width
+        multiplier, ``fn(1.0)`` giving ``stages`` (:meth:`at_width`, :mod:`taskrel.widths`).
 
     Examples
     --------
@@ -157,6 +154,9 @@ class Suite:
     taskrel.errors.TaskrelError: suite 'bad', task 'pos': targets have 99 rows, inputs have 100
     """
 
+    width = 1.0  # the encoder's width multiplier (see at_width)
+    stages_at_width: WidthStages | None = None
+
     def __init__(
         self,
         name: str,
@@ -170,8 +170,9 @@ class Suite:
         stage_names: Sequence[str] | None = None,
         truth: dict[str, Any] | None = None,
         description: str = "",
+        stages_at_width: WidthStages | None = None,
     ) -> None:
-        self.name = str(name)
+        self.name, self.stages_at_width = str(name), stages_at_width
         self.description = description
         self.truth = truth or {}
         self.head = head or default_head
@@ -404,6 +405,10 @@ class Suite:
             cache[what] = h.hexdigest()
         return cache[what]
 
+    def at_width(self, width: float) -> Suite:
+        """This suite with its encoder built at ``width`` (:func:`taskrel.widths.suite_at_width`)."""
+        return suite_at_width(self, width)
+
     def subset(self, tasks: Sequence[str]) -> Suite:
         """The same suite restricted to some tasks (same data, split and blocks)."""
         names = self.check_tasks(tasks)
@@ -414,15 +419,9 @@ class Suite:
         return out
 
     def summary(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "description": self.description,
-            "examples": int(self.inputs.shape[0]),
-            "input_shape": list(self.inputs.shape[1:]),
-            "split": {s: int(len(v)) for s, v in self.split.items()},
-            "stages": self.stage_names,
-            "tasks": [t.to_dict() for t in self.tasks],
-        }
+        return {"name": self.name, "description": self.description, "examples": int(self.inputs.shape[0]),
+                "input_shape": list(self.inputs.shape[1:]), "split": {s: int(len(v)) for s, v in self.split.items()},
+                "stages": self.stage_names, "tasks": [t.to_dict() for t in self.tasks]}
 
     def __repr__(self) -> str:
         return f"Suite({self.name!r}, examples={self.inputs.shape[0]}, tasks={len(self.tasks)}, stages={self.n_stages})"

@@ -138,10 +138,12 @@ def test_no_private_name_imported_across_modules():
 FLOORS = {
     "taskrel.errors": 1, "taskrel.files": 1, "taskrel.base": 1,
     "taskrel.digest": 2, "taskrel.suite_checks": 2, "taskrel.suite": 2, "taskrel.suites": 2, "taskrel.layout": 2,
+    "taskrel.widths": 2,
     "taskrel.model": 2, "taskrel.losses": 2, "taskrel.datasets": 2,
     "taskrel.gradients": 3, "taskrel.aggregators": 3, "taskrel.step": 3, "taskrel.train": 3, "taskrel.config_checks": 3,
     "taskrel.store": 4, "taskrel.records": 4, "taskrel.claims": 4,
     "taskrel.runner": 5, "taskrel.workers": 5, "taskrel.plans": 5, "taskrel.execute": 5, "taskrel.affinity": 5,
+    "taskrel.affinity_missing": 5, "taskrel.affinity_files": 5,
     "taskrel.calibration": 5, "taskrel.tables": 5,
     "taskrel.probes": 6, "taskrel.tracker": 6,
     "taskrel.analysis": 7, "taskrel.study": 8, "taskrel.report": 9, "taskrel.cli": 10,
@@ -188,7 +190,7 @@ def test_named_never_rules(who, never):
 MODULE_LINES = 400
 FUNCTION_LINES = 80
 KNOWN_LONG_MODULES = {
-    "taskrel.affinity": 443, "taskrel.tables.candidates": 410,
+    "taskrel.tables.candidates": 410,
     "taskrel.suite": 431,
 }
 KNOWN_LONG_FUNCTIONS = {"taskrel.suites.planted.planted_suite": 130, "taskrel.train._train": 101}

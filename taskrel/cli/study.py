@@ -33,7 +33,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_study(args: argparse.Namespace) -> int:
-    """Run the study; exit 1 when it gave no recommendation or a probe it asked for gave nothing."""
+    """Run the study; exit 1 when it gave no recommendation or a probe it asked for gave nothing.
+
+    A probe that measured some tasks (others' runs failed) did give something: the tasks it
+    could not measure are left out, said on stderr and in the report, and the exit code is 0
+    when a recommendation was made for the remaining tasks.
+    """
     from taskrel.files import check_output_dir
     from taskrel.report import summary_text, write_report
     from taskrel.study import load_study, run_study, safe_name, validate_study
@@ -55,6 +60,8 @@ def cmd_study(args: argparse.Namespace) -> int:
         print(f"  problem: {e['part']}: {e['error']}", file=sys.stderr)
     if result.failed_runs:
         print(f"  {len(result.failed_runs)} run(s) failed; listed in the report", file=sys.stderr)
+    for task, why in result.left_out.items():
+        print(f"  left out: task {task!r}: {why}", file=sys.stderr)
     print(f"report: {out / 'report.html'}")
     empty = [name for name, info in result.probes.items() if "error" in info]
     if empty:

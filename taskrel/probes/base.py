@@ -9,7 +9,10 @@ Every probe is a :class:`Probe`. It states two things:
 :meth:`Probe.fit` is written once, here: it plans, has a :class:`~taskrel.runner.Runner`
 train what the store lacks, measures, and averages over seeds with :func:`affinity_from_seeds`
 (one NaN-aware mean, one ``ddof``), recording ``records_``, ``failed_``, ``trained_``, the cost
-and ``affinity_``. Probes are scikit-learn style estimators: parameters in the constructor,
+and ``affinity_``. Failed runs never block the others: an entry no seed measured is NaN, marked
+missing in the affinity, and ``meta["failed"]`` lists every failed run with its tasks, the
+task that diverged and the stored reason (:meth:`~taskrel.affinity.Affinity.complete` gives
+the tasks that remain complete). A probe none of whose runs gave a value is an error. Probes are scikit-learn style estimators: parameters in the constructor,
 ``get_params`` / ``set_params``, learned attributes ending in ``_``, ``fit`` returns ``self``.
 Each probe class registers itself by its ``kind`` (:data:`PROBES`).
 """
@@ -85,25 +88,34 @@ def nan_mean_std(per_seed: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def affinity_from_seeds(tasks: list[str], per_seed: Any, what: str = "probe", **kwargs: Any) -> Affinity:
     """The affinity of per-seed matrices in which a failed run left NaN: the mean over the
     seeds each entry has (:func:`nan_mean_std`); ``meta["missing"]`` lists the entries short
-    of a seed. An entry no seed has is an error naming it.
+    of a seed, with how many seeds they lack. An entry no seed has is NaN, marked missing in
+    the affinity (``what`` names the probe in errors).
 
     >>> a = affinity_from_seeds(["x", "y"], np.array([[[0, 1], [2, 0]], [[0, np.nan], [4, 0]]]), "demo")
-    >>> a.values.tolist(), a.meta["missing"]
-    ([[0.0, 1.0], [3.0, 0.0]], [['x', 'y', 1]])
+    >>> a.values.tolist(), a.meta["missing"], a.missing
+    ([[0.0, 1.0], [3.0, 0.0]], [['x', 'y', 1]], None)
+    >>> b = affinity_from_seeds(["x", "y"], np.array([[[0, np.nan], [2, 0]]]), "demo")
+    >>> b.missing.tolist(), b.complete()[1]
+    ([[False, True], [False, False]], {'y': 'no successful run for 1 of its 2 affinity entries'})
     """
     ps = np.asarray(per_seed, dtype=np.float64)
+    if ps.ndim not in (3, 4) or ps.shape[0] < 1:
+        raise TaskrelError(f"{what}: per-seed matrices must have shape (seeds, [stages,] n, n), got {ps.shape}")
     mean, std, count = nan_mean_std(ps)
-    if (count == 0).any():
-        idx = tuple(int(i) for i in np.argwhere(count == 0)[0])
-        raise TaskrelError(
-            f"{what}: no seed has a successful run for source {tasks[idx[-2]]!r} -> target "
-            f"{tasks[idx[-1]]!r}; see the failed runs in the store"
-        )
     meta = dict(kwargs.pop("meta", None) or {})
     short = np.argwhere(count < ps.shape[0])
     if len(short) or np.isnan(ps).any():
         meta["missing"] = [[tasks[i[-2]], tasks[i[-1]], int(ps.shape[0] - count[tuple(i)])] for i in short]
-    return Affinity(tasks, mean, std=std, n_seeds=ps.shape[0], per_seed=ps, meta=meta, **kwargs)
+    none = count == 0
+    return Affinity(tasks, mean, std=std, n_seeds=ps.shape[0], per_seed=ps, meta=meta,
+                    missing=none if none.any() else None, **kwargs)
+
+
+def failure_list(records: Iterable[RunRecord]) -> list[dict[str, Any]]:
+    """The failed runs as plain data: ``run`` (label or key), ``tasks``, ``failed_task`` (the
+    task whose loss diverged, when known), ``step`` and ``error`` (the stored reason)."""
+    return [{"run": r.label or r.key, "tasks": r.tasks, "failed_task": r.failed_task, "step": r.failed_step,
+             "error": r.error} for r in records if not r.ok]
 
 
 class Probe(Estimator):
@@ -181,7 +193,8 @@ class Probe(Estimator):
 
         ``runner``: a :class:`~taskrel.runner.Runner`, or a store (then a default runner).
         Runs that failed leave NaN in their seed's matrix; an entry with at least one
-        successful seed is averaged over those (``failed_`` lists the failures).
+        successful seed is averaged over those, an entry with none is NaN and marked missing
+        (``failed_`` and ``meta["failed"]`` list the failures).
         """
         tasks = self.task_names(suite)
         self.check(suite)
@@ -202,12 +215,12 @@ class Probe(Estimator):
         per_seed = self.measure(suite, records, runner.store)
         cost = self.cost(self.records_) + Cost(seconds=time.perf_counter() - t0)
         meta = {"probe": self.kind, "seeds": self.seed_list(), "config": self.config_.to_dict(),
-                "failed": [[r.label or r.key, r.error] for r in self.failed_], **self.meta()}
+                "failed": failure_list(self.failed_), **self.meta()}
         stages = list(suite.stage_names)
         self.affinities_ = {}
         for name, ps in per_seed.items():
             ps = np.asarray(ps, dtype=np.float64)
-            if np.isnan(ps).all():
+            if np.isnan(ps[..., ~np.eye(len(tasks), dtype=bool)]).all():  # not one pair measured
                 reason = self.failed_[0].error if self.failed_ else "no probe step gave a value"
                 raise TaskrelError(f"{self.kind} probe: every run failed; first reason: {reason}")
             self.affinities_[name] = affinity_from_seeds(
@@ -227,6 +240,7 @@ __all__ = [
     "check_probe_tasks",
     "check_seeds",
     "cost_of",
+    "failure_list",
     "group_spec",
     "nan_mean_std",
     "register_probe",

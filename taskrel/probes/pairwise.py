@@ -178,22 +178,26 @@ class PairwiseProbe(Probe):
         return {"cheap": dict(self.cheap) if self.cheap else None, "split": "val"}
 
     # ------------------------------------------------------------------ group estimates
-    def mean_single_loss(self, split: str = "val") -> dict[str, float]:
-        """Each task's single-task loss, mean over the seeds that finished."""
+    def mean_single_loss(self, split: str = "val", tasks: Sequence[str] | None = None) -> dict[str, float]:
+        """Each task's single-task loss (of ``tasks``, default all), mean over the seeds that finished."""
         self._fitted()
-        return {t: _nanmean([self.single_loss_[s][split][t] for s in self.single_loss_], t) for t in self.tasks_}
+        return {t: _nanmean([self.single_loss_[s][split][t] for s in self.single_loss_], t) for t in (self.tasks_ if tasks is None else tasks)}
 
-    def mean_pair_loss(self, split: str = "val") -> dict[tuple[str, str], dict[str, float]]:
-        """Each pair's per-task losses, mean over the seeds that finished."""
+    def mean_pair_loss(self, split: str = "val", tasks: Sequence[str] | None = None) -> dict[tuple[str, str], dict[str, float]]:
+        """Each pair's per-task losses (pairs within ``tasks``, default all), mean over the seeds that finished."""
         self._fitted()
         seeds = list(self.pair_loss_)
         out = {}
         for pair in self.pair_loss_[seeds[0]][split]:
+            if tasks is not None and not set(pair) <= set(tasks):
+                continue
             out[pair] = {t: _nanmean([self.pair_loss_[s][split][pair][t] for s in seeds], f"{t} with {pair}") for t in pair}
         return out
 
-    def candidates(self, max_size: int | None = None, split: str = "val", cost: GroupCost = 1.0):
-        """Every group up to ``max_size`` with HOA-estimated per-task losses.
+    def candidates(self, max_size: int | None = None, split: str = "val", cost: GroupCost = 1.0,
+                   tasks: Sequence[str] | None = None):
+        """Every group up to ``max_size`` with HOA-estimated per-task losses (groups of
+        ``tasks`` only, when given: for example the tasks whose runs did not all fail).
 
         Standley's higher-order approximation (:func:`taskrel.tables.hoa_candidates`): the
         loss of ``t`` in group ``G`` is the mean of its pair losses with the other members;
@@ -206,7 +210,9 @@ class PairwiseProbe(Probe):
             raise TaskrelError(f"pairwise probe: split must be 'val' or 'test', got {split!r}")
         if isinstance(cost, str):
             raise TaskrelError("pairwise probe: estimated networks have no runs; cost must be a number, dict or function")
-        return hoa_candidates(self.tasks_, self.mean_single_loss(split), self.mean_pair_loss(split), max_size=max_size, cost=cost)
+        tasks = self.tasks_ if tasks is None else [t for t in self.tasks_ if t in set(tasks)]
+        return hoa_candidates(tasks, self.mean_single_loss(split, tasks), self.mean_pair_loss(split, tasks),
+                              max_size=max_size, cost=cost)
 
     def _fitted(self) -> None:
         if not hasattr(self, "affinity_"):

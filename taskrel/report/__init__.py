@@ -64,6 +64,7 @@ def build_figures(result) -> tuple[list[Any], list[str]]:
     affs = {k: v.subset([t for t in order if t in v.tasks]) for k, v in result.affinity_objects().items()}
     stage_names = list(result.suite.get("stages") or [])
     n = len(result.tasks)
+    remaining = [t for t in order if t not in result.left_out]  # the tasks the analyses cover
     side = max(3.6, 0.42 * n + 1.6)
 
     def add(key, title, caption, size, fn):
@@ -83,14 +84,14 @@ def build_figures(result) -> tuple[list[Any], list[str]]:
         add("layout-branched", "Branched layout (from per-stage similarity)", "Where the tasks split, stage by stage. " + tree_caption,
             (max(5.5, 0.62 * n + 1.2), 0.62 * len(stage_names) + 1.5), lambda fig: draw.draw_layout_tree(tree_b, fig.add_subplot(), "branched layout"))
     if result.grouping:
-        bdata = F.budget_data(result.grouping, result.validation_summary(), n)
+        bdata = F.budget_data(result.grouping, result.validation_summary(), len(remaining))
         add("pareto", "Grouping under a budget", _budget_caption(result, bdata), (7.6, 3.8 if bdata.same_scale else 5.2),
             lambda fig: draw.draw_budget(bdata, fig))
     for name, aff in affs.items():
         if aff.is_staged:
             continue
         hm = F.heatmap_data(aff, order, title=name if aff.measure in ("", name) else f"{name} ({aff.measure})")
-        add(f"heatmap-{safe_name(name)}", f"Affinity: {name}", F.heatmap_caption(hm, aff.n_seeds),
+        add(f"heatmap-{safe_name(name)}", f"Affinity: {name}", F.heatmap_caption(hm, aff.n_seeds) + F.missing_caption(aff, result.left_out),
             (side + 1.6, side), lambda fig, hm=hm: draw.draw_heatmap(hm, fig.add_subplot()))
     cl = result.clustering
     if cl and cl.get("dendrogram"):
@@ -111,7 +112,7 @@ def build_figures(result) -> tuple[list[Any], list[str]]:
             add(f"gradient-{safe_name(name)}", f"Gradient alignment over training: {name}", "Cosine between per-task gradients on the shared encoder, mean over seeds (band: ± std). Coloured: the most aligned and most conflicting pairs.",
                 (8.0, 3.6), lambda fig, c=curves: draw.draw_gradient(c, fig.add_subplot()))
     ref = result.analysis_probe if len(affs) > 3 else None
-    panels = F.agreement_data(affs, order, reference=ref)
+    panels = F.agreement_data(affs, remaining, reference=ref)
     if panels:
         rows, cols = draw.grid_shape(len(panels))
         add("agreement", "Probe agreement", "Do the probes agree? Each point is one source→target pair; legend: Spearman's rank correlation and each probe's compute time.",

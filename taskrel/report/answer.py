@@ -66,7 +66,8 @@ def train_command(result, out: str | Path | None = None, layout: str | None = No
     train = study.get("train") or {}
     extra = "".join(f" --{k} {shlex.quote(str(train[k]))}" for k in ("epochs", "lr") if k in train)
     layout = layout or (Path(_out_as_typed(result, out)) / "layout.json").as_posix()
-    return (f"taskrel train {shlex.quote(str(study.get('suite')))}{opts} --tasks {shlex.quote(','.join(result.tasks))}"
+    tasks = ",".join(result.remaining_tasks)  # a left-out task is in no recommended layout
+    return (f"taskrel train {shlex.quote(str(study.get('suite')))}{opts} --tasks {shlex.quote(tasks)}"
             f"{extra} --layout {shlex.quote(layout)}")
 
 
@@ -159,7 +160,7 @@ def answer_view(result, out: str | Path | None = None) -> AnswerView:
     measured = " · ".join(f"{k}: {v['test_loss']:.4g} ± {v['std']:.2g}" for k, v in m.items())
     if measured:
         measured = f"Mean test loss per task over {max(v['seeds'] for v in m.values())} seed(s) (lower is better): {measured}"
-    ch, cr = comparison_table(d, len(result.tasks))
+    ch, cr = comparison_table(d, len(result.remaining_tasks))
     return AnswerView(d, decision_title(d, len(groups) if groups else None), style, groups, note, cr, ch, measured,
                       result.compute_seconds(), result.seconds.get("total"),
                       train_command(result, out, {SEPARATE: "separate", SHARED: "shared"}.get(d.decision)),
@@ -183,6 +184,7 @@ def summary(result, out: str | Path | None = None) -> dict[str, Any]:
         "study": result.name,
         "suite": result.suite.get("name"),
         "tasks": result.tasks,
+        "left_out": result.left_out,
         "answer": answer,
         "recommended_layout": result.layouts.get("recommended"),
         "validation": result.validation_summary().to_dict(orient="records"),
@@ -226,11 +228,12 @@ def summary_text(result) -> str:
         lines.append(f"  best measured: {d.best_measured} (total test loss {d.best_measured_loss:.4g})")
     lines.append(f"  confidence: {d.confidence} — {d.confidence_why}")
     if d.comparisons:
-        ch, cr = comparison_table(d, len(result.tasks))
-        lines.append(f"  recommended minus layout, total test loss over {len(result.tasks)} tasks, paired seeds:")
+        ch, cr = comparison_table(d, len(result.remaining_tasks))
+        lines.append(f"  recommended minus layout, total test loss over {len(result.remaining_tasks)} tasks, paired seeds:")
         table = aligned([["layout", "mean diff", "95% interval", "% of layout", "seeds", "outcome"], *cr], numeric={1, 3, 4})
         lines += ["    " + t for t in table]
     if head["recommended"]:
         lines.append(f"  recommended: {' | '.join('+'.join(g) for g in head['groups'])}")
+    lines += [f"  left out: {t} ({why}); in no layout, not validated" for t, why in result.left_out.items()]
     return "\n".join(lines)
 

@@ -115,9 +115,26 @@ def agreement_data(affinities: dict[str, Affinity], tasks: list[str] | None = No
             continue
         x, y = A.subset(common).offdiag(), B.subset(common).offdiag()
         labels = [f"{s}→{t}" for s in common for t in common if s != t]
+        both = np.isfinite(x) & np.isfinite(y)  # an entry no run measured is no point
+        x, y, labels = x[both], y[both], [lab for lab, k in zip(labels, both) if k]
         rho = A.agreement(B)["spearman"]
         panels.append(AgreementPanel(a, b, x, y, _ranks(x), _ranks(y), float(rho), float(A.cost.seconds), float(B.cost.seconds), labels))
     return panels
+
+
+def missing_caption(aff: Affinity, left_out: dict[str, str] | None = None) -> str:
+    """The caption's note on entries no run measured (blank cells), naming the tasks left out.
+
+    >>> a = Affinity(["a", "b", "c"], [[0, 1, np.nan], [1, 0, np.nan], [np.nan, np.nan, 0]], missing=True)
+    >>> missing_caption(a, {"c": "diverged"})
+    ' Blank cells: 4 entries with no successful run (left out of the analyses: c).'
+    """
+    if aff.missing is None:
+        return ""
+    n = int(aff.missing.sum())
+    gone = [t for t in aff.tasks if t in (left_out or {})]
+    tail = f" (left out of the analyses: {', '.join(gone)})" if gone else ""
+    return f" Blank cells: {n} entr{'y' if n == 1 else 'ies'} with no successful run{tail}."
 
 
 def _ranks(v: np.ndarray) -> np.ndarray:

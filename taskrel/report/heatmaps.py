@@ -96,6 +96,8 @@ def degenerate_flags(values: np.ndarray, tasks: list[str], measure: str = "") ->
     >>> v = np.array([[0, 2, 5], [1, 0, 5], [1, 2, 0.0]])
     >>> degenerate_flags(v, list("abc"))[0].split(" (")[0]
     'every column is constant'
+    >>> degenerate_flags(np.array([[0, 1, np.nan], [2, 0, np.nan], [np.nan, np.nan, 0]]), list("abc"))
+    []
     """
     n = len(tasks)
     if n < 3:
@@ -113,8 +115,12 @@ def degenerate_flags(values: np.ndarray, tasks: list[str], measure: str = "") ->
     if float(np.ptp(finite)) <= tol:
         return [f"every entry is {finite[0]:.3g}: the measure does not tell tasks apart"]
     out = []
-    cols = [t for j, t in enumerate(tasks) if np.ptp(vals[np.isfinite(vals[:, j]), j]) <= tol]
-    rows = [t for i, t in enumerate(tasks) if np.ptp(vals[i, np.isfinite(vals[i])]) <= tol]
+    def flat(v: np.ndarray) -> bool:  # constant over its measured entries (fewer than two: not flagged)
+        v = v[np.isfinite(v)]
+        return v.size > 1 and float(np.ptp(v)) <= tol
+
+    cols = [t for j, t in enumerate(tasks) if flat(vals[:, j])]
+    rows = [t for i, t in enumerate(tasks) if flat(vals[i])]
     if measure.startswith("transfer"):
         why = ("likely a frozen readout that predicts the same for any source (e.g. the majority class) "
                "or a metric that saturates")

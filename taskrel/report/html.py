@@ -67,6 +67,8 @@ def layout_text(lay, stage_names: list[str] | None = None) -> str:
     >>> layout_text(SharingLayout.branched(["a", "b", "c"], {1: [["a", "b"], ["c"]]}, 3), ["s1", "s2", "s3"])
     's1: all | s2–s3: a+b · c'
     """
+    if getattr(lay, "widths", None) and all(p == lay.partitions[0] for p in lay.partitions):
+        return " | ".join(lay.label(b) for b in lay.blocks(0))  # flat groups, each with its width
     n = len(lay.tasks)
     if all(len(p) == n for p in lay.partitions):
         return "every task alone"
@@ -119,12 +121,13 @@ def probe_rows(result) -> list[list[Any]]:
         cost = p.get("cost") or {}
         rows.append([name, p["kind"], ", ".join(map(str, p["seeds"])), cost.get("runs", "–"),
                      _num(float(cost["seconds"]), 1) if cost else "–", _num(float(p["seconds"]), 1),
-                     "ok" if not p.get("error") else f"failed: {p['error']}"])
+                     f"failed: {p['error']}" if p.get("error") else
+                     f"partial: {p['missing']} entries with no successful run" if p.get("missing") else "ok"])
     return rows
 
 
 def _front_rows(result) -> list[list[str]]:
-    n = len(result.tasks)
+    n = len(result.remaining_tasks)
     return [[_num(r["budget"], 0), _num(r["cost"], 0), _num(None if r["objective"] is None else r["objective"] / n),
              " | ".join("+".join(b) for b in r["blocks"]) if r.get("blocks") else "infeasible"]
             for r in (result.grouping or {}).get("front", [])]
@@ -165,6 +168,7 @@ def context(result, figs: list[Any], fig_errors: list[str], out: str | Path | No
         "front_rows": _front_rows(result), "stability": result.stability,
         "sections": _sections(figs), "section_titles": {k: t for k, t, _ in SECTIONS},
         "probe_head": PROBE_HEAD, "probe_rows": probe_rows(result),
+        "left_out": list(result.left_out.items()), "remaining": result.remaining_tasks,
         "problems": [f"{e['part']}: {e['error']}" for e in result.errors] + [f"figure not drawn: {e}" for e in fig_errors],
         "failed_rows": [[r["label"] or r["key"], r["seed"], f"{r['error']}" + (f" (step {r['step']})" if r.get("step") is not None else "")]
                         for r in result.failed_runs],

@@ -2,6 +2,14 @@
 
 Each part reads the probes' affinities (and a probe's own candidate table where it has one)
 and writes plain data into the study result; a part that fails is recorded and the others go on.
+
+Partial results: a task that some probe could not measure (every run holding it failed, for
+example because its loss diverged) leaves NaN entries in that probe's affinity. Such tasks are
+left out first (:func:`taskrel.affinity_missing.complete_over`: greedily, the task with the most
+missing entries), recorded with their reason in ``result.left_out``, and every analysis, the
+layouts, the validation and the decision run on the tasks that remain. A left-out task is in
+no recommended layout: it could not be measured, and a network that trains it would fail the
+same way.
 """
 
 from __future__ import annotations
@@ -9,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from taskrel.affinity import Affinity
+from taskrel.affinity_missing import complete_over
 from taskrel.analysis import (
     CandidateTable,
     GroupingSearch,
@@ -20,6 +29,7 @@ from taskrel.analysis import (
 from taskrel.errors import TaskrelError
 from taskrel.layout import SharingLayout
 from taskrel.probes import Probe
+from taskrel.study.capacity import capacity_table
 from taskrel.study.context import StudyContext, clone
 
 
@@ -27,6 +37,8 @@ def run_analyses(ctx: StudyContext, fitted: dict[str, Probe], budgets: list[floa
     """Clusters, auxiliary rankings, the grouping front (``budget``: the recommendation's) and layouts."""
     res, study = ctx.result, ctx.study
     affs = {k: Affinity.from_dict(v) for k, v in res.affinities.items()}
+    if not leave_out_incomplete(ctx, affs):
+        return
     main = _main_affinity(ctx, affs)
     if main is not None:
         res.analysis_probe = main[0]
@@ -41,6 +53,24 @@ def run_analyses(ctx: StudyContext, fitted: dict[str, Probe], budgets: list[floa
         ctx.guard("grouping", lambda: _grouping(ctx, affs, fitted, budgets or [], float(budget)))
     if study.branched:
         ctx.guard("branched layout", lambda: _branched(ctx, affs, budget))
+
+
+def leave_out_incomplete(ctx: StudyContext, affs: dict[str, Affinity]) -> bool:
+    """Leave out the tasks with missing entries in any probe's affinity: ``ctx.tasks`` becomes
+    the tasks that remain, ``result.left_out`` says why for each other one. False (nothing to
+    analyse, recorded as a problem) when fewer than two tasks remain."""
+    keep, left = complete_over(affs, ctx.tasks) if affs else (ctx.tasks, {})
+    if not left:
+        return True
+    ctx.result.left_out = left
+    for task, why in left.items():
+        ctx.say(f"task {task!r} left out of the analyses: {why}")
+    ctx.tasks = keep
+    if len(keep) < 2:
+        ctx.result.errors.append({"part": "analysis", "error": f"only {len(keep)} task(s) remain after leaving out "
+                                  f"{', '.join(left)} (see left out); nothing to analyse"})
+        return False
+    return True
 
 
 def _main_affinity(ctx: StudyContext, affs: dict[str, Affinity]) -> tuple[str, Affinity] | None:
@@ -88,6 +118,8 @@ def _clustering(ctx: StudyContext, aff: Affinity) -> None:
 
 
 def _auxiliary(ctx: StudyContext, affs: dict[str, Affinity], primary: str) -> None:
+    if primary in ctx.result.left_out:
+        raise TaskrelError(f"auxiliary: task {primary!r} was left out ({ctx.result.left_out[primary]})")
     for name, aff in affs.items():
         if aff.is_staged or primary not in aff.tasks:
             continue
@@ -101,13 +133,38 @@ def _table(ctx: StudyContext, affs: dict[str, Affinity], fitted: dict[str, Probe
     source = ctx.study.source_probe()
     probe = fitted.get(source)
     max_size = ctx.study.max_size
+    if getattr(ctx.study, "widths", None):  # groups offered at several widths
+        return source, "hoa", capacity_table(ctx, probe)
     if probe is not None and callable(getattr(probe, "candidates", None)):
-        table = probe.candidates() if max_size is None else probe.candidates(max_size=max_size)
+        kw = {} if max_size is None else {"max_size": max_size}
+        if probe.kind == "pairwise":  # its HOA table on the remaining tasks (a left-out one has no losses)
+            kw["tasks"] = ctx.tasks
+        table = restrict_table(probe.candidates(**kw), ctx.tasks)
         return source, "hoa" if probe.kind == "pairwise" else probe.kind, table
     if source not in affs:
         raise TaskrelError(f"grouping: probe {source!r} gave no affinity (see its error above)")
     aff = affs[source].plain().subset(ctx.tasks)
     return source, "affinity", CandidateTable.from_affinity(aff, max_size=max_size)
+
+
+def restrict_table(table: CandidateTable, tasks: list[str]) -> CandidateTable:
+    """The networks of ``table`` that serve only ``tasks``, on those tasks' columns.
+
+    >>> t = CandidateTable([{"tasks": "a", "cost": 1, "a": .5}, {"tasks": "b", "cost": 1, "b": .4},
+    ...                     {"tasks": "a+b", "cost": 1, "values": {"a": .3, "b": .4}}])
+    >>> restrict_table(t, ["a"]).names
+    ['a']
+    """
+    if list(table.tasks) == list(tasks):
+        return table
+    cols = [table.tasks.index(t) for t in tasks if t in table.tasks]
+    outside = np.ones(len(table.tasks), dtype=bool)
+    outside[cols] = False
+    rows = [r for r in range(len(table)) if not table.members[r, outside].any()]
+    return CandidateTable.from_arrays(
+        [table.tasks[c] for c in cols], table.members[rows][:, cols], table.cost[rows], table.values[rows][:, cols],
+        table.higher_is_better, False, [table.name(r) for r in rows], table.width[rows],
+        None if table.std is None else table.std[rows][:, cols], table.n_seeds, table.meta)
 
 
 def _grouping(ctx: StudyContext, affs: dict[str, Affinity], fitted: dict[str, Probe], budgets: list[float], budget: float) -> None:
@@ -125,8 +182,8 @@ def _grouping(ctx: StudyContext, affs: dict[str, Affinity], fitted: dict[str, Pr
         served: dict[str, list[str]] = {}
         for t in ctx.tasks:  # assignment_: task -> name of the network serving it
             served.setdefault(gs.assignment_[t], []).append(t)
-        lay = ctx.layout_of(list(served.values()))
-        rows.append({"budget": b, "cost": gs.cost_, "objective": gs.total_,
+        lay = ctx.layout_of(list(served.values()), {t: float(table.width[table.index(n)]) for t, n in gs.assignment_.items()})
+        rows.append({"budget": b, "cost": gs.cost_, "objective": gs.total_, "networks": list(gs.networks_),
                      "groups": ["+".join(x) for x in gs.groups_], "blocks": [list(b) for b in lay.blocks(0)],
                      "layout": lay.to_dict()})
     ctx.result.grouping = {
@@ -138,12 +195,13 @@ def _grouping(ctx: StudyContext, affs: dict[str, Affinity], fitted: dict[str, Pr
         "partition": partition,
         "budget": budget,
         "front": rows,
+        **({"capacity": table.meta["capacity"]} if "capacity" in table.meta else {}),
     }
     chosen = next((r for r in rows if r["budget"] == budget), None)
     if chosen is None or chosen["blocks"] is None:
         raise TaskrelError(f"grouping: no grouping fits the budget {budget:g} (the cheapest covering costs {cheapest:g})")
     ctx.result.layouts["recommended"] = chosen["layout"]
-    ctx.say(f"recommended grouping at budget {budget:g}: " + " | ".join("+".join(b) for b in chosen["blocks"]))
+    ctx.say(f"recommended grouping at budget {budget:g}: " + " | ".join(SharingLayout.from_dict(chosen["layout"]).label(b) for b in chosen["blocks"]))
 
 
 # ---------------------------------------------------------------------- branched
@@ -159,4 +217,4 @@ def _branched(ctx: StudyContext, affs: dict[str, Affinity], budget: float | None
     ctx.result.probes.setdefault(name, {})["branched_layout"] = lay.describe()
 
 
-__all__ = ["run_analyses"]
+__all__ = ["leave_out_incomplete", "restrict_table", "run_analyses"]

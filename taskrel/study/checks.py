@@ -56,6 +56,7 @@ def check_study(study: Any, suite: Suite) -> tuple[list[str], list[float] | None
         if k is not None and (not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= len(tasks)):
             _fail("analysis.clustering.n_clusters", f"must be an integer between 1 and {len(tasks)}, got {k!r}")
     budgets, budget = _check_grouping(study, list(named), len(tasks)) if study.grouping is not None else (None, None)
+    check_widths(study, suite)
     if study.validation is not None:
         study.validation.check()
     return tasks, budgets, budget
@@ -75,13 +76,17 @@ def _check_grouping(study: Any, probes: list[str], n: int) -> tuple[list[float],
     budgets = list(study.budgets) if study.budgets is not None else list(range(1, n + 1))
     if not budgets:
         _fail("analysis.grouping.budgets", f"must be a non-empty list of numbers, got {budgets!r}")
+    if study.widths:  # a narrow network costs less than a full one: any positive budget may do
+        least, each, one = 0.0, "must be a number above 0", "must be a number above 0"
+    else:
+        least, each, one = 1.0, "(networks trained) must be a number >= 1", "must be a number >= 1 (networks trained)"
     for b in budgets:
-        if not _number(b) or b < 1:
-            _fail("analysis.grouping.budgets", f"each budget (networks trained) must be a number >= 1, got {b!r}")
+        if not _number(b) or b < least or b <= 0:
+            _fail("analysis.grouping.budgets", f"each budget {each}, got {b!r}")
     budget = g.budget if g.budget is not None else sorted(set(budgets))[len(set(budgets)) // 2]
-    if not _number(budget) or budget < 1:
-        _fail("analysis.grouping.budget", f"must be a number >= 1 (networks trained), got {budget!r}")
-    if budget > n:
+    if not _number(budget) or budget < least or budget <= 0:
+        _fail("analysis.grouping.budget", f"{one}, got {budget!r}")
+    if budget > n and not study.widths:
         _fail("analysis.grouping.budget", f"{budget} networks for {n} tasks: at most {n} are ever useful")
     if g.solver not in SOLVERS:
         _fail("analysis.grouping.solver", f"unknown solver {g.solver!r}; use one of {list(SOLVERS)}")
@@ -91,4 +96,34 @@ def _check_grouping(study: Any, probes: list[str], n: int) -> tuple[list[float],
     return sorted({float(b) for b in budgets} | {float(budget)}), float(budget)
 
 
-__all__ = ["check_study"]
+def check_widths(study: Any, suite: Suite) -> list[float] | None:
+    """The widths a study offers each group, checked (and the suite built at each), or None."""
+    from taskrel.study.capacity import COSTS
+    from taskrel.widths import check_width
+
+    ws = study.widths
+    if ws is None:
+        return None
+    where = "analysis.grouping.widths"
+    if study.grouping is None:
+        _fail(where, "widths are chosen by the grouping search; the study has no grouping")
+    if isinstance(ws, (str, bytes)) or not hasattr(ws, "__iter__") or not list(ws):
+        _fail(where, f"must be a non-empty list of widths (e.g. [0.5, 1.0]), got {ws!r}")
+    widths = [check_width(w, f"study: field {where!r}") for w in ws]
+    if len(set(widths)) != len(widths):
+        _fail(where, f"widths are repeated: {list(ws)}")
+    if study.grouping_cost not in COSTS:
+        _fail("analysis.grouping.cost", f"unknown cost {study.grouping_cost!r}; use one of {', '.join(COSTS)}")
+    source = study.source_probe()
+    probe = study.named_probes().get(source)
+    if getattr(probe, "kind", None) != "pairwise":
+        _fail(where, f"choosing widths needs a pairwise probe as the grouping source; the source is {source!r}")
+    for w in widths:
+        try:
+            suite.at_width(w)
+        except TaskrelError as e:
+            _fail(where, f"width {w:g}: {e}")
+    return widths
+
+
+__all__ = ["check_study", "check_widths"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,9 +55,10 @@ class StudyContext:
             self.say(f"{part} failed: {msg} (the study goes on)")
             return None
 
-    def layout_of(self, blocks: Sequence[Sequence[str]]) -> SharingLayout:
-        """Flat groups as a layout of this suite, tasks kept in the study's order."""
-        return SharingLayout.from_groups(blocks, self.suite.n_stages, order=self.tasks)
+    def layout_of(self, blocks: Sequence[Sequence[str]], widths: Mapping[str, float] | None = None) -> SharingLayout:
+        """Flat groups as a layout of this suite, tasks kept in the study's order; ``widths``
+        (``{task: width}``, default 1) gives each group's network its width."""
+        return SharingLayout.from_groups(blocks, self.suite.n_stages, order=self.tasks).with_widths(widths or {})
 
 
 __all__ = ["StudyContext", "clone", "error_text"]

@@ -2,7 +2,8 @@
 
 :func:`decide` pairs every trained layout with the recommendation seed by seed (the same seeds
 and splits train both, so seed-to-seed noise shared by the two cancels), takes the difference
-*recommended minus layout* of the total test loss (summed over the study's tasks; positive
+*recommended minus layout* of the total test loss (summed over the study's remaining tasks:
+a task the analyses left out, see ``StudyResult.left_out``, is in no validated layout; positive
 means the other layout did better) and its 95% t interval over the seeds, and chooses one of
 four answers:
 
@@ -146,7 +147,7 @@ def paired(a: dict[int, float], b: dict[int, float]) -> tuple[float, tuple[float
 
 def comparisons(result) -> list[Comparison]:
     """Recommended minus every other trained layout (one entry per distinct layout)."""
-    totals = per_seed_totals(result.validation, list(result.tasks))
+    totals = per_seed_totals(result.validation, list(result.remaining_tasks))
     rec = totals.get("recommended")
     if not rec:
         return []
@@ -241,7 +242,7 @@ def decide(result) -> Decision:
 
 
 def _best(result) -> tuple[str | None, float | None]:
-    totals = per_seed_totals(result.validation, list(result.tasks))
+    totals = per_seed_totals(result.validation, list(result.remaining_tasks))
     if not totals:
         return None, None
     means = {n: float(np.mean(list(v.values()))) for n, v in totals.items()}

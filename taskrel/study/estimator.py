@@ -49,15 +49,19 @@ class Validation(Estimator):
     aggregator : also train all-shared with this conflict-aware TorchJD aggregator (e.g.
         ``"upgrad"``; :data:`taskrel.aggregators.AGGREGATORS`), as the layout
         ``"all-shared + upgrad"``: the control a grouping has to beat. None: no such control.
+    matched : also train all-shared and all-separate at the widths whose parameter counts are
+        nearest the recommendation's (``"all-shared matched"``, ``"all-separate matched"``;
+        :mod:`taskrel.study.capacity`). None: when the study searches widths.
     """
 
     def __init__(self, seeds: Sequence[int] = (0, 1, 2), config: TrainConfig | None = None, front: bool = True, random: int = 0,
-                 aggregator: str | None = None):
+                 aggregator: str | None = None, matched: bool | None = None):
         self.seeds = seeds
         self.config = config
         self.front = front
         self.random = random
         self.aggregator = aggregator
+        self.matched = matched
 
     def check(self) -> list[int]:
         from taskrel.probes.base import check_seeds
@@ -72,6 +76,8 @@ class Validation(Estimator):
             if self.aggregator not in AGGREGATORS:
                 raise TaskrelError(f"study: field 'validation.aggregator': unknown aggregator {self.aggregator!r}; "
                                    f"use one of {', '.join(sorted(AGGREGATORS))}")
+        if self.matched is not None and not isinstance(self.matched, bool):
+            raise TaskrelError(f"study: field 'validation.matched': must be true, false or None, got {self.matched!r}")
         return check_seeds(self.seeds, "study: field 'validation.seeds'")
 
 
@@ -94,6 +100,11 @@ class Study(Estimator):
     grouping_source : the probe whose candidate table the grouping reads (default: a pairwise
         probe's HOA table, else the analysed affinity).
     max_size : largest group of a table built from an affinity.
+    widths : offer every group at these encoder widths (e.g. ``[0.5, 1.0]``), chosen with the
+        grouping under the budget (:mod:`taskrel.study.capacity`; the suite needs a width
+        builder). None: every network at the suite's width.
+    grouping_cost : with ``widths``, what a network costs: ``"params"`` (its parameters over
+        the width-1 all-shared network's) or ``"networks"`` (its width, in full networks).
     stability : measure the clusters' stability over seeds.
     branched : search a branched layout from a per-stage affinity.
     tasks : the study's tasks (default: every task of the suite).
@@ -127,6 +138,8 @@ class Study(Estimator):
         suite_options: Mapping[str, Any] | None = None,
         verbose: bool = True,
         source: str = "",
+        widths: Sequence[float] | None = None,
+        grouping_cost: str = "params",
     ):
         self.probes = probes
         self.clustering = clustering
@@ -137,6 +150,8 @@ class Study(Estimator):
         self.budgets = budgets
         self.grouping_source = grouping_source
         self.max_size = max_size
+        self.widths = widths
+        self.grouping_cost = grouping_cost
         self.stability = stability
         self.branched = branched
         self.tasks = tasks
@@ -282,12 +297,12 @@ class Study(Estimator):
         grouping = None if g is None else {
             "budgets": budgets, "budget": budget, "source": self.source_probe(), "solver": g.solver,
             "partition": bool(g.partition), "max_size": self.max_size,
-        }
+        } | ({"widths": [float(w) for w in self.widths], "cost": self.grouping_cost} if self.widths else {})
         c = self.clustering
         clustering = None if c is None else {**_plain({k: getattr(c, k) for k in ("method", "n_clusters", "linkage", "random_state") if hasattr(c, k)}), "stability": bool(self.stability)}
         v = self.validation
         validation = None if v is None else {"seeds": list(v.seeds), "train": (v.config or self.base_config()).to_dict(),
-                                             "front": bool(v.front), "random": int(v.random)}
+                                             "front": bool(v.front), "random": int(v.random), "matched": v.matched}
         return {
             "name": self.name, "suite": suite.name, "description": self.description, "tasks": list(tasks),
             "suite_options": dict(self.suite_options or {}), "train": self.base_config().to_dict(), "probes": probes,
@@ -328,12 +343,14 @@ def study_from_spec(spec: StudySpec) -> Study:
     if spec.validation is not None:
         v = spec.validation
         validation = Validation(seeds=v["seeds"], config=train_config_of({**spec.train, **v.get("train", {})}, "validation.train"),
-                                front=bool(v.get("front", True)), random=v.get("random", 0), aggregator=v.get("aggregator"))
+                                front=bool(v.get("front", True)), random=v.get("random", 0), aggregator=v.get("aggregator"),
+                                matched=v.get("matched"))
     return Study(
         probes=probes, clustering=clustering, grouping=grouping, validation=validation,
         auxiliary=list(spec.auxiliary), affinity=spec.affinity,
         budgets=None if g is None else g.get("budgets"), grouping_source=None if g is None else g.get("source"),
         max_size=None if g is None else g.get("max_size"),
+        widths=None if g is None else g.get("widths"), grouping_cost="params" if g is None else g.get("cost", "params"),
         stability=bool((spec.clustering or {}).get("stability", True)), branched=spec.branched,
         tasks=spec.tasks, config=base, name=spec.name, description=spec.description,
         suite=spec.suite, suite_options=spec.suite_options, source=spec.source,

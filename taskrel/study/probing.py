@@ -38,6 +38,8 @@ def run_probes(ctx: StudyContext, probes: dict[str, Probe]) -> dict[str, Probe]:
                             "seconds": aff.cost.seconds, "runs": aff.cost.runs}
             info["measure"] = aff.measure
             info["failed"] = len(probe.failed_)
+            if aff.missing is not None:  # entries no seed measured: their tasks are left out of the analyses
+                info["missing"] = int(aff.missing.sum())
             traj = getattr(probe, "trajectory_", None)
             if traj is not None and "cosine" in traj:
                 ctx.result.trajectories[name] = cosine_trajectory(traj)

@@ -56,6 +56,11 @@ class StudyResult:
 
     ``validation`` rows: one per (layout, seed, task): ``layout``, ``seed``, ``task``,
     ``test_loss``, ``test_metric``, ``val_loss``, ``n_parameters``, ``status``.
+
+    ``left_out`` maps each task the analyses left out to why (no probe could measure it: for
+    example every run holding it diverged). The clusters, rankings, grouping, layouts,
+    validation and decision cover :attr:`remaining_tasks` only; a left-out task is in no
+    recommended layout.
     """
 
     study: dict[str, Any]  # the parsed study (Study.to_dict)
@@ -73,6 +78,7 @@ class StudyResult:
     validation: list[dict[str, Any]] = field(default_factory=list)
     failed_runs: list[dict[str, Any]] = field(default_factory=list)
     errors: list[dict[str, str]] = field(default_factory=list)  # {"part", "error"}
+    left_out: dict[str, str] = field(default_factory=dict)  # task -> why the analyses left it out
     seconds: dict[str, float] = field(default_factory=dict)  # wall time of the invocation that wrote this
     invocation: dict[str, Any] = field(default_factory=dict)  # cwd, study_file, store, out (see invocation_of)
     validation_cost: dict[str, Any] = field(default_factory=dict)  # steps, examples, seconds, runs of its records
@@ -83,6 +89,15 @@ class StudyResult:
     @property
     def name(self) -> str:
         return str(self.study.get("name", "study"))
+
+    @property
+    def remaining_tasks(self) -> list[str]:
+        """The study's tasks that the analyses, validation and decision cover (not left out).
+
+        >>> StudyResult(study={}, suite={}, tasks=["a", "b", "c"], left_out={"b": "diverged"}).remaining_tasks
+        ['a', 'c']
+        """
+        return [t for t in self.tasks if t not in self.left_out]
 
     def affinity(self, name: str) -> Affinity:
         if name not in self.affinities:

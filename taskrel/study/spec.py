@@ -32,6 +32,13 @@ A study is a TOML file (see ``studies/default.toml``)::
                                        # probe's affinity (default: pairwise if present)
     solver = "milp"
     max_size = 4                       # largest group in a table built from an affinity
+    widths = [0.5, 1.0]                # optional: offer every group at these encoder widths
+                                       # (the suite's stages built at width x; the search
+                                       # chooses groups and widths together; needs a
+                                       # pairwise probe, measured at every width)
+    cost = "params"                    # with widths: a network costs its parameters over the
+                                       # width-1 all-shared network's ("params"), or its
+                                       # width in full networks ("networks")
 
     [validation]                       # train recommended vs all-shared vs all-separate
     seeds = [0, 1, 2]
@@ -41,6 +48,9 @@ A study is a TOML file (see ``studies/default.toml``)::
                                        # group sizes (the same budget and parameter count)
     aggregator = "upgrad"              # and all-shared trained with a conflict-aware TorchJD
                                        # aggregator ("all-shared + upgrad"; optional)
+    matched = true                     # and all-shared and all-separate at the widths that
+                                       # match the recommendation's parameter count (default:
+                                       # when the grouping searches widths)
 
 Every problem is a :class:`~taskrel.errors.TaskrelError` that names the field at fault.
 """
@@ -71,9 +81,9 @@ SUITE_KEYS = {"name", "tasks", "options"}
 ANALYSIS_KEYS = {"affinity", "clustering", "auxiliary", "grouping", "layout"}
 CLUSTER_KEYS = {"method", "n_clusters", "linkage", "random_state", "stability"}
 AUX_KEYS = {"primary"}
-GROUPING_KEYS = {"budgets", "budget", "source", "solver", "partition", "max_size"}
+GROUPING_KEYS = {"budgets", "budget", "source", "solver", "partition", "max_size", "widths", "cost"}
 LAYOUT_KEYS = {"branched"}
-VALIDATION_KEYS = {"enabled", "seeds", "train", "front", "random", "aggregator"}
+VALIDATION_KEYS = {"enabled", "seeds", "train", "front", "random", "aggregator", "matched"}
 
 
 @dataclass
@@ -213,8 +223,9 @@ def _parse_validation(validation: Any) -> dict[str, Any] | None:
     validation = None if validation is False else _table(validation, "validation", VALIDATION_KEYS)
     if validation is None or not _bool(validation.get("enabled", True), "validation.enabled"):
         return None
-    if "front" in validation:
-        _bool(validation["front"], "validation.front")
+    for key in ("front", "matched"):
+        if key in validation:
+            _bool(validation[key], f"validation.{key}")
     validation["seeds"] = _seeds(validation.get("seeds", [0, 1, 2]), "validation.seeds")
     if not isinstance(validation.get("train", {}), dict):
         _fail("validation.train", "must be a table of TrainConfig fields")

@@ -8,7 +8,11 @@ the recommendation's group sizes (so the same number of networks and parameters)
 too: the equal-budget control that says whether the probes' choice of *who* shares mattered.
 With ``aggregator = "upgrad"`` (any TorchJD aggregator taskrel names) all-shared is trained
 once more with that conflict-aware aggregator, as ``"all-shared + upgrad"``: a grouping has to
-beat "keep everything shared and use a better optimiser" too.
+beat "keep everything shared and use a better optimiser" too. With ``matched`` (by default
+when the grouping chooses widths), all-shared and all-separate are trained once more at the
+widths whose parameter counts are nearest the recommendation's (``"all-shared matched"``,
+``"all-separate matched"``; :func:`taskrel.study.capacity.matched_baselines`): the layout
+entry of each records its width, its parameter count and the recommendation's.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import numpy as np
 
 from taskrel.layout import SharingLayout
 from taskrel.store import RunSpec
+from taskrel.study.capacity import matched_baselines
 from taskrel.study.context import StudyContext
 
 ORDER = ("recommended", "branched", "all-shared", "all-separate")
@@ -43,10 +48,19 @@ def validation_layouts(ctx: StudyContext) -> dict[str, SharingLayout]:
                 named[name] = SharingLayout.from_dict(row["layout"])
     rec = named.get("recommended")
     if rec is not None and v.random:
+        # the i-th largest random group takes the width of the i-th largest recommended group
+        widths = [rec.width_of(b[0]) for b in sorted(rec.blocks(0), key=lambda b: -len(b))]
         for i, blocks in enumerate(random_groupings(rec.blocks(0), ctx.tasks, v.random), 1):
-            lay = ctx.layout_of(blocks)
+            lay = ctx.layout_of(blocks, {t: w for b, w in zip(blocks, widths) for t in b})
             res.layouts[f"random {i}"] = lay.to_dict()
             named[f"random {i}"] = lay
+    matched = v.matched if getattr(v, "matched", None) is not None else bool(getattr(ctx.study, "widths", None))
+    if rec is not None and matched:
+        for name, (lay, info) in matched_baselines(ctx.suite, ctx.tasks, rec).items():
+            res.layouts[name] = {**lay.to_dict(), **info}
+            named[name] = lay
+            ctx.say(f"validation: {name} at width {info['width']:g}: {info['n_parameters']} parameters "
+                    f"(the recommendation has {info['target_parameters']})")
     return named
 
 

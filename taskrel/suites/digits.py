@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from torch import nn
 
 from taskrel.suite import Suite, Task
 from taskrel.suites import register_suite
+from taskrel.widths import mlp_stages
 
 # Properties of the digit shown: each a binary task.
 PROPERTIES: dict[str, set[int]] = {
@@ -49,20 +49,17 @@ def digits_suite(tasks: Sequence[str] | None = None, width: int = 64, split_seed
     X = (d.data / 16.0).astype(np.float32)
     task_list, targets = digit_tasks(d.target, list(tasks) if tasks else ALL_TASKS)
     w = int(width)
-    stages = [
-        lambda: nn.Sequential(nn.Linear(64, w), nn.ReLU()),
-        lambda: nn.Sequential(nn.Linear(w, w // 2), nn.ReLU()),
-        lambda: nn.Sequential(nn.Linear(w // 2, w // 4), nn.ReLU()),
-    ]
+    at_width = mlp_stages(64, [w, w // 2, w // 4])  # every size times the width multiplier
     return Suite(
         "digits",
         X,
         task_list,
         targets,
-        stages,
+        at_width(1.0),
         split=(0.6, 0.2, 0.2),
         split_seed=split_seed,
         stage_names=["fc1", "fc2", "fc3"],
         truth={"digit": d.target.tolist()},
         description="scikit-learn digits (8x8), binary one-vs-rest and property tasks",
+        stages_at_width=at_width,
     )

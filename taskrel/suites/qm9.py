@@ -38,11 +38,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from torch import nn
 
 from taskrel.errors import TaskrelError
 from taskrel.suite import Suite, Task
 from taskrel.suites import register_suite
+from taskrel.widths import mlp_stages
 
 # task name -> column of the qm9pack CSV files (the twelve standard QM9 targets, in their order)
 TARGETS: dict[str, str] = {
@@ -203,18 +203,14 @@ def qm9_suite(
     Z, mean, std = _zscore(Y[keep][:, cols], train_rows)
     targets = {t: Z[:, j] for j, t in enumerate(names)}
 
-    d, w = X.shape[1], int(width)
-    stages = [
-        lambda: nn.Sequential(nn.Linear(d, w), nn.ReLU()),
-        lambda: nn.Sequential(nn.Linear(w, w // 2), nn.ReLU()),
-        lambda: nn.Sequential(nn.Linear(w // 2, w // 4), nn.ReLU()),
-    ]
+    w = int(width)
+    at_width = mlp_stages(X.shape[1], [w, w // 2, w // 4])  # every size times the width multiplier
     return Suite(
         "qm9",
         X,
         [Task(t, "regression") for t in names],
         targets,
-        stages,
+        at_width(1.0),
         split=split,
         split_seed=split_seed,
         stage_names=["fc1", "fc2", "fc3"],
@@ -227,4 +223,5 @@ def qm9_suite(
         description=f"QM9 ({n:,} of {N_MOLECULES:,} molecules, from qm9pack): properties z-scored on "
         f"the training split; Morgan fingerprints ({fp_bits} bits, radius {radius})"
         + (" + 12 RDKit counts" if descriptors else ""),
+        stages_at_width=at_width,
     )

@@ -8,11 +8,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from torch import nn
 
 from taskrel.errors import TaskrelError
 from taskrel.suite import Suite, Task
 from taskrel.suites import register_suite
+from taskrel.widths import mlp_stages
 
 
 def load_yeast() -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -39,10 +39,7 @@ def yeast_suite(tasks: Sequence[str] | None = None, split_seed: int = 0) -> Suit
     if unknown:
         raise TaskrelError(f"yeast tasks {unknown} are unknown; known: {', '.join(labels)}")
     targets = {t: Y[:, labels.index(t)] for t in names}
-    d = X.shape[1]
-    stages = [
-        lambda: nn.Sequential(nn.Linear(d, 64), nn.ReLU()),
-        lambda: nn.Sequential(nn.Linear(64, 32), nn.ReLU()),
-        lambda: nn.Sequential(nn.Linear(32, 16), nn.ReLU()),
-    ]
-    return Suite("yeast", X, [Task(t, "binary") for t in names], targets, stages, split_seed=split_seed, stage_names=["fc1", "fc2", "fc3"], description="yeast gene functional classes (multi-label), 103 features")
+    at_width = mlp_stages(X.shape[1], [64, 32, 16])  # every size times the width multiplier
+    return Suite("yeast", X, [Task(t, "binary") for t in names], targets, at_width(1.0), split_seed=split_seed,
+                 stage_names=["fc1", "fc2", "fc3"], description="yeast gene functional classes (multi-label), 103 features",
+                 stages_at_width=at_width)
