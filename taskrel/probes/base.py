@@ -213,8 +213,10 @@ class Probe(Estimator):
         self.config_ = self.train_config()
         t0 = time.perf_counter()
         per_seed = self.measure(suite, records, runner.store)
-        cost = self.cost(self.records_) + Cost(seconds=time.perf_counter() - t0)
+        measure_seconds = time.perf_counter() - t0  # this invocation's; the runs' are their records'
+        cost = self.cost(self.records_) + Cost(seconds=measure_seconds)
         meta = {"probe": self.kind, "seeds": self.seed_list(), "config": self.config_.to_dict(),
+                "measure_seconds": measure_seconds,
                 "failed": failure_list(self.failed_), **self.meta()}
         stages = list(suite.stage_names)
         self.affinities_ = {}

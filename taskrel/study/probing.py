@@ -35,7 +35,8 @@ def run_probes(ctx: StudyContext, probes: dict[str, Probe]) -> dict[str, Probe]:
             aff: Affinity = probe.affinity_
             ctx.result.affinities[name] = aff.to_dict()
             info["cost"] = {"steps": aff.cost.steps, "examples": aff.cost.examples,
-                            "seconds": aff.cost.seconds, "runs": aff.cost.runs}
+                            "seconds": aff.cost.seconds, "runs": aff.cost.runs,
+                            "measure_seconds": float(aff.meta.get("measure_seconds", 0.0))}
             info["measure"] = aff.measure
             info["failed"] = len(probe.failed_)
             if aff.missing is not None:  # entries no seed measured: their tasks are left out of the analyses
