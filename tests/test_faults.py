@@ -381,3 +381,85 @@ def test_pool_workers_exit_when_the_study_is_sigkilled(tmp_path):
         for w in workers:
             if _alive(w):
                 os.kill(w, signal.SIGKILL)
+
+
+# ---------------------------------------------------------------------- atomic writes
+def _table(n_tasks: int):
+    from taskrel.tables import CandidateTable
+
+    tasks = [f"t{i}" for i in range(n_tasks)]
+    rows = [{"tasks": t, "cost": 1, t: 0.5 + i / 10} for i, t in enumerate(tasks)]
+    rows += [{"tasks": f"{a}+{b}", "cost": 1, a: 0.55 + i / 10, b: 0.6 + j / 10}
+             for i, a in enumerate(tasks) for j, b in enumerate(tasks) if i < j]
+    return CandidateTable(rows)
+
+
+def _stages_affinity(n_tasks: int):
+    import numpy as np
+
+    from taskrel.affinity import Affinity
+
+    rng = np.random.default_rng(n_tasks)
+    s = rng.uniform(0.1, 0.9, size=(2, n_tasks, n_tasks))
+    s = (s + s.transpose(0, 2, 1)) / 2
+    s[:, np.arange(n_tasks), np.arange(n_tasks)] = 1.0
+    return Affinity([f"t{i}" for i in range(n_tasks)], s, stages=["s0", "s1"])
+
+
+def _table_json(tmp_path, n_tasks):
+    table = _table(n_tasks)
+    return lambda target: table.to_json(target)
+
+
+def _cli(argv):
+    from taskrel.cli.main import main
+
+    assert main(argv) == 0
+
+
+def _group_json(tmp_path, n_tasks):
+    _table(n_tasks).to_json(tmp_path / f"in{n_tasks}.json")
+    return lambda target: _cli(["group", str(tmp_path / f"in{n_tasks}.json"), "--budget", "2", "--json", str(target)])
+
+
+def _group_layout(tmp_path, n_tasks):
+    _table(n_tasks).to_json(tmp_path / f"in{n_tasks}.json")
+    return lambda target: _cli(["group", str(tmp_path / f"in{n_tasks}.json"), "--budget", "2", "--n-stages", "3", "--out", str(target)])
+
+
+def _branched_layout(tmp_path, n_tasks):
+    _stages_affinity(n_tasks).save(tmp_path / f"aff{n_tasks}.json")
+    return lambda target: _cli(["layout", str(tmp_path / f"aff{n_tasks}.json"), "--out", str(target)])
+
+
+@pytest.mark.parametrize("writer", [_table_json, _group_json, _group_layout, _branched_layout],
+                         ids=["CandidateTable.to_json", "group --json", "group --n-stages --out", "layout --out"])
+def test_a_write_that_fails_midway_leaves_the_previous_file(tmp_path, capsys, writer):
+    """The disk fills up while a finished result is written: the previous file stays whole.
+
+    RLIMIT_FSIZE makes every write past a few bytes fail with EFBIG, as a full disk would,
+    after the file was opened (a plain ``write_text`` has truncated it by then).
+    """
+    import errno
+
+    resource = pytest.importorskip("resource")
+    target = tmp_path / "out" / "result.json"
+    target.parent.mkdir()
+    write_old, write_new = writer(tmp_path, 3), writer(tmp_path, 4)
+    write_old(target)  # the previous result (and every lazy import, before the limit)
+    before = target.read_bytes()
+    assert len(before) > 64
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (32, hard))
+    try:
+        with pytest.raises(OSError) as info:
+            write_new(target)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, handler)
+    assert info.value.errno == errno.EFBIG, info.value  # it failed while writing, not before
+    assert target.read_bytes() == before, "a failed write damaged the previous file"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["result.json"], "a temporary file was left behind"
+    write_new(target)  # with room on the disk the new result replaces the old one
+    assert target.read_bytes() != before and json.loads(target.read_text())

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from taskrel.cli.common import add_run_args, out_path, probe_settings
 from taskrel.errors import TaskrelError
+from taskrel.files import atomic_write_text
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -177,7 +178,7 @@ def cmd_group(args: argparse.Namespace) -> int:
             _write_layout(gs, args)
     if args.json:
         path = out_path(args.json, "grouping.json")
-        path.write_text(json.dumps(report, indent=1))
+        atomic_write_text(path, json.dumps(report, indent=1))
         print(f"results written to {path}")
     return 0
 
@@ -202,7 +203,7 @@ def _write_layout(gs, args: argparse.Namespace) -> None:
     groups = [list(gs.served_[name]) for name in gs.networks_]
     lay = SharingLayout.groups(groups, args.n_stages)
     p = out_path(args.out, "layout.json")
-    p.write_text(json.dumps(lay.to_dict(), indent=1))
+    atomic_write_text(p, json.dumps(lay.to_dict(), indent=1))
     print(f"layout: {lay.describe()}\nwritten to {p}")
 
 
@@ -216,6 +217,6 @@ def cmd_layout(args: argparse.Namespace) -> int:
     print("front (cost, dissimilarity):")
     print(s.front_[["cost", "dissimilarity"]].to_string(index=False))
     p = out_path(args.out, "layout.json")
-    p.write_text(json.dumps(s.layout_.to_dict(), indent=1))
+    atomic_write_text(p, json.dumps(s.layout_.to_dict(), indent=1))
     print(f"written to {p}")
     return 0

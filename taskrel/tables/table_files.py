@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from taskrel.errors import TaskrelError
-from taskrel.files import read_json, read_text
+from taskrel.files import atomic_write_text, read_json, read_text
 from taskrel.tables.group_estimates import number
 
 RESERVED = ("name", "tasks", "width", "cost")
@@ -170,6 +170,6 @@ class TableFiles:
                 rec["std"] = {t: float(self.std[i, self.tasks.index(t)]) for t in g}
             nets.append(rec)
         path = Path(path)
-        path.write_text(json.dumps({"tasks": self.tasks, "higher_is_better": self.higher_is_better,
-                                    "n_seeds": self.n_seeds, "networks": nets}, indent=1))
+        atomic_write_text(path, json.dumps({"tasks": self.tasks, "higher_is_better": self.higher_is_better,
+                                            "n_seeds": self.n_seeds, "networks": nets}, indent=1))
         return path
