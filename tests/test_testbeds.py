@@ -102,6 +102,56 @@ def test_qm9_scarce_bad_input():
         get_suite("qm9-scarce", tasks=["U0", "nope"])
     with pytest.raises(TaskrelError, match="shuffled_scale"):
         get_suite("qm9-scarce", shuffled_scale=0)
+    with pytest.raises(TaskrelError, match="zpv"):
+        get_suite("qm9-scarce", shuffled_from=["gap", "zpv"])
+    with pytest.raises(TaskrelError, match="shuffled1"):  # the second shuffled task is shuffled2
+        get_suite("qm9-scarce", tasks=["U0", "shuffled1"])
+
+
+def test_shuffled_index_names():
+    from taskrel.suites.testbeds import shuffled_index
+
+    assert [shuffled_index(t) for t in ("shuffled", "shuffled2", "shuffled10")] == [0, 1, 9]
+    assert [shuffled_index(t) for t in ("gap", "shuffled1", "shuffled02", "shuffledx", "Shuffled")] == [None] * 5
+
+
+@needs_qm9
+def test_qm9_scarce_several_shuffled_tasks_each_permute_their_own_source():
+    kw = dict(n_labelled=200, n_val=100, n_test=400, fp_bits=64)
+    s = get_suite("qm9-scarce", tasks=["U0", SHUFFLED, "shuffled2"], shuffled_from=["gap", "U0"], **kw)
+    _check_disjoint_design(s, 200)
+    assert s.truth["shuffled_tasks"] == {SHUFFLED: "gap", "shuffled2": "U0"}
+    for t in (SHUFFLED, "shuffled2"):
+        rows = sorted(_labelled(s, t))
+        y = s.targets[t][rows]
+        assert abs(y.mean()) < 1e-9 and y.std() == pytest.approx(s.truth["shuffled_scale"])
+        assert _heldout_r2(s, t) < 0.02, t  # noise: the inputs do not predict it
+    # two shuffled tasks are two different permutations: their test labels are uncorrelated
+    te = s.split["test"]
+    assert abs(np.corrcoef(s.targets[SHUFFLED][te], s.targets["shuffled2"][te])[0, 1]) < 0.15
+    # each holds its own source's values (in QM9 units after undoing the z-scoring)
+    from taskrel.suites.qm9 import TARGETS, load_qm9
+
+    Y = load_qm9()[2]
+    for t, src in s.truth["shuffled_tasks"].items():
+        z = s.truth["zscore"][t]
+        raw = s.targets[t][te] / s.truth["shuffled_scale"] * z["std"] + z["mean"]
+        col = Y[:, list(TARGETS).index(src)]
+        assert abs(raw.mean() - col.mean()) < 0.2 * col.std() and abs(raw.std() / col.std() - 1) < 0.25, (t, src)
+
+
+@needs_qm9
+def test_qm9_scarce_descriptors_are_appended_scaled_and_make_energies_learnable():
+    kw = dict(tasks=["U0", "homo"], n_labelled=200, n_val=100, n_test=400, fp_bits=64)
+    plain, counts = get_suite("qm9-scarce", descriptors=False, **kw), get_suite("qm9-scarce", **kw)
+    assert plain.inputs.shape[1] == 64 and counts.inputs.shape[1] == 64 + 12
+    assert np.array_equal(plain.inputs, counts.inputs[:, :64])  # the same molecules and bits
+    tr = counts.split["train"]
+    assert np.allclose(counts.inputs[tr, 64:].mean(axis=0), 0, atol=1e-4)
+    assert np.allclose(counts.inputs[tr, 64:].std(axis=0), 1, atol=1e-3)
+    assert counts.truth["descriptors"] and not plain.truth["descriptors"]
+    # the extensive energy is nearly linear in the atom counts: counts make it learnable from 200 labels
+    assert _heldout_r2(counts, "U0") > 0.8 > _heldout_r2(plain, "U0")
 
 
 # ---------------------------------------------------------------------- the protocol
@@ -152,3 +202,27 @@ def test_protocol_on_a_tiny_planted_problem(tmp_path):
     for mode in ("partition", "overlap"):
         for v in pw[f"regret_{mode}"].values():
             assert v is None or v >= -1e-9  # nothing beats the best on the scoring seeds
+
+
+def test_screen_is_the_protocol_on_fewer_seeds(tmp_path):
+    fid = _fidelity_module()
+    spec = importlib.util.spec_from_file_location("testbed_screen", ROOT / "benchmarks" / "testbed_screen.py")
+    screen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(screen)
+    store_path = tmp_path / "store"
+    args = ["--suite", "planted", "--variants", json.dumps({"small": {"n_examples": 300}}), "--tasks", "c0t0,c0t1,conflict",
+            "--store", str(store_path), "--n-jobs", "1", "--quiet"]
+    one = screen.main([*args, "--seeds", "0"])["variants"]["small"]
+    assert one["heldout_is_same_seed"] and one["split_half_reliability"] is None  # one seed: no reliability
+    assert one["runs_trained_or_read"] == 7 and one["random_regret_mean"] >= 0
+    two = screen.main([*args, "--seeds", "0,1"])["variants"]["small"]
+    runs = sorted(p.name for p in (store_path / "runs").iterdir())
+    assert two["runs_trained_or_read"] == 14 and not two["heldout_is_same_seed"]
+    # the full benchmark on the same seeds reads the screen's runs and gives the same oracle numbers
+    d = fid.main(["--suite", "planted", "--quick", "--tasks", "c0t0,c0t1,conflict", "--choose-seeds", "0", "--score-seeds", "1",
+                  "--probes", "none", "--store", str(store_path), "--out", str(tmp_path / "f.json"), "--n-jobs", "1", "--quiet"])
+    assert sorted(p.name for p in (store_path / "runs").iterdir()) == runs  # nothing trained again
+    assert two["random_regret_mean"] == pytest.approx(d["oracle"]["random_regret_mean"])
+    assert two["heldout_regret_mean"] == pytest.approx(d["oracle"]["heldout_regret_mean"])
+    assert two["split_half_reliability"] == pytest.approx(d["oracle"]["split_half_reliability"])
+    assert two["margin_over_all_separate"] == pytest.approx(d["oracle"]["separation"]["margin_over_all_separate"])

