@@ -195,7 +195,47 @@ def studies_overview(summaries: list[dict]) -> str:
                    "random, same sizes", "best layout measured"], rows)
 
 
-RENDER = {"gradient_probe": gradient, "cka": cka, "grouping": grouping, "throughput": throughput}
+def _interval(per_seed: list[float]) -> tuple[float, float, float] | None:
+    """Mean of paired per-seed differences and its 95% t interval (None with fewer than 2)."""
+    import math
+
+    from scipy import stats
+
+    n = len(per_seed)
+    if n < 2:
+        return None
+    mean = sum(per_seed) / n
+    sd = math.sqrt(sum((x - mean) ** 2 for x in per_seed) / (n - 1))
+    half = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
+    return mean, mean - half, mean + half
+
+
+def capacity(d: dict) -> str:
+    """A width study (capacity.py): the front with widths, then every validated layout's
+    parameters and the recommendation's paired difference from it with its 95% interval."""
+    front = [[_f(r["budget"], "g"), _f(r["cost"], ".3f"), _f(r["objective"], ".3f"), " \\| ".join(r["networks"] or [])]
+             for r in d["front"]]
+    unit = "parameters / width-1 all-shared" if d["capacity"]["cost"] == "params" else "networks"
+    a = _table([f"budget ({unit})", "cost", "predicted total val loss", "networks (@width)"], front)
+    rows = []
+    for name, r in d["layouts"].items():
+        if name == "recommended":
+            ci, outcome = "—", "—"
+        else:
+            m = _interval(r["recommended_minus_this"]["per_seed"])
+            ci = "—" if m is None else f"{m[0]:+.3f} [{m[1]:+.3f}, {m[2]:+.3f}]"
+            outcome = "—" if m is None else ("recommended better" if m[2] < 0 else "this better" if m[1] > 0 else "cannot tell")
+        groups = (r["layout"] or "").split(" | ")[0].removeprefix("stage0: ").replace(" ", " \\| ")
+        rows.append([name, groups, r["n_parameters"], f"{r['mean_total_test_loss']:.3f}", ci, outcome])
+    n = len(next(iter(d["layouts"].values()))["recommended_minus_this"]["per_seed"])
+    b = _table(["layout", "groups (@width)", "parameters", "mean total test loss", f"recommended − this, 95% interval ({n} seeds)",
+                "paired outcome"], rows)
+    m = d["machine"]
+    return (f"{d['what']}; {d['epochs']} epochs, budget {d['budget']:g}; {d['seconds'] / 60:.0f} min on {m['cpus']} cores "
+            f"(load {m['load_at_start'][0]:.1f} at start). Networks without @ are at width 1.\n\n{a}\n\n{b}")
+
+
+RENDER = {"gradient_probe": gradient, "cka": cka, "grouping": grouping, "throughput": throughput, "capacity": capacity}
 
 
 def main() -> None:

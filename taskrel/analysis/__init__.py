@@ -2,13 +2,9 @@
 
 from taskrel.analysis.auxiliary import rank_auxiliaries
 from taskrel.analysis.branching import BranchedLayoutSearch, branched_layout
-from taskrel.analysis.cluster import (
-    ClusterStability,
-    TaskClustering,
-    cluster_stability,
-    similarity_matrix,
-)
+from taskrel.analysis.cluster import TaskClustering, similarity_matrix
 from taskrel.analysis.grouping import GroupingSearch, minimal_cost, pareto_front
+from taskrel.analysis.stability import ClusterStability, cluster_stability
 from taskrel.tables import CandidateTable, SubsetSurrogate, hoa_candidates
 
 

@@ -15,9 +15,7 @@ that conflicts is never an edge.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from itertools import combinations
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -290,75 +288,3 @@ def _modularity(graph, labels: np.ndarray) -> float:
         return float("nan")
     groups = [set(np.flatnonzero(labels == c).tolist()) for c in np.unique(labels)]
     return float(modularity(graph, groups, weight="weight"))
-
-
-@dataclass
-class ClusterStability:
-    """How stable a clustering is over the seeds of an affinity.
-
-    ``coassignment.loc[a, b]`` is the share of seeds in which a and b are in the same cluster;
-    ``mean_ari`` the mean adjusted Rand index over all pairs of seed clusterings;
-    ``mean_ari_vs_mean`` the mean ARI of each seed's clustering against the clustering of the
-    mean matrix; ``labels`` the per-seed labels (seeds x tasks).
-    """
-
-    coassignment: pd.DataFrame
-    mean_ari: float
-    mean_ari_vs_mean: float
-    n_clusters: int
-    labels: np.ndarray = field(repr=False)
-    reference: np.ndarray = field(repr=False)
-
-
-def cluster_stability(
-    affinity: Affinity, method: str = "hierarchical", n_clusters: int | None = None, **kwargs: Any
-) -> ClusterStability:
-    """Re-cluster every per-seed matrix of ``affinity`` and measure agreement.
-
-    The number of clusters is ``n_clusters`` or, when ``None``, the number chosen on the mean
-    matrix, so that every seed makes the same number of clusters. Extra keyword arguments go
-    to :class:`TaskClustering`.
-
-    >>> import numpy as np
-    >>> block = np.kron(np.eye(2), np.ones((2, 2)))
-    >>> aff = Affinity.from_seeds(["a", "b", "c", "d"], [block, block + 0.01, block * 0.9])
-    >>> st = cluster_stability(aff, n_clusters=2)
-    >>> st.mean_ari, float(st.coassignment.loc["a", "b"]), float(st.coassignment.loc["a", "c"])
-    (1.0, 1.0, 0.0)
-    """
-    from sklearn.metrics import adjusted_rand_score
-
-    if not isinstance(affinity, Affinity):
-        raise TaskrelError(f"stability: expected a taskrel Affinity, got {type(affinity).__name__}")
-    if affinity.per_seed is None:
-        raise TaskrelError(
-            f"stability: affinity {affinity.measure!r} has no per-seed matrices (per_seed is "
-            "None); build it with Affinity.from_seeds or measure with several seeds"
-        )
-    if affinity.is_staged:
-        raise TaskrelError("stability: affinity is per-stage; take .stage(k) first")
-    seeds = affinity.per_seed.shape[0]
-    if seeds < 2:
-        raise TaskrelError(f"stability: needs at least 2 seeds, affinity has {seeds}")
-    ref = TaskClustering(method=method, n_clusters=n_clusters, **kwargs).fit(affinity)
-    k = ref.n_clusters_
-    labels = []
-    for s in range(seeds):
-        one = Affinity(affinity.tasks, affinity.per_seed[s], measure=f"{affinity.measure}[{s}]")
-        labels.append(TaskClustering(method=method, n_clusters=k, **kwargs).fit(one).labels_)
-    lab = np.array(labels)
-    n = affinity.n_tasks
-    co = np.zeros((n, n))
-    for row in lab:
-        co += row[:, None] == row[None, :]
-    co /= seeds
-    pair = [adjusted_rand_score(lab[a], lab[b]) for a, b in combinations(range(seeds), 2)]
-    vs_mean = [adjusted_rand_score(ref.labels_, row) for row in lab]
-    return ClusterStability(
-        coassignment=pd.DataFrame(co, index=list(affinity.tasks), columns=list(affinity.tasks)),
-        mean_ari=float(np.mean(pair)),
-        mean_ari_vs_mean=float(np.mean(vs_mean)),
-        n_clusters=k,
-        labels=lab,
-        reference=ref.labels_,
-    )

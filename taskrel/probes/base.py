@@ -12,7 +12,9 @@ train what the store lacks, measures, and averages over seeds with :func:`affini
 and ``affinity_``. Failed runs never block the others: an entry no seed measured is NaN, marked
 missing in the affinity, and ``meta["failed"]`` lists every failed run with its tasks, the
 task that diverged and the stored reason (:meth:`~taskrel.affinity.Affinity.complete` gives
-the tasks that remain complete). A probe none of whose runs gave a value is an error. Probes are scikit-learn style estimators: parameters in the constructor,
+the tasks that remain complete); a probe may train a replacement for a failed run
+(:meth:`Probe.replacement`, :mod:`taskrel.probes.partial`). A probe none of whose runs gave a
+value is an error. Probes are scikit-learn style estimators: parameters in the constructor,
 ``get_params`` / ``set_params``, learned attributes ending in ``_``, ``fit`` returns ``self``.
 Each probe class registers itself by its ``kind`` (:data:`PROBES`).
 """
@@ -31,6 +33,7 @@ from taskrel.affinity import Affinity, Cost
 from taskrel.base import Estimator
 from taskrel.errors import TaskrelError
 from taskrel.plans import ProbeSettings, check_seeds, group_spec, single_task_specs
+from taskrel.probes.partial import replace_failed
 from taskrel.runner import Runner
 from taskrel.store import RunRecord, RunSpec, RunStore
 from taskrel.suite import Suite
@@ -158,6 +161,13 @@ class Probe(Estimator):
         """The compute of the runs this probe used (each run once)."""
         return cost_of(records)
 
+    def replacement(self, suite: Suite, spec: RunSpec, record: RunRecord) -> RunSpec | None:
+        """The run to train instead of a failed one, or None (the default: its entries stay
+        NaN). Probes whose one joint run holds every task return that run without the task
+        that diverged (:func:`~taskrel.probes.partial.without_failed_task`); :meth:`measure`
+        then reads a record holding fewer tasks (see :mod:`taskrel.probes.partial`)."""
+        return None
+
     # ------------------------------------------------------------------ helpers
     def task_names(self, suite: Suite) -> list[str]:
         return check_probe_tasks(suite, self.tasks)
@@ -202,13 +212,17 @@ class Probe(Estimator):
         own = not isinstance(runner, Runner)
         runner = self._runner(runner)
         try:
-            records = runner.run(suite, specs, desc=f"{self.kind} probe")
+            first = runner.run(suite, specs, desc=f"{self.kind} probe")
+            records, every, again, self.replaced_ = replace_failed(
+                lambda spec, rec: self.replacement(suite, spec, rec),
+                lambda redo: runner.run(suite, redo, desc=f"{self.kind} probe (without the tasks that diverged)"),
+                specs, first)
         finally:
             if own:
                 runner.close()
-        self.records_ = records.unique()
+        self.records_ = every
         self.failed_ = [r for r in self.records_ if not r.ok]
-        self.trained_ = records.trained
+        self.trained_ = first.trained + again
         self.tasks_ = tasks
         self.config_ = self.train_config()
         t0 = time.perf_counter()
@@ -217,7 +231,8 @@ class Probe(Estimator):
         cost = self.cost(self.records_) + Cost(seconds=measure_seconds)
         meta = {"probe": self.kind, "seeds": self.seed_list(), "config": self.config_.to_dict(),
                 "measure_seconds": measure_seconds,
-                "failed": failure_list(self.failed_), **self.meta()}
+                "failed": failure_list(self.failed_), **({"replaced": self.replaced_} if self.replaced_ else {}),
+                **self.meta()}
         stages = list(suite.stage_names)
         self.affinities_ = {}
         for name, ps in per_seed.items():

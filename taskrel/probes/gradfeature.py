@@ -22,6 +22,12 @@ it. This probe does the same in four steps, for each seed:
 :meth:`GradFeatureProbe.candidates` estimates every group for the grouping search. The cost
 counts the base runs, plus the feature pass (examples differentiated) and the seconds spent
 measuring.
+
+Failed runs. A base run whose loss diverged on one task is trained again without that task
+(:mod:`taskrel.probes.partial`; ``meta["replaced"]`` records it): the other tasks' features and
+estimates come from that model, every entry of the task that diverged is NaN, marked missing,
+and :meth:`GradFeatureProbe.candidates` estimates groups of the others (``tasks=``; a group
+holding the task that diverged is an error naming it).
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ from taskrel.affinity import Cost
 from taskrel.errors import TaskrelError
 from taskrel.layout import SharingLayout, build_model
 from taskrel.probes.base import Probe, ProbeSettings, cost_of, register_probe
+from taskrel.probes.partial import place, run_tasks, unmeasured, without_failed_task
 from taskrel.store import RunRecord, RunSpec, RunStore
 from taskrel.suite import Suite
 from taskrel.tables import CandidateTable
@@ -65,6 +72,7 @@ class FeatureModel:
 
     def __init__(self, tasks, train: dict[str, TaskFeatures], val: dict[str, TaskFeatures], ridge: float, newton_steps: int):
         self.tasks = tasks  # Task objects in probe order
+        self.names = [t.name for t in tasks]
         self.train, self.val = train, val
         self.newton_steps = newton_steps
         self.stats0 = {t.name: _grad_hess(t, train[t.name], None) for t in tasks}
@@ -263,15 +271,15 @@ class GradFeatureProbe(Probe):
     def measure(self, suite: Suite, records: Sequence[RunRecord], store: RunStore) -> dict[str, np.ndarray]:
         """Features of each seed's base model; per seed, the affinity of its estimates."""
         tasks, seeds = self.task_names(suite), self.seed_list()
-        objs = [suite.task(t) for t in tasks]
-        layout = SharingLayout.shared(tasks, suite.n_stages)
         self.models_, self.feature_examples_ = {}, 0
         per_seed = np.full((len(seeds), len(tasks), len(tasks)), np.nan)
         with thread_limit(self.train_config().threads):
             for k, (seed, rec) in enumerate(zip(seeds, records)):
                 if not rec.ok:
                     continue
-                model = build_model(layout, suite, seed)
+                held = run_tasks(rec, tasks)  # fewer than tasks in a run replaced without a diverged task
+                objs = [suite.task(t) for t in held]
+                model = build_model(SharingLayout.shared(held, suite.n_stages), suite, seed)
                 model.load_state_dict(store.load_weights(rec.key))
                 fs = self.projection_seed * 1_000_003 + seed
                 tr, n_tr = gradient_features(model, suite, "train", objs, self.dim, self.n_examples, fs)
@@ -279,8 +287,12 @@ class GradFeatureProbe(Probe):
                 self.feature_examples_ += n_tr + n_va
                 fm = FeatureModel(objs, tr, va, float(self.ridge), int(self.newton_steps))
                 self.models_[seed] = fm
-                per_seed[k] = _affinity(fm, tasks)
+                per_seed[k] = place(_affinity(fm, held), held, tasks)
         return {"gradfeature": per_seed}
+
+    def replacement(self, suite: Suite, spec: RunSpec, record: RunRecord) -> RunSpec | None:
+        """The base run without the task whose loss diverged (see :mod:`taskrel.probes.partial`)."""
+        return without_failed_task(spec, record)
 
     def cost(self, records: Sequence[RunRecord]) -> Cost:
         """The base runs, plus every example differentiated for the features."""
@@ -300,18 +312,32 @@ class GradFeatureProbe(Probe):
             unknown = [t for t in names if t not in self.tasks_]
             if unknown or not names:
                 raise TaskrelError(f"gradient-feature probe: unknown task(s) {unknown} in group {names}; tasks are {self.tasks_}")
-            per = [fm.losses(names) for fm in self.models_.values()]
+            per = [fm.losses(names) for fm in self.models_.values() if set(names) <= set(fm.names)]
+            if not per:
+                raise unmeasured(names, [t for fm in self.models_.values() for t in fm.names], self.failed_,
+                                 "gradient-feature probe") or TaskrelError(
+                    f"gradient-feature probe: no base model holds all of {names}")
             key = "+".join(t for t in self.tasks_ if t in names)
             out[key] = {t: (float(np.mean([p[t] for p in per])), float(np.std([p[t] for p in per], ddof=1)) if len(per) > 1 else 0.0)
                         for t in names}
         return out
 
-    def candidates(self, max_size: int | None = None, cost=1.0):
+    def candidates(self, max_size: int | None = None, cost=1.0, tasks: Sequence[str] | None = None):
         """Every group up to ``max_size`` with estimated per-task validation losses (mean over
         seeds), for the grouping search. ``cost`` per network: a number, a dict size -> cost or
-        a function of the group's task tuple."""
+        a function of the group's task tuple. ``tasks``: groups of these tasks only (default
+        all); a task no base model holds (its loss diverged) is an error naming it: pass the
+        others."""
         self._fitted()
-        n = len(self.tasks_)
+        unknown = [t for t in (tasks or []) if t not in self.tasks_]
+        if unknown:
+            raise TaskrelError(f"gradient-feature probe: unknown task(s) {unknown}; tasks are {self.tasks_}")
+        names = self.tasks_ if tasks is None else [t for t in self.tasks_ if t in set(tasks)]
+        lost = unmeasured(names, [t for t in names if any(t in fm.names for fm in self.models_.values())],
+                          self.failed_, "gradient-feature probe")
+        if lost is not None:
+            raise lost
+        n = len(names)
         k_max = n if max_size is None else max_size
         if isinstance(k_max, bool) or not isinstance(k_max, (int, np.integer)) or k_max < 1:
             raise TaskrelError(f"gradient-feature probe: max_size must be a positive integer, got {max_size!r}")
@@ -320,10 +346,10 @@ class GradFeatureProbe(Probe):
             raise TaskrelError(f"gradient-feature probe: too many groups of {n} tasks up to size {k_max}; pass a smaller max_size")
         rows = []
         for k in range(1, k_max + 1):
-            for g in combinations(self.tasks_, k):
+            for g in combinations(names, k):
                 est = self.estimate([g])["+".join(g)]
                 rows.append({"tasks": list(g), "cost": _cost(cost, g), "values": {t: v[0] for t, v in est.items()}})
-        return CandidateTable(rows, tasks=list(self.tasks_))
+        return CandidateTable(rows, tasks=list(names))
 
     def _fitted(self) -> None:
         if not getattr(self, "models_", None):

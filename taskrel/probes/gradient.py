@@ -16,6 +16,15 @@ numbers and ``benchmarks/gradient_probe.py`` times them.
 
 The callback leaves training as it would be without it: it runs under a forked random state
 and restores the model's buffers (batch-norm statistics) afterwards.
+
+Failed runs. The one joint run per seed holds every task, so one task whose loss diverges
+would lose all of them. Such a run is trained again without that task (every other task
+sharing as before; :mod:`taskrel.probes.partial`), and the probe reads the remaining tasks from
+it: every entry of the task that diverged (its diagonal too) is NaN, marked missing, and
+``meta["replaced"]`` records the replacement. The remaining tasks' values then describe them
+trained together without that task, the only joint run of them that exists. A run that fails
+without naming a task (or leaves fewer than two tasks) stays NaN; a probe with no value is an
+error quoting the stored reason.
 """
 
 from __future__ import annotations
@@ -41,8 +50,10 @@ from taskrel.gradients import (
 )
 from taskrel.layout import SharingLayout
 from taskrel.probes.base import Probe, ProbeSettings, register_probe
+from taskrel.probes.partial import run_tasks, without_failed_task
 from taskrel.probes.trajectory import (
     CALLBACK,
+    absent,
     cost_meta,
     in_window,
     long_table,
@@ -254,7 +265,8 @@ class TrajectoryProbe(Probe):
                                   self.method, options if options is not None else False)
 
     def trajectories(self, suite: Suite, records: Sequence[RunRecord], column: str):
-        """Per record: its trajectory arrays (None for a failed run) and the long table rows."""
+        """Per record: its trajectory arrays (None for a failed run; ``"absent"`` marks the
+        tasks a replaced run did not train) and the long table rows."""
         names = self.task_names(suite)
         out, rows = [], []
         for rec in records:
@@ -263,8 +275,14 @@ class TrajectoryProbe(Probe):
                 continue
             tr = trajectory_arrays(rec, names)
             rows.append(long_table(int(rec.spec["seed"]), tr["steps"], names, tr[column], column))
-            out.append(in_window(tr, self.window))
+            tr = in_window(tr, self.window)
+            tr["absent"] = np.array([t not in run_tasks(rec, names) for t in names])
+            out.append(tr)
         return out, rows
+
+    def replacement(self, suite: Suite, spec: RunSpec, record: RunRecord) -> RunSpec | None:
+        """The joint run without the task whose loss diverged (see :mod:`taskrel.probes.partial`)."""
+        return without_failed_task(spec, record)
 
     def cost(self, records: Sequence[RunRecord]) -> Cost:
         return sum((run_cost(r, list(self.cost_parts)) for r in records if r.ok), Cost())
@@ -355,14 +373,14 @@ class GradientProbe(TrajectoryProbe):
                     acc.append(np.full((n, n), np.nan))
                 continue
             cos = tr["cosine"]
-            cos_s.append(nanmean0(cos))
+            cos_s.append(absent(nanmean0(cos), tr))
             neg = np.where(np.isfinite(cos), (cos < 0).astype(float), np.nan)
-            conf_s.append(nanmean0(neg))
+            conf_s.append(absent(nanmean0(neg), tr))
             with np.errstate(divide="ignore", invalid="ignore"):
                 logn = np.log(tr["norms"])
                 logr = logn[:, :, None] - logn[:, None, :]
             logr[~np.isfinite(logr)] = np.nan
-            mag_s.append(np.exp(nanmean0(logr)))
+            mag_s.append(absent(np.exp(nanmean0(logr)), tr))
         self.trajectory_ = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=["seed", "step", "source", "target", "cosine"])
         return {"gradient-cosine": np.stack(cos_s), "gradient-conflict-frequency": np.stack(conf_s),
                 "gradient-magnitude-ratio": np.stack(mag_s)}

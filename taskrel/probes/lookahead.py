@@ -24,6 +24,10 @@ losses on rows of the probe batch that the gradients did not see.
 ``values[i, j]`` of :class:`LookaheadProbe` is ``Z(i -> j)`` averaged over probe steps. The maths
 is in :mod:`taskrel.gradients`, shared with the gradient probe and
 :class:`taskrel.AffinityTracker`.
+
+Failed runs: as for the gradient probe (the same joint run), a run whose loss diverged on one
+task is trained again without it; that task's entries are NaN, marked missing, and
+``meta["replaced"]`` records the replacement.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import numpy as np
 from taskrel.gradients import proposed_update
 from taskrel.probes.base import ProbeSettings, register_probe
 from taskrel.probes.gradient import LookaheadOptions, TrajectoryProbe, nanmean0
+from taskrel.probes.trajectory import absent
 from taskrel.store import RunRecord, RunStore
 from taskrel.suite import Suite
 from taskrel.train import TrainConfig
@@ -106,7 +111,7 @@ class LookaheadProbe(TrajectoryProbe):
 
         n = len(self.task_names(suite))
         trs, rows = self.trajectories(suite, records, "lookahead")
-        per_seed = [np.full((n, n), np.nan) if tr is None else nanmean0(tr["lookahead"]) for tr in trs]
+        per_seed = [np.full((n, n), np.nan) if tr is None else absent(nanmean0(tr["lookahead"]), tr) for tr in trs]
         self.trajectory_ = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=["seed", "step", "source", "target", "lookahead"])
         return {"lookahead": np.stack(per_seed)}
 

@@ -210,6 +210,9 @@ class PairwiseProbe(Probe):
             raise TaskrelError(f"pairwise probe: split must be 'val' or 'test', got {split!r}")
         if isinstance(cost, str):
             raise TaskrelError("pairwise probe: estimated networks have no runs; cost must be a number, dict or function")
+        unknown = [t for t in (tasks or []) if t not in self.tasks_]
+        if unknown:
+            raise TaskrelError(f"pairwise probe: unknown task(s) {unknown}; tasks are {self.tasks_}")
         tasks = self.tasks_ if tasks is None else [t for t in self.tasks_ if t in set(tasks)]
         return hoa_candidates(tasks, self.mean_single_loss(split, tasks), self.mean_pair_loss(split, tasks),
                               max_size=max_size, cost=cost)

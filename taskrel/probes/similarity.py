@@ -16,6 +16,10 @@ from the seed and the task's name (:func:`independent_seed`), so an unrelated pa
 the similarity of two independently initialised networks, reported per stage as ``chance_``.
 These runs are the probe's own (n per seed) instead of the single-task runs the transfer and
 pairwise probes share; ``init="shared"`` reuses those, start and all.
+
+Failed runs. A task whose model failed in a seed (its loss diverged) is NaN at every entry of
+it in that seed; the other tasks are still compared. An entry no seed measured is marked
+missing and ``meta["failed"]`` names the task that diverged.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import torch
 from taskrel.errors import TaskrelError
 from taskrel.layout import build_model
 from taskrel.probes.base import Probe, ProbeSettings, register_probe, single_task_specs
+from taskrel.probes.partial import place
 from taskrel.store import RunRecord, RunSpec, RunStore
 from taskrel.suite import SPLITS, Suite
 from taskrel.train import TrainConfig
@@ -183,7 +188,8 @@ class SimilarityProbe(Probe):
         ]
 
     def measure(self, suite: Suite, records: Sequence[RunRecord], store: RunStore) -> dict[str, np.ndarray]:
-        """Per kind, per-seed arrays (seeds, stages, n, n); a seed with a failed run is NaN."""
+        """Per kind, per-seed arrays (seeds, stages, n, n); NaN at every entry of a task whose
+        model failed in that seed (the other tasks are still compared)."""
         names, kinds = self.task_names(suite), self.kind_list()
         X = torch.from_numpy(suite.inputs[suite.split[self.probe_set]])
         if self.n_probe is not None:
@@ -201,13 +207,15 @@ class SimilarityProbe(Probe):
         self.chance_ = {kind: np.mean(v, axis=0) for kind, v in chance.items()}
         for k in range(len(self.seed_list())):
             recs = records[k * n:(k + 1) * n]
-            if not all(r.ok for r in recs):
+            ok = [t for t, r in zip(names, recs) if r.ok]  # a task whose model failed: NaN at its entries
+            if len(ok) < 2:
                 for kind in kinds:
                     per_kind[kind].append(np.full((n_stages, n, n), np.nan))
                 continue
-            feats = {t: stage_features(suite, spec, store, X, t, r.key) for t, spec, r in zip(names, specs[k * n:(k + 1) * n], recs)}
-            for kind, m in similarity_matrices(feats, names, kinds).items():
-                per_kind[kind].append(m)
+            feats = {t: stage_features(suite, spec, store, X, t, r.key)
+                     for t, spec, r in zip(names, specs[k * n:(k + 1) * n], recs) if r.ok}
+            for kind, m in similarity_matrices(feats, ok, kinds).items():
+                per_kind[kind].append(place(m, ok, names))
         return {kind: np.stack(v) for kind, v in per_kind.items()}
 
     def measure_name(self, key: str) -> str:

@@ -15,6 +15,13 @@ estimates every group.
 The design is chosen so that the surrogate can be fitted: every ordered pair of tasks appears
 together in some group, and every task is in at least as many groups as its model has
 parameters. A budget too small for that is refused before anything trains.
+
+Failed runs. A group whose run failed (a task's loss diverged) gives no row. A task that no
+group measured is left out of the surrogates (``measured_tasks_`` are the others): its entries
+are NaN, marked missing, and :meth:`SurrogateProbe.candidates` estimates groups of the others
+only (``tasks=``; asking for it is an error naming it and its stored reason). When the groups
+left cannot fit the others' surrogates (a pair never measured together, too few rows), ``fit``
+fails with an error naming the task that diverged and what is not identifiable.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import numpy as np
 
 from taskrel.errors import TaskrelError
 from taskrel.probes.base import Probe, ProbeSettings, cost_of, group_spec, register_probe
+from taskrel.probes.partial import place, restrict_candidates, unmeasured
 from taskrel.store import RunRecord, RunSpec, RunStore
 from taskrel.suite import Suite
 from taskrel.tables import CandidateTable, SubsetSurrogate
@@ -246,16 +254,25 @@ class SurrogateProbe(Probe):
         tasks, seeds, design = self.task_names(suite), self.seed_list(), self.design(suite)
         g = len(design)
         self.design_, self.measured_, self.surrogates_ = design, {}, {}
+        failed = [r for r in records if not r.ok]
+        kept = [t for t in tasks if any(r.ok and t in grp for grp, r in zip(design * len(seeds), records))]
+        self.measured_tasks_ = kept
+        if len(kept) < 2:
+            raise unmeasured(tasks, kept, failed, "surrogate probe") or TaskrelError("surrogate probe: every run failed")
         for split in ("val", "test"):
             self.measured_[split] = []
             for k in range(len(seeds)):
                 rows = [{"tasks": list(grp), "cost": 1.0, "values": {t: rec.loss(t, split) for t in grp}}
                         for grp, rec in zip(design, records[k * g : (k + 1) * g]) if rec.ok]
-                self.measured_[split].append(CandidateTable(rows, tasks=tasks) if rows else None)
+                self.measured_[split].append(CandidateTable(rows, tasks=kept) if rows else None)
             tables = [t for t in self.measured_[split] if t is not None]
-            if not tables:
-                raise TaskrelError("surrogate probe: every run failed; see the failed runs in the store")
-            self.surrogates_[split] = self._surrogate().fit(tables, compute=cost_of(records))
+            try:
+                self.surrogates_[split] = self._surrogate().fit(tables, compute=cost_of(records))
+            except TaskrelError as e:
+                lost = unmeasured(tasks, kept, failed, "surrogate probe")
+                if lost is None:
+                    raise
+                raise TaskrelError(f"{lost}; the groups left cannot fit the surrogate of the others: {e}") from None
         per_seed = np.full((len(seeds), len(tasks), len(tasks)), np.nan)
         for k, table in enumerate(self.measured_["val"]):
             if table is None:
@@ -263,7 +280,7 @@ class SurrogateProbe(Probe):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # one seed's fit; the pooled one has warned
                 try:
-                    per_seed[k] = self._surrogate().fit(table).affinity_.values
+                    per_seed[k] = place(self._surrogate().fit(table).affinity_.values, kept, tasks)
                 except TaskrelError:
                     pass  # failed runs left this seed unidentifiable; the other seeds stand
         return {"surrogate": per_seed}
@@ -284,16 +301,26 @@ class SurrogateProbe(Probe):
         self._fitted()
         return self.surrogates_["val"]
 
-    def candidates(self, max_size: int | None = None, split: str = "val", cost=1.0):
+    def candidates(self, max_size: int | None = None, split: str = "val", cost=1.0, tasks: Sequence[str] | None = None):
         """Every group up to ``max_size`` with surrogate-estimated per-task losses on ``split``.
 
         ``cost`` per network: a number (default 1), a dict size -> cost or a function of the
         group's task tuple. Standard errors: ``surrogates_[split].predict(groups)``.
+        ``tasks``: groups of these tasks only (default all). A task no successful run measured
+        (every group holding it failed) is an error naming it and its stored reason: pass
+        the others (``measured_tasks_``).
         """
         self._fitted()
         if split not in ("val", "test"):
             raise TaskrelError(f"surrogate probe: split must be 'val' or 'test', got {split!r}")
-        return self.surrogates_[split].candidates(max_size=max_size, cost=cost)
+        want = self.tasks_ if tasks is None else [t for t in self.tasks_ if t in set(tasks)]
+        unknown = [t for t in (tasks or []) if t not in self.tasks_]
+        if unknown:
+            raise TaskrelError(f"surrogate probe: unknown task(s) {unknown}; tasks are {self.tasks_}")
+        lost = unmeasured(want, self.measured_tasks_, self.failed_, "surrogate probe")
+        if lost is not None:
+            raise lost
+        return restrict_candidates(self.surrogates_[split].candidates(max_size=max_size, cost=cost), want)
 
     def _fitted(self) -> None:
         if not hasattr(self, "affinity_"):

@@ -28,21 +28,39 @@ def _flat(r: Any) -> list:
 
 
 def trajectory_arrays(rec: RunRecord, tasks: Sequence[str]) -> dict[str, np.ndarray]:
-    """Per probe step arrays of one stored run, reordered to ``tasks``."""
+    """Per probe step arrays of one stored run, reordered to ``tasks``; a task the run did not
+    train (a run replaced without the task that diverged) is NaN at every entry of it."""
     ex = rec.extras.get(CALLBACK)
     if not ex or not ex.get("steps"):
         raise TaskrelError(f"gradient probe: run {rec.key} has no gradient trajectory (no probe step ran)")
     n = len(ex["tasks"])
-    idx = [ex["tasks"].index(t) for t in tasks]
+    idx = [ex["tasks"].index(t) if t in ex["tasks"] else n for t in tasks]  # n: a NaN row and column
     sl = np.ix_(idx, idx)
+
+    def square(rows: list) -> np.ndarray:
+        a = np.pad(_array(rows, (n, n)), ((0, 0), (0, 1), (0, 1)), constant_values=np.nan)
+        return a[:, sl[0], sl[1]]
+
     out = {
         "steps": np.asarray(ex["steps"], dtype=np.int64),
-        "cosine": _array(ex["cosine"], (n, n))[:, sl[0], sl[1]],
-        "norms": _array(ex["norms"], (n,))[:, idx],
+        "cosine": square(ex["cosine"]),
+        "norms": np.pad(_array(ex["norms"], (n,)), ((0, 0), (0, 1)), constant_values=np.nan)[:, idx],
     }
     if ex.get("lookahead") is not None:
-        out["lookahead"] = _array(ex["lookahead"], (n, n))[:, sl[0], sl[1]]
+        out["lookahead"] = square(ex["lookahead"])
     return out
+
+
+def absent(a: np.ndarray, tr: dict[str, np.ndarray]) -> np.ndarray:
+    """``a`` (n, n) with NaN at every entry of a task the run did not train (``tr["absent"]``,
+    set by :meth:`~taskrel.probes.gradient.TrajectoryProbe.trajectories`; :func:`nanmean0`
+    reads such entries as 0)."""
+    a = np.array(a, dtype=np.float64)
+    gone = tr.get("absent")
+    if gone is not None and gone.any():
+        a[gone, :] = np.nan
+        a[:, gone] = np.nan
+    return a
 
 
 def in_window(tr: dict[str, np.ndarray], window: tuple[int, int] | None) -> dict[str, np.ndarray]:
@@ -97,4 +115,4 @@ def cost_meta(recs: Sequence[RunRecord]) -> dict[str, Any]:
     }
 
 
-__all__ = ["CALLBACK", "cost_meta", "in_window", "long_table", "nanmean0", "run_cost", "trajectory_arrays"]
+__all__ = ["CALLBACK", "absent", "cost_meta", "in_window", "long_table", "nanmean0", "run_cost", "trajectory_arrays"]

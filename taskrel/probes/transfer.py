@@ -26,6 +26,12 @@ With ``gain="relative"`` the gain is divided by ``|scratch|`` (comparable across
 different scales). ``values[i, j]`` is the gain of target ``j`` from source ``i``; the diagonal
 is 0. Seeds give mean and std (:meth:`~taskrel.Affinity.from_seeds`); the cost counts every run
 used, the shared single-task runs included.
+
+Failed runs. A task whose single-task run failed (its loss diverged) has no scratch score and
+no encoder to move: its column (as target) and its row (as source) are NaN in that seed, the
+transfers from it are recorded as failed (``"warm start: source run ... failed"``), and every
+other entry is measured as usual. An entry no seed measured is marked missing and
+``meta["failed"]`` names the task that diverged.
 """
 
 from __future__ import annotations

@@ -56,6 +56,7 @@ def build_figures(result) -> tuple[list[Any], list[str]]:
     """Every figure of the report, in order, and the figures that could not be drawn."""
     from taskrel.report import draw
     from taskrel.report import figures as F
+    from taskrel.report.capacity import group_labels, is_width_study
     from taskrel.study.result import safe_name
 
     figs: list[Any] = []
@@ -77,7 +78,11 @@ def build_figures(result) -> tuple[list[Any], list[str]]:
     rec = result.recommended
     if rec is not None:
         tree = F.layout_tree(rec, stage_names, order)
-        add("layout", "Recommended layout", tree_caption, (max(5.5, 0.62 * n + 1.2), 0.62 * rec.n_stages + 1.5),
+        widths = ""
+        if is_width_study(result):
+            widths = (" Widths of the encoder (multiplier of the suite's own; the search chose them): "
+                      + ", ".join(group_labels(rec, True) or []) + ".")
+        add("layout", "Recommended layout", tree_caption + widths, (max(5.5, 0.62 * n + 1.2), 0.62 * rec.n_stages + 1.5),
             lambda fig: draw.draw_layout_tree(tree, fig.add_subplot()))
     if "branched" in result.layouts:
         tree_b = F.layout_tree(result.layout("branched"), stage_names, order)
@@ -132,6 +137,8 @@ def _budget_caption(result, d) -> str:
              "the search's error." if d.same_scale else
              "The search's prediction is a score, not a loss: it has its own panel below the measured losses.")
     base = " Dotted lines: all-shared (one network) and all-separate (one per task) measured." if d.baselines else ""
+    if any(k.endswith("matched") for k in d.baselines):
+        base += " Narrow markers: the same two at the recommendation's parameter count (width-matched)."
     chosen = f" Dashed: the recommended budget ({budget:g}, from the study file)." if budget is not None else ""
     return scale + base + chosen
 
@@ -144,7 +151,7 @@ def write_report(result, out: str | Path, quiet: bool = True) -> dict[str, Path]
     Reproduce commands work.
     """
     from taskrel.files import atomic_write_bytes, atomic_write_text
-    from taskrel.report.answer import needs_study_file, summary
+    from taskrel.report.answer import decided_file, decided_width, needs_study_file, summary
     from taskrel.report.html import html_report, markdown_report
 
     out = Path(out)
@@ -167,6 +174,10 @@ def write_report(result, out: str | Path, quiet: bool = True) -> dict[str, Path]
     if result.recommended is not None:
         paths["layout"] = inside(out, "layout.json")
         atomic_write_text(paths["layout"], json.dumps(result.recommended.to_dict(), indent=1))
+    d = result.decision()
+    if decided_width(result, d) is not None:  # a width-matched baseline won: its layout, for the train command
+        paths["decided"] = inside(out, decided_file(d))
+        atomic_write_text(paths["decided"], json.dumps(result.layout(d.decided_by).to_dict(), indent=1))
     if needs_study_file(result):
         paths["study"] = inside(out, "study.toml")
         atomic_write_text(paths["study"], result.study["source"])

@@ -10,17 +10,25 @@ from __future__ import annotations
 import json
 import math
 import shlex
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from taskrel.report.capacity import (
+    CapacityView,
+    capacity_view,
+    front_groups,
+    group_labels,
+    is_width_study,
+)
 from taskrel.report.figures import headline
 from taskrel.report.heatmaps import decimals_for, fmt
 from taskrel.study.decision import CANNOT_TELL, SEPARATE, SHARE, SHARED, Decision
 
-BASELINE_FIRST = ("all-shared", "all-separate", "branched")
+BASELINE_FIRST = ("all-shared", "all-separate", "all-shared matched", "all-separate matched", "branched")
 
 
 def shown_path(path: str | Path, cwd: str | None) -> str:
@@ -118,15 +126,28 @@ class AnswerView:
     train: str
     reproduce: list[str] = field(default_factory=list)
     cwd: str = ""  # where the study ran: the commands work when pasted there
+    group_labels: list[str] | None = None  # the groups as shown: "a + b", with "@width" in a width study
+    capacity: CapacityView | None = None  # a width study: the grouping against the width-matched baselines
 
 
-def decision_title(d: Decision, n_groups: int | None) -> str:
+def decision_title(d: Decision, n_groups: int | None, width: float | None = None) -> str:
+    """The decision as a sentence; ``width``: the width of the baseline that decided, when it
+    was a width-matched one.
+
+    >>> from taskrel.study.decision import decide
+    >>> from taskrel.study.result import StudyResult
+    >>> d = decide(StudyResult(study={}, suite={}, tasks=["a"]))
+    >>> d.decision = SEPARATE
+    >>> print(decision_title(d, None, 0.47))
+    Keep these tasks separate: train one network per task, each at width 0.47 (the recommendation's parameter count).
+    """
+    at = f", each at width {width:g} (the recommendation's parameter count)" if width is not None else ""
     if d.decision == SHARE:
         return f"Share as recommended: train {n_groups} network(s), sharing within each group."
     if d.decision == SEPARATE:
-        return "Keep these tasks separate: train one network per task."
+        return f"Keep these tasks separate: train one network per task{at}."
     if d.decision == SHARED:
-        return "Share everything: train one network for all the tasks."
+        return f"Share everything: train one network for all the tasks{at.replace(', each', ',')}."
     return "The measurements cannot tell which layout is better."
 
 
@@ -153,7 +174,9 @@ def answer_view(result, out: str | Path | None = None) -> AnswerView:
     budget = (result.grouping or {}).get("budget")
     note = ""
     if budget is not None:
-        note = (f"The budget of {budget:g} network(s) is the study file's analysis.grouping.budget; the budget figure "
+        cost = ((result.grouping or {}).get("capacity") or {}).get("cost")
+        unit = " (parameters over the width-1 all-shared network's)" if cost == "params" else " network(s)"
+        note = (f"The budget of {budget:g}{unit} is the study file's analysis.grouping.budget; the budget figure "
                 "below shows what each other budget predicted and measured.")
     style = "warn" if d.baseline_as_good or d.decision in (SEPARATE, SHARED) else ("good" if d.decision == SHARE else "none")
     m = head["measured"]
@@ -161,10 +184,41 @@ def answer_view(result, out: str | Path | None = None) -> AnswerView:
     if measured:
         measured = f"Mean test loss per task over {max(v['seeds'] for v in m.values())} seed(s) (lower is better): {measured}"
     ch, cr = comparison_table(d, len(result.remaining_tasks))
-    return AnswerView(d, decision_title(d, len(groups) if groups else None), style, groups, note, cr, ch, measured,
-                      result.compute_seconds(), result.seconds.get("total"),
-                      train_command(result, out, {SEPARATE: "separate", SHARED: "shared"}.get(d.decision)),
-                      reproduce_commands(result, out), (result.invocation or {}).get("cwd", ""))
+    return AnswerView(d, decision_title(d, len(groups) if groups else None, decided_width(result, d)), style, groups,
+                      note, cr, ch, measured, result.compute_seconds(), result.seconds.get("total"),
+                      train_command(result, out, decided_layout(result, d, out)),
+                      reproduce_commands(result, out), (result.invocation or {}).get("cwd", ""),
+                      group_labels(result.recommended, is_width_study(result), " + "), capacity_view(result, d))
+
+
+def decided_file(d: Decision) -> str:
+    """The file the report writes the deciding width-matched baseline's layout to.
+
+    >>> from taskrel.study.decision import decide
+    >>> from taskrel.study.result import StudyResult
+    >>> d = decide(StudyResult(study={}, suite={}, tasks=["a"]))
+    >>> d.decided_by = "all-separate matched"
+    >>> decided_file(d)
+    'layout-all-separate_matched.json'
+    """
+    from taskrel.study.result import safe_name
+
+    return f"layout-{safe_name(d.decided_by or 'decided')}.json"
+
+
+def decided_layout(result, d: Decision, out: str | Path | None) -> str | None:
+    """What ``taskrel train --layout`` gets for the decision: ``separate`` or ``shared``, the
+    width-matched baseline's file when one decided (written next to the report), else None
+    (the recommended layout's file)."""
+    if decided_width(result, d) is not None:
+        return (Path(_out_as_typed(result, out)) / decided_file(d)).as_posix()
+    return {SEPARATE: "separate", SHARED: "shared"}.get(d.decision)
+
+
+def decided_width(result, d: Decision) -> float | None:
+    """The width of the baseline whose win is the decision, when it is a width-matched one."""
+    w = (result.layouts.get(d.decided_by or "") or {}).get("width")
+    return None if w is None else float(w)
 
 
 # ---------------------------------------------------------------------- JSON and terminal
@@ -174,8 +228,13 @@ def summary(result, out: str | Path | None = None) -> dict[str, Any]:
 
     head = headline(result)
     d = result.decision()
-    title = decision_title(d, len(head["groups"]) if head["groups"] else None)
-    answer = {**head, "verdict": f"{title} Why: {d.reason}.", "decision": d.decision, "reason": d.reason, "what_would_tell": d.what_would_tell,
+    widths = is_width_study(result)
+    title = decision_title(d, len(head["groups"]) if head["groups"] else None, decided_width(result, d))
+    cap = capacity_view(result, d)
+    head["group_labels"] = group_labels(result.recommended, widths)
+    answer = {**head, "verdict": f"{title} Why: {d.reason}.", "decision": d.decision, "reason": d.reason,
+              "what_would_tell": d.what_would_tell, "decided_by": d.decided_by,
+              "capacity": None if cap is None else cap.to_dict(),
               "best_measured": d.best_measured, "best_measured_loss": d.best_measured_loss,
               "comparisons": [c.to_dict() for c in d.comparisons], "comparisons_unit": "total test loss over the tasks",
               "confidence": d.confidence, "confidence_why": d.confidence_why,
@@ -189,7 +248,8 @@ def summary(result, out: str | Path | None = None) -> dict[str, Any]:
         "recommended_layout": result.layouts.get("recommended"),
         "validation": result.validation_summary().to_dict(orient="records"),
         "grouping": None if not result.grouping else {k: v for k, v in result.grouping.items() if k != "front"}
-        | {"front": [{k: r.get(k) for k in ("budget", "cost", "objective", "blocks")} for r in result.grouping["front"]]},
+        | {"front": [{**{k: r.get(k) for k in ("budget", "cost", "objective", "blocks", "networks")},
+                      "groups": front_groups(r, widths)} for r in result.grouping["front"]]},
         "clusters": (result.clustering or {}).get("clusters"),
         "probes": result.probes,
         "failed_runs": result.failed_runs,
@@ -219,8 +279,10 @@ def summary_text(result) -> str:
     comparisons as an aligned table."""
     d = result.decision()
     head = headline(result)
-    lines = [f"decision: {d.decision}" + (f" ({' | '.join('+'.join(g) for g in head['groups'])})"
-                                          if d.decision == SHARE and head["groups"] else "")]
+    labels = " | ".join(group_labels(result.recommended, is_width_study(result)) or [])
+    at = decided_width(result, d)
+    lines = [f"decision: {d.decision}" + (f" ({labels})" if d.decision == SHARE and labels else "")
+             + (f" (at width {at:g}, the recommendation's parameter count)" if at is not None else "")]
     lines.append(f"  why: {d.reason}")
     if d.decision == CANNOT_TELL and d.what_would_tell:
         lines.append(f"  what would tell: {d.what_would_tell}")
@@ -233,7 +295,11 @@ def summary_text(result) -> str:
         table = aligned([["layout", "mean diff", "95% interval", "% of layout", "seeds", "outcome"], *cr], numeric={1, 3, 4})
         lines += ["    " + t for t in table]
     if head["recommended"]:
-        lines.append(f"  recommended: {' | '.join('+'.join(g) for g in head['groups'])}")
+        lines.append(f"  recommended: {labels}")
+    cap = capacity_view(result, d)
+    if cap is not None:
+        lines += textwrap.wrap(f"capacity: {cap.text}", 100, initial_indent="  ", subsequent_indent="    ",
+                               break_on_hyphens=False)
     lines += [f"  left out: {t} ({why}); in no layout, not validated" for t, why in result.left_out.items()]
     return "\n".join(lines)
 

@@ -201,7 +201,8 @@ def draw_budget(d: BudgetData, fig) -> None:
     if not val.empty:
         ax.errorbar(val["budget"], val["validated_mean"], yerr=val["validated_std"], fmt="s--", color=PALETTE[1],
                     lw=1.5, capsize=3, label="measured: chosen grouping (test loss, mean ± std)")
-    styles = {"all-shared": (PALETTE[2], "^"), "all-separate": (PALETTE[3], "D")}
+    styles = {"all-shared": (PALETTE[2], "^"), "all-separate": (PALETTE[3], "D"),
+              "all-shared matched": (PALETTE[2], "v"), "all-separate matched": (PALETTE[3], "d")}
     for name, (x, mean, std) in d.baselines.items():
         colour, marker = styles[name]
         ax.axhline(mean, color=colour, lw=1, ls=":", zorder=0)
@@ -217,7 +218,7 @@ def draw_budget(d: BudgetData, fig) -> None:
     if not d.same_scale:
         axes[1].plot(df["budget"], df["predicted"], "o-", color=PALETTE[0], lw=2)
         axes[1].set_ylabel("predicted score\nper task (higher better)")
-    axes[-1].set_xlabel("budget: networks trained")
+    axes[-1].set_xlabel(f"budget: {d.unit}")
     xs = sorted(set(df["budget"]) | {x for x, _, _ in d.baselines.values()})
     axes[-1].set_xticks(xs)
 

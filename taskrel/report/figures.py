@@ -16,6 +16,7 @@ import pandas as pd
 
 from taskrel.affinity import Affinity
 from taskrel.layout import SharingLayout
+from taskrel.report.capacity import front_groups
 from taskrel.report.heatmaps import HeatmapData, heatmap_caption, heatmap_data, stage_heatmaps
 
 __all__ = ["HeatmapData", "heatmap_caption", "heatmap_data", "stage_heatmaps"]  # re-exported: figure data lives here
@@ -191,7 +192,7 @@ def pareto_data(grouping: dict[str, Any] | None, summary: pd.DataFrame | None, n
             "predicted": np.nan if r["objective"] is None else float(r["objective"]) / n_tasks,
             "validated_mean": float(val.loc[name, "test_loss_mean"]) if has else np.nan,
             "validated_std": float(val.loc[name, "test_loss_std"]) if has else np.nan,
-            "groups": " | ".join("+".join(b) for b in r["blocks"]) if r.get("blocks") else "",
+            "groups": front_groups(r, bool(grouping.get("capacity"))) if r.get("blocks") else "",
         })
     return pd.DataFrame(rows, columns=cols).sort_values("budget").reset_index(drop=True)
 
@@ -208,20 +209,31 @@ class BudgetData:
     baselines: dict[str, tuple[float, float, float]]
     chosen: float | None
     same_scale: bool
+    unit: str = "networks trained"  # what the budget counts
 
 
 def budget_data(grouping: dict[str, Any] | None, summary: pd.DataFrame | None, n_tasks: int) -> BudgetData:
     """:func:`pareto_data` with the measured baselines: all-shared at one network, all-separate
-    at one network per task."""
+    at one network per task. A study that chose widths at a cost in parameters puts every
+    baseline (the width-matched ones too) at its parameter count over the width-1 all-shared
+    network's, the unit its budgets are in."""
     df = pareto_data(grouping, summary, n_tasks)
-    base: dict[str, tuple[float, float, float]] = {}
-    if summary is not None and not summary.empty:
-        s = summary.set_index("layout")
-        for name, x in (("all-shared", 1.0), ("all-separate", float(n_tasks))):
-            if name in s.index:
-                base[name] = (x, float(s.loc[name, "test_loss_mean"]), float(s.loc[name, "test_loss_std"]))
     g = grouping or {}
-    return BudgetData(df, base, g.get("budget"), not g.get("higher_is_better", False))
+    cap = g.get("capacity") or {}
+    ref = cap.get("reference_parameters") if cap.get("cost") == "params" else None
+    base: dict[str, tuple[float, float, float]] = {}
+    s = summary.set_index("layout") if summary is not None and not summary.empty else None
+    for name, x in (("all-shared", 1.0), ("all-separate", float(n_tasks)), ("all-shared matched", None),
+                    ("all-separate matched", None)):
+        if s is None or name not in s.index:
+            continue
+        if ref:
+            x = float(s.loc[name, "n_parameters"]) / float(ref)
+        if x is not None:
+            base[name] = (x, float(s.loc[name, "test_loss_mean"]), float(s.loc[name, "test_loss_std"]))
+    unit = "parameters / the width-1 all-shared network's" if ref else \
+        "networks trained (a network at width w counts w)" if cap else "networks trained"
+    return BudgetData(df, base, g.get("budget"), not g.get("higher_is_better", False), unit)
 
 
 def cluster_note(clustering: dict[str, Any] | None, groups: list[list[str]] | None, budget: float | None) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 from markupsafe import Markup
 
 from taskrel.report.answer import answer_view
+from taskrel.report.capacity import block_label, front_groups, is_width_study
 from taskrel.study.result import BASELINES
 
 
@@ -60,22 +61,25 @@ def _num(x: Any, digits: int = 4) -> str:
 
 
 # ---------------------------------------------------------------------- tables
-def layout_text(lay, stage_names: list[str] | None = None) -> str:
-    """A short description: flat groups as ``a+b | c``; a tree stage by stage, equal stages merged.
+def layout_text(lay, stage_names: list[str] | None = None, widths: bool = False) -> str:
+    """A short description: flat groups as ``a+b | c``; a tree stage by stage, equal stages
+    merged. Groups carry their width (``a+b@0.5``) where it is not 1, or always with ``widths``.
 
     >>> from taskrel.layout import SharingLayout
     >>> layout_text(SharingLayout.branched(["a", "b", "c"], {1: [["a", "b"], ["c"]]}, 3), ["s1", "s2", "s3"])
     's1: all | s2–s3: a+b · c'
+    >>> layout_text(SharingLayout.separate(["a", "b"], 2).with_widths(0.5)), layout_text(SharingLayout.shared(["a", "b"], 2), widths=True)
+    ('every task alone @0.5', 'one network for all @1')
     """
-    if getattr(lay, "widths", None) and all(p == lay.partitions[0] for p in lay.partitions):
-        return " | ".join(lay.label(b) for b in lay.blocks(0))  # flat groups, each with its width
     n = len(lay.tasks)
-    if all(len(p) == n for p in lay.partitions):
-        return "every task alone"
-    if all(len(p) == 1 for p in lay.partitions):
-        return "one network for all"
-    if all(p == lay.partitions[0] for p in lay.partitions):
-        return " | ".join("+".join(b) for b in lay.blocks(0))
+    flat = all(p == lay.partitions[0] for p in lay.partitions)
+    ws = {lay.width_of(t) for t in lay.tasks}
+    if flat and len(ws) == 1 and len(lay.partitions[0]) in (1, n):
+        w = ws.pop()
+        return ("one network for all" if len(lay.partitions[0]) == 1 else "every task alone") + \
+            (f" @{w:g}" if widths or w != 1.0 else "")
+    if flat:
+        return " | ".join(block_label(lay, b, widths) for b in lay.blocks(0))
     names = stage_names if stage_names and len(stage_names) == lay.n_stages else [f"stage{k}" for k in range(lay.n_stages)]
     runs: list[list[int]] = []
     for k in range(lay.n_stages):
@@ -91,24 +95,32 @@ def layout_text(lay, stage_names: list[str] | None = None) -> str:
     return " | ".join(parts)
 
 
+def _count(x: Any) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "–"
+    return f"{int(x):,}"
+
+
 def validation_table(result) -> tuple[list[str], list[list[Any]]]:
-    """The validation table: one row per trained layout, named ones first."""
+    """The validation table: one row per trained layout, named ones first; each layout's
+    parameter count beside its loss, and in a width study each group's width."""
     metric = ", ".join(sorted({t.get("metric", "") for t in result.suite.get("tasks", [])})) or "metric"
-    head = ["layout", "groups", "test loss per task (mean ± std)", f"test {metric}", "seeds", "parameters"]
-    order = ["recommended", "branched", *BASELINES]
+    head = ["layout", "groups", "parameters", "test loss per task (mean ± std)", f"test {metric}", "seeds"]
+    order = ["recommended", "branched", *BASELINES, "all-shared matched", "all-separate matched"]
     summ = result.validation_summary().to_dict(orient="records")
     summ.sort(key=lambda r: (order.index(r["layout"]) if r["layout"] in order else len(order), r["layout"]))
     named = {n: result.layout(n) for n in order if n in result.layouts}
     stages = list(result.suite.get("stages") or [])
+    widths = is_width_study(result)
     rows = []
     for r in summ:
         label = r["layout"]
         if label not in named and label in result.layouts:
             same = [n for n, lay in named.items() if lay == result.layout(label)]
             label += f" (= {same[0]})" if same else ""
-        text = layout_text(result.layout(r["layout"]), stages) if r["layout"] in result.layouts else ""
-        rows.append([label, text, f"{_num(r['test_loss_mean'])} ± {_num(r['test_loss_std'])}",
-                     f"{_num(r['test_metric_mean'], 3)} ± {_num(r['test_metric_std'], 3)}", r["n_seeds"], _num(r["n_parameters"])])
+        text = layout_text(result.layout(r["layout"]), stages, widths) if r["layout"] in result.layouts else ""
+        rows.append([label, text, _count(r["n_parameters"]), f"{_num(r['test_loss_mean'])} ± {_num(r['test_loss_std'])}",
+                     f"{_num(r['test_metric_mean'], 3)} ± {_num(r['test_metric_std'], 3)}", r["n_seeds"]])
     return head, rows
 
 
@@ -126,11 +138,23 @@ def probe_rows(result) -> list[list[Any]]:
     return rows
 
 
-def _front_rows(result) -> list[list[str]]:
+def _g(x: Any) -> str:
+    return "–" if x is None else f"{float(x):.4g}"
+
+
+def front_table(result) -> tuple[list[str], list[list[str]]]:
+    """The budget front: budget, cost, predicted loss per task and the groups (each with its
+    width in a width study); budget and cost in the table's unit (networks, or parameters
+    relative to the width-1 all-shared network)."""
+    g = result.grouping or {}
     n = len(result.remaining_tasks)
-    return [[_num(r["budget"], 0), _num(r["cost"], 0), _num(None if r["objective"] is None else r["objective"] / n),
-             " | ".join("+".join(b) for b in r["blocks"]) if r.get("blocks") else "infeasible"]
-            for r in (result.grouping or {}).get("front", [])]
+    params = (g.get("capacity") or {}).get("cost") == "params"
+    unit = "parameters / width-1 all-shared" if params else "networks"
+    head = [f"budget ({unit})", f"cost ({unit})", "predicted loss per task (val)", "groups"]
+    widths = is_width_study(result)
+    rows = [[_g(r["budget"]), _g(r["cost"]), _num(None if r["objective"] is None else r["objective"] / n),
+             front_groups(r, widths)] for r in g.get("front", [])]
+    return head, rows
 
 
 SECTIONS = (("layout", "", ""), ("pareto", "How much to share: the budget", ""),
@@ -165,7 +189,8 @@ def context(result, figs: list[Any], fig_errors: list[str], out: str | Path | No
         if view.wall_seconds is not None else "",
         "validation_head": vh, "validation_rows": vr,
         "rec_index": next((i for i, r in enumerate(vr) if r[0] == "recommended"), None),
-        "front_rows": _front_rows(result), "stability": result.stability,
+        "front_head": front_table(result)[0], "front_rows": front_table(result)[1], "stability": result.stability,
+        "capacity": view.capacity,
         "sections": _sections(figs), "section_titles": {k: t for k, t, _ in SECTIONS},
         "probe_head": PROBE_HEAD, "probe_rows": probe_rows(result),
         "left_out": list(result.left_out.items()), "remaining": result.remaining_tasks,

@@ -14,6 +14,8 @@ same way.
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 
 from taskrel.affinity import Affinity
@@ -112,8 +114,10 @@ def _clustering(ctx: StudyContext, aff: Affinity) -> None:
             "mean_ari": st.mean_ari,
             "mean_ari_vs_mean": st.mean_ari_vs_mean,
             "n_clusters": st.n_clusters,
-            "coassignment": st.coassignment.values.tolist(),
+            "coassignment": [[None if np.isnan(v) else float(v) for v in row] for row in st.coassignment.values],
             "tasks": list(st.coassignment.index),
+            "seeds_used": list(st.seeds_used),
+            "skipped": {str(k): v for k, v in st.skipped.items()},  # seeds with gaps (failed runs)
         }
 
 
@@ -137,8 +141,8 @@ def _table(ctx: StudyContext, affs: dict[str, Affinity], fitted: dict[str, Probe
         return source, "hoa", capacity_table(ctx, probe)
     if probe is not None and callable(getattr(probe, "candidates", None)):
         kw = {} if max_size is None else {"max_size": max_size}
-        if probe.kind == "pairwise":  # its HOA table on the remaining tasks (a left-out one has no losses)
-            kw["tasks"] = ctx.tasks
+        if "tasks" in inspect.signature(probe.candidates).parameters:  # its table on the remaining tasks
+            kw["tasks"] = ctx.tasks  # (a left-out task has no losses)
         table = restrict_table(probe.candidates(**kw), ctx.tasks)
         return source, "hoa" if probe.kind == "pairwise" else probe.kind, table
     if source not in affs:

@@ -14,6 +14,19 @@ four answers:
 - ``cannot tell``: some difference is within the seed noise; the answer says what would tell
   (more seeds: about how many, or a layout that measured better).
 
+The baselines are all-shared and all-separate. A study that chose widths (``widths``) also
+validates them at the recommendation's parameter count (``"all-shared matched"``,
+``"all-separate matched"``), and then the decision is made at equal parameters:
+
+- the matched baselines are baselines like the others: one that beats the recommendation
+  decides (``share everything`` or ``keep these tasks separate``, at its width, and the reason
+  says so), and ``share as recommended`` needs the recommendation's mean below theirs too, so a
+  recommendation that loses to a width-matched baseline is never called "share as recommended";
+- a layout with more than :data:`PARAMETER_TOLERANCE` more parameters than the recommendation
+  (all-separate at width 1, say) neither decides nor blocks: the budget ruled it out. When it
+  measured better the reason says so, with its parameter count: a larger budget, not another
+  grouping, would lower the loss. A layout with as many parameters or fewer counts as before.
+
 A confidence level comes from the stability evidence: how well the clusters agree across
 seeds (adjusted Rand index) and how well the probes agree with each other (Spearman's rho).
 """
@@ -32,6 +45,9 @@ SHARED = "share everything"
 CANNOT_TELL = "cannot tell"
 DECISIONS = (SHARE, SEPARATE, SHARED, CANNOT_TELL)
 BASELINE_DECISION = {"all-separate": SEPARATE, "all-shared": SHARED}
+# the width-matched baselines (taskrel.study.capacity.MATCHED) decide as their width-1 namesakes
+MATCHED_DECISION = {"all-separate matched": SEPARATE, "all-shared matched": SHARED}
+PARAMETER_TOLERANCE = 0.10  # more parameters than the recommendation's by more than this: larger
 PREFERRED = ("recommended", "branched", "all-shared", "all-separate")
 
 
@@ -86,6 +102,7 @@ class Decision:
     stability_ari: float | None = None
     probe_agreement: float | None = None  # median Spearman's rho between probes
     baseline_as_good: bool = False  # a baseline measured as good as or better than the recommendation
+    decided_by: str | None = None  # the baseline whose win is the decision (separate / share everything)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -235,10 +252,41 @@ def decide(result) -> Decision:
     agree = probe_agreement(result)
     level, why = confidence(ari, agree)
     best, best_loss = _best(result)
-    choice, reason, tell = _choose(result, comps)
-    as_good = any(c.layout in BASELINE_DECISION and c.mean_diff >= 0 for c in comps) or \
-        (best in BASELINE_DECISION and best != "recommended")
-    return Decision(choice, reason, tell, best, best_loss, comps, level, why, ari, agree, as_good)
+    choice, reason, tell, by = _choose(result, comps)
+    as_good = any(baseline_kind(c) and c.mean_diff >= 0 for c in comps) or \
+        (best in {**BASELINE_DECISION, **MATCHED_DECISION} and best != "recommended")
+    return Decision(choice, reason, tell, best, best_loss, comps, level, why, ari, agree, as_good, by)
+
+
+def baseline_kind(c: Comparison) -> str | None:
+    """The decision a baseline stands for (by its name or an alias), None for other layouts.
+
+    >>> baseline_kind(Comparison("budget 2", 0.0, (0.0, 0.0), 3, 0.0, 1.0, 1.0, ["all-shared matched"]))
+    'share everything'
+    """
+    kinds = {**BASELINE_DECISION, **MATCHED_DECISION}
+    return next((kinds[n] for n in (c.layout, *c.same_as) if n in kinds), None)
+
+
+def parameters_of(result) -> dict[str, int]:
+    """Each validated layout's parameter count, from its successful validation runs."""
+    out: dict[str, int] = {}
+    for r in result.validation:
+        if r.get("status") == "ok" and r.get("n_parameters") is not None:
+            out.setdefault(str(r["layout"]), int(r["n_parameters"]))
+    return out
+
+
+def larger_layouts(result, comps: list[Comparison]) -> list[Comparison]:
+    """In a study with width-matched baselines: the compared layouts with more than
+    :data:`PARAMETER_TOLERANCE` more parameters than the recommendation (they do not decide)."""
+    if not any(n in result.layouts for n in MATCHED_DECISION):
+        return []
+    params = parameters_of(result)
+    rec = params.get("recommended")
+    if not rec:
+        return []
+    return [c for c in comps if params.get(c.layout, 0) > rec * (1 + PARAMETER_TOLERANCE)]
 
 
 def _best(result) -> tuple[str | None, float | None]:
@@ -254,51 +302,73 @@ def _fmt(v: float) -> str:
     return f"{v:.3g}"
 
 
-def _choose(result, comps: list[Comparison]) -> tuple[str, str, str]:
+def _ci(c: Comparison) -> str:
+    return f"95% interval {_fmt(c.ci95[0])} to {_fmt(c.ci95[1])}"
+
+
+def _who(result, c: Comparison) -> str:
+    """``c``'s layout, with its width and parameter count when it is a width-matched baseline."""
+    info = next((result.layouts[n] for n in (c.layout, *c.same_as) if n in MATCHED_DECISION and n in result.layouts), None)
+    if not info or "width" not in info:
+        return c.layout
+    return f"{c.layout} at width {info['width']:g} ({info.get('n_parameters')} parameters; the recommendation has {info.get('target_parameters')})"
+
+
+def _larger_note(result, big: list[Comparison]) -> str:
+    params = parameters_of(result)
+    rec = params.get("recommended") or 1
+    return "".join(f"; {c.layout}, with {params[c.layout]} parameters ({params[c.layout] / rec:.1f}x the recommendation's), "
+                   f"measured {_fmt(c.mean_diff)} lower total test loss ({_ci(c)}): a larger budget, not another "
+                   "grouping, would lower the loss" for c in big if c.outcome == "layout better")
+
+
+def _choose(result, comps: list[Comparison]) -> tuple[str, str, str, str | None]:
+    """The decision, its reason, what would tell, and the layout that decided (a baseline that won)."""
     if result.recommended is None:
-        return CANNOT_TELL, "no layout was recommended", "a study whose probes and grouping succeed (see its problems)"
-    base = [c for c in comps if c.layout in BASELINE_DECISION]
+        return CANNOT_TELL, "no layout was recommended", "a study whose probes and grouping succeed (see its problems)", None
+    big = larger_layouts(result, comps)
+    comps = [c for c in comps if c not in big]  # ruled out by the budget: they neither decide nor block
+    base = [c for c in comps if baseline_kind(c)]
     if not base:
-        return CANNOT_TELL, "the recommendation was not trained against a baseline", "validation with at least 3 seeds"
+        return CANNOT_TELL, "the recommendation was not trained against a baseline", "validation with at least 3 seeds", None
     if any(c.n_seeds < 2 for c in base):
-        return CANNOT_TELL, "fewer than 2 seeds pair the recommendation with a baseline", "validation with at least 3 seeds"
+        return CANNOT_TELL, "fewer than 2 seeds pair the recommendation with a baseline", "validation with at least 3 seeds", None
     wins = [c for c in base if c.outcome == "layout better"]
     if wins:
         c = max(wins, key=lambda c: c.mean_diff)
-        return BASELINE_DECISION[c.layout], (
-            f"{c.layout} has {_fmt(c.mean_diff)} lower total test loss than the recommendation "
-            f"(95% interval {_fmt(c.ci95[0])} to {_fmt(c.ci95[1])}, {c.n_seeds} paired seeds)"), ""
-    rec_kind = _baseline_kind(result)
+        return baseline_kind(c), (f"{_who(result, c)} has {_fmt(c.mean_diff)} lower total test loss than the "
+                                  f"recommendation ({_ci(c)}, {c.n_seeds} paired seeds)"), "", c.layout
+    note = _larger_note(result, big)
+    rec_kind = _recommended_kind(result)
     if rec_kind and all(c.outcome == "recommended better" for c in base):
-        return BASELINE_DECISION[rec_kind], f"the recommendation is {rec_kind} itself and beats the other baseline", ""
-    others = [c for c in comps if c.layout not in BASELINE_DECISION and c.outcome == "layout better"]
+        return {**BASELINE_DECISION, **MATCHED_DECISION}[rec_kind], \
+            f"the recommendation is {rec_kind} itself and beats the other baseline{note}", "", None
+    others = [c for c in comps if not baseline_kind(c) and c.outcome == "layout better"]
     ties = [c for c in base if c.outcome == "no clear difference"]
     beaten = [c for c in base if c.outcome == "recommended better"]
     if beaten and not others and all(c.mean_diff < 0 for c in ties):
-        reason = (f"the recommendation has lower total test loss than {' and '.join(c.layout for c in beaten)} "
+        names = [c.layout for c in beaten]
+        listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+        reason = (f"the recommendation has lower total test loss than {listed} "
                   f"(95% interval below 0)")
         for c in ties:
-            reason += (f"; its mean is also lower than {c.layout}'s ({_fmt(c.mean_diff)}, 95% interval "
-                       f"{_fmt(c.ci95[0])} to {_fmt(c.ci95[1])}, within the seed noise)")
-        return SHARE, reason, ""
+            reason += f"; its mean is also lower than {c.layout}'s ({_fmt(c.mean_diff)}, {_ci(c)}, within the seed noise)"
+        return SHARE, reason + note, "", None
     if ties:
         c = max(ties, key=lambda c: c.mean_diff)
         favour = "the recommendation" if c.mean_diff < 0 else c.layout
         if c.mean_diff >= 0 or not others:
-            reason = (f"the difference from {c.layout} ({_fmt(c.mean_diff)} total test loss, 95% interval "
-                      f"{_fmt(c.ci95[0])} to {_fmt(c.ci95[1])}) is within the seed noise; the mean favours {favour}")
-            return CANNOT_TELL, reason, seeds_needed_text(c)
+            reason = (f"the difference from {_who(result, c)} is {_fmt(c.mean_diff)} total test loss ({_ci(c)}), within "
+                      f"the seed noise; the mean favours {favour}")
+            return CANNOT_TELL, reason + note, seeds_needed_text(c), None
     c = max(others, key=lambda c: c.mean_diff)
     return CANNOT_TELL, (f"{c.layout} measured better than the recommendation ({_fmt(c.mean_diff)} lower total "
-                         f"test loss, 95% interval {_fmt(c.ci95[0])} to {_fmt(c.ci95[1])})"), \
-        f"validating {c.layout} as the recommendation (it beat the chosen grouping on the test split)"
+                         f"test loss, {_ci(c)}){note}"), \
+        f"validating {c.layout} as the recommendation (it beat the chosen grouping on the test split)", None
 
 
-def _baseline_kind(result) -> str | None:
-    for name in BASELINE_DECISION:
-        if _same_layout(result, "recommended", name):
-            return name
-    return None
+def _recommended_kind(result) -> str | None:
+    return next((n for n in (*BASELINE_DECISION, *MATCHED_DECISION) if _same_layout(result, "recommended", n)), None)
 
 
 def seeds_needed(sd: float, diff: float, have: int, limit: int = 1000) -> int | None:
