@@ -119,7 +119,9 @@ class DaskPool:
 
     def submit(self, suite: Any, *args: Any):
         if id(suite) not in self.suites:  # send a suite's data to the cluster once
-            self.suites[id(suite)] = (suite, self.client.scatter(suite, broadcast=True))
+            # a fresh key each time (hash=False): a suite sent again after its copy was lost never
+            # shares a key with the cancelled one (under load the cancel could reach the new copy)
+            self.suites[id(suite)] = (suite, self.client.scatter(suite, broadcast=True, hash=False))
         return self.client.submit(self.job, self.suites[id(suite)][1], *args, pure=False)
 
     def next_done(self, futures: list):
