@@ -204,6 +204,26 @@ def goals(rows: dict, oracle_mean: float) -> dict:
     return out
 
 
+def run_protocol(suite, tasks, config, choose_seeds, score_seeds, store, n_jobs: int, *,
+                 probes=None, quick: bool = False, progress: bool = False) -> dict:
+    """The whole protocol on one suite: the oracle on both seed sets, its summary and testbed
+    checks, and every probe (``probes``: names to keep, None: all) judged against it."""
+    choose_runs = train_oracle(suite, tasks, config, choose_seeds, store, n_jobs, progress)
+    score_runs = train_oracle(suite, tasks, config, score_seeds, store, n_jobs, progress)
+    budgets = list(range(2, len(tasks)))
+    summary, _, scores, best, truth = oracle_summary(choose_runs, score_runs, budgets, np.random.default_rng(0))
+    settings = ProbeSettings(config, seeds=choose_seeds, n_jobs=n_jobs, progress=progress)
+    factories = probe_factories(tasks, settings, quick)
+    if probes is not None:
+        factories = {k: v for k, v in factories.items() if k in probes}
+    ctx = {"truth": truth, "scores": scores, "best": best, "oracle": score_runs, "budgets": budgets,
+           "cost": choose_runs.cost, "ceiling": summary["split_half_reliability"],
+           "oracle_regret": summary["heldout_regret"]}
+    rows, included = score_probes(factories, suite, store, ctx)
+    return {"choose_runs": choose_runs, "score_runs": score_runs, "summary": summary, "budgets": budgets,
+            "checks": testbed_checks(summary), "rows": rows, "included": included}
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--suite", default="qm9-scarce")
@@ -230,21 +250,11 @@ def main(argv=None) -> dict:
     tasks = a.tasks.split(",") if a.tasks else suite.task_names[: 4 if a.quick else None]
     suite = suite.subset(tasks)
     config = CONFIGS.get(a.suite, CONFIGS["planted"] if a.quick else TrainConfig(epochs=20, lr=2e-3, patience=5))
-    store = RunStore(a.store)
-    progress = not a.quiet
-    choose_runs = train_oracle(suite, tasks, config, choose_seeds, store, a.n_jobs, progress)
-    score_runs = train_oracle(suite, tasks, config, score_seeds, store, a.n_jobs, progress)
-    budgets = list(range(2, len(tasks)))
-    summary, choice_table, scores, best, truth = oracle_summary(choose_runs, score_runs, budgets, np.random.default_rng(0))
-    checks = testbed_checks(summary)
-    settings = ProbeSettings(config, seeds=choose_seeds, n_jobs=a.n_jobs, progress=progress)
-    factories = probe_factories(tasks, settings, a.quick)
-    if a.probes:
-        factories = {k: v for k, v in factories.items() if k in a.probes.split(",")}
-    ctx = {"truth": truth, "scores": scores, "best": best, "oracle": score_runs, "budgets": budgets,
-           "cost": choose_runs.cost, "ceiling": summary["split_half_reliability"],
-           "oracle_regret": summary["heldout_regret"]}
-    rows, included = score_probes(factories, suite, store, ctx)
+    probes = a.probes.split(",") if a.probes else None
+    res = run_protocol(suite, tasks, config, choose_seeds, score_seeds, RunStore(a.store), a.n_jobs,
+                       probes=probes, quick=a.quick, progress=not a.quiet)
+    choose_runs, score_runs, summary = res["choose_runs"], res["score_runs"], res["summary"]
+    checks, rows, included, budgets = res["checks"], res["rows"], res["included"], res["budgets"]
     oracle_mean = mean_of(summary["heldout_regret"])
     out = {
         "suite": a.suite,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -235,6 +236,14 @@ def capacity(d: dict) -> str:
             f"(load {m['load_at_start'][0]:.1f} at start). Networks without @ are at width 1.\n\n{a}\n\n{b}")
 
 
+def fidelity_curves(d: dict) -> str:
+    """The planted regime sweeps (fidelity_curves.py prints the same table with --table)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from fidelity_curves import markdown
+
+    return markdown(d)
+
+
 RENDER = {"gradient_probe": gradient, "cka": cka, "grouping": grouping, "throughput": throughput, "capacity": capacity}
 
 
@@ -245,7 +254,10 @@ def main() -> None:
     a = ap.parse_args()
     for path in sorted(Path(a.results).glob("*.json")):
         d = json.loads(path.read_text())
-        fn = fidelity if path.stem.startswith("fidelity") else RENDER.get(path.stem)
+        if path.stem.startswith("fidelity_curves"):
+            fn = fidelity_curves
+        else:
+            fn = fidelity if path.stem.startswith("fidelity") else RENDER.get(path.stem)
         if fn is not None:
             print(f"### {path.stem} (`{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}`)\n\n{fn(d)}\n")
     summaries = [json.loads(p.read_text()) for p in sorted(Path(a.studies).glob("*/summary.json"))]
