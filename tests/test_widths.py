@@ -45,11 +45,23 @@ def _planted(**kw):
 
 
 # ---------------------------------------------------------------------- width 1 is today's suite
-@pytest.mark.parametrize("name", ["planted", "digits-default"])
+# the suites of the committed studies (studies/results/<name>), with the fingerprints their
+# study_result.json recorded when they were run (that file is not committed: it is copied here)
+STORED_STUDIES = {
+    "planted": ("planted", {"n_examples": 1000}, "3d4d0cfb08dea1c372a7"),
+    "digits-default": ("digits", {}, "e540a6bc06c2cfb753f3"),
+}
+
+
+@pytest.mark.parametrize("name", list(STORED_STUDIES))
 def test_width_one_keeps_the_fingerprints_of_stored_results(name):
-    stored = json.loads((RESULTS / name / "study_result.json").read_text())
-    suite = get_suite(stored["suite"]["name"], **stored["study"]["suite_options"])
-    assert suite.fingerprint() == stored["suite"]["fingerprint"]
+    suite_name, options, fingerprint = STORED_STUDIES[name]
+    local = RESULTS / name / "study_result.json"  # present where the study was run
+    if local.exists():
+        stored = json.loads(local.read_text())
+        assert (stored["suite"]["name"], stored["study"]["suite_options"]) == (suite_name, options)
+    suite = get_suite(suite_name, **options)
+    assert suite.fingerprint() == fingerprint
     assert suite.at_width(1.0) is suite and suite.at_width(1) is suite
 
 
