@@ -31,6 +31,7 @@ from taskrel.analysis import (
 from taskrel.errors import TaskrelError
 from taskrel.layout import SharingLayout
 from taskrel.probes import Probe
+from taskrel.probes.partial import restrict_candidates
 from taskrel.study.capacity import capacity_table
 from taskrel.study.context import StudyContext, clone
 
@@ -143,32 +144,13 @@ def _table(ctx: StudyContext, affs: dict[str, Affinity], fitted: dict[str, Probe
         kw = {} if max_size is None else {"max_size": max_size}
         if "tasks" in inspect.signature(probe.candidates).parameters:  # its table on the remaining tasks
             kw["tasks"] = ctx.tasks  # (a left-out task has no losses)
-        table = restrict_table(probe.candidates(**kw), ctx.tasks)
+        table = probe.candidates(**kw)
+        table = restrict_candidates(table, [t for t in ctx.tasks if t in table.tasks])
         return source, "hoa" if probe.kind == "pairwise" else probe.kind, table
     if source not in affs:
         raise TaskrelError(f"grouping: probe {source!r} gave no affinity (see its error above)")
     aff = affs[source].plain().subset(ctx.tasks)
     return source, "affinity", CandidateTable.from_affinity(aff, max_size=max_size)
-
-
-def restrict_table(table: CandidateTable, tasks: list[str]) -> CandidateTable:
-    """The networks of ``table`` that serve only ``tasks``, on those tasks' columns.
-
-    >>> t = CandidateTable([{"tasks": "a", "cost": 1, "a": .5}, {"tasks": "b", "cost": 1, "b": .4},
-    ...                     {"tasks": "a+b", "cost": 1, "values": {"a": .3, "b": .4}}])
-    >>> restrict_table(t, ["a"]).names
-    ['a']
-    """
-    if list(table.tasks) == list(tasks):
-        return table
-    cols = [table.tasks.index(t) for t in tasks if t in table.tasks]
-    outside = np.ones(len(table.tasks), dtype=bool)
-    outside[cols] = False
-    rows = [r for r in range(len(table)) if not table.members[r, outside].any()]
-    return CandidateTable.from_arrays(
-        [table.tasks[c] for c in cols], table.members[rows][:, cols], table.cost[rows], table.values[rows][:, cols],
-        table.higher_is_better, False, [table.name(r) for r in rows], table.width[rows],
-        None if table.std is None else table.std[rows][:, cols], table.n_seeds, table.meta)
 
 
 def _grouping(ctx: StudyContext, affs: dict[str, Affinity], fitted: dict[str, Probe], budgets: list[float], budget: float) -> None:
@@ -221,4 +203,4 @@ def _branched(ctx: StudyContext, affs: dict[str, Affinity], budget: float | None
     ctx.result.probes.setdefault(name, {})["branched_layout"] = lay.describe()
 
 
-__all__ = ["leave_out_incomplete", "restrict_table", "run_analyses"]
+__all__ = ["leave_out_incomplete", "run_analyses"]
