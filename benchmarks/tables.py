@@ -121,32 +121,40 @@ def _mean(curve: dict) -> float | None:
     return sum(vals) / len(vals) if vals else None
 
 
-def _regrets(partition: dict, overlap: dict) -> list[str]:
-    return [_f(_mean(partition), ".1f") + "%", _f(_mean(overlap), ".1f") + "%"]
+def _regrets(partition: dict, overlap: dict, validated: dict | None = None, columns: int = 2) -> list[str]:
+    """Mean regret cells: partition, overlap and (``columns=3``) overlap assigned on validation."""
+    cells = [_f(_mean(partition), ".1f") + "%", _f(_mean(overlap), ".1f") + "%"]
+    if columns == 3:
+        cells.append("—" if validated is None else _f(_mean(validated), ".1f") + "%")
+    return cells
 
 
 def fidelity_heldout(d: dict) -> str:
     """The held-out protocol's table: choices on some seeds, scores on others (fidelity.py)."""
     o, p, checks = d["oracle"], d["protocol"], d["testbed_checks"]
+    cols = 3 if "heldout_regret_overlap_validated" in o else 2  # results written before the validated column: two
     head = ["probe", "group rule", "runs", "examples vs oracle", "seconds vs oracle", "examples vs pairwise",
-            "Spearman (ceiling)", "regret, partition", "regret, overlap"]
+            "Spearman (ceiling)", "regret, partition", "regret, overlap"] + (["regret, overlap (assigned on val)"] if cols == 3 else [])
     rows = [["oracle (held-out seeds)", "measured groups", o["runs_choice_seeds"], "1.000", "1.000", "—",
-             f"{o['split_half_reliability']:.2f} (split-half)"] + _regrets(o["heldout_regret"], o["heldout_regret_overlap"])]
+             f"{o['split_half_reliability']:.2f} (split-half)"]
+            + _regrets(o["heldout_regret"], o["heldout_regret_overlap"], o.get("heldout_regret_overlap_validated"), cols)]
     for name, r in d["probes"].items():
         if "error" in r:
             rows.append([name, "failed: " + r["error"][:80]] + [""] * (len(head) - 2))
             continue
         rows.append([name, r["rule"], r["runs"], f"{r['examples_vs_oracle']:.3f}", f"{r['seconds_vs_oracle']:.3f}",
                      _f(r.get("examples_vs_pairwise"), ".3f"), f"{r['spearman']:.2f} ({r['spearman_ceiling']:.2f})"]
-                    + _regrets(r["regret_partition"], r["regret_overlap"]))
-    rows.append(["random groupings", "—", "—", "—", "—", "—", "—"] + _regrets(o["random_regret"], o["random_regret_overlap"]))
+                    + _regrets(r["regret_partition"], r["regret_overlap"], r.get("regret_overlap_validated"), cols))
+    rows.append(["random groupings", "—", "—", "—", "—", "—", "—"] + _regrets(o["random_regret"], o["random_regret_overlap"], None, cols))
     verdict = ", ".join(f"{k} {_f(v['value'], '.2f')} ({v['need']}: {'pass' if v['pass'] else 'FAIL'})"
                         for k, v in checks.items() if k != "testbed")
     load = d.get("machine", {}).get("loadavg_start", ["?"])[0]
     return (f"Suite {d['suite']}, tasks {', '.join(d['tasks'])}: choices on seeds {p['choose_seeds']} (val), scores on "
             f"seeds {p['score_seeds']} (test), losses normalised by each task's single-task loss; regret is the mean "
-            f"over budgets {p['budgets'][0]}..{p['budgets'][-1]} networks, in % above the best on the scoring seeds. "
-            f"Testbed checks: {verdict}; testbed: {'yes' if checks['testbed'] else 'no'}. "
+            f"over budgets {p['budgets'][0]}..{p['budgets'][-1]} networks, in % above the best on the scoring seeds"
+            + ("; 'assigned on val': the overlap choice's networks, each task served by the one with its lowest validation "
+               "loss on the scoring seeds (overlap otherwise assigns by the estimate). " if cols == 3 else ". ")
+            + f"Testbed checks: {verdict}; testbed: {'yes' if checks['testbed'] else 'no'}. "
             f"Oracle: {o['networks']} networks, {o['runs']} runs in all, {o['seconds_choice_seeds'] / 60:.0f} min of training on the "
             f"choice seeds (sum over runs); this invocation {d['wall_seconds'] / 60:.0f} min wall (finished runs come from the "
             f"store), load {load} on {d.get('machine', {}).get('cpus', '?')} cores.\n\n" + _table(head, rows))
@@ -244,6 +252,25 @@ def fidelity_curves(d: dict) -> str:
     return markdown(d)
 
 
+def testbed_screen(d: dict) -> str:
+    """Variants screened by testbed_screen.py: the checks' numbers on one or two seeds."""
+    head = ["variant", "options", "runs", "reliability", "held-out regret %", "random regret %",
+            "margin over all-separate", "margin over all-shared", "best grouping"]
+    rows = []
+    for name, v in d["variants"].items():
+        opts = ", ".join(f"{k}={val}" for k, val in v["options"].items() if k != "tasks")
+        rows.append([name, opts or "defaults", v["runs_trained_or_read"], _f(v["split_half_reliability"]),
+                     _f(v["heldout_regret_mean"], ".1f"), _f(v["random_regret_mean"], ".1f"),
+                     _f(v["margin_over_all_separate"]), _f(v["margin_over_all_shared"]),
+                     " ".join("{" + ", ".join(g) + "}" for g in v["best_grouping"])])
+    first = next(iter(d["variants"].values()), {})
+    seeds = first.get("seeds", {})
+    cfg = first.get("config")
+    return (f"`{d['command']}`: suite {d['suite']}, choice seed(s) {seeds.get('choose')}, scoring seed(s) {seeds.get('score')}"
+            + (", training regime " + ", ".join(f"{k} {cfg[k]}" for k in ("epochs", "batch_size", "lr", "patience")) if cfg else "") + ". Margins are in normalised-loss units (a task alone scores 1), "
+            "positive when the best grouping is better.\n\n" + _table(head, rows))
+
+
 RENDER = {"gradient_probe": gradient, "cka": cka, "grouping": grouping, "throughput": throughput, "capacity": capacity}
 
 
@@ -258,6 +285,8 @@ def main() -> None:
             fn = fidelity_curves
         else:
             fn = fidelity if path.stem.startswith("fidelity") else RENDER.get(path.stem)
+            if path.stem.startswith("testbed_screen"):
+                fn = testbed_screen
         if fn is not None:
             print(f"### {path.stem} (`{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}`)\n\n{fn(d)}\n")
     summaries = [json.loads(p.read_text()) for p in sorted(Path(a.studies).glob("*/summary.json"))]

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -36,28 +37,29 @@ from taskrel.store import RunStore
 from taskrel.suites import get_suite
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fidelity import CONFIGS  # noqa: E402 - the benchmark's training regime
+from fidelity import CONFIGS, regime  # noqa: E402 - the benchmark's training regime
 from fidelity_protocol import oracle_summary, seed_mean, testbed_checks, train_oracle  # noqa: E402
 
 
 def screen_variant(suite_name: str, options: dict, seeds: list[int], store: RunStore, n_jobs: int, progress: bool,
-                   tasks: list[str] | None = None) -> dict:
+                   tasks: list[str] | None = None, config=None) -> dict:
     """Train (or read) every subset of the variant's tasks (``tasks``: a subset of its tasks)
     on ``seeds``; the protocol's numbers."""
     t0 = time.perf_counter()
     suite = get_suite(suite_name, **options)
     tasks = list(tasks) if tasks else suite.task_names
     suite = suite.subset(tasks)
-    config = CONFIGS[suite_name]
+    config = config or CONFIGS[suite_name]
     choose_runs = train_oracle(suite, tasks, config, seeds[:1], store, n_jobs, progress)
     score_runs = choose_runs if len(seeds) == 1 else train_oracle(suite, tasks, config, seeds[1:], store, n_jobs, progress)
     budgets = list(range(2, len(tasks)))
-    summary, _, scores, _, _ = oracle_summary(choose_runs, score_runs, budgets, np.random.default_rng(0))
+    summary, _, scores, _, _, _ = oracle_summary(choose_runs, score_runs, budgets, np.random.default_rng(0))
     checks = testbed_checks(summary)
     sep = summary["separation"]
     shared_scores = seed_mean(scores)[-1]  # the last subset is all tasks together
     return {
         "options": options,
+        "config": config.to_dict(),
         "tasks": tasks,
         "seeds": {"choose": seeds[:1], "score": seeds[1:] or seeds[:1]},
         "random_regret_mean": checks["random_regret_mean"]["value"],
@@ -83,6 +85,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--suite", default="qm9-scarce")
     ap.add_argument("--variants", required=True, help='JSON: name -> suite options, e.g. \'{"w16": {"width": 16}}\'')
     ap.add_argument("--tasks", default=None, help="comma-separated subset of each variant's tasks (default: all)")
+    ap.add_argument("--config", default="{}", help="JSON changes to the suite's training regime (as fidelity.py)")
     ap.add_argument("--seeds", default="0", help="first seed chooses; the rest (if any) score")
     ap.add_argument("--store", default=".taskrel/fidelity-store")
     ap.add_argument("--n-jobs", type=int, default=2)
@@ -97,11 +100,11 @@ def main(argv=None) -> dict:
     variants = json.loads(a.variants)
     store = RunStore(a.store)
     load0 = os.getloadavg()
-    out = {"suite": a.suite, "command": "python benchmarks/testbed_screen.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    out = {"suite": a.suite, "command": "python benchmarks/testbed_screen.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
            "variants": {}}
     for name, options in variants.items():
         tasks = a.tasks.split(",") if a.tasks else None
-        out["variants"][name] = screen_variant(a.suite, options, seeds, store, a.n_jobs, not a.quiet, tasks)
+        out["variants"][name] = screen_variant(a.suite, options, seeds, store, a.n_jobs, not a.quiet, tasks, regime(a.suite, a.config))
         print(json.dumps({name: out["variants"][name]}, default=float), flush=True)
     out["machine"] = {"cpus": os.cpu_count(), "loadavg_start": [round(x, 2) for x in load0],
                       "loadavg_end": [round(x, 2) for x in os.getloadavg()]}

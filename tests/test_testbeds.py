@@ -77,11 +77,39 @@ def test_mnist_scarce_masks_are_disjoint_and_shuffled_is_noise():
     assert abs(np.nanmean(s.targets[SHUFFLED]) - np.isin(digit, [5, 6, 7, 8, 9]).mean()) < 0.06
 
 
+def test_mnist_scarce_pair_and_digit_tasks_label_only_their_digits():
+    s = get_suite("mnist-scarce", tasks=["3v5", "4v9", "digit", "is3"], n_labelled=120, n_val=400, n_test=400)
+    for t in s.task_names:  # each task labelled on its own block of training rows and nowhere else in train
+        lo, hi = s.truth["labelled_rows"][t]
+        train_known = np.flatnonzero(~np.isnan(s.targets[t][s.split["train"]]))
+        assert train_known.tolist() == list(range(lo, hi)), t
+    digit = np.asarray(s.truth["digit"])
+    tr = s.split["train"]
+    for t, (a, b) in (("3v5", (3, 5)), ("4v9", (4, 9))):
+        y = s.targets[t]
+        known = ~np.isnan(y)
+        assert set(digit[known]) <= {a, b}  # labelled exactly where the image is one of its digits
+        assert np.array_equal(known, np.isin(digit, [a, b]) & (known | np.isin(np.arange(len(y)), tr, invert=True)))
+        assert np.array_equal(y[known] == 1, digit[known] == a)
+        lo, hi = s.truth["labelled_rows"][t]
+        assert known[lo:hi].all()  # every row of a pair task's own block is one of its digits
+    assert s.tasks[2].kind == "multiclass" and s.tasks[2].n_outputs == 10
+    known = ~np.isnan(s.targets["digit"])
+    assert np.array_equal(s.targets["digit"][known], digit[known])
+    # no image is used twice: the pair blocks are drawn apart from the other rows
+    flat = s.inputs.reshape(len(s.inputs), -1)
+    assert len(np.unique(flat, axis=0)) == len(flat)
+
+
 def test_mnist_scarce_bad_input():
     with pytest.raises(TaskrelError, match="only 5000 ship"):
         get_suite("mnist-scarce", n_labelled=1000)
     with pytest.raises(TaskrelError, match="is10"):
         get_suite("mnist-scarce", tasks=["is3", "is10"])
+    with pytest.raises(TaskrelError, match="3v3"):
+        get_suite("mnist-scarce", tasks=["3v3"])
+    with pytest.raises(TaskrelError, match="needs 1200 images of its digits"):
+        get_suite("mnist-scarce", tasks=["3v5", "is3"], n_labelled=1200, n_val=100, n_test=100)
 
 
 @needs_qm9
@@ -226,3 +254,49 @@ def test_screen_is_the_protocol_on_fewer_seeds(tmp_path):
     assert two["heldout_regret_mean"] == pytest.approx(d["oracle"]["heldout_regret_mean"])
     assert two["split_half_reliability"] == pytest.approx(d["oracle"]["split_half_reliability"])
     assert two["margin_over_all_separate"] == pytest.approx(d["oracle"]["separation"]["margin_over_all_separate"])
+
+
+def test_benchmark_regime_takes_config_changes_and_refuses_bad_ones():
+    fid = _fidelity_module()
+    base = fid.CONFIGS["mnist-scarce"]
+    assert fid.regime("mnist-scarce") == base
+    longer = fid.regime("mnist-scarce", '{"epochs": 60, "batch_size": 32}')
+    assert (longer.epochs, longer.batch_size, longer.lr) == (60, 32, base.lr)
+    with pytest.raises(TaskrelError, match="epochz"):
+        fid.regime("mnist-scarce", '{"epochz": 3}')
+    with pytest.raises(SystemExit, match="not JSON"):
+        fid.regime("mnist-scarce", "{epochs: 3}")
+
+
+def test_overlap_validated_serves_each_task_by_its_best_chosen_network():
+    _fidelity_module()
+    fid = sys.modules["fidelity_protocol"]
+    tasks = ["a", "b", "c", "d"]
+    groups = fid.all_subsets(tasks)
+    rng = np.random.default_rng(3)
+    loss = rng.uniform(0.5, 2.0, size=(2, len(groups), len(tasks)))
+    members = np.array([[t in g for t in tasks] for g in groups])
+    loss[:, ~members] = np.nan
+    runs = fid.OracleRuns(tasks, groups, [0, 1], {"val": loss, "test": loss})
+    scores = fid.normalised(loss, runs.singles())
+    mean = fid.seed_mean(scores)
+    table = fid.table_of(mean, runs)
+    best = {m: {b: fid.GroupingSearch(budget=b, partition=p).fit(table).total_ for b in (2, 3)}
+            for m, p in (("partition", True), ("overlap", False))}
+    # an estimate that knows nothing: every network and task the same value
+    blind = fid.table_of(np.where(members, 1.0, np.nan), runs)
+    curves = fid.regret_curves(blind, scores, best, runs, [2, 3], val_scores=scores)
+    assert set(curves) == {"partition", "overlap", "overlap_validated"}
+    for b in ("2", "3"):
+        # validation equal to the score: each task takes its best chosen network, never worse
+        assert curves["overlap_validated"][b] <= curves["overlap"][b] + 1e-9
+        assert curves["overlap_validated"][b] >= -1e-9
+    c = fid.choose(blind, 3, False)
+    v = fid.validated(c, mean, runs)
+    assert v.groups == c.groups
+    for t in tasks:
+        options = [g for g in c.groups if t in g]
+        assert v.assignment[t] in options
+        assert mean[groups.index(v.assignment[t]), tasks.index(t)] == min(mean[groups.index(g), tasks.index(t)] for g in options)
+    # the headline mean leaves the validated curve out unless asked
+    assert fid.mean_of(curves, fid.ESTIMATE_ASSIGNED) == pytest.approx(np.mean([*curves["partition"].values(), *curves["overlap"].values()]))

