@@ -20,6 +20,7 @@ from taskrel.probes.base import (
     register_probe,
     single_task_specs,
 )
+from taskrel.probes.calibrated import CalibratedProbe
 from taskrel.probes.gradfeature import GradFeatureProbe
 from taskrel.probes.gradient import GradientProbe, per_task_gradients
 from taskrel.probes.lookahead import LookaheadProbe, proposed_update
@@ -38,6 +39,7 @@ def probe_class(kind: str) -> type[Probe]:
 
 __all__ = [
     "PROBES",
+    "CalibratedProbe",
     "GradFeatureProbe",
     "GradientProbe",
     "LookaheadProbe",

@@ -163,15 +163,15 @@ class PairwiseProbe(Probe):
         for (seed, group, _), rec in zip(self._runs(suite), records):
             for sp in ("val", "test"):
                 if len(group) == 1:
-                    self.single_loss_[seed][sp][group[0]] = _loss(rec, group[0], sp)
+                    self.single_loss_[seed][sp][group[0]] = record_loss(rec, group[0], sp)
                 else:
-                    self.pair_loss_[seed][sp][group] = {t: _loss(rec, t, sp) for t in group}
+                    self.pair_loss_[seed][sp][group] = {t: record_loss(rec, t, sp) for t in group}
         per_seed = np.zeros((len(seeds), len(tasks), len(tasks)))
         for k, seed in enumerate(seeds):
             alone = self.single_loss_[seed]["val"]
             for (a, b), with_ in self.pair_loss_[seed]["val"].items():
-                per_seed[k, idx[b], idx[a]] = _relative(alone[a], with_[a])
-                per_seed[k, idx[a], idx[b]] = _relative(alone[b], with_[b])
+                per_seed[k, idx[b], idx[a]] = relative_gain(alone[a], with_[a])
+                per_seed[k, idx[a], idx[b]] = relative_gain(alone[b], with_[b])
         return {"pairwise-cheap" if self.cheap else "pairwise": per_seed}
 
     def meta(self) -> dict[str, Any]:
@@ -227,11 +227,18 @@ def pair_spec(suite: Suite, tasks: Sequence[str], config: TrainConfig, seed: int
     return group_spec(suite, tasks, config, seed)
 
 
-def _loss(rec: RunRecord, task: str, split: str) -> float:
+def record_loss(rec: RunRecord, task: str, split: str) -> float:
+    """A task's loss on a split in a run's record; NaN when the run failed."""
     return rec.loss(task, split) if rec.ok else float("nan")
 
 
-def _relative(alone: float, with_: float) -> float:
+def relative_gain(alone: float, with_: float) -> float:
+    """``(alone - with_) / |alone|``: the relative drop of a loss (> 0: the partner helps); NaN
+    when either is not finite.
+
+    >>> relative_gain(2.0, 1.5), relative_gain(2.0, float("nan"))
+    (0.25, nan)
+    """
     if not (math.isfinite(alone) and math.isfinite(with_)):
         return float("nan")
     return (alone - with_) / max(abs(alone), 1e-12)
@@ -321,8 +328,8 @@ def measure_groups(
         rows, std[split] = [], {}
         for g in groups:
             recs = by_group[g]
-            values = {t: _nanmean([_loss(r, t, split) for r in recs], f"{t} in group {'+'.join(g)}") for t in g}
-            std[split][g] = {t: _seed_std([_loss(r, t, split) for r in recs]) for t in g}
+            values = {t: _nanmean([record_loss(r, t, split) for r in recs], f"{t} in group {'+'.join(g)}") for t in g}
+            std[split][g] = {t: _seed_std([record_loss(r, t, split) for r in recs]) for t in g}
             rows.append({"tasks": list(g), "cost": _group_cost(cost, g, recs), "values": values})
         tables[split] = CandidateTable(rows, tasks=tasks)
     records = res.unique()
@@ -346,4 +353,4 @@ def _group_cost(cost: GroupCost, group: tuple[str, ...], recs: list[RunRecord]) 
     return float(cost)
 
 
-__all__ = ["MeasuredGroups", "PairwiseProbe", "cheap_config", "measure_groups", "pair_spec"]
+__all__ = ["MeasuredGroups", "PairwiseProbe", "cheap_config", "measure_groups", "pair_spec", "record_loss", "relative_gain"]
