@@ -84,10 +84,15 @@ class RunList(list):
 
 
 # ---------------------------------------------------------------------- one run
-def _warm_state(store: RunStore, source_key: str):
+def _warm_state(store: RunStore, source_key: str, task: str = "?"):
+    """The layout and weights of a warm start's source run; a RunFailed naming the task whose
+    encoder was to be moved, the source run, and why it cannot be used."""
     rec = store.get(source_key)
-    if rec is None or not rec.ok:
-        raise RunFailed(f"warm start: source run {source_key} is missing or failed")
+    if rec is None:
+        raise RunFailed(f"warm start from task {task!r}: its source run {source_key} is not in the store")
+    if not rec.ok:
+        why = f"{rec.error}" if rec.error else "it failed"
+        raise RunFailed(f"warm start from task {task!r}: its source run {rec.label or source_key} failed ({why})")
     layout = SharingLayout.from_dict({"schema": 1, "kind": "taskrel.SharingLayout", **rec.spec["layout"]})
     return layout, store.load_weights(source_key)
 
@@ -108,7 +113,7 @@ def _train_record(suite: Suite, spec: RunSpec, store: RunStore, callbacks: dict[
         cbs = _callbacks(spec, callbacks)
         warm = None
         if spec.warm_start:
-            src_layout, state = _warm_state(store, spec.source_key(suite))
+            src_layout, state = _warm_state(store, spec.source_key(suite), spec.warm_start[1])
             src = build_model(src_layout, suite)
             src.load_state_dict(state)
             warm = src.encoder_state(spec.warm_start[1])

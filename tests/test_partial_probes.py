@@ -170,3 +170,10 @@ def test_a_study_of_two_probes_recommends_for_the_healthy_tasks(suite, runner):
     assert result.grouping["source"] == "gradfeature" and result.remaining_tasks == HEALTHY
     assert result.recommended is not None and sorted(result.recommended.tasks) == sorted(HEALTHY)
     assert {r["task"] for r in result.validation} == set(HEALTHY) and all(r["status"] == "ok" for r in result.validation)
+
+
+def test_a_transfer_from_a_diverged_task_names_the_task_and_why(fitted):
+    failed = fitted("transfer").affinity_.meta["failed"]
+    warm = [f["error"] for f in failed if f["error"].startswith("warm start")]
+    assert warm and all(e.startswith("warm start from task 'bad': its source run single bad seed0 failed (") for e in warm)
+    assert all("loss of task 'bad' became inf" in e for e in warm)
