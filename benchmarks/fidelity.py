@@ -88,8 +88,8 @@ def probe_factories(tasks, settings, quick: bool) -> dict:
         "lookahead": lambda: LookaheadProbe(tasks, every=every, settings=settings),
         "similarity": lambda: SimilarityProbe(tasks, settings=settings),
         # the one-run probes given a calibrated zero by 3 cheap pairs on the first choice seed
-        "gradient+calibrated": lambda: CalibratedProbe(GradientProbe(tasks, every=every, settings=settings), pairs=3),
-        "lookahead+calibrated": lambda: CalibratedProbe(LookaheadProbe(tasks, every=every, settings=settings), pairs=3),
+        "gradient+calibrated": lambda: CalibratedProbe(tasks, base="gradient", base_params={"every": every}, pairs=3, settings=settings),
+        "lookahead+calibrated": lambda: CalibratedProbe(tasks, base="lookahead", base_params={"every": every}, pairs=3, settings=settings),
         "transfer": lambda: TransferProbe(tasks, mode="frozen", settings=settings),
     }
     try:

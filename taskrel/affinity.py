@@ -305,7 +305,8 @@ class Affinity:
         ``gain = intercept + slope * value`` over those entries turns every off-diagonal value
         into a relative gain; the result is a ``"relative-gain"`` affinity (group scores by
         HOA) whose ``meta["calibrated"]`` holds the line, the number of pairs and the
-        correlation. At least three entries with two distinct values are needed.
+        correlation. At least three entries with two distinct values are needed. Entries
+        marked missing stay missing (NaN); a measured pair must not be one of them.
 
         >>> cka = Affinity(["a", "b", "c"], [[0, .9, .5], [.9, 0, .4], [.5, .4, 0]],
         ...                measure="similarity-linear")
@@ -315,14 +316,18 @@ class Affinity:
         """
         if self.is_staged:
             raise TaskrelError("affinity: calibrate a plain affinity (take .stage(k) first)")
-        self._need_complete("calibrate")
+        if self.missing is not None:  # entries without a value stay missing; a measured pair must have one
+            holes = [k for k in measured if isinstance(k, tuple) and len(k) == 2 and set(k) <= set(self.tasks)
+                     and self.missing[self.tasks.index(k[0]), self.tasks.index(k[1])]]
+            if holes:
+                raise TaskrelError(f"affinity {self.measure!r}: calibrate: {holes[0]} has no value to fit the line to (missing)")
         fit = fit_line(measured, self.value)
         slope, intercept = fit["slope"], fit["intercept"]
         off = ~np.eye(self.n_tasks, dtype=bool)
         values = np.where(off, intercept + slope * self.values, 0.0)
         ps = None if self.per_seed is None else np.where(off, intercept + slope * self.per_seed, 0.0)
         out = self._replace(values, abs(slope) * self.std, ps, suffix="+calibrated",
-                            calibration="relative-gain")
+                            calibration="relative-gain", missing=self.missing)
         out.meta["calibrated"] = {**fit, "from": self.calibration}
         return out
 

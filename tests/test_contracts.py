@@ -18,7 +18,7 @@ TASKS = ["c0t0", "c0t1", "conflict"]
 CONFIG = TrainConfig(epochs=2, batch_size=32, lr=3e-3, patience=2)
 # the few parameters that keep each kind tiny (a kind not listed runs with its defaults)
 PARAMS = {"gradient": {"every": 2}, "lookahead": {"every": 2}, "similarity": {"kinds": ["linear"], "n_probe": 40},
-          "surrogate": {"n_subsets": 4}}
+          "surrogate": {"n_subsets": 4}, "calibrated": {"base_params": {"every": 2}}}
 KINDS = sorted(PROBES)
 
 

@@ -21,8 +21,8 @@ HEALTHY = ["c0t0", "c0t1", "c1t0"]
 CONFIG = TrainConfig(epochs=1, batch_size=64)
 # small, quick settings per kind; every kind of the registry is tested
 OPTIONS = {"gradient": {"every": 2}, "lookahead": {"every": 2}, "gradfeature": {"dim": 8, "n_examples": 48},
-           "similarity": {"kinds": "linear", "n_probe": 32}}
-JOINT = ("gradient", "lookahead", "gradfeature")  # one run holds every task: replaced without "bad"
+           "similarity": {"kinds": "linear", "n_probe": 32}, "calibrated": {"base_params": {"every": 2}}}
+JOINT = ("gradient", "lookahead", "gradfeature", "calibrated")  # one run holds every task: replaced without "bad"
 
 
 def diverging_suite() -> Suite:

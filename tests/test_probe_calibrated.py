@@ -37,8 +37,8 @@ def test_extreme_pairs_alternate_top_and_bottom():
 
 def test_calibrated_gradient_is_a_line_through_measured_pairs(suite, tmp_path):
     runner = Runner(tmp_path / "store", progress=False)
-    base = GradientProbe(TASKS, config=CFG, seeds=[0], every=2)
-    probe = CalibratedProbe(base, pairs=3, cheap={"epochs_fraction": 0.5}).fit(suite, runner)
+    probe = CalibratedProbe(TASKS, base="gradient", base_params={"every": 2}, pairs=3, cheap={"epochs_fraction": 0.5},
+                            config=CFG, seeds=[0]).fit(suite, runner)
     cal, raw = probe.affinity_, probe.base_.affinity_
     assert raw.calibration == "uncalibrated" and cal.calibration == "relative-gain"
     line = cal.meta["calibrated"]
@@ -53,18 +53,40 @@ def test_calibrated_gradient_is_a_line_through_measured_pairs(suite, tmp_path):
         assert g == pytest.approx(pw.affinity_.value(s, t))
     # the compute is the gradient run's plus the calibration runs' (3 pairs + the singles of their tasks)
     n_single = len({t for p in probe.pairs_ for t in p})
-    assert cal.cost.runs == raw.cost.runs + 3 + n_single
+    assert cal.cost.runs == raw.cost.runs + 3 + n_single == len(probe.records_)
     assert cal.cost.examples > raw.cost.examples
+    # a probe object as the base gives the same affinity, from the same runs
+    again = CalibratedProbe(TASKS, base=GradientProbe(TASKS, config=CFG, seeds=[0], every=2), pairs=3,
+                            cheap={"epochs_fraction": 0.5}, config=CFG, seeds=[0]).fit(suite, runner)
+    assert again.trained_ == 0
+    np.testing.assert_allclose(again.affinity_.values, cal.values)
 
 
 def test_calibrated_probe_refuses_bad_input(suite, tmp_path):
-    base = GradientProbe(TASKS, config=CFG, seeds=[0], every=2)
     with pytest.raises(TaskrelError, match="pairs must be an integer >= 2"):
-        CalibratedProbe(base, pairs=1).fit(suite, tmp_path / "s")
+        CalibratedProbe(TASKS, pairs=1).fit(suite, tmp_path / "s")
     with pytest.raises(TaskrelError, match="only 6 pairs"):
-        CalibratedProbe(base, pairs=7).fit(suite, tmp_path / "s")
-    with pytest.raises(TaskrelError, match="base must be"):
-        CalibratedProbe("gradient").fit(suite, tmp_path / "s")
+        CalibratedProbe(TASKS, pairs=7).fit(suite, tmp_path / "s")
+    with pytest.raises(TaskrelError, match="base must be a probe kind"):
+        CalibratedProbe(TASKS, base="nope").fit(suite, tmp_path / "s")
+    with pytest.raises(TaskrelError, match="base must be a probe kind"):
+        CalibratedProbe(TASKS, base="calibrated").fit(suite, tmp_path / "s")
+    with pytest.raises(TaskrelError, match=r"base_params \['evry'\]"):
+        CalibratedProbe(TASKS, base_params={"evry": 2}).fit(suite, tmp_path / "s")
     # an affinity that already has a calibrated zero needs no line
     with pytest.raises(TaskrelError, match="only an uncalibrated one"):
-        CalibratedProbe(PairwiseProbe(TASKS[:3], config=TrainConfig(epochs=1), seeds=[0]), pairs=2).fit(suite, tmp_path / "s")
+        CalibratedProbe(TASKS[:3], base="pairwise", pairs=2, config=TrainConfig(epochs=1)).fit(suite, tmp_path / "s")
+
+
+def test_a_study_file_names_a_calibrated_probe():
+    from taskrel.study import parse_study, study_from_spec
+
+    text = ('name = "x"\n[suite]\nname = "planted"\n[probes.gradient-calibrated]\nkind = "calibrated"\n'
+            'base = "lookahead"\nbase_params = {every = 2}\npairs = 2\nseeds = [0, 1]\n')
+    probe = study_from_spec(parse_study(text)).named_probes()["gradient-calibrated"]
+    assert isinstance(probe, CalibratedProbe)
+    assert (probe.base, probe.base_params, probe.pairs, list(probe.seeds)) == ("lookahead", {"every": 2}, 2, [0, 1])
+    built = probe.base_probe()
+    assert type(built).__name__ == "LookaheadProbe" and built.every == 2 and list(built.seeds) == [0, 1]
+    with pytest.raises(TaskrelError, match="pair"):
+        study_from_spec(parse_study(text.replace("pairs = 2", "pairz = 2")))

@@ -11,7 +11,13 @@ with :meth:`taskrel.Affinity.calibrate` (a least-squares line). The result is a
 
 The pairs are chosen from the probe's own reading so that the line is fitted across its
 range: the pairs it rates highest and lowest (symmetrised), alternately. The cost of the
-affinity is the probe's plus the calibration runs'.
+affinity is the probe's plus the calibration runs'. In a study file::
+
+    [probes.gradient-calibrated]
+    kind = "calibrated"
+    base = "gradient"
+    base_params = {every = 5}
+    pairs = 3
 """
 
 from __future__ import annotations
@@ -25,11 +31,12 @@ import numpy as np
 
 from taskrel.affinity import Affinity
 from taskrel.errors import TaskrelError
-from taskrel.probes.base import Probe, ProbeSettings, cost_of, single_task_specs
+from taskrel.probes.base import PROBES, Probe, ProbeSettings, cost_of, register_probe, single_task_specs
 from taskrel.probes.pairwise import cheap_config, pair_spec, record_loss, relative_gain
 from taskrel.runner import Runner
-from taskrel.store import RunStore
+from taskrel.store import RunSpec, RunStore
 from taskrel.suite import Suite
+from taskrel.train import TrainConfig
 
 
 def extreme_pairs(affinity: Affinity, k: int) -> list[tuple[str, str]]:
@@ -53,26 +60,30 @@ def extreme_pairs(affinity: Affinity, k: int) -> list[tuple[str, str]]:
     return [(tasks[i], tasks[j]) for i, j in out]
 
 
+@register_probe("calibrated")
 class CalibratedProbe(Probe):
     """A probe without a calibrated zero, calibrated against ``pairs`` measured pairs.
 
     Parameters
     ----------
-    base : the probe to calibrate (an unfitted :class:`~taskrel.probes.base.Probe`, e.g.
-        :class:`~taskrel.probes.GradientProbe`); it is fitted on the same runner.
+    tasks, config, seeds, settings : as every probe's; the base probe gets them.
+    base : the probe to calibrate: a registered kind (``"gradient"``, ``"lookahead"``,
+        ``"similarity"``, ``"transfer"``), built with ``base_params``, or an unfitted probe
+        (used as given).
+    base_params : extra parameters of the base kind (e.g. ``{"every": 5}``).
     pairs : how many task pairs to train (2 or more; each gives two entries of the line).
     cheap : the cheap config of the calibration runs (as the pairwise probe's ``cheap``;
-        default ``{"epochs_fraction": 0.3}``, None: the full config).
-    seeds : seeds of the calibration runs (default: the base probe's first seed).
-    settings : a :class:`~taskrel.probes.ProbeSettings` for the calibration runs' config and
-        seeds (default: the base probe's config).
+        default ``{"epochs_fraction": 0.3}``; ``{}``: the full config). They train on the
+        first seed only.
 
     Attributes
     ----------
     affinity_ : the calibrated :class:`~taskrel.Affinity` (``"relative-gain"``; ``meta``
-        ``["calibrated"]`` holds the line: slope, intercept, pairs, correlation).
+        ``["calibrated"]`` holds the line: slope, intercept, pairs, correlation, the pairs
+        trained). A task whose base runs diverged keeps its entries missing and is left out
+        of the pairs.
     base_ : the fitted base probe; ``pairs_`` : the pairs trained; ``measured_`` :
-        ``{(source, target): relative gain}`` of the calibration runs (mean over seeds).
+        ``{(source, target): relative gain}`` of the calibration runs.
 
     Examples
     --------
@@ -82,94 +93,128 @@ class CalibratedProbe(Probe):
     >>> from taskrel.train import TrainConfig
     >>> suite = get_suite("planted", n_examples=300)
     >>> tasks = ["c0t0", "c0t1", "c1t0", "conflict"]
-    >>> base = GradientProbe(tasks, config=TrainConfig(epochs=2), seeds=[0], every=2)
-    >>> probe = CalibratedProbe(base, pairs=2).fit(suite, tempfile.mkdtemp())
+    >>> probe = CalibratedProbe(tasks, base="gradient", base_params={"every": 2}, pairs=2,
+    ...                         config=TrainConfig(epochs=2), seeds=[0]).fit(suite, tempfile.mkdtemp())
     >>> probe.affinity_.calibration, len(probe.pairs_), len(probe.measured_)
     ('relative-gain', 2, 4)
     >>> probe.affinity_.cost.runs == probe.base_.affinity_.cost.runs + 2 + len({t for p in probe.pairs_ for t in p})
     True
     """
 
-    kind = "calibrated"
-
-    def __init__(self, base: Probe | None = None, pairs: int = 3, cheap: Mapping[str, float] | None = None,
-                 seeds: Sequence[int] | None = None, settings: ProbeSettings | None = None):
+    def __init__(self, tasks: Sequence[str] | None = None, base: str | Probe = "gradient",
+                 base_params: Mapping[str, Any] | None = None, pairs: int = 3,
+                 cheap: Mapping[str, float] | None = None, config: TrainConfig | None = None,
+                 seeds: Sequence[int] = (0,), settings: ProbeSettings | None = None):
+        self.tasks = tasks
         self.base = base
+        self.base_params = base_params
         self.pairs = pairs
         self.cheap = cheap
+        self.config = config
         self.seeds = seeds
         self.settings = settings
 
-    def _check_params(self) -> None:
-        if not isinstance(self.base, Probe) or isinstance(self.base, CalibratedProbe):
-            raise TaskrelError(f"calibrated probe: base must be an (uncalibrated) taskrel probe, got {self.base!r}")
+    # ------------------------------------------------------------------ parts
+    def check(self, suite: Suite) -> None:
         if isinstance(self.pairs, bool) or not isinstance(self.pairs, (int, np.integer)) or self.pairs < 2:
             raise TaskrelError(f"calibrated probe: pairs must be an integer >= 2 (a line needs two pairs), got {self.pairs!r}")
+        n = len(self.task_names(suite))
+        if self.pairs > n * (n - 1) // 2:
+            raise TaskrelError(f"calibrated probe: pairs={self.pairs}, but {n} tasks have only {n * (n - 1) // 2} pairs")
+        self.base_probe()
 
-    def _calibration_config(self):
-        base_cfg = self.settings.config if self.settings is not None else self.base.train_config()
-        return cheap_config(base_cfg, {"epochs_fraction": 0.3} if self.cheap is None else self.cheap or None)
-
-    def _calibration_seeds(self) -> list[int]:
-        if self.seeds is not None:
-            return [int(s) for s in self.seeds]
+    def base_probe(self) -> Probe:
+        """The base probe to fit: ``base`` itself, or the registered kind built with this
+        probe's tasks, config, seeds and settings."""
+        if isinstance(self.base, Probe):
+            if isinstance(self.base, CalibratedProbe):
+                raise TaskrelError("calibrated probe: base is already a calibrated probe")
+            return self.base
+        if not isinstance(self.base, str) or self.base not in PROBES or self.base == self.kind:
+            raise TaskrelError(f"calibrated probe: base must be a probe kind ({', '.join(k for k in sorted(PROBES) if k != self.kind)}) "
+                               f"or a probe, got {self.base!r}")
+        extra = dict(self.base_params or {})
+        known = PROBES[self.base]._param_names()
+        bad = sorted(set(extra) - set(known) | set(extra) & {"tasks", "config", "seeds", "settings"})
+        if bad:
+            raise TaskrelError(f"calibrated probe: base_params {bad} are not parameters of the {self.base} probe; "
+                               f"known are {sorted(set(known) - {'tasks', 'config', 'seeds', 'settings'})}")
+        own = {"tasks": self.tasks, "config": self.config, "seeds": self.seeds}
         if self.settings is not None:
-            return [int(self.settings.seeds[0])]
-        return [int(self.base.seed_list()[0])]
+            own["settings"] = self.settings
+        return PROBES[self.base](**own, **extra)
 
+    def calibration_config(self) -> TrainConfig:
+        return cheap_config(self.train_config(), {"epochs_fraction": 0.3} if self.cheap is None else (self.cheap or None))
+
+    def _pair_plan(self, suite: Suite, pairs: Sequence[tuple[str, str]]) -> list[tuple[tuple[str, ...], RunSpec]]:
+        cfg, seed = self.calibration_config(), self.seed_list()[0]
+        needed = sorted({t for p in pairs for t in p}, key=self.task_names(suite).index)
+        return ([((t,), s) for t, s in single_task_specs(suite, needed, cfg, seed).items()]
+                + [(tuple(p), pair_spec(suite, p, cfg, seed)) for p in pairs])
+
+    def plan(self, suite: Suite) -> list[RunSpec]:
+        """The base probe's runs and the calibration runs: once fitted, those of the pairs
+        chosen; before, every pair it could choose (the choice needs the base's values)."""
+        pairs = getattr(self, "pairs_", None) or list(combinations(self.task_names(suite), 2))
+        return self.base_probe().plan(suite) + [s for _, s in self._pair_plan(suite, pairs)]
+
+    def meta(self) -> dict[str, Any]:
+        return {"base": self.base if isinstance(self.base, str) else self.base.kind, "pairs": self.pairs}
+
+    # ------------------------------------------------------------------ fit
     def fit(self, suite: Suite, runner: Runner | RunStore | str | Path) -> CalibratedProbe:
         """Fit the base probe, train the calibration pairs on the same runner, calibrate."""
-        self._check_params()
-        tasks = self.base.task_names(suite)
-        n_pairs = len(tasks) * (len(tasks) - 1) // 2
-        if self.pairs > n_pairs:
-            raise TaskrelError(f"calibrated probe: pairs={self.pairs}, but {len(tasks)} tasks have only {n_pairs} pairs")
-        cfg, seeds = self._calibration_config(), self._calibration_seeds()
+        tasks = self.task_names(suite)
+        self.check(suite)
+        for stale in ("pairs_", "measured_"):
+            self.__dict__.pop(stale, None)
         own = not isinstance(runner, Runner)
         runner = self._runner(runner)
         try:
-            self.base_ = self.base.fit(suite, runner)
-            aff = self.base_.affinity_
-            if aff.is_staged:
-                aff = aff.stage(aff.values.shape[0] - 1)
+            base = self.base_probe().fit(suite, runner)
+            aff = base.affinity_.plain()
             if aff.calibration != "uncalibrated":
                 raise TaskrelError(f"calibrated probe: the base affinity {aff.measure!r} is {aff.calibration!r}; "
                                    f"only an uncalibrated one needs measured pairs")
-            self.pairs_ = extreme_pairs(aff, int(self.pairs))
-            needed = sorted({t for p in self.pairs_ for t in p}, key=tasks.index)
-            plan = []
-            for seed in seeds:
-                plan += [((t,), seed, s) for t, s in single_task_specs(suite, needed, cfg, seed).items()]
-                plan += [(p, seed, pair_spec(suite, p, cfg, seed)) for p in self.pairs_]
-            records = list(runner.run(suite, [s for _, _, s in plan], desc="calibrated probe (pairs)"))
+            sub, left = aff.complete() if aff.missing is not None else (aff, {})
+            k = min(int(self.pairs), len(sub.tasks) * (len(sub.tasks) - 1) // 2)
+            if k < 2:
+                raise TaskrelError(f"calibrated probe: fewer than two pairs of tasks with values to calibrate on; left out: {left}")
+            pairs = extreme_pairs(sub, k)
+            plan = self._pair_plan(suite, pairs)
+            done = runner.run(suite, [s for _, s in plan], desc="calibrated probe (pairs)")
         finally:
             if own:
                 runner.close()
-        self.records_ = records
-        self.failed_ = [r for r in records if not r.ok]
-        gains: dict[tuple[str, str], list[float]] = {}
-        for seed in seeds:
-            alone = {g[0]: record_loss(r, g[0], "val") for (g, s, _), r in zip(plan, records) if s == seed and len(g) == 1}
-            for (g, s, _), r in zip(plan, records):
-                if s == seed and len(g) == 2:
-                    a, b = g
-                    gains.setdefault((b, a), []).append(relative_gain(alone[a], record_loss(r, a, "val")))
-                    gains.setdefault((a, b), []).append(relative_gain(alone[b], record_loss(r, b, "val")))
-        self.measured_ = {k: float(np.nanmean(v)) for k, v in gains.items() if np.isfinite(v).any()}
-        if len(self.measured_) < 3:
-            reason = self.failed_[0].error if self.failed_ else "too few finite gains"
-            raise TaskrelError(f"calibrated probe: {len(self.measured_)} measured gains, a line needs 3; {reason}")
-        cal = aff.calibrate(self.measured_)
+        records = list(done)
+        alone = {g[0]: record_loss(r, g[0], "val") for (g, _), r in zip(plan, records) if len(g) == 1}
+        measured = {}
+        for (g, _), r in zip(plan, records):
+            if len(g) == 2:
+                a, b = g
+                for src, tgt in ((b, a), (a, b)):
+                    gain = relative_gain(alone[tgt], record_loss(r, tgt, "val"))
+                    if np.isfinite(gain):
+                        measured[(src, tgt)] = gain
+        if len(measured) < 3:
+            failed = [r for r in records if not r.ok]
+            raise TaskrelError(f"calibrated probe: {len(measured)} measured gains, a line needs 3; "
+                               f"{failed[0].error if failed else 'too few finite gains'}")
+        cal = aff.calibrate(measured)
         cal.cost = aff.cost + cost_of(records)
-        cal.meta["calibrated"].update({"pairs_trained": [list(p) for p in self.pairs_], "seeds": seeds, "config": cfg.to_dict()})
-        self.tasks_ = tasks
-        self.config_ = cfg
+        cal.meta.update(self.meta())
+        cal.meta["calibrated"].update({"pairs_trained": [list(p) for p in pairs], "seed": self.seed_list()[0],
+                                       "config": self.calibration_config().to_dict()})
+        self.base_, self.pairs_, self.measured_ = base, pairs, measured
+        self.records_ = list(base.records_) + records
+        self.failed_ = list(base.failed_) + [r for r in records if not r.ok]
+        self.trained_ = base.trained_ + done.trained
+        self.replaced_ = getattr(base, "replaced_", [])
+        self.tasks_, self.config_ = tasks, self.train_config()
         self.affinity_ = cal
         self.affinities_ = {cal.measure: cal}
         return self
-
-    def meta(self) -> dict[str, Any]:
-        return {"base": self.base.kind if isinstance(self.base, Probe) else None, "pairs": self.pairs}
 
 
 __all__ = ["CalibratedProbe", "extreme_pairs"]
