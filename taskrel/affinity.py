@@ -316,11 +316,6 @@ class Affinity:
         """
         if self.is_staged:
             raise TaskrelError("affinity: calibrate a plain affinity (take .stage(k) first)")
-        if self.missing is not None:  # entries without a value stay missing; a measured pair must have one
-            holes = [k for k in measured if isinstance(k, tuple) and len(k) == 2 and set(k) <= set(self.tasks)
-                     and self.missing[self.tasks.index(k[0]), self.tasks.index(k[1])]]
-            if holes:
-                raise TaskrelError(f"affinity {self.measure!r}: calibrate: {holes[0]} has no value to fit the line to (missing)")
         fit = fit_line(measured, self.value)
         slope, intercept = fit["slope"], fit["intercept"]
         off = ~np.eye(self.n_tasks, dtype=bool)

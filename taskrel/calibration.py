@@ -123,7 +123,10 @@ def fit_line(measured: dict[tuple[str, str], float],
         g = float(gain)
         if not math.isfinite(g):
             raise TaskrelError(f"affinity: calibrate: gain of {key!r} is {gain!r}")
-        x.append(value_of(*key))
+        v = value_of(*key)
+        if not math.isfinite(v):  # a missing entry: nothing to fit the line to
+            raise TaskrelError(f"affinity: calibrate: {key!r} has no affinity value (missing)")
+        x.append(v)
         y.append(g)
     x_arr, y_arr = np.array(x), np.array(y)
     if np.ptp(x_arr) == 0:

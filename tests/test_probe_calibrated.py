@@ -90,3 +90,12 @@ def test_a_study_file_names_a_calibrated_probe():
     assert type(built).__name__ == "LookaheadProbe" and built.every == 2 and list(built.seeds) == [0, 1]
     with pytest.raises(TaskrelError, match="pair"):
         study_from_spec(parse_study(text.replace("pairs = 2", "pairz = 2")))
+
+
+def test_calibrate_keeps_missing_entries_missing():
+    a = Affinity(["a", "b", "c"], [[0, .9, np.nan], [.8, 0, np.nan], [.1, .2, 0]], missing=True)
+    cal = a.calibrate({("a", "b"): .2, ("b", "a"): .1, ("c", "a"): -.1})
+    assert cal.calibration == "relative-gain" and np.array_equal(cal.missing, a.missing)
+    assert np.isnan(cal.values[a.missing]).all() and np.isfinite(cal.values[~a.missing]).all()
+    with pytest.raises(TaskrelError, match=r"\('a', 'c'\) has no affinity value"):
+        a.calibrate({("a", "b"): .2, ("b", "a"): .1, ("a", "c"): -.1})
