@@ -168,18 +168,19 @@ def regret_curves(choice_table: CandidateTable | None, scores: np.ndarray, best:
     also ``overlap_validated``: the overlap choice's networks, each task assigned to its best
     chosen network on validation (``validated``) rather than by the estimate.
     """
-    out = {}
     mean_scores = seed_mean(scores)
     val_mean = None if val_scores is None else seed_mean(val_scores)
-    modes = [("partition", True, False), ("overlap", False, False)] + ([("overlap_validated", False, True)] if val_mean is not None else [])
-    for mode, partition, by_val in modes:
-        curve = {}
-        for b in budgets:
-            c = choose(choice_table, b, partition) if choice_table is not None else None
-            if c is not None and by_val:
-                c = validated(c, val_mean, oracle)
-            curve[str(b)] = None if c is None else regret_pct(per_seed_objective(c, mean_scores[None], oracle)[0], best["overlap" if by_val else mode][b])
-        out[mode] = curve
+
+    def regret(c: Choice | None, mode: str, b: int) -> float | None:
+        return None if c is None else regret_pct(per_seed_objective(c, mean_scores[None], oracle)[0], best[mode][b])
+
+    out = {"partition": {}, "overlap": {}, **({"overlap_validated": {}} if val_mean is not None else {})}
+    for b in budgets:
+        part, over = ((choose(choice_table, b, p) for p in (True, False)) if choice_table is not None else (None, None))
+        out["partition"][str(b)] = regret(part, "partition", b)
+        out["overlap"][str(b)] = regret(over, "overlap", b)
+        if val_mean is not None:  # the same overlap choice (solved once), its tasks reassigned on validation
+            out["overlap_validated"][str(b)] = regret(None if over is None else validated(over, val_mean, oracle), "overlap", b)
     return out
 
 

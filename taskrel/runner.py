@@ -91,8 +91,7 @@ def _warm_state(store: RunStore, source_key: str, task: str = "?"):
     if rec is None:
         raise RunFailed(f"warm start from task {task!r}: its source run {source_key} is not in the store")
     if not rec.ok:
-        why = f"{rec.error}" if rec.error else "it failed"
-        raise RunFailed(f"warm start from task {task!r}: its source run {rec.label or source_key} failed ({why})")
+        raise RunFailed(f"warm start from task {task!r}: its source run {rec.label or source_key} failed ({rec.error or 'no reason stored'})")
     layout = SharingLayout.from_dict({"schema": 1, "kind": "taskrel.SharingLayout", **rec.spec["layout"]})
     return layout, store.load_weights(source_key)
 

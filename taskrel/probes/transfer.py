@@ -30,8 +30,7 @@ used, the shared single-task runs included.
 Failed runs. A task whose single-task run failed (its loss diverged) has no scratch score and
 no encoder to move: its column (as target) and its row (as source) are NaN in that seed, the
 transfers from it are recorded as failed (``"warm start from task 't': its source run ...
-failed (why)"``), and every
-other entry is measured as usual. An entry no seed measured is marked missing and
+failed (why)"``), and every other entry is measured as usual. An entry no seed measured is marked missing and
 ``meta["failed"]`` names the task that diverged.
 """
 
