@@ -73,4 +73,50 @@ def clone(estimator: Any, **changes: Any) -> Any:
     return type(estimator)(**{**{n: getattr(estimator, n) for n in names}, **changes})
 
 
-__all__ = ["Estimator", "clone"]
+def check_is_fitted(estimator: Any, attributes: str | tuple[str, ...] | list[str] | None = None,
+                    hint: str = "fit") -> None:
+    """Refuse to use ``estimator`` before it was fitted: a TaskrelError naming what to call.
+
+    Parameters
+    ----------
+    estimator : object
+        Any estimator whose learned attributes end in ``_``.
+    attributes : str or sequence of str, optional
+        The learned attribute(s) that ``fit`` sets; every one must be present. By default any public attribute ending in ``_``
+        counts as a sign of fitting.
+    hint : str, default "fit"
+        How to fit it, shown in the message (e.g. ``"fit(suite, runner)"``).
+
+    Raises
+    ------
+    TaskrelError
+        When a named attribute is missing (or, by default, no learned attribute exists).
+
+    Examples
+    --------
+    >>> class Mean(Estimator):
+    ...     def fit(self, x):
+    ...         self.mean_ = sum(x) / len(x)
+    ...         return self
+    >>> m = Mean()
+    >>> check_is_fitted(m, "mean_")
+    Traceback (most recent call last):
+    ...
+    taskrel.errors.TaskrelError: Mean is not fitted (no mean_): call fit first
+    >>> check_is_fitted(m.fit([1, 3]), "mean_")
+    >>> m.mean_
+    2.0
+    """
+    name = type(estimator).__name__
+    if attributes is None:
+        learned = [k for k in vars(estimator) if k.endswith("_") and not k.startswith("_")]
+        if not learned:
+            raise TaskrelError(f"{name} is not fitted (no learned attribute): call {hint} first")
+        return
+    wanted = [attributes] if isinstance(attributes, str) else list(attributes)
+    missing = [a for a in wanted if not hasattr(estimator, a)]
+    if missing:
+        raise TaskrelError(f"{name} is not fitted (no {', '.join(missing)}): call {hint} first")
+
+
+__all__ = ["Estimator", "check_is_fitted", "clone"]
