@@ -63,6 +63,9 @@ def make_aggregator(name: str) -> Any:
 def aggregated_backward(losses: Sequence[torch.Tensor], params: Sequence[torch.nn.Parameter], aggregator: Any) -> None:
     """Fill ``p.grad`` of every parameter with the aggregate of the per-task gradients.
 
+    >>> import importlib.util, pytest
+    >>> if importlib.util.find_spec("torchjd") is None:
+    ...     pytest.skip("needs the optional extra: pip install 'taskrel[conflict]'")
     >>> import torch
     >>> w = torch.nn.Parameter(torch.tensor([1.0, 0.0]))
     >>> l1, l2 = (w * torch.tensor([1.0, 0.0])).sum(), (w * torch.tensor([-1.0, 1.0])).sum()
