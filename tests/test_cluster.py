@@ -104,8 +104,6 @@ def test_bad_input_raises():
         TaskClustering(linkage="ward").fit(aff)
     with pytest.raises(TaskrelError, match="n_clusters must be an integer between 1 and 13"):
         TaskClustering(n_clusters=14).fit(aff)
-    with pytest.raises(TaskrelError, match="at least 3 tasks"):
-        TaskClustering().fit(Affinity(["a", "b"], [[0, 1], [1, 0]]))
     staged = Affinity(["a", "b", "c"], np.zeros((2, 3, 3)))
     with pytest.raises(TaskrelError, match="per-stage"):
         TaskClustering(n_clusters=2).fit(staged)
@@ -114,3 +112,44 @@ def test_bad_input_raises():
     apart = Affinity(["a", "b", "c"], -np.ones((3, 3)))
     with pytest.raises(TaskrelError, match="no pair of tasks has a positive affinity"):
         TaskClustering(method="community", n_clusters=2).fit(apart)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_one_or_two_tasks_need_no_k(method):
+    """Two tasks are one cluster when they help each other on average, else two; no error."""
+    assert TaskClustering(method=method).fit(Affinity(["a", "b"], [[0, .5], [-.2, 0]])).clusters_ == [["a", "b"]]
+    assert TaskClustering(method=method).fit(Affinity(["a", "b"], [[0, -.5], [.2, 0]])).n_clusters_ == 2
+    assert TaskClustering(method=method).fit(Affinity(["a"], [[0.0]])).clusters_ == [["a"]]
+
+
+def many(n_clusters, seed, within=0.3, noise=0.12):
+    """Planted clusters of 4 to 8 tasks with noisy symmetric affinities (as gradient cosines)."""
+    rng = np.random.default_rng(seed)
+    truth = np.repeat(np.arange(n_clusters), rng.integers(4, 9, n_clusters))
+    n = len(truth)
+    v = np.where(truth[:, None] == truth[None], within, 0.0) + rng.normal(0, noise, (n, n))
+    v = (v + v.T) / 2
+    np.fill_diagonal(v, 0)
+    return Affinity([f"t{i}" for i in range(n)], v), truth
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_automatic_k_holds_at_many_tasks(method):
+    """At about 200 tasks in 32 clusters every method finds the clusters (the dense
+    similarity's eigengap chose 7 here, ARI 0.17; greedy modularity 15, ARI 0.54)."""
+    aff, truth = many(32, seed=1)
+    tc = TaskClustering(method=method).fit(aff)
+    assert adjusted_rand_score(truth, tc.labels_) >= 0.95, (method, tc.n_clusters_)
+
+
+def test_clustering_is_an_estimator_and_permutation_equivariant():
+    aff, truth = many(6, seed=2)
+    tc = TaskClustering(method="spectral")
+    assert tc.get_params()["n_neighbors"] == "auto" and "TaskClustering(method='spectral')" == repr(tc)
+    order = np.random.default_rng(0).permutation(aff.n_tasks)
+    perm = Affinity([aff.tasks[i] for i in order], aff.values[np.ix_(order, order)])
+    a = TaskClustering().fit(aff).labels_
+    b = TaskClustering().fit(perm).labels_
+    assert adjusted_rand_score(a[order], b) == pytest.approx(1.0)
+    with pytest.raises(TaskrelError, match="n_neighbors must be a positive integer"):
+        TaskClustering(method="spectral", n_neighbors=0).fit(aff)
