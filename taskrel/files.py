@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -25,6 +27,73 @@ def _read_umask() -> int:
 
 
 _UMASK = _read_umask()
+
+STALE_AFTER = 24 * 3600.0
+"""Seconds after which a temporary file whose writer cannot be checked is removed as stale."""
+
+_HOST_TAG = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]
+
+
+def temp_prefix(name: str) -> str:
+    """The prefix of a temporary file written on the way to ``name``: it names its writer (a
+    tag of this host and this process's PID), so that :func:`remove_stale_temporaries` can tell
+    a killed writer's leftover from a write in progress.
+
+    >>> temp_prefix("a.json").startswith(".a.json.~")
+    True
+    """
+    return f".{name}.~{_HOST_TAG}-{os.getpid()}~"
+
+
+def _writer_gone(entry: os.DirEntry, now: float) -> bool:
+    """True when a temporary file's writer is known to be gone, or the file is stale."""
+    head, tag, rest = entry.name.partition(".~")
+    host, dash, pid = rest.partition("~")[0].partition("-")
+    if tag and dash and host == _HOST_TAG and pid.isdigit():
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except (PermissionError, OverflowError, OSError):
+            pass
+    try:
+        return now - entry.stat(follow_symlinks=False).st_mtime > STALE_AFTER
+    except OSError:
+        return False
+
+
+def remove_stale_temporaries(folder: str | Path, recursive: bool = False) -> list[Path]:
+    """Remove the temporary files (``.<name>.*.tmp``) that killed writers left in ``folder``.
+
+    A temporary file is removed when the process that wrote it on this host is gone, or when it
+    is older than :data:`STALE_AFTER` (a writer on another host, or from an older taskrel). Writes
+    in progress are left alone; a folder that is missing or read-only is left as it is. Returns
+    what was removed. Call it when opening a folder that taskrel writes into (a store, a study's
+    output, a figures folder).
+
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / ".r.json.~000000-1~x.tmp").write_text("")   # another host: kept until stale
+    >>> _ = (d / (temp_prefix("r.json") + "y.tmp")).write_text("")  # this process: writing
+    >>> remove_stale_temporaries(d), len(list(d.iterdir()))
+    ([], 2)
+    """
+    removed: list[Path] = []
+    now = time.time()
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for e in entries:
+        if recursive and not e.name.startswith(".") and e.is_dir(follow_symlinks=False):
+            removed += remove_stale_temporaries(e.path, recursive)
+        elif e.name.startswith(".") and e.name.endswith(".tmp") and e.is_file(follow_symlinks=False) and _writer_gone(e, now):
+            try:
+                os.unlink(e.path)
+                removed.append(Path(e.path))
+            except OSError:
+                pass
+    return removed
 
 
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> None:
@@ -41,7 +110,7 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path.name), suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -141,4 +210,4 @@ def check_output_dir(path: str | Path, what: str) -> Path:
     return p
 
 
-__all__ = ["atomic_write", "atomic_write_text", "atomic_write_bytes", "atomic_savefig", "sha256_file", "read_text", "read_json", "check_output_dir"]
+__all__ = ["remove_stale_temporaries", "temp_prefix", "STALE_AFTER", "atomic_write", "atomic_write_text", "atomic_write_bytes", "atomic_savefig", "sha256_file", "read_text", "read_json", "check_output_dir"]

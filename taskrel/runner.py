@@ -159,7 +159,7 @@ def _job(
     """
     if parent is not None:
         exit_with_parent(*parent)
-    rec, trained = run_spec(suite, spec, RunStore(store_path, lease), callbacks, retry_failed)
+    rec, trained = run_spec(suite, spec, RunStore(store_path, lease, sweep=False), callbacks, retry_failed)
     return (None if rec is None else rec.to_dict()), trained
 
 

@@ -35,6 +35,7 @@ from taskrel.files import (
     atomic_write,
     atomic_write_bytes,
     atomic_write_text,
+    remove_stale_temporaries,
     sha256_file,
 )
 from taskrel.layout import SharingLayout
@@ -152,7 +153,7 @@ class RunStore:
     (0, True)
     """
 
-    def __init__(self, path: str | Path, lease: float = DEFAULT_LEASE):
+    def __init__(self, path: str | Path, lease: float = DEFAULT_LEASE, sweep: bool = True):
         self.path = Path(path)
         if self.path.exists() and not self.path.is_dir():
             raise TaskrelError(f"store: {str(self.path)!r} exists and is not a directory")
@@ -164,8 +165,22 @@ class RunStore:
             (self.path / "weights").mkdir(exist_ok=True)
         except OSError as e:
             raise TaskrelError(f"store: cannot use {str(self.path)!r} as a run store: {e.strerror or e}") from None
+        claims = self.path / "claims"
+        if claims.exists() and not claims.is_dir():
+            raise TaskrelError(f"store: {str(claims)!r} must be the folder of claims on runs being trained, "
+                               "but it is a file; move it away (the store recreates the folder)")
         self._said: set[str] = set()
-        self._verified: dict[str, tuple[tuple[int, int, int], str]] = {}
+        self._verified: dict[str, tuple[tuple[int, ...], str]] = {}
+        if sweep:
+            self.sweep()
+
+    def sweep(self) -> list[Path]:
+        """Remove the temporary files that killed writers left in the store (see
+        :func:`taskrel.files.remove_stale_temporaries`); what was removed, said in one line."""
+        removed = [p for d in ("runs", "weights", "claims") for p in remove_stale_temporaries(self.path / d)]
+        if removed:
+            log.info("taskrel store: removed %d temporary file(s) left by killed writers", len(removed))
+        return removed
 
     def _record_path(self, key: str) -> Path:
         if not isinstance(key, str) or not is_run_key(key):
@@ -231,7 +246,8 @@ class RunStore:
             return "its weights are missing"
         if rec.weights_sha256 is None:  # migrated from schema 1: nothing to check against
             return None
-        stamp = (st.st_size, st.st_mtime_ns, st.st_ino)
+        # ctime too: a write in place that restores size and mtime (utime) still moves ctime
+        stamp = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, st.st_dev)
         seen = self._verified.get(rec.key)
         if seen and seen[0] == stamp and seen[1] == rec.weights_sha256:
             return None

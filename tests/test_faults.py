@@ -262,15 +262,17 @@ time.sleep(600)
 """
 
 
-def test_sigkilled_worker_claim_is_taken_over_after_the_lease(tmp_path, suite, spec):
+def test_sigkilled_worker_claim_is_taken_over_at_once(tmp_path, suite, spec):
+    """A live holder's claim is kept past its lease by the heartbeat; once the holder is
+    SIGKILLed its claim (lease one hour) is taken over at once: its owner is gone."""
     lease = 1.0
     store = RunStore(tmp_path / "s", lease=lease)
     key = Runner(store, progress=False).key(suite, spec)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(store.path), key, str(lease)], env=env, stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(store.path), key, "3600"], env=env, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "claimed"
-        time.sleep(3 * lease)  # the heartbeat keeps a live worker's claim fresh past its lease
+        time.sleep(3 * lease)
         assert store.is_claimed(key) and store.claim(key) is None
         holder.send_signal(signal.SIGKILL)
         holder.wait()
@@ -282,7 +284,7 @@ def test_sigkilled_worker_claim_is_taken_over_after_the_lease(tmp_path, suite, s
             holder.kill()
             holder.wait()
     assert res.trained == 1 and res[0].ok
-    assert 0.5 * lease <= waited < 30, waited  # not before the lease ran out
+    assert waited < 30, waited  # training only: no wait for the hour-long lease
     assert not store.is_claimed(key), "the claim is released after training"
 
 
