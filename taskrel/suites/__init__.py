@@ -5,7 +5,7 @@
 >>> get_suite("nope")
 Traceback (most recent call last):
 ...
-taskrel.errors.TaskrelError: unknown suite 'nope'; built-in suites are: digits, mnist, mnist-dense, mnist-scarce, multimnist, planted, qm9, qm9-scarce, yeast
+taskrel.errors.TaskrelError: unknown suite 'nope'; built-in suites are: digits, mnist, mnist-dense, mnist-scarce, multimnist, planted, planted-many, qm9, qm9-scarce, yeast
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def register_suite(name: str, description: str) -> Callable:
 
 
 def _load_builtins() -> None:
-    from taskrel.suites import dense, digits, mnist, multimnist, planted, qm9, testbeds, yeast  # noqa: F401
+    from taskrel.suites import dense, digits, mnist, multimnist, planted, planted_many, qm9, testbeds, yeast  # noqa: F401
 
 
 def list_suites() -> dict[str, str]:
