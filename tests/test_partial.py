@@ -252,7 +252,7 @@ def test_the_study_recommends_for_the_healthy_tasks_and_exits_0(partial_study):
     assert all(set(lay["tasks"]) == set(HEALTHY) for lay in result.layouts.values())  # no layout holds it
     rows = result.validation
     assert rows and {r["task"] for r in rows} == set(HEALTHY) and all(r["status"] == "ok" for r in rows)
-    d = result.decision()
+    d = result.decision
     assert {c.layout for c in d.comparisons} >= {"all-shared", "all-separate"}  # paired on the remaining tasks
     assert result.errors == [] and "pairwise" in result.affinities and "error" not in result.probes["pairwise"]
     aff = result.affinity("pairwise")

@@ -8,7 +8,7 @@
 
 from taskrel.study.context import clone
 from taskrel.study.estimator import Study, Validation, study_from_spec
-from taskrel.study.result import StudyResult, find_result, safe_name
+from taskrel.study.result import StudyResult, find_result, safe_name, study_folder
 from taskrel.study.runner import as_study, run_study, validate_study
 from taskrel.study.spec import ProbeSpec, StudySpec, load_study, parse_study
 
@@ -25,6 +25,7 @@ __all__ = [
     "parse_study",
     "run_study",
     "safe_name",
+    "study_folder",
     "study_from_spec",
     "validate_study",
 ]

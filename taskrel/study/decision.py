@@ -109,6 +109,14 @@ class Decision:
         d["comparisons"] = [c.to_dict() for c in self.comparisons]
         return d
 
+    def __call__(self) -> Decision:
+        """``result.decision()`` from before ``decision`` became a property: the decision itself."""
+        import warnings
+
+        warnings.warn("StudyResult.decision is a property now: write result.decision, not result.decision()",
+                      DeprecationWarning, stacklevel=2)
+        return self
+
 
 def _finite(v: float) -> float | None:
     return float(v) if math.isfinite(v) else None

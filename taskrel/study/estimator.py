@@ -283,7 +283,7 @@ class Study(Estimator):
                 runner.close()
         result.failed_runs = failed_runs(runner.store, suite, tasks)
         result.seconds["total"] = time.perf_counter() - t_start
-        self.result_ = result
+        self.result_ = result.settle()  # decided once, stored with the result
         return result
 
     def describe(self, suite: Suite, tasks: list[str], budgets: list[float] | None, budget: float | None) -> dict[str, Any]:

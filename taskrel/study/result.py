@@ -1,9 +1,17 @@
-"""What a study found, as plain JSON data: the report is rendered from this alone."""
+"""What a study found: the report is rendered from this alone.
+
+One place serialises it (:meth:`StudyResult.save`, :meth:`StudyResult.load`): the file carries
+its schema and a SHA-256 checksum of its content, and a damaged file is refused. Files of
+schema 1 (written before checksums) are still read, so older studies still render.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import unicodedata
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -16,7 +24,8 @@ from taskrel.files import read_json
 from taskrel.layout import SharingLayout
 
 RESULT_FILE = "study_result.json"
-RESULT_SCHEMA = 1
+RESULT_SCHEMA = 2
+READABLE_SCHEMAS = (1, 2)  # 1: before checksums and the stored decision
 BASELINES = ("all-shared", "all-separate")
 
 
@@ -47,7 +56,41 @@ def jsonable(x: Any) -> Any:
     return x
 
 
-_jsonable = jsonable  # the former name
+def study_folder(name: str) -> str:
+    """The folder name of a study called ``name``: readable, and unique per name.
+
+    Letters and digits of any script are kept; anything else becomes ``_``. When that changed
+    the name (or the name is empty), a short hash of the exact name is appended, so two
+    different names never share a folder.
+
+    >>> study_folder("planted"), study_folder("研究一"), study_folder("研究二")
+    ('planted', '研究一', '研究二')
+    >>> study_folder("digits default") != study_folder("digits_default")
+    True
+    >>> study_folder("../../etc/passwd").startswith("etc_passwd-")
+    True
+    """
+    text = unicodedata.normalize("NFC", str(name))
+    s = "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
+    s = re.sub(r"_+", "_", s).strip("._-")[:80]
+    if s == text and s:
+        return s
+    return f"{s or 'study'}-{hashlib.sha256(text.encode('utf-8')).hexdigest()[:8]}"
+
+
+def content_checksum(body: dict[str, Any]) -> str:
+    """SHA-256 of a JSON body in canonical form (sorted keys, no spaces)."""
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+# the report writer, registered by taskrel.report when it is imported (study never imports report)
+_REPORT_WRITERS: list[Callable[..., Any]] = []
+
+
+def register_report_writer(writer: Callable[..., Any]) -> None:
+    """Make ``writer(result, out, quiet=...)`` the one :meth:`StudyResult.write_report` calls."""
+    _REPORT_WRITERS[:] = [writer]
 
 
 @dataclass
@@ -84,6 +127,7 @@ class StudyResult:
     validation_cost: dict[str, Any] = field(default_factory=dict)  # steps, examples, seconds, runs of its records
     created: str = ""
     schema: int = RESULT_SCHEMA
+    decided: Any = field(default=None, repr=False)  # the Decision, stored once the result is complete
 
     # ---------------------------------------------------------------- access
     @property
@@ -116,11 +160,91 @@ class StudyResult:
     def recommended(self) -> SharingLayout | None:
         return self.layout("recommended") if "recommended" in self.layouts else None
 
+    @property
     def decision(self):
-        """What to do, from the validation runs: :func:`taskrel.study.decision.decide`."""
+        """What to do (a :class:`~taskrel.study.decision.Decision`), from the validation runs.
+
+        Computed once: at the end of ``Study.fit`` or when the result is loaded, then stored.
+        A result built by hand is decided on each access (its fields may still change).
+        """
+        if self.decided is not None:
+            return self.decided
         from taskrel.study.decision import decide
 
         return decide(self)
+
+    def settle(self) -> StudyResult:
+        """Decide once and store the decision (the result is complete); returns self."""
+        from taskrel.study.decision import decide
+
+        self.decided = None
+        self.decided = decide(self)
+        return self
+
+    @property
+    def layout_to_train(self) -> SharingLayout | None:
+        """The layout the decision says to train: the recommendation when it decides "share as
+        recommended", the baseline whose win decided (all-separate, all-shared or a
+        width-matched one) otherwise; when the measurements cannot tell, the layout that
+        measured best (None before validation).
+
+        >>> r = StudyResult(study={}, suite={}, tasks=["a", "b"])
+        >>> r.layout_to_train is None
+        True
+        """
+        from taskrel.study.decision import BASELINE_DECISION, SHARE
+
+        d = self.decision
+        if d.decision == SHARE:
+            return self.recommended
+        if d.decided_by and d.decided_by in self.layouts:
+            return self.layout(d.decided_by)
+        by_decision = {v: k for k, v in BASELINE_DECISION.items()}.get(d.decision)
+        if by_decision in self.layouts:
+            return self.layout(by_decision)
+        if d.best_measured and d.best_measured in self.layouts:
+            return self.layout(d.best_measured)
+        return None
+
+    def __repr__(self) -> str:
+        rec = self.recommended
+        groups = None if rec is None else " | ".join("+".join(b) for b in rec.blocks(0))
+        decided = self.decision.decision if self.validation else None
+        return (f"StudyResult(name={self.name!r}, suite={self.suite.get('name')!r}, tasks={len(self.tasks)}, "
+                f"probes={sorted(self.affinities)}, recommended={groups!r}, decision={decided!r})")
+
+    def summary(self) -> str:
+        """A few lines: the study, its recommendation, and the decision with its reason.
+
+        >>> print(StudyResult(study={"name": "s"}, suite={"name": "planted"}, tasks=["a", "b"]).summary())
+        study 's' on planted: 2 tasks, probes none
+        recommended: none
+        decision: cannot tell (confidence low)
+          ...
+        """
+        d = self.decision
+        rec = self.recommended
+        lines = [f"study {self.name!r} on {self.suite.get('name')}: {len(self.tasks)} tasks, "
+                 f"probes {', '.join(self.affinities) or 'none'}",
+                 "recommended: " + ("none" if rec is None else " | ".join("+".join(b) for b in rec.blocks(0))),
+                 f"decision: {d.decision} (confidence {d.confidence})", f"  {d.reason}"]
+        if d.what_would_tell:
+            lines.append(f"  what would tell: {d.what_would_tell}")
+        if self.left_out:
+            lines.append("left out: " + ", ".join(self.left_out))
+        return "\n".join(lines)
+
+    def write_report(self, out: str | Path, quiet: bool = True) -> dict[str, Path]:
+        """Write the report (HTML, Markdown, summary.json, layout.json) into folder ``out``.
+
+        The writer is :func:`taskrel.report.write_report`, registered when
+        :mod:`taskrel.report` is imported (``import taskrel`` does it on first use of the study
+        API); the study package itself never imports the report.
+        """
+        if not _REPORT_WRITERS:
+            raise TaskrelError("study result: no report writer is loaded; run `import taskrel.report` first "
+                               "(or call taskrel.report.write_report(result, out))")
+        return _REPORT_WRITERS[0](self, out, quiet=quiet)
 
     def compute_seconds(self) -> float:
         """Training seconds of every run behind the result (probes and validation), as their
@@ -158,30 +282,52 @@ class StudyResult:
 
     # ---------------------------------------------------------------- files
     def to_dict(self) -> dict[str, Any]:
-        return jsonable(asdict(self))
+        """The result as plain JSON data (the decision included, once decided)."""
+        out = jsonable(asdict(self))
+        out["schema"] = RESULT_SCHEMA
+        out["decided"] = None if self.decided is None else jsonable(self.decided.to_dict())
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> StudyResult:
+        """The result of :meth:`to_dict` (schema 1 or 2); decided once here."""
         if not isinstance(d, dict) or "study" not in d or "tasks" not in d:
             raise TaskrelError("study result: not a taskrel study result (fields 'study' and 'tasks' missing)")
-        if d.get("schema", RESULT_SCHEMA) != RESULT_SCHEMA:
-            raise TaskrelError(f"study result: schema {d.get('schema')!r} is not supported (this taskrel reads {RESULT_SCHEMA})")
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        schema = d.get("schema", RESULT_SCHEMA)
+        if schema not in READABLE_SCHEMAS:
+            raise TaskrelError(f"study result: schema {schema!r} is not supported (this taskrel reads "
+                               f"{', '.join(map(str, READABLE_SCHEMAS))}); rerun the study with this version")
+        known = {f.name for f in fields(cls)} - {"decided", "schema"}
+        return cls(**{k: v for k, v in d.items() if k in known}).settle()
 
     def save(self, directory: str | Path) -> Path:
-        from taskrel.store import atomic_write_text
+        """Write ``study_result.json`` into ``directory`` (atomically, with its checksum)."""
+        from taskrel.files import atomic_write_text
 
+        body = self.to_dict()
+        body["checksum"] = content_checksum(body)
         path = Path(directory) / RESULT_FILE
-        atomic_write_text(path, json.dumps(self.to_dict(), indent=1, allow_nan=False))
+        atomic_write_text(path, json.dumps(body, indent=1, allow_nan=False, ensure_ascii=False))
         return path
 
     @classmethod
     def load(cls, path: str | Path) -> StudyResult:
-        """Load from a result file, an output directory, or a store holding one study."""
-        data = read_json(find_result(path), "study result")
+        """Load from a result file, an output directory, or a store holding one study.
+
+        A file whose checksum does not match its content is refused (it was changed or
+        damaged); a schema-1 file, written before checksums, is read as it is.
+        """
+        where = find_result(path)
+        data = read_json(where, "study result")
         if not isinstance(data, dict):
-            raise TaskrelError(f"study result: {str(path)!r} does not hold a study result (a JSON object)")
+            raise TaskrelError(f"study result: {str(where)!r} does not hold a study result (a JSON object)")
+        stored = data.pop("checksum", None)
+        if stored is not None and stored != content_checksum(data):
+            raise TaskrelError(f"study result: {str(where)!r} is damaged or was edited (its checksum does not match "
+                               "its content); rerun the study (its runs are in the store, nothing retrains) to write it again")
+        if stored is None and data.get("schema", 1) != 1:
+            raise TaskrelError(f"study result: {str(where)!r} has no checksum; it was damaged or edited. "
+                               "Rerun the study (nothing retrains) to write it again")
         return cls.from_dict(data)
 
 

@@ -7,15 +7,17 @@ report is the report module's job (``taskrel.report.write_report(result, out)``)
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
+from taskrel.errors import TaskrelError
 from taskrel.runner import Runner
 from taskrel.store import RunStore
 from taskrel.study.checks import check_study
 from taskrel.study.context import clone
 from taskrel.study.estimator import Study, study_from_spec
-from taskrel.study.result import StudyResult, invocation_of, safe_name
+from taskrel.study.result import StudyResult, invocation_of, study_folder
 from taskrel.study.spec import StudySpec, load_study
 
 
@@ -42,7 +44,9 @@ def run_study(
     """Fit ``study`` with the runs in ``store``; save the result in ``out`` and in the store.
 
     ``suite`` replaces the study's named suite (a user's own :class:`~taskrel.suite.Suite`).
-    ``out`` defaults to ``<store>/studies/<study name>``. One :class:`~taskrel.runner.Runner`
+    ``out`` defaults to ``<store>/studies/<study folder>`` (:func:`~taskrel.study.result.study_folder`:
+    one folder per study name). A store that cannot be written (read-only, all its runs
+    finished) is only read: the result goes to ``out``. One :class:`~taskrel.runner.Runner`
     (``n_jobs``, ``backend``, ``scheduler``, ``retries``) trains every run of the study;
     a ``Runner`` given as ``store`` is used as it is.
     """
@@ -59,11 +63,20 @@ def run_study(
     finally:
         if own:
             runner.close()
-    folder = runner.store.path / "studies" / safe_name(study.name)
+    folder = runner.store.path / "studies" / study_folder(study.name)
     result.invocation = invocation_of(study_file, runner.store.path, out if out is not None else folder)
-    result.save(folder)
-    if out is not None and Path(out).resolve() != folder.resolve():
+    if out is not None:
         result.save(out)
+    if out is None or Path(out).resolve() != folder.resolve():
+        try:
+            result.save(folder)
+        except OSError as e:  # a read-only store: its runs were read, the result went to out
+            if out is None:
+                raise TaskrelError(f"study: cannot write the result into the store ({folder}: {e.strerror}); "
+                                   "pass an output folder (--out) you can write") from None
+            if not quiet:
+                print(f"taskrel study: the store is not writable ({e.strerror}); the result is in {out} only",
+                      file=sys.stderr)
     return result
 
 
