@@ -39,12 +39,15 @@ from taskrel.affinity import Affinity, Cost
 from taskrel.errors import TaskrelError
 from taskrel.tables.candidates import CandidateTable
 from taskrel.tables.group_estimates import check_max_size, enumerate_groups, network_costs
+from taskrel.tables.group_values import GroupValues, check_members
+from taskrel.tables.pricing import effects_form, price_quadratic
 from taskrel.tables.surrogate_fit import (
     ExtrapolationWarning,
     IdentifiabilityWarning,
     check_alpha,
     check_identifiable,
     check_std,
+    cross_validate,
     design,
     ridge,
     stack_tables,
@@ -52,6 +55,8 @@ from taskrel.tables.surrogate_fit import (
 )
 
 CostSpec = float | Mapping[int, float] | Callable[[tuple[str, ...]], float]
+MAPS = ("sum", "mean", "both")
+ALPHAS = (1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0)
 
 
 @dataclass
@@ -123,17 +128,18 @@ class SubsetSurrogate:
     6
     """
 
-    def __init__(self, pairwise: bool = False, alpha: float = 1e-3, higher_is_better: bool | None = None,
-                 underdetermined: str = "raise", effects: str = "mean"):
+    def __init__(self, pairwise: bool = False, alpha: float | str = "auto", higher_is_better: bool | None = None,
+                 underdetermined: str = "raise", effects: str = "auto", unseen: str = "raise"):
         self.pairwise = pairwise
         self.effects = effects
         self.alpha = alpha
         self.higher_is_better = higher_is_better
         self.underdetermined = underdetermined
+        self.unseen = unseen
 
     def get_params(self, deep: bool = False) -> dict:
         """The constructor's parameters (scikit-learn style)."""
-        return {k: getattr(self, k) for k in ("pairwise", "alpha", "higher_is_better", "underdetermined", "effects")}
+        return {k: getattr(self, k) for k in ("pairwise", "alpha", "higher_is_better", "underdetermined", "effects", "unseen")}
 
     def set_params(self, **params) -> SubsetSurrogate:
         """Set constructor parameters; an unknown one is a TaskrelError naming it."""
@@ -155,11 +161,14 @@ class SubsetSurrogate:
         Without ``std``, tables that carry their own std (``CandidateTable.sem``) are used so.
         ``compute`` is what measuring the table cost (carried into ``affinity_``).
         """
-        alpha = check_alpha(self.alpha)
+        alphas = ALPHAS if isinstance(self.alpha, str) and self.alpha == "auto" else (check_alpha(self.alpha),)
         if self.underdetermined not in ("raise", "warn"):
             raise TaskrelError(f"surrogate: underdetermined must be 'raise' or 'warn', got {self.underdetermined!r}")
-        if self.effects not in ("sum", "mean"):
-            raise TaskrelError(f"surrogate: effects must be 'sum' or 'mean', got {self.effects!r}")
+        if self.effects not in ("auto",) + MAPS:
+            raise TaskrelError(f"surrogate: effects must be 'auto', 'sum', 'mean' or 'both', got {self.effects!r}")
+        maps = MAPS if self.effects == "auto" else (self.effects,)
+        if self.unseen not in ("raise", "shrink"):
+            raise TaskrelError(f"surrogate: unseen must be 'raise' or 'shrink', got {self.unseen!r}")
         tasks, members, values, hib = stack_tables(measured, self.higher_is_better)
         sem = check_std(std, members, tasks, n_seeds) if std is not None else table_sem(measured)
         n = len(tasks)
@@ -168,14 +177,21 @@ class SubsetSurrogate:
         self.intercept_ = np.zeros(n)
         self.main_ = np.zeros((n, n))
         self.pair_ = np.zeros((n, n, n)) if self.pairwise else None
-        self.coef_, self.cov_ = {}, []
-        self.sigma_, self.n_rows_, self.dof_, self.max_size_ = (np.zeros(n) for _ in range(4))
+        self.coef_, self.cov_, self.effects_, self.cv_ = {}, [], [], {}
+        self.sigma_, self.n_rows_, self.dof_, self.max_size_, self.alpha_ = (np.zeros(n) for _ in range(5))
         for j, t in enumerate(tasks):
             rows = members[:, j]
-            Z = design(members[rows], j, bool(self.pairwise), self.effects)
-            check_identifiable(Z, tasks, j, bool(self.pairwise), self.underdetermined == "warn")
+            base = design(members[rows], j, bool(self.pairwise), "sum" if self.effects == "both" else maps[0])
+            check_identifiable(base, tasks, j, bool(self.pairwise), self.underdetermined == "warn", self.unseen == "shrink")
             w = None if sem is None else sem[rows, j]
+            effects, alpha = maps[0], alphas[0]
+            if len(maps) * len(alphas) > 1:  # let the data choose: leave-one-group-out error
+                self.cv_[t] = cross_validate(members[rows], j, values[rows, j], w, maps, alphas, bool(self.pairwise))
+                effects, alpha = min(self.cv_[t], key=self.cv_[t].get)
+            Z = design(members[rows], j, bool(self.pairwise), effects)
             beta, cov, sigma, dof = ridge(Z, values[rows, j], w, alpha, t)
+            self.effects_.append(effects)
+            self.alpha_[j] = alpha
             self._store(j, beta, cov, sigma, dof, int(rows.sum()), int(members[rows].sum(1).max()))
         self.affinity_ = self._affinity(compute or Cost(), n_seeds)
         return self
@@ -183,21 +199,35 @@ class SubsetSurrogate:
     def _store(self, j, beta, cov, sigma, dof, m, max_size) -> None:
         n, others = len(self.tasks_), [k for k in range(len(self.tasks_)) if k != j]
         self.intercept_[j] = beta[0]
-        self.main_[others, j] = beta[1 : n]
+        contrast = self._pair_contrast(j)
+        self.main_[others, j] = contrast @ beta
         names = ["intercept"] + [self.tasks_[k] for k in others]
+        if self.effects_[j] == "both":
+            names += [f"mean:{self.tasks_[k]}" for k in others]
+        first = len(names)
         if self.pairwise:
             for c, (a, b) in enumerate(combinations(others, 2)):
-                self.pair_[a, b, j] = self.pair_[b, a, j] = beta[n + c]
+                self.pair_[a, b, j] = self.pair_[b, a, j] = beta[first + c]
                 names.append(f"{self.tasks_[a]}*{self.tasks_[b]}")
         self.coef_[self.tasks_[j]] = pd.Series(beta, index=names)
         self.cov_.append(cov)
         self.sigma_[j], self.dof_[j], self.n_rows_[j], self.max_size_[j] = sigma, dof, m, max_size
 
+    def _pair_contrast(self, j: int) -> np.ndarray:
+        """Rows (other tasks): design of the pair {s, j} minus that of j alone."""
+        n = len(self.tasks_)
+        pairs = np.zeros((n, n), dtype=bool)
+        pairs[:, j] = True
+        pairs[np.arange(n), np.arange(n)] = True
+        Z = design(np.delete(pairs, j, axis=0), j, bool(self.pairwise), self.effects_[j])
+        return Z - design(pairs[j : j + 1], j, bool(self.pairwise), self.effects_[j])
+
     def _affinity(self, compute: Cost, n_seeds: int) -> Affinity:
         n = len(self.tasks_)
         se = np.zeros((n, n))
         for j in range(n):
-            d = np.sqrt(np.clip(np.diag(self.cov_[j])[1:n], 0, None))
+            C = self._pair_contrast(j)
+            d = np.sqrt(np.clip(np.einsum("ip,pq,iq->i", C, self.cov_[j], C), 0, None))
             se[[k for k in range(n) if k != j], j] = np.nan_to_num(d)
         if self.higher_is_better_:
             values, std, scale = self.main_.copy(), se, "absolute"
@@ -208,7 +238,15 @@ class SubsetSurrogate:
         np.fill_diagonal(std, 0.0)
         return Affinity(self.tasks_, values, std=std, n_seeds=max(int(n_seeds), 1), measure="surrogate",
                         cost=compute, calibration="gain" if self.higher_is_better_ else "relative-gain", meta={"scale": scale, "pairwise": bool(self.pairwise),
-                                            "alpha": float(self.alpha), "rows": self.n_rows_.astype(int).tolist()})
+                                            "alpha": self.alpha_.tolist(), "effects": list(self.effects_),
+                                            "estimator": self.estimator_name(), "rows": self.n_rows_.astype(int).tolist()})
+
+    def estimator_name(self) -> str:
+        """What estimated the group values, as reports name it (the chosen forms and penalties)."""
+        kinds = {e: self.effects_.count(e) for e in MAPS if e in self.effects_}
+        chosen = ", ".join(f"{e} x{c}" for e, c in kinds.items())
+        return (f"SubsetSurrogate(effects={self.effects!r}: {chosen}; alpha={self.alpha!r}"
+                f"{', pairwise' if self.pairwise else ''})")
 
     # ------------------------------------------------------------------ predictions
     def predict(self, groups) -> SurrogatePrediction:
@@ -240,6 +278,25 @@ class SubsetSurrogate:
             raise TaskrelError("surrogate: an empty group has no values to predict")
         return row
 
+    @property
+    def tasks(self) -> list[str]:
+        """The fitted tasks (the columns of ``predict_members``)."""
+        self._check_fitted()
+        return list(self.tasks_)
+
+    def predict_members(self, members) -> tuple[np.ndarray, np.ndarray]:
+        """Group-value contract: (m, n) boolean membership -> (values, standard errors), NaN outside.
+
+        >>> rows = [{"tasks": t, "cost": 1, t: v} for t, v in (("a", 1.0), ("b", 2.0))]
+        >>> s = SubsetSurrogate(effects="sum", alpha=1e-6).fit(CandidateTable(rows + [{"tasks": "a+b", "cost": 1, "a": .8, "b": 2.1}]))
+        >>> v, se = s.predict_members(np.array([[True, True]]))
+        >>> v.round(2).tolist()
+        [[0.8, 2.1]]
+        """
+        self._check_fitted()
+        m = check_members(members, len(self.tasks_), "surrogate")
+        return self._predict_members(m)
+
     def _predict_members(self, members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         values = np.full(members.shape, np.nan)
         std = np.full(members.shape, np.nan)
@@ -248,7 +305,7 @@ class SubsetSurrogate:
             rows = members[:, j]
             if not rows.any():
                 continue
-            Z = design(members[rows], j, bool(self.pairwise), self.effects)
+            Z = design(members[rows], j, bool(self.pairwise), self.effects_[j])
             beta = self.coef_[t].to_numpy()
             values[rows, j] = Z @ beta
             std[rows, j] = np.sqrt(np.clip(np.einsum("ip,pq,iq->i", Z, self.cov_[j], Z), 0, None))
@@ -281,6 +338,42 @@ class SubsetSurrogate:
         return CandidateTable.from_arrays(self.tasks_, members, costs, values, higher_is_better=self.higher_is_better_,
                                           check_duplicates=False, std=std if known else None,
                                           meta={"rule": "surrogate"})
+
+    def effect_matrices(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(base (n,), summed (n, n), averaged (n, n))``: member ``t`` of a group of ``k`` is
+        worth ``base[t] + sum_{s in mates} (summed[s, t] + averaged[s, t] / (k - 1))``
+        (the pairwise terms aside)."""
+        self._check_fitted()
+        n = len(self.tasks_)
+        summed, averaged = np.zeros((n, n)), np.zeros((n, n))
+        for j, t in enumerate(self.tasks_):
+            others = [k for k in range(n) if k != j]
+            beta = self.coef_[t].to_numpy()
+            first = {"sum": summed, "mean": averaged, "both": summed}[self.effects_[j]]
+            first[others, j] = beta[1:n]
+            if self.effects_[j] == "both":
+                averaged[others, j] = beta[n : 2 * n - 1]
+        return self.intercept_.copy(), summed, averaged
+
+    def group_model(self, time_limit: float = 30.0) -> GroupValues:
+        """This surrogate under the group-value contract, with exact pricing when it has no
+        pairwise terms (a quadratic binary program per group size; ``time_limit`` seconds for
+        each pricing call, after which ``price_exact`` turns False)."""
+        self._check_fitted()
+        state = {"exact": True}
+        price = None
+        if not self.pairwise:
+            base, summed, averaged = self.effect_matrices()
+
+            def price(weights, size_cost, max_size, n_groups=1):
+                form = effects_form(base, summed, averaged, weights, size_cost, self.higher_is_better_)
+                groups, exact = price_quadratic(form, len(base), max_size, n_groups, time_limit)
+                state["exact"] = state["exact"] and exact
+                return groups
+
+        return GroupValues(self.tasks_, self.higher_is_better_, self._predict_members, price=price,
+                           price_exact=lambda: price is not None and state["exact"], estimator=self.estimator_name(),
+                           cost=self.affinity_.cost, meta={"effects": list(self.effects_), "alpha": self.alpha_.tolist()})
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "affinity_"):

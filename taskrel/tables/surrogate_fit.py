@@ -97,11 +97,20 @@ def check_std(std, members: np.ndarray, tasks: list[str], n_seeds: int) -> np.nd
     return s / np.sqrt(n_seeds)
 
 
-def check_identifiable(Z: np.ndarray, tasks: list[str], j: int, pairwise: bool, allow_few: bool) -> None:
-    """Errors for effects no row informs and too few rows; a warning for confounded effects."""
+def check_identifiable(Z: np.ndarray, tasks: list[str], j: int, pairwise: bool, allow_few: bool,
+                       shrink_unseen: bool = False) -> None:
+    """Errors for effects no row informs and too few rows; a warning for confounded effects.
+
+    With ``shrink_unseen`` an effect no row informs is a warning (the ridge penalty sets it to
+    zero) instead of an error.
+    """
     t, n = tasks[j], len(tasks)
     others = [k for k in range(n) if k != j]
     never = [tasks[k] for c, k in enumerate(others) if not Z[:, 1 + c].any()]
+    if never and shrink_unseen:
+        warnings.warn(f"surrogate: target {t!r} never appears together with {never} in a measured network; "
+                      "their effects on it are set to zero", IdentifiabilityWarning, stacklevel=3)
+        return
     if never:
         raise TaskrelError(f"surrogate: target {t!r} never appears together with {never} in a measured network; "
                            f"their effect on {t!r} is not identifiable (measure a group holding both)")
@@ -136,16 +145,55 @@ def design(members: np.ndarray, j: int, pairwise: bool, effects: str = "sum") ->
     """Rows: groups holding target j; columns: intercept, other tasks, (pairs of other tasks).
 
     With ``effects="mean"`` each column is divided by the number of the target's group mates
-    (pairs of mates, for the pairwise columns).
+    (pairs of mates, for the pairwise columns); ``effects="both"`` holds the summed columns and
+    then the averaged ones, so it nests both forms (its pairwise columns are summed).
     """
     X = np.delete(members, j, axis=1).astype(np.float64)
     mates = X.sum(1, keepdims=True)
-    cols = [np.ones((len(X), 1)), X / np.maximum(mates, 1) if effects == "mean" else X]
+    averaged = X / np.maximum(mates, 1)
+    cols = [np.ones((len(X), 1)), {"mean": averaged, "sum": X, "both": X}[effects]]
+    if effects == "both":
+        cols.append(averaged)
     if pairwise and X.shape[1] > 1:
         a, b = np.triu_indices(X.shape[1], k=1)
         both = X[:, a] * X[:, b]
         cols.append(both / np.maximum(mates * (mates - 1) / 2, 1) if effects == "mean" else both)
     return np.hstack(cols)
+
+
+def n_effects(n: int, effects: str) -> int:
+    """Columns of the main effects (after the intercept) of a target among ``n`` tasks."""
+    return (n - 1) * (2 if effects == "both" else 1)
+
+
+def cross_validate(members: np.ndarray, j: int, y: np.ndarray, sem: np.ndarray | None, maps, alphas,
+                   pairwise: bool) -> dict[tuple[str, float], float]:
+    """Leave-one-group-out error of each (feature map, alpha) for target ``j``.
+
+    Repeated rows of one group (seeds) are collapsed into their weighted mean first, so a
+    group is left out with all its seeds. The error is the weighted mean squared
+    leave-one-out residual, in the value's units squared.
+    """
+    keys, inverse = np.unique(members, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    w = np.ones(len(y)) if sem is None else 1.0 / np.maximum(sem**2, 1e-3 * max(float(np.mean(sem**2)), 1e-300))
+    wg = np.bincount(inverse, weights=w, minlength=len(keys))
+    yg = np.bincount(inverse, weights=w * y, minlength=len(keys)) / wg
+    wg = wg / wg.mean()
+    out = {}
+    for effects in maps:
+        Z = design(keys, j, pairwise, effects)
+        ZW = Z * wg[:, None]
+        G = Z.T @ ZW
+        for alpha in alphas:
+            penalty = np.full(Z.shape[1], float(alpha))
+            penalty[0] = 0.0
+            Ainv = linalg.pinvh(G + np.diag(penalty))
+            resid = yg - Z @ (Ainv @ (ZW.T @ yg))
+            lev = np.einsum("ip,pq,iq->i", Z, Ainv, ZW)
+            loo = resid / np.maximum(1.0 - lev, 1e-6)
+            out[(effects, float(alpha))] = float(np.sum(wg * loo**2) / np.sum(wg))
+    return out
 
 
 def ridge(Z: np.ndarray, y: np.ndarray, sem: np.ndarray | None, alpha: float, task: str):
@@ -176,4 +224,4 @@ def ridge(Z: np.ndarray, y: np.ndarray, sem: np.ndarray | None, alpha: float, ta
     return beta, cov, float(np.sqrt(sigma2)) if np.isfinite(sigma2) else np.nan, dof
 
 __all__ = ["ExtrapolationWarning", "IdentifiabilityWarning", "check_alpha", "check_identifiable", "check_std",
-           "design", "ridge", "stack_tables", "table_sem"]
+           "cross_validate", "design", "n_effects", "ridge", "stack_tables", "table_sem"]
