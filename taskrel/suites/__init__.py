@@ -1,11 +1,11 @@
 """Built-in suites. All data ships inside installed packages: nothing is downloaded.
 
->>> sorted(list_suites())[:4]
+>>> sorted(list_suites())[1:5]
 ['digits', 'mnist', 'mnist-dense', 'mnist-scarce']
 >>> get_suite("nope")
 Traceback (most recent call last):
 ...
-taskrel.errors.TaskrelError: unknown suite 'nope'; built-in suites are: digits, mnist, mnist-dense, mnist-scarce, multimnist, planted, planted-many, qm9, qm9-scarce, yeast
+taskrel.errors.TaskrelError: unknown suite 'nope'; built-in suites are: bayesnet, digits, mnist, mnist-dense, mnist-scarce, moleculeace, multimnist, planted, planted-many, qm9, qm9-scarce, yeast
 """
 
 from __future__ import annotations
@@ -30,7 +30,19 @@ def register_suite(name: str, description: str) -> Callable:
 
 
 def _load_builtins() -> None:
-    from taskrel.suites import dense, digits, mnist, multimnist, planted, planted_many, qm9, testbeds, yeast  # noqa: F401
+    from taskrel.suites import (  # noqa: F401
+        bayesnet,
+        dense,
+        digits,
+        mnist,
+        moleculeace,
+        multimnist,
+        planted,
+        planted_many,
+        qm9,
+        testbeds,
+        yeast,
+    )
 
 
 def list_suites() -> dict[str, str]:
