@@ -3,7 +3,14 @@
 Losses ``L`` are (networks x tasks) with ``inf`` outside the members; every solver returns the
 row indices of the chosen networks or raises :class:`_Infeasible`. The exact MILP, its column
 generation with reduced-cost fixing, the exhaustive dynamic programme and the beam search are
-described in the module docstring of :mod:`taskrel.analysis.grouping`.
+described in the module docstring of :mod:`taskrel.analysis.grouping`; the exhaustive
+programme and the beam search are in :mod:`taskrel.analysis._grouping_dp`.
+
+Every solve takes what is left of one :class:`~taskrel.analysis.search_clock.SearchClock`:
+a MILP that stops on the limit returns its incumbent (marked unproven), one that stops with
+none raises :class:`_OutOfTime`. The tie-break solves are skipped when time is short, and a
+tie-break solve that fails keeps the choice already made (it never turns a feasible problem
+into an infeasible one).
 
 Ties (MILP): the optimum is taken lexicographically. First the objective; among choices within
 ``TIE`` (1e-7, relative to 1 + |objective|) of it, the least total cost; among those, the fewest task slots (the sum of
@@ -19,15 +26,20 @@ import numpy as np
 from scipy import sparse
 from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
+from taskrel.analysis._grouping_dp import _beam, _Infeasible
+from taskrel.analysis.search_clock import SearchClock
 from taskrel.errors import TaskrelError
 
 SOLVERS = ("milp", "exhaustive", "beam")
-EPS = 1e-9
 TIE = 1e-7  # objectives this close (relative to 1 + |objective|) are ties
 
 
-class _Infeasible(Exception):
+class _OutOfTime(Exception):
     pass
+
+
+def _no_clock(clock: SearchClock | None) -> SearchClock:
+    return clock if clock is not None else SearchClock(None)
 
 
 @dataclass
@@ -95,49 +107,89 @@ def _model(p: _Problem, keep_y=None, artificial=0.0):
     return c, a_eq, np.ones(n), a_ub, b_ub
 
 
-def _solve(c, cons, G, time_limit):
+def _solve(c, cons, G, clock: SearchClock | None, info: dict | None = None):
+    """One HiGHS MILP solve with what is left of the clock; returns (x, proven optimal)."""
+    clock = _no_clock(clock)
+    left = clock.left()
+    if left <= 0:
+        clock.hit = True
+        raise _OutOfTime("no time left")
     integrality = np.zeros(len(c))
     integrality[:G] = 1
     options = {"mip_rel_gap": 1e-9}
-    if time_limit:
-        options["time_limit"] = float(time_limit)
+    if np.isfinite(left):
+        options["time_limit"] = float(left)
     res = milp(c, constraints=cons, integrality=integrality, bounds=Bounds(0, 1), options=options)
+    if res.status == 1:
+        clock.hit = True
+        if res.x is None:
+            raise _OutOfTime(res.message)
+        if info is not None:
+            info["mip_bound"] = getattr(res, "mip_dual_bound", None)
+        return res.x, False
     if res.x is None:
-        if res.status == 1:
-            raise TaskrelError(f"grouping: the MILP hit its time limit ({res.message})")
         raise _Infeasible(res.message)
     if res.status != 0:
         raise TaskrelError(f"grouping: the MILP solver stopped early ({res.message})")
-    return res.x
+    return res.x, True
 
 
-def _milp(p: _Problem, keep_y=None, time_limit=None, ties: bool = False,
-          slack: float = 0.0) -> np.ndarray:
-    """Exact MILP on these columns; returns the chosen column indices. With ``ties``, the
-    choice is the lexicographic optimum of the module docstring (three solves); ``slack``
-    widens "the same objective" to ``slack`` above the optimum (the cheapest choice within
-    it is then taken)."""
+def _milp(p: _Problem, keep_y=None, clock: SearchClock | None = None, ties: bool = False,
+          slack: float = 0.0, info: dict | None = None) -> np.ndarray:
+    """MILP on these columns; returns the chosen column indices. With ``ties``, the choice is
+    the lexicographic optimum of the module docstring (three solves); ``slack`` widens "the
+    same objective" to ``slack`` above the optimum (the cheapest choice within it is then
+    taken). ``info["proven"]`` says whether the first solve was proven optimal and
+    ``info["ties"]`` what happened to the tie-breaks."""
+    info = {} if info is None else info
     c, a_eq, b_eq, a_ub, b_ub = _model(p, keep_y)
     G, n = p.mem.shape
     cons = [LinearConstraint(a_eq, b_eq, b_eq)]
     if a_ub.shape[0]:
         cons.append(LinearConstraint(a_ub, -np.inf, b_ub))
-    x = _solve(c, cons, G, time_limit)
+    x, info["proven"] = _solve(c, cons, G, clock, info)
+    first = np.flatnonzero(x[:G] > 0.5)
     if not ties:
-        return np.flatnonzero(x[:G] > 0.5)
-    best = _objective(p, np.flatnonzero(x[:G] > 0.5))
-    cons.append(LinearConstraint(c[None, :], -np.inf,
-                                 best + max(slack, TIE * (1.0 + abs(best)))))
+        return first
+    if not info["proven"]:
+        info["ties"] = "skipped: the objective solve stopped on the time limit"
+        return first
+    if clock is not None and clock.short():
+        info["ties"] = "skipped: short of time"
+        return first
+    try:
+        return _tie_breaks(p, c, cons, first, slack, clock, info)
+    except (_OutOfTime, _Infeasible) as e:  # keep the choice made: never invent infeasibility
+        info["ties"] = f"stopped: {type(e).__name__.strip('_')}"
+        return first
+
+
+def _tie_breaks(p: _Problem, c, cons, first, slack, clock, info) -> np.ndarray:
+    """Least cost, then fewest slots, among choices within TIE (or ``slack``) of ``first``."""
+    G, n = p.mem.shape
+    best = _objective(p, first)
+    cons = cons + [LinearConstraint(c[None, :], -np.inf,
+                                    best + max(slack, TIE * (1.0 + abs(best))))]
     spend = np.zeros(len(c))
     spend[:G] = p.cost
-    x = _solve(spend, cons, G, time_limit)
-    least = float(p.cost[x[:G] > 0.5].sum())
+    x, _ = _solve(spend, cons, G, clock)
+    chosen = np.flatnonzero(x[:G] > 0.5)
+    info["ties"] = "least cost"
+    if clock is not None and clock.short():
+        info["ties"] = "least cost; fewest slots skipped: short of time"
+        return chosen
+    least = float(p.cost[chosen].sum())
     cons.append(LinearConstraint(spend[None, :], -np.inf, least + TIE * (1.0 + abs(least))))
     order = np.arange(G) if p.order is None else p.order
     rank = np.argsort(np.argsort(order, kind="stable"), kind="stable")
     slots = np.zeros(len(c))
     slots[:G] = p.mem.sum(axis=1) + (rank + 1.0) / ((G + 1.0) * (n + 1.0))
-    x = _solve(slots, cons, G, time_limit)
+    try:
+        x, _ = _solve(slots, cons, G, clock)
+    except (_OutOfTime, _Infeasible):
+        info["ties"] = "least cost; fewest slots stopped"
+        return chosen
+    info["ties"] = "least cost, fewest slots"
     return np.flatnonzero(x[:G] > 0.5)
 
 
@@ -157,14 +209,17 @@ def _price(p: _Problem, duals, chunk=16_384) -> np.ndarray:
     return out
 
 
-def _relaxation(p: _Problem, start: np.ndarray):
-    """Column generation for the LP relaxation over every network; returns (bound, duals).
+def _relaxation(p: _Problem, start: np.ndarray, clock: SearchClock | None = None):
+    """Column generation for the LP relaxation over every network.
 
-    The master LP has one column per (network g, served tasks A) with cost
-    ``w_g + sum_{t in A} L_tg``, rows ``sum over columns serving t = 1`` and the budget; it has
-    the same optimum as the relaxation of the x/y model but only n + 1 rows. In partition mode
-    A is always the whole network. Pricing picks, for each network, ``A = {t: L_tg < pi_t}``.
+    Returns ``(bound, duals, converged)``. The master LP has one column per (network g,
+    served tasks A) with cost ``w_g + sum_{t in A} L_tg``, rows ``sum over columns serving t =
+    1`` and the budget; it has the same optimum as the relaxation of the x/y model but only
+    n + 1 rows. In partition mode A is always the whole network. Pricing picks, for each
+    network, ``A = {t: L_tg < pi_t}``. Stopped by the clock, the bound is the Lagrangian one
+    (master value plus n times the least reduced cost), still a valid lower bound.
     """
+    clock = _no_clock(clock)
     G, n = p.mem.shape
     big = 10.0 * (np.abs(p.L[p.mem]).max() * n + np.abs(p.w).max() + 1.0)
     start = np.unique(np.asarray(start, dtype=np.intp))
@@ -173,22 +228,14 @@ def _relaxation(p: _Problem, start: np.ndarray):
     seen = {(int(g), a.tobytes()) for g, a in zip(col_g, col_a)}
     per_round = max(100, 50 * n)
     while True:
-        served = np.array(col_a, dtype=np.float64).T
-        gs = np.array(col_g, dtype=np.intp)
-        c = np.concatenate([p.w[gs] + np.where(served.T > 0, p.L[gs], 0.0).sum(axis=1),
-                            np.full(n, big)])
-        a_eq = np.hstack([served, np.eye(n)])
-        kw = {}
-        if p.budget is not None:
-            kw = {"A_ub": np.concatenate([p.cost[gs], np.zeros(n)])[None, :],
-                  "b_ub": [p.budget]}
-        res = linprog(c, A_eq=a_eq, b_eq=np.ones(n), bounds=(0, None), method="highs", **kw)
-        if res.status != 0:
-            raise TaskrelError(f"grouping: the LP solver failed ({res.message})")
+        res = _master(p, col_g, col_a, big, clock)
         pi = res.eqlin.marginals
         beta = res.ineqlin.marginals[-1] if p.budget is not None else 0.0
         rc = _price(p, (pi, beta))
         neg = np.flatnonzero(rc < -1e-9 * (1.0 + abs(res.fun)))
+        if len(neg) and clock.expired():
+            clock.hit = True
+            return float(res.fun + n * rc.min()), (pi, beta), False
         if len(neg) > per_round:
             neg = neg[np.argpartition(rc[neg], per_round)[:per_round]]
         added = 0
@@ -205,62 +252,114 @@ def _relaxation(p: _Problem, start: np.ndarray):
     if res.x[-n:].max() > 1e-7:
         raise _Infeasible("even the linear relaxation has no solution")
     lower = float(pi.sum() + beta * (p.budget or 0.0))
-    return lower, (pi, beta)
+    return lower, (pi, beta), True
 
 
-def _exact_large(p: _Problem, time_limit=None, info=None) -> np.ndarray:
+def _master(p: _Problem, col_g, col_a, big: float, clock: SearchClock):
+    """The restricted master LP over columns (g, A), with one artificial column per task."""
+    n = p.mem.shape[1]
+    served = np.array(col_a, dtype=np.float64).T
+    gs = np.array(col_g, dtype=np.intp)
+    c = np.concatenate([p.w[gs] + np.where(served.T > 0, p.L[gs], 0.0).sum(axis=1),
+                        np.full(n, big)])
+    a_eq = np.hstack([served, np.eye(n)])
+    kw = {}
+    if p.budget is not None:
+        kw = {"A_ub": np.concatenate([p.cost[gs], np.zeros(n)])[None, :], "b_ub": [p.budget]}
+    res = linprog(c, A_eq=a_eq, b_eq=np.ones(n), bounds=(0, None), method="highs", **kw)
+    if res.status != 0:
+        raise TaskrelError(f"grouping: the LP solver failed ({res.message})")
+    return res
+
+
+def _exact_large(p: _Problem, clock: SearchClock | None = None, info=None) -> np.ndarray:
     """Exact optimum over a large table: relaxation, incumbents, reduced-cost fixing, MILP.
 
     Any solution better than an incumbent of value ``upper`` uses only networks (and
     network-task pairs) whose reduced cost is at most ``upper - lower``. MILPs over the
     networks with reduced cost up to a growing threshold give better and better incumbents;
     once the threshold reaches ``upper - lower`` the last MILP is exact over the whole table.
+    Stopped by the clock, it returns its best incumbent with ``info["proven"] = False``.
     """
-    lower, duals = _relaxation(p, _start_columns(p))
+    clock, info = _no_clock(clock), ({} if info is None else info)
+    best, upper = _greedy_incumbent(p, clock)
+    lower, duals, converged = _relaxation(p, _start_columns(p), clock)
+    clock.update(bound=lower, stage="LP relaxation")
     rc = _price(p, duals)
     scale = 1.0 + abs(lower)
     tol = 1e-7 * scale
-    best, upper, rounds = None, np.inf, 0
+    rounds, proven = 0, converged
     steps = iter([1e-9 * scale, 1e-4 * scale, 1e-3 * scale, 1e-2 * scale, 1e-1 * scale])
     delta = next(steps)
-    while True:
+    while proven:
         rounds += 1
         small = np.flatnonzero(rc <= delta)
         if best is not None:
             small = np.union1d(small, best)
-        keep_y = None
-        if not p.partition:
-            keep_y = (rc[small, None] + np.maximum(p.L[small] - duals[0][None, :], 0.0)) <= delta
-            if best is not None:
-                keep_y[np.isin(small, best)] = True
+        step: dict = {}
         try:
-            sol = small[_milp(p.take(small), keep_y=keep_y, time_limit=time_limit)]
+            sol = small[_milp(p.take(small), keep_y=_keep(p, small, rc, duals, delta, best),
+                              clock=clock, info=step)]
             value = _objective(p, sol)
             if value < upper:
                 best, upper = sol, value
+                clock.update(incumbent=upper, stage=f"MILP round {rounds}")
         except _Infeasible:
             pass
+        except _OutOfTime:
+            step["proven"] = False
+        if not step.get("proven", True):
+            proven = False
+            break
         if best is not None and delta + tol >= upper - lower:
             break
         delta = next(steps, None)
-        if delta is None and best is None:  # the cheapest covering choice as the incumbent
-            best = _min_cost_columns(p.mem, p.cost, p.partition)
-            if p.budget is not None and p.cost[best].sum() > p.budget + EPS:
-                raise _Infeasible("budget")
-            upper = _objective(p, best)
-        if delta is None or (best is not None and delta >= upper - lower + tol):
+        if delta is None and best is None:
+            raise _Infeasible("no choice within the budget")
+        if delta is None or delta >= upper - lower + tol:
             delta = upper - lower + tol
+    info.update(lower_bound=lower, incumbent=upper, milp_rounds=rounds, relaxation=converged)
+    if not proven:
+        if best is None:
+            raise _OutOfTime("no incumbent")
+        info["proven"] = False
+        return best
     # every choice within TIE of the optimum uses only networks (and pairs) priced below this
     delta = upper - lower + 2 * tol + TIE * (1.0 + abs(upper))
     small = np.union1d(np.flatnonzero(rc <= delta), best)
-    keep_y = None
-    if not p.partition:
-        keep_y = (rc[small, None] + np.maximum(p.L[small] - duals[0][None, :], 0.0)) <= delta
+    try:
+        final = small[_milp(p.take(small), keep_y=_keep(p, small, rc, duals, delta, best),
+                            clock=clock, ties=True, info=info)]
+    except _OutOfTime:
+        info["proven"] = False
+        return best
+    info["n_fixed"] = len(small)
+    if not info["proven"] and _objective(p, final) > upper:
+        return best
+    return final
+
+
+def _keep(p: _Problem, small, rc, duals, delta, best):
+    """Overlap mode: the (network, task) pairs whose reduced cost is within ``delta``."""
+    if p.partition:
+        return None
+    keep_y = (rc[small, None] + np.maximum(p.L[small] - duals[0][None, :], 0.0)) <= delta
+    if best is not None:
         keep_y[np.isin(small, best)] = True
-    best = small[_milp(p.take(small), keep_y=keep_y, time_limit=time_limit, ties=True)]
-    if info is not None:
-        info.update(lower_bound=lower, incumbent=upper, n_fixed=len(small), milp_rounds=rounds)
-    return best
+    return keep_y
+
+
+def _greedy_incumbent(p: _Problem, clock: SearchClock):
+    """A first incumbent by greedy (beam width 1) search, so one exists early; or (None, inf)."""
+    budget = np.inf if p.budget is None else p.budget
+    L = p.L + np.where(p.mem, p.w[:, None] / np.maximum(p.mem.sum(1), 1)[:, None], 0.0)
+    try:
+        best = _beam(L, p.mem, p.cost, budget, p.partition, 1)
+    except _Infeasible:
+        return None, np.inf
+    upper = _objective(p, best)
+    clock.update(incumbent=upper, stage="greedy start")
+    return best, upper
 
 
 def _objective(p: _Problem, chosen) -> float:
@@ -279,120 +378,3 @@ def _start_columns(p: _Problem) -> np.ndarray:
     m = min(n, G)
     start.append(np.argpartition(p.cost, m - 1)[:m])
     return np.unique(np.concatenate(start))
-
-
-def _min_cost_columns(mem, cost, partition) -> np.ndarray:
-    """Cheapest set of networks that covers (or partitions) the tasks, exactly."""
-    zero = np.where(mem, 0.0, np.inf)
-    p = _Problem(zero, mem, cost, cost, None, partition)
-    try:
-        if len(cost) <= 300:
-            return _milp(p)
-        return _exact_large(p)
-    except _Infeasible:
-        raise TaskrelError(
-            "grouping: no choice of candidate networks partitions the tasks "
-            "(each task in exactly one network)"
-        ) from None
-
-
-# ---------------------------------------------------------------------- exhaustive DP
-def _pareto(entries):
-    entries.sort(key=lambda e: (e[0], e[1]))
-    out, best = [], np.inf
-    for e in entries:
-        if e[1] < best - EPS:
-            out.append(e)
-            best = e[1]
-    return out
-
-
-def _exhaustive(L, mem, cost, budget, partition):
-    G, n = mem.shape
-    if n > 12:
-        raise TaskrelError(f"grouping: the exhaustive solver handles at most 12 tasks, got {n}")
-    limit = np.inf if budget is None else budget + EPS
-    bits = 1 << np.arange(n)
-    serve: dict[int, list] = {}
-    for g in range(G):
-        full = int(mem[g] @ bits)
-        if cost[g] > limit:
-            continue
-        sub = full
-        while sub:
-            if not partition or sub == full:
-                loss = float(sum(L[g, t] for t in range(n) if sub >> t & 1))
-                serve.setdefault(sub, []).append((float(cost[g]), loss, g))
-            sub = (sub - 1) & full
-    serve = {a: _pareto(v) for a, v in serve.items()}
-    table: list[list] = [[] for _ in range(1 << n)]
-    table[0] = [(0.0, 0.0, None)]
-    for mask in range(1, 1 << n):
-        low = mask & -mask
-        rest_bits = mask ^ low
-        cand = []
-        sub = rest_bits
-        while True:
-            block = sub | low
-            for c1, l1, g in serve.get(block, ()):
-                for k, (c2, l2, _) in enumerate(table[mask ^ block]):
-                    if c1 + c2 <= limit:
-                        cand.append((c1 + c2, l1 + l2, (g, mask ^ block, k)))
-            if not sub:
-                break
-            sub = (sub - 1) & rest_bits
-        table[mask] = _pareto(cand)
-    final = table[(1 << n) - 1]
-    if not final:
-        raise _Infeasible("no choice of networks fits")
-    entry = min(final, key=lambda e: (e[1], e[0]))
-    chosen, mask = set(), (1 << n) - 1
-    while entry[2] is not None:
-        g, mask, k = entry[2]
-        chosen.add(g)
-        entry = table[mask][k]
-    return np.array(sorted(chosen), dtype=np.intp)
-
-
-# ---------------------------------------------------------------------- beam search
-def _beam(L, mem, cost, budget, partition, width):
-    G, n = mem.shape
-    fallback = np.where(np.isfinite(L), L, -np.inf).max(axis=0) + 1.0
-    cheapest = cost.min()
-    start = (frozenset(), 0.0, np.full(n, np.inf))
-    states, best, best_obj, seen = [start], None, np.inf, set()
-    for _ in range(G):
-        children = []
-        for chosen, spent, cur in states:
-            ok = cost + spent <= budget + EPS
-            if partition:
-                ok &= ~(mem & np.isfinite(cur)[None, :]).any(axis=1)
-            ok[list(chosen)] = False
-            base = np.minimum(cur, fallback)
-            score = np.full(G, np.inf)
-            for s in range(0, G, 100_000):
-                sl = slice(s, s + 100_000)
-                score[sl] = np.minimum(base[None, :], L[sl]).sum(axis=1)
-            score[~ok | (score >= base.sum() - EPS)] = np.inf
-            k = min(width, int(np.isfinite(score).sum()))
-            for g in np.argpartition(score, k - 1)[:k] if k else []:
-                key = chosen | {int(g)}
-                if key in seen:
-                    continue
-                seen.add(key)
-                children.append((float(score[g]), key, spent + cost[g], np.minimum(cur, L[g])))
-        if not children:
-            break
-        children.sort(key=lambda ch: (ch[0], ch[2]))
-        states = []
-        for _, key, spent, cur in children:
-            covered = np.isfinite(cur).all()
-            if covered and cur.sum() < best_obj - EPS:
-                best, best_obj = key, cur.sum()
-            if covered or budget - spent >= cheapest - EPS:
-                states.append((key, spent, cur))
-            if len(states) >= width:
-                break
-    if best is None:
-        raise _Infeasible("beam search found no covering choice within the budget")
-    return np.array(sorted(best), dtype=np.intp)

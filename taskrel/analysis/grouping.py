@@ -42,26 +42,27 @@ groups up to that size.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from math import comb
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from taskrel.analysis._grouping_solvers import (
-    SOLVERS,
-    _beam,
-    _exact_large,
-    _exhaustive,
-    _Infeasible,
-    _milp,
-    _min_cost_columns,
-    _Problem,
-)
+from taskrel.affinity import Affinity
+from taskrel.analysis._grouping_dp import _beam, _exhaustive, _Infeasible
+from taskrel.analysis._grouping_solvers import SOLVERS, _exact_large, _milp, _OutOfTime, _Problem
+from taskrel.analysis.affinity_model import AffinityGroupModel
+from taskrel.analysis.choice import describe_choice, score_choice, serve
+from taskrel.analysis.mincost import cost_bounds, minimal_cost
+from taskrel.analysis.model_search import fit_model
+from taskrel.analysis.search_clock import SearchClock, check_time_limit, relative_gap
 from taskrel.base import Estimator
 from taskrel.errors import TaskrelError
 from taskrel.tables.candidates import CandidateTable
+from taskrel.tables.group_estimates import check_max_size
 
 NOISE_LIMIT = 50_000  # networks up to which within_noise's cheapest-within-noise MILP runs
+ENUMERATE_LIMIT = 20_000  # an Affinity with at most this many groups is listed as a table
+__all__ = ["GroupingSearch", "SOLVERS", "cost_bounds", "minimal_cost", "pareto_front"]
 
 
 def _check_budget(budget) -> float:
@@ -97,9 +98,21 @@ class GroupingSearch(Estimator):
     robust : standard errors by which each value is made pessimistic (needs a table std).
     within_noise : take the cheapest choice within this many standard errors of the optimum.
     beam_width : states kept per step by the beam solver.
-    time_limit : seconds for each MILP solve (``None``: no limit; a solve that hits it raises).
+    time_limit : seconds for the whole ``fit`` (default 60; ``None``: no limit). Every solve
+        gets what is left; when it runs out the best choice found so far is returned, with
+        ``status_`` and ``gap_`` saying how good it is.
     column_generation : ``"auto"`` (for tables over ``direct_limit`` networks), True or False.
     direct_limit : table size up to which the MILP is built over every network directly.
+    max_size : largest group the search may form from a model or an affinity (None: any).
+    network_cost : cost of one network formed from a model or an affinity: a number, or
+        ``{size: cost}`` (default 1: the budget is then a number of networks).
+    progress : optional callable given ``{stage, seconds, incumbent, bound, gap}`` during
+        searches longer than two seconds (the same goes to the ``"taskrel"`` logger).
+
+    ``fit`` takes a :class:`~taskrel.tables.CandidateTable`, a group-value model (the contract
+    of :mod:`taskrel.tables.group_model`: column generation, :mod:`taskrel.analysis.colgen`)
+    or an :class:`~taskrel.Affinity` (turned into group values by the rule for its kind:
+    listed as a table when it has at most ``ENUMERATE_LIMIT`` groups, else asked as a model).
 
     Attributes
     ----------
@@ -112,7 +125,14 @@ class GroupingSearch(Estimator):
     p_beats_ : {"all-separate": p, "all-shared": p}, the estimated probability that the choice
         beats each baseline (None where the table lacks its std or the baseline's networks).
     objective_ : the objective in words.
-    lower_bound_, stats_ : the linear-relaxation bound and solver statistics.
+    lower_bound_, stats_ : the best lower bound on the objective (losses; scores negated)
+        and solver statistics (``stats_["columns"]``: groups generated from a model).
+    status_ : ``"optimal"`` (proven), ``"feasible"`` (finished without a proof) or
+        ``"time limit"`` (stopped by ``time_limit``; the best choice found).
+    gap_ : relative gap between the choice and ``lower_bound_`` (0 when proven optimal; None
+        without a bound). ``bound_proven_`` is False when the bound rests on heuristic pricing.
+    rule_ : how group values were made (``"table"``, or the affinity rule, or ``"model"``).
+    table_ : the table searched (for a model: the groups it generated).
 
     Examples
     --------
@@ -140,9 +160,12 @@ class GroupingSearch(Estimator):
         robust: float = 0.0,
         within_noise: float = 0.0,
         beam_width: int = 8,
-        time_limit: float | None = None,
+        time_limit: float | None = 60.0,
         column_generation: bool | str = "auto",
         direct_limit: int = 300,
+        max_size: int | None = None,
+        network_cost: float | dict = 1.0,
+        progress=None,
     ):
         self.budget = budget
         self.solver = solver
@@ -154,11 +177,13 @@ class GroupingSearch(Estimator):
         self.time_limit = time_limit
         self.column_generation = column_generation
         self.direct_limit = direct_limit
+        self.max_size = max_size
+        self.network_cost = network_cost
+        self.progress = progress
 
     def _check(self, table) -> tuple[float, float, float]:
-        if not isinstance(table, CandidateTable):
-            raise TaskrelError(f"grouping: expected a CandidateTable, got {type(table).__name__}")
         budget = _check_budget(self.budget)
+        check_time_limit(self.time_limit)
         if self.solver not in SOLVERS:
             raise TaskrelError(
                 f"grouping: unknown solver {self.solver!r}; use one of {', '.join(SOLVERS)}"
@@ -177,8 +202,57 @@ class GroupingSearch(Estimator):
                                f"networks, got {len(table)}; pass a smaller max_size")
         return budget, robust, noise
 
-    def fit(self, table: CandidateTable) -> GroupingSearch:
-        """Solve the grouping problem on ``table``; returns ``self``."""
+    def fit(self, table) -> GroupingSearch:
+        """Solve the grouping problem on a table, a group-value model or an affinity; returns
+        ``self``."""
+        self.stats_: dict = {}
+        self.lower_bound_, self.gap_, self.bound_proven_ = None, None, True
+        self.rule_ = "table"
+        clock = SearchClock(self.time_limit, self.progress)
+        if isinstance(table, Affinity):
+            table = self._from_affinity(table)
+        if isinstance(table, CandidateTable):
+            return self._fit_table(table, clock)
+        if hasattr(table, "predict_members"):
+            self.rule_ = getattr(table, "rule", "model")
+            return self._fit_model(table, clock)
+        raise TaskrelError(
+            f"grouping: expected a CandidateTable, a group-value model or an Affinity, got "
+            f"{type(table).__name__}; build a table with CandidateTable.from_affinity(affinity, "
+            "max_size=...) or pass a model with predict_members(members) (the group-value model "
+            "route, taskrel.tables.group_model)")
+
+    def _from_affinity(self, affinity: Affinity):
+        """A table when the groups are few enough to list, else a group-value model."""
+        model = AffinityGroupModel(affinity)
+        self.rule_ = model.rule
+        self.stats_["rule"] = model.rule
+        n = len(model.tasks)
+        top = check_max_size(self.max_size, n)
+        if sum(comb(n, k) for k in range(model.min_size, top + 1)) > ENUMERATE_LIMIT:
+            return model
+        table = CandidateTable.from_affinity(affinity, max_size=top, cost=self.network_cost)
+        self.stats_["route"] = "table from the affinity"
+        return table
+
+    def _fit_model(self, model, clock: SearchClock) -> GroupingSearch:
+        budget, robust, noise = self._check(None)
+        if robust or noise or not self.partition or self.solver != "milp":
+            raise TaskrelError("grouping: a group-value model is searched in partition mode by "
+                               "column generation only (solver='milp', robust=0, "
+                               "within_noise=0); build a CandidateTable for the others")
+        table, chosen, info = fit_model(model, budget, self.max_size, self.network_cost,
+                                        self.allow_singletons, clock)
+        self.stats_.update(info)
+        self.stats_.setdefault("route", "column generation over a group-value model")
+        self.table_ = table
+        self.lower_bound_ = info.get("bound")
+        self.bound_proven_ = bool(info.get("bound_proven"))
+        self._store(table, chosen)
+        self._status(clock, proven=False)
+        return self
+
+    def _fit_table(self, table: CandidateTable, clock: SearchClock) -> GroupingSearch:
         budget, robust, noise = self._check(table)
         rows = np.arange(len(table))
         if not self.allow_singletons:
@@ -193,26 +267,51 @@ class GroupingSearch(Estimator):
         L = table.losses[rows]
         if robust:
             L = L + robust * np.nan_to_num(table.sem[rows])
-        self.lower_bound_ = None
-        self.stats_: dict[str, float] = {"n_candidates": len(rows)}
-        p = _Problem(L, table.members[rows], table.cost[rows], np.zeros(len(rows)), budget,
-                     bool(self.partition))
+        self.table_ = table
+        self.stats_["n_candidates"] = len(rows)
+        scale = float(table.cost[rows].max())  # costs on their own scale: tolerances relative
+        p = _Problem(L, table.members[rows], table.cost[rows] / scale, np.zeros(len(rows)),
+                     budget / scale, bool(self.partition))
+        info: dict = {}
         try:
-            chosen = self._solve(p)
+            chosen = self._solve(p, clock, info)
             if noise:
-                chosen = self._cheaper_within_noise(table, rows, p, chosen, noise)
+                chosen = self._cheaper_within_noise(table, rows, p, chosen, noise, clock)
         except _Infeasible:
-            minimal = minimal_cost(table.take(rows), partition=self.partition)
-            raise TaskrelError(
-                f"grouping: budget {budget:g} is below the cheapest choice of networks that "
-                f"{'partitions' if self.partition else 'covers'} every task (minimal feasible "
-                f"cost {minimal:g})"
-            ) from None
-        self.lower_bound_ = self.stats_.get("lower_bound")
+            raise self._infeasible(table.take(rows), budget, clock) from None
+        except _OutOfTime:
+            raise TaskrelError(f"grouping: no choice within budget {budget:g} was found in "
+                               f"time_limit={self.time_limit} s; raise time_limit") from None
+        self.stats_.update({k: v for k, v in info.items() if k != "mip_bound"})
+        self.lower_bound_ = info.get("lower_bound", info.get("mip_bound"))
         self._store(table, rows[chosen], robust)
+        self._status(clock, proven=info.get("proven", self.solver == "exhaustive"))
         return self
 
-    def _solve(self, p: _Problem) -> np.ndarray:
+    def _infeasible(self, table: CandidateTable, budget: float, clock) -> TaskrelError:
+        bounds = cost_bounds(table, bool(self.partition), time_limit=max(clock.left(), 1.0)
+                             if clock.time_limit else 10.0)
+        what = "partitions" if self.partition else "covers"
+        if bounds.exact or budget < bounds.lower * (1 - 1e-9):
+            low = bounds.upper if bounds.exact else bounds.lower
+            return TaskrelError(f"grouping: budget {budget:g} is below the cheapest choice of "
+                                f"networks that {what} every task (minimal feasible cost "
+                                f"{low:g})")
+        return TaskrelError(f"grouping: no choice of networks within budget {budget:g} {what} "
+                            f"every task; the minimal feasible cost is between "
+                            f"{bounds.lower:g} and {bounds.upper}")
+
+    def _status(self, clock: SearchClock, proven: bool) -> None:
+        """``status_`` and ``gap_`` from the clock and the bound (objective minimised)."""
+        mine = -self.total_ if self.higher_is_better_ else self.total_
+        if proven and not clock.hit:
+            self.status_, self.gap_, self.lower_bound_ = "optimal", 0.0, mine
+        else:
+            self.gap_ = relative_gap(mine, self.lower_bound_)
+            self.status_ = "time limit" if clock.hit else "feasible"
+        self.stats_["seconds"] = round(clock.elapsed(), 3)
+
+    def _solve(self, p: _Problem, clock: SearchClock, info: dict) -> np.ndarray:
         if self.solver == "exhaustive":
             return _exhaustive(p.L, p.mem, p.cost, p.budget, p.partition)
         if self.solver == "beam":
@@ -221,47 +320,26 @@ class GroupingSearch(Estimator):
         if self.column_generation != "auto":
             large = bool(self.column_generation)
         if not large:
-            return _milp(p, time_limit=self.time_limit, ties=True)
-        return _exact_large(p, self.time_limit, self.stats_)
+            return _milp(p, clock=clock, ties=True, info=info)
+        return _exact_large(p, clock, info)
 
-    def _cheaper_within_noise(self, table, rows, p: _Problem, chosen, z: float) -> np.ndarray:
+    def _cheaper_within_noise(self, table, rows, p: _Problem, chosen, z: float,
+                              clock: SearchClock) -> np.ndarray:
         """The best choice at the least cost whose objective is within z standard errors."""
-        serve = _serve(p.L, chosen)
-        sem = table.sem[rows[chosen[serve]], np.arange(table.n_tasks)]
+        serve_at = serve(p.L, chosen)
+        sem = table.sem[rows[chosen[serve_at]], np.arange(table.n_tasks)]
         slack = z * float(np.sqrt((sem ** 2).sum()))
-        cheap = _milp(p, time_limit=self.time_limit, ties=True, slack=slack)
+        cheap = _milp(p, clock=clock, ties=True, slack=slack)
         spend = float(p.cost[cheap].sum())
-        self.stats_["within_noise_cost"] = spend
-        if spend >= float(p.cost[chosen].sum()) - 1e-12:
+        self.stats_["within_noise_cost"] = spend * float(table.cost[rows].max())
+        if spend >= float(p.cost[chosen].sum()) * (1 - 1e-12):
             return chosen
-        at = _Problem(p.L, p.mem, p.cost, p.w, spend * (1 + 1e-12) + 1e-12, p.partition)
-        return self._solve(at)
+        at = _Problem(p.L, p.mem, p.cost, p.w, spend * (1 + 1e-12), p.partition)
+        return self._solve(at, clock, {})
 
     def _store(self, table: CandidateTable, chosen: np.ndarray, robust: float = 0.0) -> None:
-        L = table.losses
-        if robust:  # each task is served by the network the choice was made for
-            L = L + robust * np.nan_to_num(table.sem)
-        chosen = np.sort(np.asarray(chosen, dtype=np.intp))
-        serve = _serve(L, chosen)
-        chosen = chosen[np.isin(np.arange(len(chosen)), serve)]  # none that serves nothing
-        serve = _serve(L, chosen)
-        sign = -1.0 if table.higher_is_better else 1.0
-        cols = np.arange(table.n_tasks)
-        self.chosen_ = chosen
-        self.networks_ = [table.name(g) for g in chosen]
-        self.groups_ = [table.group(g) for g in chosen]
-        self.assignment_ = {t: self.networks_[serve[i]] for i, t in enumerate(table.tasks)}
-        self.served_ = {name: tuple(t for t in table.tasks if self.assignment_[t] == name)
-                        for name in self.networks_}
-        self.total_ = float(sign * table.losses[chosen[serve], cols].sum())
-        self.cost_ = float(table.cost[chosen].sum())
-        self.higher_is_better_ = table.higher_is_better
-        self.objective_ = table.objective
-        sem = table.sem
-        self.total_sem_ = None if sem is None else float(
-            np.sqrt((sem[chosen[serve], cols] ** 2).sum()))
-        self.p_beats_ = {name: _p_beats(table, chosen[serve], rows)
-                         for name, rows in _baselines(table).items()}
+        for name, value in describe_choice(table, chosen, robust).items():
+            setattr(self, name, value)
 
     def score_on(self, table: CandidateTable, reassign: bool = False) -> float:
         """The objective of the fitted choice on another table (select on one, score on another).
@@ -280,68 +358,7 @@ class GroupingSearch(Estimator):
         """
         if not hasattr(self, "networks_"):
             raise TaskrelError("grouping: call fit before score_on")
-        if not isinstance(table, CandidateTable):
-            raise TaskrelError(f"grouping: expected a CandidateTable, got {type(table).__name__}")
-        missing = set(self.assignment_) - set(table.tasks)
-        if missing:
-            raise TaskrelError(f"grouping: task(s) {sorted(missing)} are not in the other table")
-        absent = [n for n in self.networks_ if n not in set(table.names)]
-        if absent:
-            raise TaskrelError(f"grouping: chosen network(s) {absent} are not in the other table")
-        rows = {name: table.index(name) for name in self.networks_}
-        sign = -1.0 if table.higher_is_better else 1.0
-        total = 0.0
-        for t, name in self.assignment_.items():
-            c = table.tasks.index(t)
-            if reassign:
-                vals = [sign * table.values[r, c] for r in rows.values() if table.members[r, c]]
-                total += sign * min(vals)
-            else:
-                total += float(table.values[rows[name], c])
-        return total
-
-
-def _serve(L: np.ndarray, chosen: np.ndarray) -> np.ndarray:
-    """For each task, the position in ``chosen`` of its best network (first on ties)."""
-    return np.argmin(L[chosen], axis=0)
-
-
-def _baselines(table: CandidateTable) -> dict[str, np.ndarray | None]:
-    """Rows serving each task in all-separate and all-shared: the widest such networks."""
-    size = table.members.sum(axis=1)
-    order = np.lexsort((np.arange(len(table)), -table.width))  # widest first, then earliest
-    sep = np.full(table.n_tasks, -1)
-    for r in order[size[order] == 1][::-1]:
-        sep[np.flatnonzero(table.members[r])[0]] = r
-    full = order[size[order] == table.n_tasks]
-    return {"all-separate": sep if (sep >= 0).all() else None,
-            "all-shared": np.full(table.n_tasks, full[0]) if len(full) else None}
-
-
-def _p_beats(table: CandidateTable, mine: np.ndarray, base: np.ndarray | None) -> float | None:
-    """P(choice's objective better than the baseline's), normal with independent values."""
-    if base is None or table.sem is None:
-        return None
-    cols = np.arange(table.n_tasks)
-    L, sem = table.losses, table.sem
-    diff = float((L[base, cols] - L[mine, cols]).sum())
-    other = mine != base
-    var = float((sem[mine, cols][other] ** 2 + sem[base, cols][other] ** 2).sum())
-    if var <= 0:
-        return 1.0 if diff > 0 else 0.0
-    return float(stats.norm.cdf(diff / np.sqrt(var)))
-
-
-def minimal_cost(table: CandidateTable, partition: bool = True) -> float:
-    """The least budget for which some choice partitions (or covers) every task.
-
-    >>> t = CandidateTable([{"tasks": "a", "cost": 2, "a": 1}, {"tasks": "b", "cost": 2, "b": 1},
-    ...                     {"tasks": "a+b", "cost": 3, "a": 1, "b": 1}])
-    >>> minimal_cost(t)
-    3.0
-    """
-    chosen = _min_cost_columns(table.members, table.cost, partition)
-    return float(table.cost[chosen].sum())
+        return score_choice(self.assignment_, self.networks_, table, reassign)
 
 
 def pareto_front(

@@ -1,0 +1,248 @@
+"""Column generation over a group-value model: the grouping search that never enumerates.
+
+The partition problem: choose groups (networks of ``min_size`` to ``max_size`` tasks, a
+network of ``k`` tasks costing ``cost_of_size[k]``) that partition the tasks, total cost at
+most the budget, least total loss (the model's values; scores enter negated). Nothing is
+listed up front. The steps, all on one :class:`~taskrel.analysis.search_clock.SearchClock`:
+
+1. **Seed columns**: the singletons, the all-shared group (where ``max_size`` allows it) and
+   every node of an average-linkage dendrogram of the model's pair predictions (all
+   ``n(n-1)/2`` pairs asked once). Every cut of the dendrogram is a partition; the best one
+   within the budget is the first incumbent, so one exists within seconds.
+2. **Master LP** over the columns known so far (plus one artificial column per task, so it is
+   always feasible) gives dual prices ``pi`` for the tasks and ``beta`` for the budget.
+3. **Pricing** asks the model for groups of negative reduced cost
+   ``sum_{t in g}(loss_t(g) - pi_t) - beta * cost(|g|)``: the model's own ``price`` where it
+   has one, else :func:`~taskrel.analysis.pricing.local_search` from many seeds. New groups
+   are added and the master is solved again, until none is found or ``lp_share`` of the time
+   is spent.
+4. **MILP** over the generated columns (with what is left of the clock) for the integer
+   choice; the better of it and the dendrogram incumbent is kept.
+
+The bound: with exact pricing (``price_exact``) the master value plus ``kappa`` times the
+least reduced cost (``kappa`` bounds the number of chosen networks) is a proven lower bound on
+the LP over *all* groups, hence on the optimum; with heuristic pricing the same number is
+reported but is not proven (``bound_proven`` False), since a better group may have been
+missed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import sparse
+from scipy.cluster.hierarchy import fcluster
+from scipy.optimize import linprog
+
+from taskrel.analysis._grouping_dp import _Infeasible
+from taskrel.analysis._grouping_solvers import _milp, _OutOfTime, _Problem
+from taskrel.analysis.pricing import (
+    ModelOracle,
+    dendrogram_groups,
+    local_search,
+    pair_gains,
+    reduced_costs,
+)
+from taskrel.analysis.search_clock import SearchClock
+from taskrel.errors import TaskrelError
+
+
+@dataclass
+class Pool:
+    """The columns generated so far: membership rows, total losses, costs (deduplicated)."""
+
+    n: int
+    members: list = field(default_factory=list)
+    keys: dict = field(default_factory=dict)
+
+    def add(self, rows, min_size: int, max_size: int) -> int:
+        added = 0
+        for r in rows:
+            r = np.asarray(r, dtype=bool)
+            k = int(r.sum())
+            key = np.packbits(r).tobytes()
+            if min_size <= k <= max_size and key not in self.keys:
+                self.keys[key] = len(self.members)
+                self.members.append(r)
+                added += 1
+        return added
+
+    def matrix(self) -> np.ndarray:
+        return np.array(self.members, dtype=bool).reshape(-1, self.n)
+
+
+@dataclass
+class ModelSolution:
+    """What :func:`solve_model` found: the pool, the chosen rows, the bound and the stats."""
+
+    members: np.ndarray
+    chosen: np.ndarray
+    objective: float
+    bound: float | None
+    bound_proven: bool
+    milp_proven: bool
+    stats: dict
+
+
+def solve_model(oracle: ModelOracle, budget: float, cost_of_size: np.ndarray, min_size: int,
+                max_size: int, clock: SearchClock, n_seeds: int = 48, lp_share: float = 0.6,
+                max_rounds: int = 500, seed: int = 0) -> ModelSolution:
+    """Column generation, then a MILP over the columns (module docstring)."""
+    n = oracle.n
+    stats: dict = {}
+    singles = np.diag(oracle.losses(np.eye(n, dtype=bool)))
+    gain = pair_gains(oracle, singles) if n > 1 else np.zeros((1, 1))
+    nodes, Z = dendrogram_groups(gain)
+    pool = Pool(n)
+    pool.add(nodes, min_size, max_size)
+    pool.add([np.ones(n, dtype=bool)], min_size, max_size)
+    stats["seed_columns"] = len(pool.members)
+    incumbent = _best_cut(oracle, Z, n, budget, cost_of_size, min_size, max_size)
+    if incumbent is not None:
+        pool.add(incumbent[0], 1, n)
+        clock.update(incumbent=incumbent[1], stage="dendrogram cuts")
+    rng = np.random.default_rng(seed)
+    cg = _generate(oracle, pool, budget, cost_of_size, min_size, max_size, clock, gain,
+                   n_seeds, lp_share, max_rounds, rng)
+    stats.update(cg)
+    members = pool.matrix()
+    totals = oracle.totals(members)
+    chosen, milp_proven = _integer(members, totals, cost_of_size, budget, clock, stats)
+    if incumbent is not None:
+        rows = np.array([pool.keys[np.packbits(r).tobytes()] for r in incumbent[0]])
+        if chosen is None or totals[rows].sum() < totals[chosen].sum() - 1e-12:
+            chosen, milp_proven = np.sort(rows), False
+    if chosen is None:
+        raise _OutOfTime("no grouping within the budget was found in the time given")
+    stats.update(columns=len(members), model_rows=oracle.rows, model_calls=oracle.calls)
+    return ModelSolution(members, chosen, float(totals[chosen].sum()), cg["bound"],
+                         cg["bound_proven"], milp_proven, stats)
+
+
+def _best_cut(oracle, Z, n, budget, cost_of_size, min_size, max_size):
+    """The best partition among the dendrogram's cuts that fits sizes and budget."""
+    if len(Z) == 0:
+        return None
+    best = None
+    for k in range(1, n + 1):
+        labels = fcluster(Z, k, criterion="maxclust")
+        groups = np.array([labels == c for c in np.unique(labels)])
+        size = groups.sum(axis=1)
+        if size.min() < min_size or size.max() > max_size:
+            continue
+        if cost_of_size[size].sum() > budget * (1 + 1e-9):
+            continue
+        value = float(oracle.totals(groups).sum())
+        if best is None or value < best[1]:
+            best = (groups, value)
+    return best
+
+
+def _master(members, totals, cost, budget, big, clock):
+    """The restricted master LP; returns (value, pi, beta, x)."""
+    m, n = members.shape
+    c = np.concatenate([totals, np.full(n, big)])
+    a_eq = sparse.hstack([sparse.csr_matrix(members.T.astype(np.float64)),
+                          sparse.identity(n, format="csr")]).tocsr()
+    a_ub = np.concatenate([cost, np.zeros(n)])[None, :]
+    options = {}
+    if np.isfinite(clock.left()):
+        options["time_limit"] = max(clock.left(), 0.01)
+    res = linprog(c, A_eq=a_eq, b_eq=np.ones(n), A_ub=a_ub, b_ub=[budget], bounds=(0, None),
+                  method="highs", options=options)
+    if res.status != 0:
+        return None
+    return float(res.fun), res.eqlin.marginals, float(res.ineqlin.marginals[0]), res.x
+
+
+def _generate(oracle, pool, budget, cost_of_size, min_size, max_size, clock, gain, n_seeds,
+              lp_share, max_rounds, rng) -> dict:
+    """Rounds of master LP and pricing; returns the bound and what it cost."""
+    model = oracle.model
+    exact = bool(getattr(model, "price_exact", False)) and hasattr(model, "price")
+    n = oracle.n
+    kappa = min(n / min_size, budget / float(cost_of_size[min_size:max_size + 1].min()))
+    big = 10.0 * (np.abs(oracle.totals(np.eye(n, dtype=bool))).sum() + 1.0)
+    stop_at = None if clock.time_limit is None else lp_share * clock.time_limit
+    out = {"rounds": 0, "converged": False, "bound": None, "bound_proven": False,
+           "pricing": "model (exact)" if exact else
+           ("model" if hasattr(model, "price") else "heuristic local search")}
+    for rnd in range(max_rounds):
+        members = pool.matrix()
+        totals = oracle.totals(members)
+        cost = cost_of_size[members.sum(axis=1)]
+        master = _master(members, totals, cost, budget, big, clock)
+        if master is None:
+            clock.hit = True
+            break
+        value, pi, beta, x = master
+        size_cost = -beta * cost_of_size
+        found = _price(oracle, pool, members, x, pi, size_cost, min_size, max_size, gain,
+                       n_seeds, rng, exact)
+        rc = reduced_costs(oracle, found, pi, size_cost) if len(found) else np.zeros(0)
+        least = min(0.0, float(rc.min())) if len(rc) else 0.0
+        out["rounds"] = rnd + 1
+        out["bound"] = value + kappa * least
+        out["bound_proven"] = exact  # with exact pricing the Lagrangian bound is valid
+        clock.update(bound=out["bound"] if out["bound_proven"] else None,
+                     stage=f"column generation round {rnd + 1}")
+        new = [r for r, v in zip(found, rc) if v < -1e-9 * (1.0 + abs(value))]
+        if not new or not pool.add(new, min_size, max_size):
+            out["converged"] = True
+            break
+        if clock.expired() or (stop_at is not None and clock.elapsed() > stop_at):
+            clock.hit = clock.hit or clock.expired()
+            out["stopped"] = "time share for column generation spent"
+            break
+    return out
+
+
+def _price(oracle, pool, members, x, pi, size_cost, min_size, max_size, gain, n_seeds, rng,
+           exact):
+    """Candidate groups for this round: the model's ``price``, else local search."""
+    model = oracle.model
+    n = oracle.n
+    want = max(2 * n, 16)
+    if hasattr(model, "price"):
+        got = np.asarray(model.price(pi.copy(), size_cost.copy(), max_size, want), dtype=bool)
+        got = got.reshape(-1, n)
+        if exact or len(got):
+            return got
+    basis = members[x[:len(members)] > 1e-9]
+    eye = np.eye(n, dtype=bool)
+    lonely = eye[np.argsort(-(pi - np.diag(oracle.losses(eye))))]
+    seeds = np.concatenate([basis, lonely])[:n_seeds]
+    extra = rng.choice(n, size=min(n, max(0, n_seeds - len(seeds))), replace=False)
+    seeds = np.concatenate([seeds, eye[extra]]) if len(extra) else seeds
+    return np.array(local_search(oracle, pi, size_cost, 1, max_size, seeds, gain),
+                    dtype=bool).reshape(-1, n)
+
+
+def _integer(members, totals, cost_of_size, budget, clock, stats):
+    """A MILP over the generated columns with what is left of the clock."""
+    m, n = members.shape
+    cost = cost_of_size[members.sum(axis=1)]
+    L = np.where(members, 0.0, np.inf)
+    p = _Problem(L, members, cost, totals, budget, True)
+    info: dict = {}
+    try:
+        chosen = _milp(p, clock=clock, ties=True, info=info)
+    except (_OutOfTime, _Infeasible) as e:
+        stats["milp"] = type(e).__name__.strip("_")
+        return None, False
+    stats["milp"] = "proven over the columns" if info.get("proven") else "time limit"
+    if "ties" in info:
+        stats["ties"] = info["ties"]
+    return chosen, bool(info.get("proven"))
+
+
+def check_sizes(n: int, min_size: int, max_size, cost_of_size: np.ndarray, budget: float):
+    """Refuse, by name, a size limit or budget under which no grouping can exist."""
+    fewest = -(-n // max_size)
+    least = float(cost_of_size[min_size:max_size + 1].min()) * fewest
+    if least > budget * (1 + 1e-9):
+        raise TaskrelError(f"grouping: budget {budget:g} is below the cheapest choice that "
+                           f"partitions {n} tasks into networks of at most {max_size} tasks "
+                           f"(at least {fewest} networks, minimal feasible cost at least "
+                           f"{least:g}); raise the budget or max_size")
