@@ -7,7 +7,7 @@ how likely it beats the baselines (the fitted attributes of
 ...                     {"tasks": "a+b", "cost": 1, "a": 0.3, "b": 0.45}])
 >>> d = describe_choice(t, [0, 2])
 >>> d["networks_"], d["assignment_"], round(d["total_"], 2)
-(['a', 'a+b'], {'a': 'a+b', 'b': 'a+b'}, 0.75)
+(['a+b'], {'a': 'a+b', 'b': 'a+b'}, 0.75)
 """
 
 from __future__ import annotations
