@@ -8,7 +8,8 @@ together, every unrelated and harmful task alone), all-separate and all-shared.
 
 Scores follow the fidelity protocol: each task's test loss on a seed is divided by its
 single-task test loss averaged over the seeds (a task alone scores 1 on average); a
-grouping's score on a seed is the mean of its tasks' normalised losses. Comparisons are paired
+grouping's score on a seed is the mean of its tasks' normalised losses. ``harm`` checks the
+truth's other claim: a harmful task hurts the cluster it opposes more than an unrelated task. Comparisons are paired
 over seeds: ``d = baseline - planted`` per seed, its mean, its standard error (std over seeds,
 ddof 1, / sqrt(seeds)) and ``z = mean / SE``; the goal is z > 3 against both baselines.
 
@@ -68,7 +69,30 @@ def paired(base: np.ndarray, planted: np.ndarray) -> dict:
     return {"per_seed": [round(float(x), 4) for x in d], "mean": round(float(d.mean()), 4), "se": round(se, 4), "z": round(z, 2)}
 
 
-def screen(n_tasks: int, options: dict, config: TrainConfig, seeds: list[int], store: RunStore, n_jobs: int) -> dict:
+def harm_check(suite, config: TrainConfig, seeds: list[int], store: RunStore, n_jobs: int, alone: np.ndarray) -> dict:
+    """Does a harmful task hurt the cluster it opposes more than an unrelated partner does?
+
+    For each harmful task h opposing cluster k: cluster k trained with h, and with the first
+    unrelated task u; the cluster's mean normalised test loss in each, paired over seeds
+    (``d = with_h - with_u``: > 0 when h hurts more)."""
+    tasks, t = suite.task_names, suite.truth
+    if not t["unrelated"]:
+        return {}
+    u, out = t["unrelated"][0], {}
+    for h, k in t["harmful"].items():
+        members = t["clusters"][k]
+        idx = [tasks.index(x) for x in members]
+        with_h, _ = test_losses(suite, [[*members, h]], config, seeds, store, n_jobs)
+        with_u, _ = test_losses(suite, [[*members, u]], config, seeds, store, n_jobs)
+        a = np.mean(with_h[:, idx] / alone[None, idx], axis=1)
+        b = np.mean(with_u[:, idx] / alone[None, idx], axis=1)
+        out[h] = {"cluster": k, "with_harmful": [round(float(x), 4) for x in a],
+                  "with_unrelated": [round(float(x), 4) for x in b], "harmful_minus_unrelated": paired(a, b)}
+    return out
+
+
+def screen(n_tasks: int, options: dict, config: TrainConfig, seeds: list[int], store: RunStore, n_jobs: int,
+           harm: bool = True) -> dict:
     t0 = time.perf_counter()
     suite = get_suite("planted-many", n_tasks=n_tasks, **options)
     build = time.perf_counter() - t0
@@ -92,6 +116,7 @@ def screen(n_tasks: int, options: dict, config: TrainConfig, seeds: list[int], s
         "planted_vs_all_separate": paired(score["all_separate"], score["planted"]),
         "planted_vs_all_shared": paired(score["all_shared"], score["planted"]),
         "normalised_by_kind": per_kind,
+        "harm": harm_check(suite, config, seeds, store, n_jobs, alone) if harm else None,
         "costs": costs,
         "wall_seconds": round(time.perf_counter() - t0, 1),
     }
@@ -106,6 +131,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--store", default=".taskrel/many-screen-store")
     ap.add_argument("--n-jobs", type=int, default=1)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--no-harm", action="store_true", help="skip the check that harmful tasks hurt more than unrelated ones")
     a = ap.parse_args(argv)
     seeds = [int(s) for s in a.seeds.split(",")]
     config = TrainConfig(**{**TRAIN, **json.loads(a.config)})
@@ -114,7 +140,7 @@ def main(argv=None) -> dict:
     out = {"command": "python benchmarks/many_screen.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
            "config": config.to_dict(), "seeds": seeds, "rows": []}
     for n in (int(x) for x in a.n_tasks.split(",")):
-        row = screen(n, json.loads(a.options), config, seeds, store, a.n_jobs)
+        row = screen(n, json.loads(a.options), config, seeds, store, a.n_jobs, not a.no_harm)
         out["rows"].append(row)
         print(json.dumps(row), flush=True)
     out["machine"] = {"cpus": os.cpu_count(), "loadavg_start": [round(x, 2) for x in load0],

@@ -172,7 +172,7 @@ def _targets(X: np.ndarray, rng: np.random.Generator, sizes: list[int], n_u: int
     return out, cluster, harmful
 
 
-@register_suite("planted-many", "synthetic, known truth, 12 to 1,000 tasks: clusters of related tasks, unrelated and harmful tasks; scarce labels, narrow MLP")
+@register_suite("planted-many", "synthetic, known truth, 6 to 1,000 tasks: clusters of related tasks, unrelated and harmful tasks; scarce labels, narrow MLP")
 def planted_many_suite(
     n_tasks: int = 24,
     cluster_size: tuple[int, int] | list[int] = (4, 8),
@@ -195,7 +195,7 @@ def planted_many_suite(
 
     Parameters
     ----------
-    n_tasks : total number of tasks (12 to 1,000).
+    n_tasks : total number of tasks (6 to 1,000).
     cluster_size : (smallest, largest) cluster, inclusive; sizes drawn at random.
     n_unrelated, n_harmful : None: one of each per 24 tasks (at least one).
     relatedness : expected cosine of two read-outs of a cluster, in [0, 1].
