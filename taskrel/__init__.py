@@ -21,37 +21,56 @@ Names are imported on first use, so ``import taskrel`` itself stays light.
 from importlib import import_module
 from typing import Any
 
-from taskrel.affinity import Affinity, Cost
 from taskrel.errors import RunFailed, TaskrelError
 
 __version__ = "0.1.0"
 
-# public name -> the module that defines it
+# public name -> the module that defines it (one line per name keeps additions easy to merge)
 _NAMES = {
+    "Affinity": "taskrel.affinity",
+    "Cost": "taskrel.affinity",
     # data and models
-    "Suite": "taskrel.suite", "Task": "taskrel.suite", "DatasetSuite": "taskrel.datasets",
-    "get_suite": "taskrel.suites", "list_suites": "taskrel.suites",
-    "SharingLayout": "taskrel.layout", "build_model": "taskrel.layout",
-    "TrainConfig": "taskrel.train", "train": "taskrel.train",
+    "Suite": "taskrel.suite",
+    "Task": "taskrel.suite",
+    "DatasetSuite": "taskrel.datasets",
+    "get_suite": "taskrel.suites",
+    "list_suites": "taskrel.suites",
+    "SharingLayout": "taskrel.layout",
+    "build_model": "taskrel.layout",
+    "TrainConfig": "taskrel.train",
+    "train": "taskrel.train",
     # runs
-    "RunSpec": "taskrel.store", "RunRecord": "taskrel.store", "RunStore": "taskrel.store",
+    "RunSpec": "taskrel.store",
+    "RunRecord": "taskrel.store",
+    "RunStore": "taskrel.store",
     "Runner": "taskrel.runner",
     # probes
-    "Probe": "taskrel.probes", "PROBES": "taskrel.probes",
-    "PairwiseProbe": "taskrel.probes", "TransferProbe": "taskrel.probes", "GradientProbe": "taskrel.probes",
-    "LookaheadProbe": "taskrel.probes", "SimilarityProbe": "taskrel.probes", "SurrogateProbe": "taskrel.probes",
+    "Probe": "taskrel.probes",
+    "PROBES": "taskrel.probes",
+    "PairwiseProbe": "taskrel.probes",
+    "TransferProbe": "taskrel.probes",
+    "GradientProbe": "taskrel.probes",
+    "LookaheadProbe": "taskrel.probes",
+    "SimilarityProbe": "taskrel.probes",
+    "SurrogateProbe": "taskrel.probes",
     "measure_groups": "taskrel.probes",
     "AffinityTracker": "taskrel.tracker",
     # analyses
-    "TaskClustering": "taskrel.analysis", "GroupingSearch": "taskrel.analysis", "CandidateTable": "taskrel.tables",
-    "BranchedLayoutSearch": "taskrel.analysis", "rank_auxiliaries": "taskrel.analysis",
-    "cluster_stability": "taskrel.analysis", "pareto_front": "taskrel.analysis",
+    "TaskClustering": "taskrel.analysis",
+    "GroupingSearch": "taskrel.analysis",
+    "CandidateTable": "taskrel.tables",
+    "BranchedLayoutSearch": "taskrel.analysis",
+    "rank_auxiliaries": "taskrel.analysis",
+    "cluster_stability": "taskrel.analysis",
+    "pareto_front": "taskrel.analysis",
     # studies
     "clone": "taskrel.base",
-    "Study": "taskrel.study", "Validation": "taskrel.study", "StudyResult": "taskrel.study",
+    "Study": "taskrel.study",
+    "Validation": "taskrel.study",
+    "StudyResult": "taskrel.study",
 }
 
-__all__ = ["Affinity", "Cost", "RunFailed", "TaskrelError", "__version__", *_NAMES]
+__all__ = ["RunFailed", "TaskrelError", "__version__", *_NAMES]
 
 
 def __getattr__(name: str) -> Any:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
+from taskrel.cli.checks import check_suite_name, input_file, writable_file
 from taskrel.cli.common import add_run_args, out_path, probe_settings
 from taskrel.errors import TaskrelError
 from taskrel.files import atomic_write_text
@@ -57,6 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _affinity(path: str):
+    input_file(path, "affinity", "an affinity JSON file (written by 'taskrel probe')")
     from taskrel.affinity import Affinity
 
     return Affinity.load(path)
@@ -90,6 +91,7 @@ def cmd_aux(args: argparse.Namespace) -> int:
     print(f"auxiliary tasks for {args.primary} (effect on it, best first):")
     print(ranking.to_string(index=False))
     if args.select:
+        check_suite_name(args.select)
         from taskrel.analysis.selection import GreedyAuxiliarySelection
         from taskrel.store import RunStore
         from taskrel.suites import get_suite
@@ -105,13 +107,11 @@ def cmd_aux(args: argparse.Namespace) -> int:
 def _table(path: str, higher: bool, max_size: int | None, rule: str = "auto"):
     from taskrel.analysis import CandidateTable
 
-    p = Path(path)
-    if not p.exists():
-        raise TaskrelError(f"group: file {path!r} does not exist")
+    p = input_file(path, "group", "a candidate table (CSV or JSON) or an affinity JSON file")
     if p.suffix.lower() == ".csv":
         return CandidateTable.from_csv(p, higher_is_better=higher)
     try:
-        d = json.loads(p.read_text())
+        d = json.loads(p.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise TaskrelError(f"group: {path!r} is not valid JSON ({e})") from None
     if isinstance(d, dict) and d.get("kind") == "taskrel.Affinity":
@@ -132,6 +132,13 @@ def _choice(gs, other, reassign: bool) -> dict:
 
 
 def cmd_group(args: argparse.Namespace) -> int:
+    input_file(args.input, "group", "a candidate table (CSV or JSON) or an affinity JSON file")
+    if args.score_on:
+        input_file(args.score_on, "--score-on", "a candidate table (CSV or JSON) or an affinity JSON file")
+    if args.json:
+        writable_file(args.json, "--json")
+    if args.n_stages:
+        writable_file(args.out or "layout.json", "--out")
     from taskrel.analysis import GroupingSearch
 
     table = _table(args.input, args.higher_is_better, args.max_size, args.rule)
@@ -208,6 +215,7 @@ def _write_layout(gs, args: argparse.Namespace) -> None:
 
 
 def cmd_layout(args: argparse.Namespace) -> int:
+    writable_file(args.out, "--out")
     from taskrel.analysis.branching import BranchedLayoutSearch
 
     aff = _affinity(args.affinity)

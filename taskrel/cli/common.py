@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
+from taskrel.cli.checks import check_suite_name, writable_file
+from taskrel.cli.names import BACKENDS
 from taskrel.errors import TaskrelError
 
 
@@ -30,9 +33,11 @@ def add_suite_args(p: argparse.ArgumentParser) -> None:
 
 
 def load_suite(args: argparse.Namespace):
+    """The suite ``args.suite`` names, built with its ``--option`` values and cut to ``--tasks``."""
     from taskrel.suites import get_suite
 
-    suite = get_suite(args.suite, **parse_options(args.option))
+    options = parse_options(args.option)
+    suite = get_suite(check_suite_name(args.suite), **options)
     if getattr(args, "tasks", None):
         suite = suite.subset([t.strip() for t in args.tasks.split(",") if t.strip()])
     return suite
@@ -40,15 +45,20 @@ def load_suite(args: argparse.Namespace):
 
 def add_execution_args(p: argparse.ArgumentParser) -> None:
     """How runs are trained: --n-jobs, --backend, --scheduler, --retries (a Runner's settings)."""
-    from taskrel.runner import BACKENDS, available_cores
-
     p.add_argument("--n-jobs", type=int, default=-1,
-                   help=f"runs trained at once, each on one thread (default -1: every core available, {available_cores()} here)")
+                   help=f"runs trained at once, each on one thread (default -1: every core available, {_cores()} here)")
     p.add_argument("--backend", default="loky", choices=list(BACKENDS),
                    help="loky: worker processes (default); dask: a dask.distributed cluster")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="dask scheduler address, e.g. tcp://10.0.0.1:8786 (with --backend dask; default: a local cluster)")
     p.add_argument("--retries", type=int, default=0, help="train a failed run this many more times (stored failures too)")
+
+
+def _cores() -> int:
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except (AttributeError, OSError):  # pragma: no cover - macOS, Windows
+        return os.cpu_count() or 1
 
 
 def runner_of(args: argparse.Namespace):
@@ -80,7 +90,8 @@ def probe_settings(args: argparse.Namespace):
                          scheduler=args.scheduler, progress=not args.quiet, retry_failed=args.retries > 0)
 
 
-def out_path(path: str | None, default: str) -> Path:
-    p = Path(path or default)
+def out_path(path: str | None, default: str, what: str = "--out") -> Path:
+    """The file to write (``default`` if none given), checked writable, its folder created."""
+    p = writable_file(path or default, what)
     p.parent.mkdir(parents=True, exist_ok=True)
     return p

@@ -5,13 +5,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from taskrel.cli.checks import check_suite_name, input_file
 from taskrel.cli.common import add_suite_args, load_suite
+from taskrel.cli.names import suites
 from taskrel.errors import TaskrelError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("suites", help="list the built-in suites and their tasks")
-    p.add_argument("--no-tasks", action="store_true", help="names only (building a suite loads its data)")
+    p = sub.add_parser("suites", help="list the built-in suites (with their tasks: name them, or --tasks)")
+    p.add_argument("names", nargs="*", metavar="SUITE", help="show these suites' tasks and stages (builds them)")
+    p.add_argument("--tasks", action="store_true", help="show every suite's tasks and stages (builds each: slow)")
+    p.add_argument("--no-tasks", action="store_true", help=argparse.SUPPRESS)  # the default now; kept for old scripts
     p.set_defaults(func=cmd_suites)
 
     p = sub.add_parser("train", help="train one sharing layout on a suite and print per-task metrics")
@@ -26,19 +30,28 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_suites(args: argparse.Namespace) -> int:
-    from taskrel.suites import get_suite, list_suites
-
-    for name, desc in list_suites().items():
-        print(f"{name}: {desc}")
-        if not args.no_tasks:
-            try:
-                s = get_suite(name)
-            except TaskrelError as e:
-                print(f"  (not available here: {e})")
-                continue
-            print(f"  tasks ({len(s.tasks)}): {', '.join(s.task_names)}")
-            print(f"  stages: {', '.join(s.stage_names)}; examples: {s.inputs.shape[0]}")
+    """Names and descriptions from :mod:`taskrel.cli.names` (fast); tasks only when asked."""
+    names = [check_suite_name(n) for n in args.names]
+    show = names if names else list(suites())
+    for name in show:
+        print(f"{name}: {suites().get(name, '')}".rstrip(": "))
+        if names or args.tasks:
+            _print_tasks(name)
+    if not names and not args.tasks:
+        print("\n'taskrel suites NAME' lists a suite's tasks; a study file names its suite under [suite] (see studies/).")
     return 0
+
+
+def _print_tasks(name: str) -> None:
+    from taskrel.suites import get_suite
+
+    try:
+        s = get_suite(name)
+    except TaskrelError as e:
+        print(f"  (not available here: {e})")
+        return
+    print(f"  tasks ({len(s.tasks)}): {', '.join(s.task_names)}")
+    print(f"  stages: {', '.join(s.stage_names)}; examples: {s.inputs.shape[0]}")
 
 
 def parse_layout(text: str, tasks: list[str], n_stages: int):
@@ -51,13 +64,19 @@ def parse_layout(text: str, tasks: list[str], n_stages: int):
     if text.startswith("groups:"):
         groups = [g.split("+") for g in text[len("groups:"):].split(",") if g]
         return SharingLayout.groups(groups, n_stages)
-    p = Path(text)
-    if not p.exists():
+    return SharingLayout.from_json(layout_file(text).read_text(encoding="utf-8"))
+
+
+def layout_file(text: str) -> Path:
+    """The layout JSON that ``--layout`` names (checked before any suite is built)."""
+    if not Path(text).exists():
         raise TaskrelError(f"--layout {text!r}: not 'shared', 'separate', 'groups:a+b,c' or an existing JSON file")
-    return SharingLayout.from_json(p.read_text())
+    return input_file(text, "--layout", "a layout JSON file (or shared, separate, groups:a+b,c)")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    if args.layout not in ("shared", "separate") and not args.layout.startswith("groups:"):
+        layout_file(args.layout)  # before the suite is built
     from taskrel.train import TrainConfig
 
     suite = load_suite(args)

@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from taskrel.cli.checks import check_probe_kind, check_suite_name, writable_file
 from taskrel.cli.common import add_run_args, add_suite_args, out_path, parse_options, runner_of
+from taskrel.cli.names import probe_kinds
 from taskrel.errors import TaskrelError
 
 # parameters every probe takes from the command line's own flags, not from --param
@@ -54,9 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Measure a task-affinity matrix (values[source, target], larger = better "
         "for the target). Runs go through the run store: a second call trains nothing.",
     )
-    from taskrel.probes import PROBES
-
-    p.add_argument("kind", help=f"probe kind: {', '.join(sorted(PROBES))}")
+    p.add_argument("kind", help=f"probe kind: {', '.join(probe_kinds())}")
     add_suite_args(p)
     add_run_args(p)
     p.add_argument("--out", default=None, help="affinity JSON to write (default: affinity-KIND.json)")
@@ -73,12 +73,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
+    check_probe_kind(args.kind)
+    check_suite_name(args.suite)
+    out = writable_file(args.out or f"affinity-{args.kind}.json", "--out")  # before anything trains
+    args.params = parse_options(args.param)
     from taskrel.probes import probe_class
     from taskrel.suites import get_suite
     from taskrel.train import TrainConfig
 
     cls = probe_class(args.kind)
-    args.params = parse_options(args.param)
     suite = get_suite(args.suite, **parse_options(args.option))
     tasks = probe_tasks(args)
     if tasks is not None:
@@ -91,7 +94,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     probe.check(suite)
     with runner_of(args) as runner:
         aff = probe.fit(suite, runner).affinity_
-    path = aff.save(out_path(args.out, f"affinity-{args.kind}.json"))
+    path = aff.save(out_path(str(out), str(out)))
     print(format_affinity(aff))
     c = aff.cost
     print(f"cost: {c.runs} runs, {c.steps} steps, {c.examples} examples, {c.seconds:.1f} s of training")
