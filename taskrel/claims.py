@@ -36,7 +36,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -67,10 +67,8 @@ def _locked(directory: Path) -> Iterator[None]:
 
 
 def _boot_id() -> str | None:
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip() or None
-    except OSError:
-        return None
+    p = Path("/proc/sys/kernel/random/boot_id")
+    return p.read_text().strip() or None if p.is_file() else None
 
 
 def _start_time(pid: int) -> str | None:
@@ -84,10 +82,7 @@ def _start_time(pid: int) -> str | None:
 
 
 def _pid_namespace() -> str | None:
-    try:
-        return os.readlink("/proc/self/ns/pid")
-    except OSError:
-        return None
+    return os.readlink("/proc/self/ns/pid") if os.path.islink("/proc/self/ns/pid") else None
 
 
 _HOST = socket.gethostname()
@@ -275,9 +270,13 @@ def _new_owner() -> str:
     return f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def _claims_dir(directory: Path) -> None:
+def check_claims_folder(directory: Path, create: bool = True) -> None:
+    """Make (with ``create``) or check the claims folder: a :class:`TaskrelError` when it is a file."""
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        if create:
+            directory.mkdir(parents=True, exist_ok=True)
+        elif directory.exists() and not directory.is_dir():
+            raise FileExistsError
     except (FileExistsError, NotADirectoryError):
         raise TaskrelError(f"store: {str(directory)!r} must be the folder of claims on runs being trained, "
                            "but it is a file; move it away (the store recreates the folder)") from None
@@ -320,7 +319,7 @@ def try_claim(directory: str | Path, key: str, lease: float = DEFAULT_LEASE) -> 
     has expired (not refreshed for its lease), each with one log line.
     """
     directory = Path(directory)
-    _claims_dir(directory)
+    check_claims_folder(directory)
     path = directory / f"{key}.claim"
     owner = _new_owner()
     body = json.dumps({"owner": owner, **_this_process(), "lease": lease, "since": time.time()})
@@ -348,28 +347,52 @@ def is_claimed(directory: str | Path, key: str, lease: float = DEFAULT_LEASE) ->
     return age is not None and age < _lease_of(path, lease) and owner_alive(_info(path) or {}) is not False
 
 
-# ------------------------------------------------------------------ worker lifetime
-_watching: set[int] = set()
+WAIT_NOTICE = 4.0
+"""Seconds a run may wait for another worker's claim before the wait is said (then every
+:data:`WAIT_EVERY` seconds)."""
+WAIT_EVERY = 30.0
 
 
-def exit_with_parent(pid: int, host: str | None = None, every: float = 1.0) -> None:
-    """In a worker process: exit as soon as process ``pid`` (the study) is gone.
+class ClaimWaits:
+    """Runs waiting for other workers' claims: each wait is said after :data:`WAIT_NOTICE`
+    seconds (which run, whose claim, for how long), then every :data:`WAIT_EVERY` seconds.
 
-    Does nothing in the study's own process or on another host. Idempotent per ``pid``. A
-    study killed with SIGKILL otherwise leaves its pool's workers running for minutes.
+    ``directory``: the claims folder; ``names``: run key -> name to show; ``say``: prints a line.
+
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> held = try_claim(d, "abc123")
+    >>> waits = ClaimWaits(d, {"abc123": "pair a+b"}, print)
+    >>> waits.begin("abc123"); waits.since["abc123"] -= 5  # it has waited 5 s
+    >>> waits.say()  # doctest: +ELLIPSIS
+    taskrel: waiting 5 s so far for run pair a+b (abc123): another worker trains it: process ... (alive, ...
+    >>> held.release()
     """
-    if pid == os.getpid() or pid in _watching or (host is not None and host != socket.gethostname()):
-        return
-    _watching.add(pid)
 
-    def watch() -> None:
-        while True:
-            time.sleep(every)
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                os._exit(1)
-            except PermissionError:  # pragma: no cover - alive, owned by someone else
-                pass
+    def __init__(self, directory: str | Path, names: dict[str, str], say: Callable[[str], None]):
+        self.directory, self.names, self.print = Path(directory), names, say
+        self.since: dict[str, float] = {}
+        self.said: dict[str, float] = {}
 
-    threading.Thread(target=watch, name="taskrel-parent-watch", daemon=True).start()
+    def begin(self, key: str) -> None:
+        """Run ``key`` found claimed by another worker (the wait starts now, if not already)."""
+        self.since.setdefault(key, time.monotonic())
+
+    def end(self, key: str) -> None:
+        """Run ``key`` has its record; a wait that was said is said to be over."""
+        if self.since.pop(key, None) is not None and key in self.said:
+            self.print(f"taskrel: run {self.names.get(key, key)} is done (another worker trained it)")
+        self.said.pop(key, None)
+
+    def say(self) -> None:
+        """Say each wait (begun, not ended) that is due to be said."""
+        now = time.monotonic()
+        for key in list(self.since):
+            waited = now - self.since.get(key, now)
+            if waited < WAIT_NOTICE or now - self.said.get(key, -WAIT_EVERY) < WAIT_EVERY:
+                continue
+            self.said[key] = now
+            holder = claim_holder(self.directory, key)
+            held = f", claimed {holder['held']:.0f} s ago" if holder else ""
+            self.print(f"taskrel: waiting {waited:.0f} s so far for run {self.names.get(key, key)} ({key}): "
+                       f"another worker trains it: {describe_holder(holder)}{held}")

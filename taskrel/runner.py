@@ -24,25 +24,29 @@ other run goes into one queue. Each run trains on ``spec.config.threads`` intra-
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import sys
+import threading
 import time
-import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from taskrel.claims import DEFAULT_LEASE, exit_with_parent
+from taskrel.claims import ClaimWaits
 from taskrel.config_checks import check_loss_weights
-from taskrel.errors import RunFailed, TaskrelError, is_environment_failure
-from taskrel.layout import SharingLayout, build_model
+from taskrel.errors import TaskrelError
 from taskrel.store import IDENTITY_VERSION, RunRecord, RunSpec, RunStore
 from taskrel.suite import Suite
-from taskrel.train import CALLBACKS, train
-from taskrel.workers import DaskPool, LocalPool
+from taskrel.train import CALLBACKS
+from taskrel.workers import DaskPool, LocalPool, WorkerLost, run_spec, worker_job
 
 BACKENDS = ("loky", "threading", "sequential", "dask")
+
+LOST_RETRIES = 2
+"""How many more times a run whose worker process died is sent to a fresh worker."""
 
 
 def available_cores() -> int:
@@ -81,86 +85,6 @@ class RunList(list):
     def unique(self) -> list[RunRecord]:
         """Each distinct run once, in plan order."""
         return list({r.key: r for r in self}.values())
-
-
-# ---------------------------------------------------------------------- one run
-def _warm_state(store: RunStore, source_key: str, task: str = "?"):
-    """The layout and weights of a warm start's source run; a RunFailed naming the task whose
-    encoder was to be moved, the source run, and why it cannot be used."""
-    rec = store.get(source_key)
-    if rec is None:
-        raise RunFailed(f"warm start from task {task!r}: its source run {source_key} is not in the store")
-    if not rec.ok:
-        raise RunFailed(f"warm start from task {task!r}: its source run {rec.label or source_key} failed ({rec.error or 'no reason stored'})")
-    layout = SharingLayout.from_dict({"schema": 1, "kind": "taskrel.SharingLayout", **rec.spec["layout"]})
-    return layout, store.load_weights(source_key)
-
-
-def _callbacks(spec: RunSpec, factories: dict[str, Callable[..., Any]]) -> list:
-    out = []
-    for name, params in spec.probes:
-        cb = factories[name](**dict(params))
-        cb.name = name
-        out.append(cb)
-    return out
-
-
-def _train_record(suite: Suite, spec: RunSpec, store: RunStore, callbacks: dict[str, Callable[..., Any]]) -> RunRecord:
-    """Train one spec; its record: ``ok``, ``failed`` (a result) or ``error`` (the environment)."""
-    key, identity = spec.key(suite), spec.identity(suite)
-    try:
-        cbs = _callbacks(spec, callbacks)
-        warm = None
-        if spec.warm_start:
-            src_layout, state = _warm_state(store, spec.source_key(suite), spec.warm_start[1])
-            src = build_model(src_layout, suite)
-            src.load_state_dict(state)
-            warm = src.encoder_state(spec.warm_start[1])
-        res = train(suite, spec.layout, spec.config, spec.seed, cbs, warm, keep_state=spec.keep_weights)
-    except RunFailed as e:
-        return RunRecord(key, identity, "failed", error=e.reason, failed_step=e.step, failed_task=e.task, label=spec.label)
-    except Exception as e:  # a user's module may raise anything; record it, go on
-        tb = traceback.format_exception_only(type(e), e)[-1].strip()
-        return RunRecord(key, identity, "error" if is_environment_failure(e) else "failed", error=tb, label=spec.label)
-    sha = store.save_weights(key, res.state) if spec.keep_weights and res.state is not None else None
-    return RunRecord(
-        key, identity, "ok", metrics=res.metrics, history=res.history, steps=res.steps,
-        examples=res.examples, seconds=res.seconds, n_parameters=res.n_parameters,
-        best_epoch=res.best_epoch, extras=res.extras, label=spec.label, weights_sha256=sha,
-    )
-
-
-def run_spec(
-    suite: Suite,
-    spec: RunSpec,
-    store: RunStore,
-    callbacks: dict[str, Callable[..., Any]] | None = None,
-    retry_failed: bool = False,
-) -> tuple[RunRecord | None, bool]:
-    """Train one spec under a claim on its run and store its record: ``(record, trained)``.
-
-    ``(None, False)`` while another worker holds the run's claim; a record another worker
-    stored meanwhile comes back with ``trained`` False. A failure of the environment (status
-    ``"error"``: device, memory, missing module) comes back but is not stored.
-    ``callbacks`` maps the callback names the spec asks for to their classes (resolved by
-    the caller from :data:`taskrel.train.CALLBACKS`, and pickled by reference to a worker).
-    """
-    cbs = callbacks if callbacks is not None else CALLBACKS
-    return store.train_once(spec.key(suite), lambda: _train_record(suite, spec, store, cbs), lambda r: r.ok or not retry_failed)
-
-
-def _job(
-    suite: Suite, spec: RunSpec, store_path: str, callbacks: dict[str, Any], retry_failed: bool = False,
-    parent: tuple[int, str] | None = None, lease: float = DEFAULT_LEASE,
-) -> tuple[dict[str, Any] | None, bool]:
-    """A worker's job: train one run into the store at ``store_path``; its record as data.
-
-    ``parent`` (pid, host) is the study's process: the worker exits when it dies.
-    """
-    if parent is not None:
-        exit_with_parent(*parent)
-    rec, trained = run_spec(suite, spec, RunStore(store_path, lease, sweep=False), callbacks, retry_failed)
-    return (None if rec is None else rec.to_dict()), trained
 
 
 # ---------------------------------------------------------------------- the runner
@@ -301,72 +225,142 @@ class Runner:
         attempts = dict.fromkeys(todo, 0)
         trained = 0
         try:
-            for key, rec, fresh in self._results(suite, todo, sources, attempts):
-                trained += fresh and attempts[key] == 1
-                if not rec.ok and attempts[key] <= self.retries:
-                    continue  # queued again by _results
-                records[key] = rec
-                if not rec.ok:
-                    bar.write(f"taskrel: run {rec.label or key} failed: {rec.error}", file=sys.stderr)
-                bar.update(1)
+            with _sigterm_as_exit():
+                for key, rec, fresh in self._results(suite, todo, sources, attempts, lambda m: bar.write(m, file=sys.stderr)):
+                    trained += fresh and attempts[key] == 1
+                    if not rec.ok and attempts[key] <= self.retries:
+                        continue  # queued again by _results
+                    records[key] = rec
+                    if not rec.ok:
+                        bar.write(f"taskrel: run {rec.label or key} failed: {rec.error}", file=sys.stderr)
+                    bar.update(1)
         finally:
             bar.close()
         return trained
 
-    def _results(self, suite: Suite, todo: dict[str, RunSpec], sources: dict[str, str | None], attempts: dict[str, int]):
-        """Yield ``(key, record)`` as runs finish; a run is submitted once its source is done."""
+    def _results(self, suite: Suite, todo: dict[str, RunSpec], sources: dict[str, str | None], attempts: dict[str, int], say: Callable[[str], None]):
+        """Yield ``(key, record, trained)`` as runs finish; a run is sent once its source is done,
+        at most ``workers`` at a time (so an interrupt has little to cancel). A run whose worker
+        died is sent again (:data:`LOST_RETRIES`); an interrupt stops every worker at once."""
         callbacks = {name: CALLBACKS[name] for spec in todo.values() for name, _ in spec.probes}
         local = self.backend == "sequential" or (self.backend != "dask" and (self.workers == 1 or len(todo) == 1))
         pool = None if local else self._open_pool()
-        waiting = dict(todo)
-        running: dict[Any, str] = {}
-        done: set[str] = set()
-        busy: dict[str, RunSpec] = {}  # claimed by another worker: tried again after other work
-        pause = 0.05
+        q = _Queue(todo, sources, attempts)
+        waits = ClaimWaits(self.store.path / "claims", {k: s.label or k for k, s in todo.items()}, say)
         parent = (os.getpid(), socket.gethostname()) if self.scheduler is None else None
+        try:
+            while q.waiting or q.running or q.busy:
+                for key in q.ready():
+                    if pool is not None and len(q.running) >= self.workers:
+                        break
+                    spec = q.start(key)
+                    if pool is None:
+                        rec, fresh = run_spec(suite, spec, self.store, callbacks, self.retries > 0)
+                        yield from self._finish(q, key, rec, fresh, None, waits)
+                    else:
+                        q.running[pool.submit(suite, spec, str(self.store.path), callbacks, self.retries > 0, parent, self.store.lease)] = key
+                if pool is not None and q.running:
+                    fut, out = pool.next_done(list(q.running), timeout=1.0 if q.busy else None)
+                    if fut is None:
+                        pass  # nothing finished; a wait on another worker's claim may be due to be said
+                    elif isinstance(out, WorkerLost):
+                        yield from self._lost(suite, q, fut, out, pool, say, waits)
+                    else:
+                        yield from self._finish(q, q.running[fut], None if out[0] is None else RunRecord.from_dict(out[0]), out[1], fut, waits)
+                elif q.busy and not q.running and not q.ready():  # only runs other workers train are left
+                    q.pause_and_retry_busy()
+                waits.say()
+        except BaseException:  # Ctrl-C, SIGTERM, or the caller stopped iterating
+            if pool is not None and (q.running or q.waiting):
+                pool.abort(list(q.running))
+                self._pool = None
+                say(f"taskrel: stopped: {len(q.running)} running run(s) abandoned and {len(q.waiting) + len(q.busy)} not started; "
+                    "finished runs are kept in the store")
+            raise
 
-        def ready() -> list[str]:
-            return [k for k in waiting if sources[k] is None or sources[k] not in todo or sources[k] in done]
-
-        while waiting or running or busy:
-            for key in ready():
-                spec = waiting.pop(key)
-                attempts[key] += 1
-                if pool is None:
-                    rec, fresh = run_spec(suite, spec, self.store, callbacks, self.retries > 0)
-                    yield from self._finish(key, rec, fresh, spec, waiting, attempts, done, running, None, busy)
-                else:
-                    running[pool.submit(suite, spec, str(self.store.path), callbacks, self.retries > 0, parent, self.store.lease)] = key
-            if pool is not None and running:
-                fut, (d, fresh) = pool.next_done(list(running))
-                key = running[fut]
-                rec = None if d is None else RunRecord.from_dict(d)
-                yield from self._finish(key, rec, fresh, todo[key], waiting, attempts, done, running, fut, busy)
-            elif busy and not running and not ready():  # only runs other workers train are left
-                time.sleep(pause)
-                pause = min(pause * 2, 2.0)
-                waiting.update(busy)
-                busy.clear()
-            elif not running and waiting and not ready():  # pragma: no cover - guarded by run()
-                raise TaskrelError(f"plan: runs {sorted(waiting)} wait for sources that never finish")
-
-    def _finish(self, key, rec, fresh, spec, waiting, attempts, done, running, handle, busy):
-        running.pop(handle, None)
+    def _finish(self, q: _Queue, key: str, rec: RunRecord | None, fresh: bool, handle: Any, waits: ClaimWaits):
+        q.running.pop(handle, None)
         if rec is None:  # another worker holds the run's claim
-            attempts[key] -= 1
-            busy[key] = spec
+            q.attempts[key] -= 1
+            q.busy[key] = q.todo[key]
+            waits.begin(key)
             return
-        if not rec.ok and attempts[key] <= self.retries:
-            waiting[key] = spec
+        waits.end(key)
+        if not rec.ok and q.attempts[key] <= self.retries:
+            q.waiting[key] = q.todo[key]
         else:
-            done.add(key)
+            q.done.add(key)
         yield key, rec, fresh
+
+    def _lost(self, suite: Suite, q: _Queue, fut: Any, lost: WorkerLost, pool: Any, say: Callable[[str], None], waits: ClaimWaits):
+        """A run whose worker process died: sent again to a fresh worker, or after
+        :data:`LOST_RETRIES` tries an environment failure (not stored: tried again next time)."""
+        key = q.running.pop(fut)
+        spec = q.todo[key]
+        q.lost[key] += 1
+        pool.renew()
+        name = spec.label or key
+        if q.lost[key] <= LOST_RETRIES:
+            q.attempts[key] -= 1
+            q.waiting[key] = spec
+            say(f"taskrel: a worker process died ({lost.reason}) while training run {name}; "
+                f"sending it to a fresh worker (retry {q.lost[key]} of {LOST_RETRIES})")
+            return
+        rec = RunRecord(key, spec.identity(suite), "error", label=spec.label,
+                        error=f"its worker process died {q.lost[key]} times ({lost.reason})")
+        yield from self._finish(q, key, rec, False, None, waits)
 
     def _open_pool(self):
         if self._pool is None:
             pool = DaskPool(self.scheduler, self.workers) if self.backend == "dask" else LocalPool(self.backend, self.workers)
-            self._pool = pool.bind(_job)
+            self._pool = pool.bind(worker_job)
         return self._pool
+
+
+class _Queue:
+    """The runs of one :meth:`Runner.run`: waiting, running (future -> key), claimed by another
+    worker (busy), done; tries per run and worker deaths per run."""
+
+    def __init__(self, todo: dict[str, RunSpec], sources: dict[str, str | None], attempts: dict[str, int]):
+        self.todo, self.sources, self.attempts = todo, sources, attempts
+        self.waiting = dict(todo)
+        self.running: dict[Any, str] = {}
+        self.busy: dict[str, RunSpec] = {}
+        self.done: set[str] = set()
+        self.lost = dict.fromkeys(todo, 0)
+        self.pause = 0.05
+
+    def ready(self) -> list[str]:
+        src = self.sources
+        return [k for k in self.waiting if src[k] is None or src[k] not in self.todo or src[k] in self.done]
+
+    def start(self, key: str) -> RunSpec:
+        self.attempts[key] += 1
+        return self.waiting.pop(key)
+
+    def pause_and_retry_busy(self) -> None:
+        time.sleep(self.pause)
+        self.pause = min(self.pause * 2, 1.0)
+        self.waiting.update(self.busy)
+        self.busy.clear()
+
+
+@contextlib.contextmanager
+def _sigterm_as_exit() -> Iterator[None]:
+    """While runs train in the main thread of a process that would die of SIGTERM, raise
+    ``SystemExit(143)`` instead: claims are released and workers stopped, as on Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def as_runner(runner: Runner | RunStore | str | Path, **kwargs: Any) -> Runner:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from taskrel.claims import DEFAULT_LEASE, Claim, is_claimed, try_claim
+from taskrel.claims import DEFAULT_LEASE, Claim, check_claims_folder, is_claimed, try_claim
 from taskrel.errors import MissingWeights, TaskrelError
 from taskrel.files import (
     atomic_savefig,
@@ -145,7 +145,8 @@ class RunStore:
     (or whose weights are missing or fail their checksum) is moved to ``corrupt/`` with one log
     line and treated as missing, so its run is trained again. Files that are not records (a
     stray ``._x.json``, an upper-case copy) are ignored with one log line. ``lease`` is how long
-    (seconds) a claim on a run being trained lives without a heartbeat.
+    (seconds) a claim on a run being trained lives without a heartbeat; ``sweep``: remove the
+    temporary files that killed writers left (:meth:`sweep`) on opening.
 
     >>> import tempfile
     >>> store = RunStore(tempfile.mkdtemp())
@@ -165,20 +166,15 @@ class RunStore:
             (self.path / "weights").mkdir(exist_ok=True)
         except OSError as e:
             raise TaskrelError(f"store: cannot use {str(self.path)!r} as a run store: {e.strerror or e}") from None
-        claims = self.path / "claims"
-        if claims.exists() and not claims.is_dir():
-            raise TaskrelError(f"store: {str(claims)!r} must be the folder of claims on runs being trained, "
-                               "but it is a file; move it away (the store recreates the folder)")
+        check_claims_folder(self.path / "claims", create=False)
         self._said: set[str] = set()
         self._verified: dict[str, tuple[tuple[int, ...], str]] = {}
         if sweep:
             self.sweep()
 
     def sweep(self) -> list[Path]:
-        """Remove the temporary files that killed writers left in the store (see
-        :func:`taskrel.files.remove_stale_temporaries`); what was removed, said in one line."""
-        removed = [p for d in ("runs", "weights", "claims") for p in remove_stale_temporaries(self.path / d)]
-        if removed:
+        """Remove temporaries killed writers left (:func:`~taskrel.files.remove_stale_temporaries`)."""
+        if removed := [p for d in ("runs", "weights", "claims") for p in remove_stale_temporaries(self.path / d)]:
             log.info("taskrel store: removed %d temporary file(s) left by killed writers", len(removed))
         return removed
 
@@ -353,11 +349,7 @@ class RunStore:
         import torch
 
         p = self.weights_path(key)
-
-        def write(f: Any) -> None:
-            torch.save(state, f)
-
-        atomic_write(p, write)
+        atomic_write(p, lambda f: torch.save(state, f))
         return sha256_file(p)
 
     # ------------------------------------------------------------------ claims
@@ -365,8 +357,7 @@ class RunStore:
         """Claim run ``key`` for training; None while a live worker holds it.
 
         Use the claim as a context manager; a heartbeat keeps it alive until the block ends. A
-        claim whose worker died is taken over after ``lease`` seconds.
-
+        claim whose owner on this host is gone is taken over at once; others after ``lease`` s.
         >>> import tempfile
         >>> store = RunStore(tempfile.mkdtemp())
         >>> with store.claim("ab" * 12) as c:
@@ -402,14 +393,5 @@ class RunStore:
             return rec, True
 
 
-__all__ = [
-    "RunSpec",
-    "RunRecord",
-    "RunStore",
-    "RECORD_SCHEMA",
-    "is_run_key",
-    "atomic_write",
-    "atomic_write_text",
-    "atomic_write_bytes",
-    "atomic_savefig",
-]
+__all__ = ["RunSpec", "RunRecord", "RunStore", "RECORD_SCHEMA", "is_run_key",
+           "atomic_write", "atomic_write_text", "atomic_write_bytes", "atomic_savefig"]

@@ -297,7 +297,7 @@ time.sleep(600)
 """
 WORKER = """
 import sys, time
-from taskrel.claims import exit_with_parent
+from taskrel.workers import exit_with_parent
 exit_with_parent(int(sys.argv[1]), every=0.2)
 time.sleep(600)
 """
