@@ -22,6 +22,7 @@ that mean (NaN with one seed: one base model says nothing about its own spread).
 from __future__ import annotations
 
 import warnings
+import weakref
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -51,6 +52,35 @@ def _per_group_loss(task, f, delta: torch.Tensor) -> torch.Tensor:
     return per.sum(1) / labelled.sum().clamp_min(1)
 
 
+class _Stacked:
+    """What every batch of one feature model needs, computed once: the tasks' gradients and
+    Hessians stacked, and for squared-error tasks the validation loss as a quadratic in delta."""
+
+    def __init__(self, fm):
+        self.g = torch.stack([fm.stats0[t][0] for t in fm.names])  # (n, d)
+        d = self.g.shape[1]
+        self.H = torch.stack([fm.stats0[t][1] for t in fm.names]).reshape(len(fm.names), d * d)
+        self.quad = {}
+        for j, task in enumerate(fm.tasks):
+            if task.kind == "regression" and task.loss is None:
+                f = fm.val[task.name]
+                y = f.y.reshape(-1)
+                mask = (~torch.isnan(y)).to(torch.float64)
+                r = (f.f0[:, 0] - torch.nan_to_num(y)) * mask
+                phi = f.phi[:, 0, :] * mask[:, None]
+                count = mask.sum().clamp_min(1)
+                self.quad[j] = (float((r * r).sum() / count), 2 * (phi.T @ r) / count, (phi.T @ phi) / count)
+
+
+_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _stacked(fm) -> _Stacked:
+    if fm not in _CACHE:
+        _CACHE[fm] = _Stacked(fm)
+    return _CACHE[fm]
+
+
 def predict_losses(fm, members: np.ndarray, chunk: int = CHUNK) -> np.ndarray:
     """Estimated validation losses (m, n) of groups ``members`` (m, n) over ``fm.names``.
 
@@ -65,18 +95,28 @@ def predict_losses(fm, members: np.ndarray, chunk: int = CHUNK) -> np.ndarray:
             for t, v in fm.losses(names).items():
                 out[r, fm.names.index(t)] = v
         return out
-    g = torch.stack([fm.stats0[t][0] for t in fm.names])  # (n, d)
-    H = torch.stack([fm.stats0[t][1] for t in fm.names])  # (n, d, d)
-    d = g.shape[1]
-    Hflat = H.reshape(n, d * d)
+    st = _stacked(fm)
+    d = st.g.shape[1]
     for s in range(0, m, chunk):
-        M = torch.as_tensor(members[s : s + chunk], dtype=torch.float64)
-        A = (M @ Hflat).reshape(-1, d, d) + fm.lam * fm.eye
-        delta = -torch.linalg.solve(A, (M @ g)[:, :, None])[:, :, 0]
+        block = members[s : s + chunk]
+        rows, cols = np.nonzero(block)
+        M = torch.sparse_coo_tensor(np.vstack([rows, cols]), torch.ones(len(rows), dtype=torch.float64), block.shape,
+                                    check_invariants=False)
+        A = torch.sparse.mm(M, st.H).reshape(-1, d, d) + fm.lam * fm.eye
+        L = torch.linalg.cholesky(A)  # A is positive definite (lambda > 0): two triangular solves
+        half = torch.linalg.solve_triangular(L, torch.sparse.mm(M, st.g)[:, :, None], upper=False)
+        delta = -torch.linalg.solve_triangular(L.transpose(1, 2), half, upper=True)[:, :, 0]
         for j, task in enumerate(fm.tasks):
-            rows = members[s : s + chunk, j]
-            if rows.any():
-                out[s + np.nonzero(rows)[0], j] = _per_group_loss(task, fm.val[task.name], delta[torch.as_tensor(rows)]).numpy()
+            hold = block[:, j]
+            if not hold.any():
+                continue
+            dj = delta[torch.as_tensor(hold)]
+            if j in st.quad:
+                c, b, Q = st.quad[j]
+                vals = c + dj @ b + torch.einsum("cd,de,ce->c", dj, Q, dj)
+            else:
+                vals = _per_group_loss(task, fm.val[task.name], dj)
+            out[s + np.nonzero(hold)[0], j] = vals.numpy()
     return out
 
 

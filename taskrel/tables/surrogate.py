@@ -9,9 +9,17 @@ fitted to every measured group); ``effects="sum"`` adds them (Li et al.'s linear
     value_t(G) = b_t + sum_{s in G - {t}} w[s, t]   (+ sum_{s < u in G - {t}} v[s, u, t])
 
 ``b_t`` is ``t``'s value alone, ``w[s, t]`` the effect of ``s`` on ``t`` in the pair
-``{s, t}``; the pairwise terms ``v`` are optional. On the qm9-scarce testbed (7 tasks) the
-averaged form chose groupings with lower regret than the summed one at 1x, 2x and 4x n
-sampled subsets: summing over-counts the effects in large groups.
+``{s, t}``; the pairwise terms ``v`` are optional. ``effects="both"`` holds a summed and an
+averaged effect per mate, so it nests the two forms (and a decline with group size between
+them).
+
+**The default lets the data choose** (``effects="auto"``, ``alpha="auto"``): for every target
+task, the form (sum, mean or both) and the ridge penalty with the smallest
+leave-one-group-out error on its measured groups (closed form; a group's seeds leave
+together), recorded in ``effects_``, ``alpha_`` and ``cv_``. Neither fixed form is safe:
+on the held-out 27-task clinical table of issue 23 the averaged form chose worse than random
+(regret 8.2 points) and the summed one reached 3.0; on the qm9-scarce testbed (7 tasks) the
+averaged form was the better one. ``benchmarks/group_values.py`` measures the choice.
 
 Uncertainty is analytic: the ridge solution's covariance ``sigma^2 A^-1 Z'WZ A^-1``
 (``A = Z'WZ + alpha I``, intercept unpenalised), with ``sigma^2`` the residual variance over
@@ -31,6 +39,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from itertools import combinations
+from math import comb
 
 import numpy as np
 import pandas as pd
@@ -56,6 +65,7 @@ from taskrel.tables.surrogate_fit import (
 
 CostSpec = float | Mapping[int, float] | Callable[[tuple[str, ...]], float]
 MAPS = ("sum", "mean", "both")
+MAX_LISTED = 500_000  # candidates() refuses to list more groups than this
 ALPHAS = (1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0)
 
 
@@ -89,9 +99,14 @@ class SubsetSurrogate:
     ----------
     pairwise : add a term for every pair of the target's group mates (needs many more
         measured groups: a group of three or more holding each triple).
-    effects : ``"mean"`` (default) averages the group mates' effects, ``"sum"`` adds them
-        (module docstring).
-    alpha : ridge penalty on the effects (not on the intercept), in units of measured rows.
+    effects : ``"auto"`` (default: chosen per task by leave-one-group-out error among the
+        three below), ``"mean"`` averages the group mates' effects, ``"sum"`` adds them,
+        ``"both"`` holds both (module docstring).
+    alpha : ridge penalty on the effects (not on the intercept), in units of measured rows;
+        ``"auto"`` (default) chooses it per task from ``1e-3 .. 100`` with the form.
+    unseen : ``"raise"`` (default) refuses a target never measured with some task;
+        ``"shrink"`` sets that effect to zero with an :class:`IdentifiabilityWarning` (used
+        when the model corrects another estimate, which then stands there).
     higher_is_better : the direction of the measured values; None takes the table's. Given and
         different from the table's, it is an error (mixed directions).
     underdetermined : ``"raise"`` (default) refuses a task measured in fewer rows than its
@@ -103,7 +118,9 @@ class SubsetSurrogate:
     tasks_ : task names; ``intercept_`` : (n,) each task's fitted value alone.
     main_ : (n, n) ``main_[s, t]`` = fitted change of ``t``'s value when ``s`` joins it alone.
     pair_ : (n, n, n) pairwise terms ``pair_[s, u, t]`` (symmetric in s, u) or None.
-    coef_ : ``{task: pandas.Series}`` of every fitted coefficient with its name.
+    coef_ : ``{task: pandas.Series}`` of every fitted coefficient with its name (``mean:s`` for
+    an averaged effect beside a summed one). ``effects_``, ``alpha_`` : the form and penalty
+    used per target; ``cv_`` : ``{task: {(form, alpha): leave-one-group-out error}}`` when chosen.
     sigma_ : (n,) residual standard deviation per target; ``n_rows_`` : measured rows per target;
     dof_ : residual degrees of freedom per target; ``max_size_`` : largest measured group per
     target; ``affinity_`` : :class:`~taskrel.Affinity` of relevance scores source -> target
@@ -325,7 +342,13 @@ class SubsetSurrogate:
         """
         self._check_fitted()
         n = len(self.tasks_)
-        blocks = enumerate_groups(n, check_max_size(max_size, n))
+        top = check_max_size(max_size, n)
+        total = sum(comb(n, k) for k in range(1, top + 1))
+        if total > MAX_LISTED:
+            raise TaskrelError(f"surrogate: {total} groups of {n} tasks up to size {top} is too many to list (more than "
+                               f"{MAX_LISTED}); pass a smaller max_size, or give surrogate.group_model() to the grouping "
+                               "search, which asks it for groups on demand (column generation with exact pricing)")
+        blocks = enumerate_groups(n, top)
         members = np.zeros((sum(len(idx) for _, idx in blocks), n), dtype=bool)
         costs = np.empty(len(members))
         row = 0
