@@ -266,7 +266,12 @@ def _master(p: _Problem, col_g, col_a, big: float, clock: SearchClock):
     kw = {}
     if p.budget is not None:
         kw = {"A_ub": np.concatenate([p.cost[gs], np.zeros(n)])[None, :], "b_ub": [p.budget]}
+    if np.isfinite(clock.left()):
+        kw["options"] = {"time_limit": max(clock.left(), 0.01)}
     res = linprog(c, A_eq=a_eq, b_eq=np.ones(n), bounds=(0, None), method="highs", **kw)
+    if res.status == 1 and clock.expired():
+        clock.hit = True
+        raise _OutOfTime("the LP relaxation stopped on the time limit")
     if res.status != 0:
         raise TaskrelError(f"grouping: the LP solver failed ({res.message})")
     return res
@@ -283,7 +288,13 @@ def _exact_large(p: _Problem, clock: SearchClock | None = None, info=None) -> np
     """
     clock, info = _no_clock(clock), ({} if info is None else info)
     best, upper = _greedy_incumbent(p, clock)
-    lower, duals, converged = _relaxation(p, _start_columns(p), clock)
+    try:
+        lower, duals, converged = _relaxation(p, _start_columns(p), clock)
+    except _OutOfTime:
+        if best is None:
+            raise
+        info.update(lower_bound=None, incumbent=upper, proven=False, relaxation=False)
+        return best
     clock.update(bound=lower, stage="LP relaxation")
     rc = _price(p, duals)
     scale = 1.0 + abs(lower)

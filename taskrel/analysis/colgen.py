@@ -21,9 +21,10 @@ listed up front. The steps, all on one :class:`~taskrel.analysis.search_clock.Se
 
 The bound: with exact pricing (``price_exact``) the master value plus ``kappa`` times the
 least reduced cost (``kappa`` bounds the number of chosen networks) is a proven lower bound on
-the LP over *all* groups, hence on the optimum; with heuristic pricing the same number is
-reported but is not proven (``bound_proven`` False), since a better group may have been
-missed.
+the LP over *all* groups, hence on the optimum. With heuristic pricing the bound reported is
+the master's value once pricing finds nothing new (or the value has not moved for
+``patience`` rounds): it is not proven (``bound_proven`` False), since a better group may have
+been missed, and the search then reports no gap of its own.
 """
 
 from __future__ import annotations
@@ -157,7 +158,7 @@ def _master(members, totals, cost, budget, big, clock):
 
 
 def _generate(oracle, pool, budget, cost_of_size, min_size, max_size, clock, gain, n_seeds,
-              lp_share, max_rounds, rng) -> dict:
+              lp_share, max_rounds, rng, patience: int = 6) -> dict:
     """Rounds of master LP and pricing; returns the bound and what it cost."""
     model = oracle.model
     exact = bool(getattr(model, "price_exact", False)) and hasattr(model, "price")
@@ -168,6 +169,7 @@ def _generate(oracle, pool, budget, cost_of_size, min_size, max_size, clock, gai
     out = {"rounds": 0, "converged": False, "bound": None, "bound_proven": False,
            "pricing": "model (exact)" if exact else
            ("model" if hasattr(model, "price") else "heuristic local search")}
+    best, still = np.inf, 0
     for rnd in range(max_rounds):
         members = pool.matrix()
         totals = oracle.totals(members)
@@ -183,13 +185,19 @@ def _generate(oracle, pool, budget, cost_of_size, min_size, max_size, clock, gai
         rc = reduced_costs(oracle, found, pi, size_cost) if len(found) else np.zeros(0)
         least = min(0.0, float(rc.min())) if len(rc) else 0.0
         out["rounds"] = rnd + 1
-        out["bound"] = value + kappa * least
-        out["bound_proven"] = exact  # with exact pricing the Lagrangian bound is valid
-        clock.update(bound=out["bound"] if out["bound_proven"] else None,
+        # exact pricing: the Lagrangian bound is proven; heuristic: the master's value
+        out["bound"] = value + kappa * least if exact else value
+        out["bound_proven"] = exact
+        clock.update(bound=out["bound"] if exact else None,
                      stage=f"column generation round {rnd + 1}")
+        still = still + 1 if value >= best - 1e-9 * (1.0 + abs(best)) else 0
+        best = min(best, value)
         new = [r for r, v in zip(found, rc) if v < -1e-9 * (1.0 + abs(value))]
         if not new or not pool.add(new, min_size, max_size):
             out["converged"] = True
+            break
+        if not exact and still >= patience:
+            out["stopped"] = f"master value unchanged for {patience} rounds"
             break
         if clock.expired() or (stop_at is not None and clock.elapsed() > stop_at):
             clock.hit = clock.hit or clock.expired()

@@ -249,7 +249,12 @@ class GroupingSearch(Estimator):
         self.lower_bound_ = info.get("bound")
         self.bound_proven_ = bool(info.get("bound_proven"))
         self._store(table, chosen)
-        self._status(clock, proven=False)
+        mine = -self.total_ if self.higher_is_better_ else self.total_
+        gap = relative_gap(mine, self.lower_bound_)
+        self.stats_["gap_vs_bound"] = gap
+        self._status(clock, proven=self.bound_proven_ and gap is not None and gap <= 1e-9)
+        if not self.bound_proven_:
+            self.gap_ = None  # the bound rests on heuristic pricing: no proven gap
         return self
 
     def _fit_table(self, table: CandidateTable, clock: SearchClock) -> GroupingSearch:

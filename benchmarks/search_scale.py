@@ -1,0 +1,140 @@
+"""The grouping search at many tasks: column generation over a group-value model, and the
+cases that used to hang.
+
+Part 1 (``scale``): a planted sum-of-effects model. ``n`` tasks in clusters of 4 to 12; task
+``t`` alone has loss 1; in group ``G`` its loss is ``1 - sum_{s in G - t} E[s, t]`` with
+``E[s, t] = 0.05`` inside a cluster and ``-0.03`` across, plus N(0, 0.01^2) noise fixed per
+pair (additive effects plus noise). Nothing is enumerated: the search asks the model
+(``predict_members``) through column generation with heuristic pricing. For each budget (a
+number of networks, every network costing 1, no size limit) it reports the seconds, status,
+gap (against the column-generation bound, which heuristic pricing does not prove), the
+columns generated, the groups the model was asked about, and the ARI of the chosen grouping
+against the planted clusters (1.0 means the planted grouping was found; below the number of
+clusters the budget forces merges, so ARI < 1 there is the right answer).
+
+Part 2 (``hangs``): the issue's cases that hung. ``GroupingSearch`` on the 147,536-row table
+at 96 tasks (every group up to 3, HOA from random pairs) with the default 60 s limit, and
+``minimal_cost`` on random unit-cost tables at (25 tasks, groups up to 4), (50, 3), (96, 3)
+and (201, 2) (every group up to that size, random values).
+
+Usage: ``python benchmarks/search_scale.py [--quick] [--sizes 100 200] [--budgets 2 5 ...]``;
+prints JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from itertools import combinations
+
+import numpy as np
+from sklearn.metrics import adjusted_rand_score
+
+from taskrel.analysis import CandidateTable, GroupingSearch, hoa_candidates, minimal_cost
+
+
+class PlantedAdditive:
+    """Sum-of-effects group values with planted clusters (module docstring)."""
+
+    higher_is_better = False
+
+    def __init__(self, n: int, seed: int = 0, within: float = 0.05, across: float = -0.03,
+                 noise: float = 0.01):
+        rng = np.random.default_rng(seed)
+        sizes = []
+        while sum(sizes) < n:
+            sizes.append(int(rng.integers(4, 13)))
+        sizes[-1] -= sum(sizes) - n
+        if sizes[-1] < 2:
+            sizes[-2] += sizes.pop()
+        self.labels = np.repeat(np.arange(len(sizes)), sizes)
+        same = self.labels[:, None] == self.labels[None, :]
+        self.effect = np.where(same, within, across) + rng.normal(0, noise, (n, n))
+        np.fill_diagonal(self.effect, 0.0)
+        self.tasks = [f"t{i:03d}" for i in range(n)]
+
+    def predict_members(self, members):
+        m = np.asarray(members, dtype=bool)
+        loss = 1.0 - m.astype(np.float64) @ self.effect
+        return np.where(m, loss, np.nan), np.where(m, 0.01, np.nan)
+
+
+def ari(gs, model) -> float:
+    found = np.empty(len(model.tasks), dtype=int)
+    for k, group in enumerate(gs.groups_):
+        for t in group:
+            found[model.tasks.index(t)] = k
+    return float(adjusted_rand_score(model.labels, found))
+
+
+def scale_row(n: int, budget: int, time_limit: float) -> dict:
+    model = PlantedAdditive(n)
+    t0 = time.perf_counter()
+    gs = GroupingSearch(budget=budget, time_limit=time_limit).fit(model)
+    secs = time.perf_counter() - t0
+    return {"n_tasks": n, "budget": budget, "clusters": int(model.labels.max() + 1),
+            "seconds": round(secs, 2), "status": gs.status_,
+            "gap": None if gs.gap_ is None else round(gs.gap_, 5),
+            "bound_proven": gs.bound_proven_, "networks": len(gs.networks_),
+            "largest_group": max(len(g) for g in gs.groups_),
+            "columns": gs.stats_["columns"], "model_rows": gs.stats_["model_rows"],
+            "cg_rounds": gs.stats_["rounds"], "cg_converged": gs.stats_["converged"],
+            "ari": round(ari(gs, model), 4), "objective": round(gs.total_, 4)}
+
+
+def random_pairs_table(n: int, max_size: int, seed: int = 0) -> CandidateTable:
+    rng = np.random.default_rng(seed)
+    tasks = [f"t{i:03d}" for i in range(n)]
+    pair = {(a, b): {a: 1 + rng.normal(0, 0.1), b: 1 + rng.normal(0, 0.1)}
+            for a, b in combinations(tasks, 2)}
+    return hoa_candidates(tasks, {t: 1.0 for t in tasks}, pair, max_size=max_size)
+
+
+def hang_rows(quick: bool) -> list[dict]:
+    rows = []
+    for n, k in ([(25, 4), (50, 3)] if quick else [(25, 4), (50, 3), (96, 3), (201, 2)]):
+        table = random_pairs_table(n, k, seed=1)
+        t0 = time.perf_counter()
+        value = minimal_cost(table)
+        rows.append({"case": "minimal_cost", "n_tasks": n, "max_size": k, "rows": len(table),
+                     "seconds": round(time.perf_counter() - t0, 3), "minimal_cost": value,
+                     "closed_form": float(-(-n // k))})
+    if not quick:
+        table = random_pairs_table(96, 3)
+        for budget in (32, 40, 60):
+            t0 = time.perf_counter()
+            gs = GroupingSearch(budget=budget).fit(table)
+            rows.append({"case": "GroupingSearch default time_limit", "n_tasks": 96,
+                         "max_size": 3, "rows": len(table), "budget": budget,
+                         "seconds": round(time.perf_counter() - t0, 2), "status": gs.status_,
+                         "gap": None if gs.gap_ is None else round(gs.gap_, 6),
+                         "ties": gs.stats_.get("ties")})
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--sizes", type=int, nargs="*", default=None)
+    ap.add_argument("--budgets", type=int, nargs="*", default=None)
+    ap.add_argument("--time-limit", type=float, default=60.0)
+    ap.add_argument("--skip-hangs", action="store_true")
+    args = ap.parse_args()
+    sizes = args.sizes or ([100] if args.quick else [100, 200, 500])
+    budgets = args.budgets or ([5, 12] if args.quick else [2, 5, 10, 15, 20, 30])
+    load = os.getloadavg()
+    out = {"benchmark": "search_scale", "python": platform.python_version(),
+           "cpu_count": os.cpu_count(), "load_before": [round(x, 2) for x in load],
+           "time_limit": args.time_limit,
+           "scale": [scale_row(n, b, args.time_limit) for n in sizes for b in budgets]}
+    if not args.skip_hangs:
+        out["hangs"] = hang_rows(args.quick)
+    out["load_after"] = [round(x, 2) for x in os.getloadavg()]
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
