@@ -52,7 +52,7 @@ from taskrel.analysis._grouping_dp import _beam, _exhaustive, _Infeasible
 from taskrel.analysis._grouping_solvers import SOLVERS, _exact_large, _milp, _OutOfTime, _Problem
 from taskrel.analysis.affinity_model import AffinityGroupModel
 from taskrel.analysis.choice import describe_choice, score_choice, serve
-from taskrel.analysis.mincost import cost_bounds, minimal_cost
+from taskrel.analysis.mincost import cost_bounds, infeasible_error, minimal_cost
 from taskrel.analysis.model_search import fit_model
 from taskrel.analysis.search_clock import SearchClock, check_time_limit, relative_gap
 from taskrel.base import Estimator
@@ -283,7 +283,8 @@ class GroupingSearch(Estimator):
             if noise:
                 chosen = self._cheaper_within_noise(table, rows, p, chosen, noise, clock)
         except _Infeasible:
-            raise self._infeasible(table.take(rows), budget, clock) from None
+            raise infeasible_error(table.take(rows), budget, bool(self.partition),
+                                   max(clock.left(), 1.0) if clock.time_limit else 10.0) from None
         except _OutOfTime:
             raise TaskrelError(f"grouping: no choice within budget {budget:g} was found in "
                                f"time_limit={self.time_limit} s; raise time_limit") from None
@@ -292,19 +293,6 @@ class GroupingSearch(Estimator):
         self._store(table, rows[chosen], robust)
         self._status(clock, proven=info.get("proven", self.solver == "exhaustive"))
         return self
-
-    def _infeasible(self, table: CandidateTable, budget: float, clock) -> TaskrelError:
-        bounds = cost_bounds(table, bool(self.partition), time_limit=max(clock.left(), 1.0)
-                             if clock.time_limit else 10.0)
-        what = "partitions" if self.partition else "covers"
-        if bounds.exact or budget < bounds.lower * (1 - 1e-9):
-            low = bounds.upper if bounds.exact else bounds.lower
-            return TaskrelError(f"grouping: budget {budget:g} is below the cheapest choice of "
-                                f"networks that {what} every task (minimal feasible cost "
-                                f"{low:g})")
-        return TaskrelError(f"grouping: no choice of networks within budget {budget:g} {what} "
-                            f"every task; the minimal feasible cost is between "
-                            f"{bounds.lower:g} and {bounds.upper}")
 
     def _status(self, clock: SearchClock, proven: bool) -> None:
         """``status_`` and ``gap_`` from the clock and the bound (objective minimised)."""

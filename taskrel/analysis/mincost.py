@@ -141,3 +141,17 @@ def minimal_cost(table: CandidateTable, partition: bool = True,
                            f"{'partitions' if partition else 'covers'} every task was found "
                            f"within time_limit={time_limit}; raise time_limit")
     return float(bounds.upper)
+
+
+def infeasible_error(table: CandidateTable, budget: float, partition: bool,
+                     time_limit: float | None) -> TaskrelError:
+    """The error for a budget no choice fits: "below the cheapest choice" only when proven."""
+    bounds = cost_bounds(table, partition, time_limit)
+    what = "partitions" if partition else "covers"
+    if bounds.exact or budget < bounds.lower * (1 - 1e-9):
+        low = bounds.upper if bounds.exact else bounds.lower
+        return TaskrelError(f"grouping: budget {budget:g} is below the cheapest choice of "
+                            f"networks that {what} every task (minimal feasible cost {low:g})")
+    return TaskrelError(f"grouping: no choice of networks within budget {budget:g} {what} "
+                        f"every task; the minimal feasible cost is between {bounds.lower:g} "
+                        f"and {bounds.upper}")
