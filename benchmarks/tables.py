@@ -3,6 +3,7 @@
     python benchmarks/tables.py                  # reads benchmarks/results/*.json and
                                                  # studies/results/*/summary.json
     python benchmarks/tables.py --results DIR    # another folder of benchmark JSON
+    python benchmarks/tables.py --docs docs/results   # write the docs site's results pages
 
 Each benchmark's JSON is its own stdout, saved as ``benchmarks/results/<benchmark>.json``
 (re-run a benchmark with ``> benchmarks/results/<name>.json`` and re-render). Prints Markdown.
@@ -185,7 +186,7 @@ def study(d: dict) -> str:
     return f"{d['answer']['verdict']}\n\n" + _table(["layout", "groups", "test loss per task", "test metric", "seeds", "parameters"], rows)
 
 
-def studies_overview(summaries: list[dict]) -> str:
+def studies_overview(summaries: list[dict], link: str | None = "studies/results") -> str:
     """One row per study: the recommendation and the measured test loss of it and the baselines."""
     rows = []
     for d in summaries:
@@ -197,7 +198,8 @@ def studies_overview(summaries: list[dict]) -> str:
             return f"{m[name]['test_loss']:.4f} ± {m[name]['std']:.4f}" if name in m else "—"
 
         groups = " \\| ".join("+".join(g) for g in d["answer"].get("groups") or [])
-        rows.append([f"[{d['study']}](studies/results/{d['study']}/report.md)", len(d["tasks"]),
+        name = f"[{d['study']}]({link}/{d['study']}/report.md)" if link else f"{d['study']} (`studies/results/{d['study']}/report.md`)"
+        rows.append([name, len(d["tasks"]),
                      f"{d['seconds']['total'] / 60:.1f}", groups, cell("recommended"), cell("all-shared"),
                      cell("all-separate"), cell("random groupings"), best])
     return _table(["study", "tasks", "minutes (last run)", "recommended groups", "recommended", "all-shared", "all-separate",
@@ -271,22 +273,117 @@ def testbed_screen(d: dict) -> str:
             "positive when the best grouping is better.\n\n" + _table(head, rows))
 
 
-RENDER = {"gradient_probe": gradient, "cka": cka, "grouping": grouping, "throughput": throughput, "capacity": capacity}
+def tracker(d: dict) -> str:
+    """AffinityTracker overhead (tracker.py): step time with the tracker on, relative to off."""
+    rows = [[r["model"], r["tasks"], _f(r["plain_step_ms"], ".1f"), f"{r['ratio_cosine_every10']:.2f}x",
+             f"{r['ratio_lookahead_every10']:.2f}x", r["goal_lookahead_every10"], "yes" if r["same_final_parameters"] else "**no**"]
+            for r in d["results"]]
+    load = d.get("loadavg_before", [None])[0]
+    return (f"`{d['command']}` ({d['threads']} thread, load average {_f(load, '.1f')} at start on {d['cpu_count']} cores).\n\n"
+            + _table(["model", "tasks", "plain step (ms)", "cosine every 10 steps", "+ lookahead every 10 steps",
+                      "goal", "same final parameters"], rows))
+
+
+def aggregator(d: dict) -> str:
+    """Conflict-aware aggregation (aggregator.py): seconds per step and test loss, mean over seeds."""
+    rows = [[*name.split(" ", 1), _f(v["seconds_per_step"], ".3f"), _f(v["test_loss_total"], ".3f")]
+            for name, v in d["summary"].items()]
+    seeds = len({r["seed"] for r in d["rows"]})
+    load = (d.get("loadavg_before") or [None])[0]
+    return (f"All-shared networks, mean over {seeds} seeds; {d.get('note', '')} (load average {_f(load, '.1f')} at start).\n\n"
+            + _table(["suite", "aggregator", "seconds per step", "total test loss"], rows))
+
+
+def concurrency(d: dict) -> str:
+    """Two processes given one plan on one store (concurrency.py)."""
+    two = d["two_processes"]
+    return (f"`{d['command'].strip()}`: two processes given the same {d['plan_runs']}-run plan on one store trained "
+            f"{' and '.join(map(str, two['trained_each']))} runs, {two['duplicated']} trained twice, and each ended with "
+            f"{' and '.join(map(str, two['records_each']))} records (load average {d['machine']['loadavg_before'][0]:.1f} at start).")
+
+
+RENDER = {"gradient_probe": gradient, "cka": cka, "grouping": grouping, "throughput": throughput, "capacity": capacity,
+          "tracker": tracker, "aggregator": aggregator, "concurrency": concurrency}
+
+
+def renderer(stem: str):
+    """The function that renders ``benchmarks/results/<stem>.json``, or None."""
+    if stem.startswith("fidelity_curves"):
+        return fidelity_curves
+    if stem.startswith("testbed_screen"):
+        return testbed_screen
+    if stem.startswith("fidelity"):
+        return fidelity
+    return RENDER.get(stem)
+
+
+# The docs pages: page -> (title, what the page is about, the result files it renders in order).
+# The prose here carries no number: every number on a page comes from a committed JSON file.
+PAGES = {
+    "fidelity.md": ("Fidelity of cheap probes",
+                    "Do cheap probes find the groupings an oracle finds? Each benchmark trains every subset of a small "
+                    "suite (the oracle), chooses groupings on some seeds and scores them on others; regret is the loss "
+                    "above the best grouping, in percent.",
+                    ["fidelity_qm9-scarce", "fidelity_qm9-scarce-s4", "fidelity_qm9-scarce-nodesc", "fidelity_mnist-scarce",
+                     "fidelity_curves_planted", "testbed_screen_qm9-scarce", "testbed_screen_mnist-scarce",
+                     "testbed_screen_mnist-scarce-long", "fidelity_digits"]),
+    "capacity.md": ("Width studies",
+                    "Groups and encoder widths chosen together under a parameter budget, then checked against "
+                    "all-shared and all-separate at the recommendation's parameter count (see the user guide's "
+                    "width studies page).",
+                    ["capacity"]),
+    "performance.md": ("Speed and overhead",
+                       "Throughput of the runner, the cost of the gradient probe and the tracker, conflict-aware "
+                       "aggregation, CKA against plain NumPy, the grouping search against Standley et al.'s published "
+                       "selections, and the run store shared by two processes. Most were measured on a shared 2-core "
+                       "machine: each file records its load, and timings are ratios measured side by side.",
+                       ["throughput", "gradient_probe", "tracker", "aggregator", "cka", "grouping", "concurrency"]),
+}
+
+
+def docs_pages(results: Path, studies: Path) -> dict[str, str]:
+    """Every results page of the docs site, as Markdown, from the committed JSON."""
+    pages = {}
+    for page, (title, about, stems) in PAGES.items():
+        parts = [f"# {title}\n\n{about}\n\nRendered by `python benchmarks/tables.py --docs docs/results` from "
+                 "`benchmarks/results/`; rerun a benchmark with the command shown to reproduce its table."]
+        for stem in stems:
+            path = results / f"{stem}.json"
+            fn = renderer(stem)
+            if path.exists() and fn is not None:
+                parts.append(f"## {stem}\n\nFrom `benchmarks/results/{path.name}`.\n\n{fn(json.loads(path.read_text()))}")
+        pages[page] = "\n\n".join(parts) + "\n"
+    summaries = [json.loads(p.read_text()) for p in sorted(studies.glob("*/summary.json"))]
+    parts = ["# What the studies found\n\n`taskrel study studies/<name>.toml` (the `digits-default` row is `taskrel study`). "
+             "Each study picks groups on validation losses; every layout is then trained on the seeds of its "
+             "`[validation]` table and scored on the held-out test split. Values are test loss per task, mean ± std "
+             "over seeds. Rendered by `python benchmarks/tables.py --docs docs/results` from "
+             "`studies/results/*/summary.json`.",
+             studies_overview(summaries, link=None)]
+    for d in summaries:
+        a = d["answer"]
+        parts.append(f"## {d['study']} (suite {d['suite']})\n\nConfidence {a['confidence']}: {a['confidence_why']}.\n\n{study(d)}")
+    pages["studies.md"] = "\n\n".join(parts) + "\n"
+    return pages
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--results", default=str(ROOT / "benchmarks" / "results"))
     ap.add_argument("--studies", default=str(ROOT / "studies" / "results"))
+    ap.add_argument("--docs", default=None, metavar="DIR", help="write the docs site's results pages into DIR "
+                    "(docs/results) instead of printing")
     a = ap.parse_args()
+    if a.docs:
+        out = Path(a.docs)
+        out.mkdir(parents=True, exist_ok=True)
+        for name, text in docs_pages(Path(a.results), Path(a.studies)).items():
+            (out / name).write_text(text, encoding="utf-8")
+            print(out / name)
+        return
     for path in sorted(Path(a.results).glob("*.json")):
         d = json.loads(path.read_text())
-        if path.stem.startswith("fidelity_curves"):
-            fn = fidelity_curves
-        else:
-            fn = fidelity if path.stem.startswith("fidelity") else RENDER.get(path.stem)
-            if path.stem.startswith("testbed_screen"):
-                fn = testbed_screen
+        fn = renderer(path.stem)
         if fn is not None:
             print(f"### {path.stem} (`{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}`)\n\n{fn(d)}\n")
     summaries = [json.loads(p.read_text()) for p in sorted(Path(a.studies).glob("*/summary.json"))]

@@ -25,6 +25,7 @@ from taskrel.errors import TaskrelError  # noqa: E402
 from taskrel.layout import SharingLayout  # noqa: E402
 from taskrel.report import build_figures, inside, write_report  # noqa: E402
 from taskrel.report import figures as F  # noqa: E402
+from taskrel.report.access import decision_of  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -369,7 +370,7 @@ def test_terminal_summary_is_aligned(study_run):
 
     result, _, _ = study_run
     text = summary_text(result)
-    d = result.decision()
+    d = decision_of(result)
     assert text.startswith(f"decision: {d.decision}")
     table = [line for line in text.splitlines() if line.startswith("    ")]
     assert len(table) == len(d.comparisons) + 1
@@ -422,7 +423,184 @@ window.addEventListener('load', function () {
     assert decision == "keep these tasks separate" and title.startswith("Keep these tasks separate")
     assert border == "rgb(183, 121, 31)" and colour == "rgb(151, 90, 22)"  # the warning amber, not the green of a win
     assert warned == "warned" and "all-separate" in best
-    r.validation = make_result({"recommended": list(1.0 + noise(5, 0.01)), "all-shared": list(1.6 + noise(5, 0.01, 1)),
-                                "all-separate": list(1.3 + noise(5, 0.01, 2))}).validation
-    page = write_report(r, tmp_path / "win")["html"].read_text()
-    assert 'class="answer good"' in page and "baseline-warning" not in page
+    for stability in (None, {"mean_ari": 1.0}):
+        win = make_result({"recommended": list(1.0 + noise(5, 0.01)), "all-shared": list(1.6 + noise(5, 0.01, 1)),
+                           "all-separate": list(1.3 + noise(5, 0.01, 2))}, stability=stability)
+        win.study.update(r.study)
+        win.invocation = r.invocation
+        page = write_report(win, tmp_path / "win")["html"].read_text()
+        d = decision_of(win)
+        assert d.decision == "share as recommended" and "baseline-warning" not in page
+        # green only where the confidence is medium or high
+        assert f'class="answer {"none" if d.confidence == "low" else "good"}"' in page
+
+
+# ---------------------------------------------------------------------- a suite built in Python
+def python_built(tmp_path: Path, win: bool = True):
+    """A study result for a suite that is not in the registry, from a study built in Python."""
+    rec = 1.0 if win else 1.2
+    r = make_result({"recommended": list(rec + noise(5, 0.01)), "all-shared": list(1.6 + noise(5, 0.01, 1)),
+                     "all-separate": list(1.3 + noise(5, 0.01, 2))}, stability={"mean_ari": 1.0})
+    r.study.update({"suite": "multilabel7", "source": "", "train": {"epochs": 2, "lr": 0.01}})
+    r.suite = {"name": "multilabel7"}
+    r.invocation = {"cwd": str(tmp_path), "store": str(tmp_path / "runs"), "out": "out"}
+    return r
+
+
+def tiny_suite(tasks):
+    from torch import nn
+
+    from taskrel.suite import Suite, Task
+
+    X = np.random.default_rng(0).normal(size=(60, 4)).astype("float32")
+    return Suite("multilabel7", X, [Task(t, "regression") for t in tasks], {t: X[:, 0] * (i + 1) for i, t in enumerate(tasks)},
+                 stages=[lambda: nn.Sequential(nn.Linear(4, 6), nn.ReLU()),
+                         lambda: nn.Sequential(nn.Linear(6, 5), nn.ReLU()), lambda: nn.Sequential(nn.Linear(5, 4), nn.ReLU())])
+
+
+@pytest.mark.parametrize("win", [True, False])
+def test_python_built_suite_gets_python_not_commands_that_cannot_work(tmp_path, monkeypatch, win):
+    import re
+
+    r = python_built(tmp_path, win)
+    paths = write_report(r, tmp_path / "out")
+    page, md = paths["html"].read_text(), paths["markdown"].read_text()
+    for text in (page, md):
+        assert not re.search(r"taskrel (train|study) [-\w]", text)  # no command can rebuild this suite
+        assert "taskrel.build_model(layout, suite)" in text
+    assert 'id="python-snippet"' in page and 'id="train-command"' not in page
+    assert "study.toml" not in page and not (tmp_path / "out" / "study.toml").exists()
+    # every file the page names exists, relative to where the study ran
+    named = set(re.findall(r"&#34;([^&]+?\.json)&#34;|\"([^\"]+?\.json)\"", page))
+    for path in {a or b for a, b in named}:
+        assert (tmp_path / path).is_file(), path
+    snippet = html.unescape(page.split('id="python-snippet">', 1)[1].split("</pre>", 1)[0])
+    monkeypatch.chdir(tmp_path)
+    scope = {"suite": tiny_suite(r.tasks)}
+    exec(compile(snippet, "report-snippet", "exec"), scope)  # the snippet runs as shown
+    decided = decision_of(r).decision
+    assert set(scope["layout"].tasks) == set(r.tasks)
+    n_nets = len(scope["layout"].blocks(0))
+    assert n_nets == (len(r.tasks) if decided == "keep these tasks separate" else 2)
+    assert sorted(scope["model"](torch_zeros(4))) == sorted(r.tasks)
+
+
+def torch_zeros(n: int):
+    import torch
+
+    return torch.zeros(n, 4)
+
+
+def test_top_box_speaks_one_unit_and_one_ari(study_run):
+    from taskrel.report.answer import answer_view
+
+    result, _, _ = study_run
+    view = answer_view(result)
+    n = len(result.remaining_tasks)
+    assert f"total test loss, {n} tasks" in view.comparison_head[1]
+    assert view.measured_line.startswith(f"Mean total test loss over the {n} tasks") and "per task" not in view.measured_line
+    page = (study_run[2] / "report.html").read_text()
+    box = page.split('id="answer"', 1)[1].split("</section>", 1)[0]
+    assert len(__import__("re").findall(r"ARI \d", box)) <= 1  # one ARI in the answer, explained in words
+    if "ARI" in box:
+        assert "adjusted Rand index" in box
+
+
+@pytest.mark.parametrize("decision, confidence, style", [
+    ("share as recommended", "low", "none"), ("share as recommended", "medium", "good"),
+    ("share as recommended", "high", "good"), ("cannot tell", "high", "none"),
+    ("keep these tasks separate", "high", "warn"), ("share everything", "low", "warn")])
+def test_headline_colour_follows_the_confidence(decision, confidence, style):
+    from types import SimpleNamespace
+
+    from taskrel.report.answer import answer_style
+
+    assert answer_style(SimpleNamespace(decision=decision, confidence=confidence, baseline_as_good=False)) == style
+
+
+def test_agreement_legend_uses_the_runs_recorded_seconds(study_run, monkeypatch):
+    from taskrel.report.access import probe_compute_seconds
+
+    result, _, _ = study_run
+    seen = []
+    real = F.agreement_data
+    monkeypatch.setattr(F, "agreement_data", lambda *a, **k: seen.extend(real(*a, **k)) or seen)
+    build_figures(result)
+    if not seen:
+        pytest.skip("this study has fewer than two plain affinities to compare")
+    for p in seen:  # a probe's compute as its runs' records state it, not its affinity's own clock
+        assert p.x_seconds == pytest.approx(probe_compute_seconds(result, p.x_probe.split(" [")[0]))
+        assert p.y_seconds == pytest.approx(probe_compute_seconds(result, p.y_probe.split(" [")[0]))
+
+
+def test_many_tasks_stay_readable():
+    from taskrel.report import draw
+
+    for n in (8, 48, 120):
+        w, _ = draw.tree_size(n, 3)
+        assert w * draw.SAVEFIG_DPI <= 1030  # the layout strip is never wider than the page
+        slot = w * draw.SAVEFIG_DPI / (n + 1.1) * draw.leaf_step(n)
+        assert slot >= draw.LABEL_PT * draw.SAVEFIG_DPI / 72  # named leaves do not overlap
+        side = draw.heatmap_side(n)
+        assert side <= draw.MAX_FIGURE_INCHES
+        assert side * 0.72 * draw.SAVEFIG_DPI / n * draw.tick_step(n) >= draw.SMALL_PT * draw.SAVEFIG_DPI / 72 - 1e-6
+    tasks = [f"t{i}" for i in range(30)]
+    vals = np.random.default_rng(0).normal(size=(30, 30))
+    hm = F.heatmap_data(Affinity(tasks, vals, measure="pairwise"))
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    draw.draw_heatmap(hm, ax)
+    assert not [t for t in ax.texts if t.get_text()]  # no per-cell numbers past 25 tasks
+    plt.close(fig)
+
+
+BOX_CHECK = """<script>
+window.addEventListener('load', function () {
+  var box = document.getElementById('answer');
+  var img = document.querySelector('#fig-layout img');
+  var out = [box.className, box.getAttribute('data-decision'), '',
+             document.getElementById('train-command') ? 'train' : 'no-train',
+             document.getElementById('python-snippet') ? 'python' : 'no-python',
+             img ? (img.getBoundingClientRect().width / img.naturalWidth).toFixed(3) : 'none',
+             (box.textContent.match(/ARI \\d/g) || []).length,
+             getComputedStyle(document.getElementById('decision')).fontSize];
+  var d = document.createElement('pre');
+  d.id = 'taskrel-box';
+  d.textContent = out.join('|');
+  document.body.appendChild(d);
+});
+</script>"""
+
+
+@pytest.mark.skipif(_chromium() is None, reason="headless Chromium is not installed (apt-get install chromium); CI installs it")
+@pytest.mark.parametrize("kind", ["built-in", "python"])
+def test_top_box_in_a_browser(kind, study_run, tmp_path):
+    from taskrel.report import draw
+
+    if kind == "built-in":
+        result, _, out = study_run
+        page = (out / "report.html").read_text()
+    else:
+        result = python_built(tmp_path)
+        page = write_report(result, tmp_path / "out")["html"].read_text()
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.replace("</body>", BOX_CHECK + "</body>"))
+    dom = _browser(["--window-size=1200,2000", "--virtual-time-budget=10000", "--dump-dom", probe.as_uri()], tmp_path)
+    assert "taskrel-box" in dom.stdout, dom.stderr[-2000:]
+    cls, decision, _, train, python, scale, n_ari, _size = dom.stdout.split('id="taskrel-box">', 1)[1].split("<", 1)[0].split("|")
+    d = decision_of(result)
+    assert decision == d.decision
+    style = cls.split()[-1]
+    assert not (style == "good" and d.confidence == "low")  # no green beside "confidence low"
+    assert style != "good" or d.decision == "share as recommended"
+    assert int(n_ari) <= 1
+    if kind == "built-in":
+        assert (train, python) == ("train", "no-python")
+    else:
+        assert (train, python) == ("no-train", "python")
+    if scale != "none":  # the layout diagram's labels as shown: points at the PNG's dpi, times the page's scaling
+        assert draw.LABEL_PT * draw.SAVEFIG_DPI / 72 * float(scale) >= 11

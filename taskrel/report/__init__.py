@@ -66,7 +66,7 @@ def build_figures(result) -> tuple[list[Any], list[str]]:
     stage_names = list(result.suite.get("stages") or [])
     n = len(result.tasks)
     remaining = [t for t in order if t not in result.left_out]  # the tasks the analyses cover
-    side = max(3.6, 0.42 * n + 1.6)
+    side = draw.heatmap_side(n)
 
     def add(key, title, caption, size, fn):
         r = _safe(lambda: draw.render(key, title, caption, size, fn), errors, title)
@@ -82,12 +82,12 @@ def build_figures(result) -> tuple[list[Any], list[str]]:
         if is_width_study(result):
             widths = (" Widths of the encoder (multiplier of the suite's own; the search chose them): "
                       + ", ".join(group_labels(rec, True) or []) + ".")
-        add("layout", "Recommended layout", tree_caption + widths, (max(5.5, 0.62 * n + 1.2), 0.62 * rec.n_stages + 1.5),
+        add("layout", "Recommended layout", tree_caption + widths, draw.tree_size(n, rec.n_stages),
             lambda fig: draw.draw_layout_tree(tree, fig.add_subplot()))
     if "branched" in result.layouts:
         tree_b = F.layout_tree(result.layout("branched"), stage_names, order)
         add("layout-branched", "Branched layout (from per-stage similarity)", "Where the tasks split, stage by stage. " + tree_caption,
-            (max(5.5, 0.62 * n + 1.2), 0.62 * len(stage_names) + 1.5), lambda fig: draw.draw_layout_tree(tree_b, fig.add_subplot(), "branched layout"))
+            draw.tree_size(n, len(stage_names)), lambda fig: draw.draw_layout_tree(tree_b, fig.add_subplot(), "branched layout"))
     if result.grouping:
         bdata = F.budget_data(result.grouping, result.validation_summary(), len(remaining))
         add("pareto", "Grouping under a budget", _budget_caption(result, bdata), (7.6, 3.8 if bdata.same_scale else 5.2),
@@ -107,10 +107,12 @@ def build_figures(result) -> tuple[list[Any], list[str]]:
     for name, aff in affs.items():
         if aff.is_staged:
             maps = F.stage_heatmaps(aff, order)
+            per_row = 1 if n > 12 else len(maps)  # one map a row when the maps are large
             add(f"stages-{safe_name(name)}", f"Representation similarity per stage: {name}",
                 f"{aff.measure} between the single-task networks, at each encoder stage (early stages are usually more alike). "
                 f"Symmetric: only the lower triangle is drawn. Colour and numbers: {maps[0].unit}.",
-                (side * len(maps) * 0.85 + 1.6, side * 0.9), lambda fig, maps=maps: draw.draw_stage_heatmaps(maps, fig))
+                (min(side * per_row * 0.85 + 1.6, draw.MAX_FIGURE_INCHES), side * 0.9 * (len(maps) // per_row)),
+                lambda fig, maps=maps, k=per_row: draw.draw_stage_heatmaps(maps, fig, per_row=k))
     for name, traj in result.trajectories.items():
         if traj:
             curves = F.gradient_curves(traj)
@@ -118,6 +120,9 @@ def build_figures(result) -> tuple[list[Any], list[str]]:
                 (8.0, 3.6), lambda fig, c=curves: draw.draw_gradient(c, fig.add_subplot()))
     ref = result.analysis_probe if len(affs) > 3 else None
     panels = F.agreement_data(affs, remaining, reference=ref)
+    for p in panels:  # what each probe cost as its runs' records state it, not its affinity's own clock
+        p.x_seconds = _recorded(result, p.x_probe, p.x_seconds)
+        p.y_seconds = _recorded(result, p.y_probe, p.y_seconds)
     if panels:
         rows, cols = draw.grid_shape(len(panels))
         add("agreement", "Probe agreement", "Do the probes agree? Each point is one source→target pair; legend: Spearman's rank correlation and each probe's compute time.",
@@ -128,6 +133,14 @@ def build_figures(result) -> tuple[list[Any], list[str]]:
             (min(3.2 * df["probe"].nunique() + 1.2, 10.5), max(2.5, 0.34 * df["source"].nunique() + 1.2)),
             lambda fig, df=df, p=primary: draw.draw_auxiliary(df, p, fig))
     return figs, errors
+
+
+def _recorded(result, label: str, fallback: float) -> float:
+    """A probe's compute seconds from its runs' records (``label`` may carry a stage suffix)."""
+    from taskrel.report.access import probe_compute_seconds
+
+    seconds = probe_compute_seconds(result, label.split(" [", 1)[0])
+    return fallback if seconds is None else seconds
 
 
 def _budget_caption(result, d) -> str:
@@ -151,6 +164,7 @@ def write_report(result, out: str | Path, quiet: bool = True) -> dict[str, Path]
     Reproduce commands work.
     """
     from taskrel.files import atomic_write_bytes, atomic_write_text
+    from taskrel.report.access import decision_of
     from taskrel.report.answer import decided_file, decided_width, needs_study_file, summary
     from taskrel.report.html import html_report, markdown_report
 
@@ -174,7 +188,7 @@ def write_report(result, out: str | Path, quiet: bool = True) -> dict[str, Path]
     if result.recommended is not None:
         paths["layout"] = inside(out, "layout.json")
         atomic_write_text(paths["layout"], json.dumps(result.recommended.to_dict(), indent=1))
-    d = result.decision()
+    d = decision_of(result)
     if decided_width(result, d) is not None:  # a width-matched baseline won: its layout, for the train command
         paths["decided"] = inside(out, decided_file(d))
         atomic_write_text(paths["decided"], json.dumps(result.layout(d.decided_by).to_dict(), indent=1))
@@ -185,3 +199,14 @@ def write_report(result, out: str | Path, quiet: bool = True) -> dict[str, Path]
         for e in fig_errors:
             print(f"taskrel report: figure not drawn: {e}", file=sys.stderr)
     return paths
+
+
+def _register() -> None:
+    try:
+        from taskrel.study.result import register_report_writer
+    except ImportError:  # a study result without write_report: nothing to register
+        return
+    register_report_writer(write_report)  # StudyResult.write_report reaches the report through this
+
+
+_register()

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from taskrel.report.access import built_in_python, decision_of
 from taskrel.report.capacity import (
     CapacityView,
     capacity_view,
@@ -27,6 +28,7 @@ from taskrel.report.capacity import (
 from taskrel.report.figures import headline
 from taskrel.report.heatmaps import decimals_for, fmt
 from taskrel.study.decision import CANNOT_TELL, SEPARATE, SHARE, SHARED, Decision
+from taskrel.study.result import RESULT_FILE
 
 BASELINE_FIRST = ("all-shared", "all-separate", "all-shared matched", "all-separate matched", "branched")
 
@@ -82,10 +84,14 @@ def train_command(result, out: str | Path | None = None, layout: str | None = No
 def reproduce_commands(result, out: str | Path | None = None) -> list[str]:
     """Rerun the study (stored runs are reused) and re-render the report, as typed where the
     study ran. A study given as an object (no file) is rerun from ``study.toml``, which the
-    report writes next to itself."""
+    report writes next to itself. A study built in Python gets no ``taskrel study`` command
+    (no file describes it), and ``taskrel report`` only where its saved result is in ``out``."""
     inv = result.invocation or {}
     cwd = inv.get("cwd")
     where = _out_as_typed(result, out)
+    if built_in_python(result):
+        saved = out is not None and (Path(out) / RESULT_FILE).is_file()
+        return [f"taskrel report {shlex.quote(where)}"] if saved else []
     if inv.get("study_file"):
         study_file = shown_path(inv["study_file"], cwd)
     elif needs_study_file(result):
@@ -108,6 +114,48 @@ def needs_study_file(result) -> bool:
     return source != files("taskrel.study").joinpath("default.toml").read_text(encoding="utf-8")
 
 
+def python_snippet(result, out: str | Path | None = None) -> str | None:
+    """Python that rebuilds the answer's model, for a study built in Python (whose suite no
+    ``taskrel train`` command can rebuild); None for a study read from a file.
+
+    The layout comes from the ``layout.json`` the report writes (the recommendation), from the
+    deciding width-matched baseline's file, or is built in place (``separate``, ``shared``).
+    ``suite`` is the :class:`~taskrel.Suite` the study was fitted on.
+
+    >>> from taskrel.study.result import StudyResult
+    >>> r = StudyResult(study={"suite": "mine", "train": {"epochs": 5, "lr": 0.01}}, suite={}, tasks=["a", "b"],
+    ...                 invocation={"cwd": "/p", "out": "reports/x"})
+    >>> print(python_snippet(r, "/p/reports/x"))  # doctest: +NORMALIZE_WHITESPACE
+    import json
+    import taskrel
+    from taskrel.train import train
+    <BLANKLINE>
+    # suite: the taskrel.Suite you passed to Study.fit
+    layout = taskrel.SharingLayout.from_dict(json.load(open("reports/x/layout.json")))
+    model = taskrel.build_model(layout, suite)  # a torch.nn.Module: train it in your own loop, or
+    trained = train(suite, layout, taskrel.TrainConfig(epochs=5, lr=0.01), seed=0)
+    """
+    if not built_in_python(result):
+        return None
+    d = decision_of(result)
+    tasks = list(result.remaining_tasks)
+    chosen = decided_layout(result, d, out)
+    if chosen in ("separate", "shared"):
+        make = f"taskrel.SharingLayout.{chosen}({tasks!r}, suite.n_stages)"
+        lines = ["import taskrel", "from taskrel.train import train", ""]
+    else:
+        path = chosen or (Path(_out_as_typed(result, out)) / "layout.json").as_posix()
+        make = f"taskrel.SharingLayout.from_dict(json.load(open({json.dumps(path)})))"
+        lines = ["import json", "import taskrel", "from taskrel.train import train", ""]
+    train = result.study.get("train") or {}
+    cfg = ", ".join(f"{k}={train[k]!r}" for k in ("epochs", "lr", "batch_size") if k in train)
+    return "\n".join(lines + [
+        "# suite: the taskrel.Suite you passed to Study.fit",
+        f"layout = {make}",
+        "model = taskrel.build_model(layout, suite)  # a torch.nn.Module: train it in your own loop, or",
+        f"trained = train(suite, layout, taskrel.TrainConfig({cfg}), seed=0)"])
+
+
 # ---------------------------------------------------------------------- the decision box
 @dataclass
 class AnswerView:
@@ -128,6 +176,7 @@ class AnswerView:
     cwd: str = ""  # where the study ran: the commands work when pasted there
     group_labels: list[str] | None = None  # the groups as shown: "a + b", with "@width" in a width study
     capacity: CapacityView | None = None  # a width study: the grouping against the width-matched baselines
+    python: str | None = None  # a study built in Python: the code that rebuilds the answer's model
 
 
 def decision_title(d: Decision, n_groups: int | None, width: float | None = None) -> str:
@@ -168,7 +217,7 @@ def comparison_table(d: Decision, n_tasks: int) -> tuple[list[str], list[list[st
 
 
 def answer_view(result, out: str | Path | None = None) -> AnswerView:
-    d = result.decision()
+    d = decision_of(result)
     head = headline(result)
     groups = head["groups"]
     budget = (result.grouping or {}).get("budget")
@@ -176,19 +225,47 @@ def answer_view(result, out: str | Path | None = None) -> AnswerView:
     if budget is not None:
         cost = ((result.grouping or {}).get("capacity") or {}).get("cost")
         unit = " (parameters over the width-1 all-shared network's)" if cost == "params" else " network(s)"
-        note = (f"The budget of {budget:g}{unit} is the study file's analysis.grouping.budget; the budget figure "
-                "below shows what each other budget predicted and measured.")
-    style = "warn" if d.baseline_as_good or d.decision in (SEPARATE, SHARED) else ("good" if d.decision == SHARE else "none")
-    m = head["measured"]
-    measured = " · ".join(f"{k}: {v['test_loss']:.4g} ± {v['std']:.2g}" for k, v in m.items())
-    if measured:
-        measured = f"Mean test loss per task over {max(v['seeds'] for v in m.values())} seed(s) (lower is better): {measured}"
+        where = "" if built_in_python(result) else " (the study file's analysis.grouping.budget)"
+        note = (f"Budget: at most {budget:g}{unit}{where}; the groups above are what the search chose within it. "
+                "The budget figure below shows what each other budget predicted and measured.")
     ch, cr = comparison_table(d, len(result.remaining_tasks))
-    return AnswerView(d, decision_title(d, len(groups) if groups else None, decided_width(result, d)), style, groups,
-                      note, cr, ch, measured, result.compute_seconds(), result.seconds.get("total"),
-                      train_command(result, out, decided_layout(result, d, out)),
+    python = python_snippet(result, out)
+    return AnswerView(d, decision_title(d, len(groups) if groups else None, decided_width(result, d)), answer_style(d),
+                      groups, note, cr, ch, measured_line(head["measured"], len(result.remaining_tasks)),
+                      result.compute_seconds(), result.seconds.get("total"),
+                      "" if python else train_command(result, out, decided_layout(result, d, out)),
                       reproduce_commands(result, out), (result.invocation or {}).get("cwd", ""),
-                      group_labels(result.recommended, is_width_study(result), " + "), capacity_view(result, d))
+                      group_labels(result.recommended, is_width_study(result), " + "), capacity_view(result, d), python)
+
+
+def answer_style(d: Decision) -> str:
+    """The answer box's colour: ``"warn"`` (amber) when a baseline decided or measured as good
+    as the recommendation, ``"good"`` (green) only for "share as recommended" at medium or high
+    confidence, else ``"none"`` (neutral): a green headline never sits beside "confidence low".
+
+    >>> from types import SimpleNamespace as NS
+    >>> answer_style(NS(decision=SHARE, confidence="low", baseline_as_good=False))
+    'none'
+    >>> answer_style(NS(decision=SHARE, confidence="high", baseline_as_good=False))
+    'good'
+    """
+    if d.baseline_as_good or d.decision in (SEPARATE, SHARED):
+        return "warn"
+    return "good" if d.decision == SHARE and d.confidence in ("high", "medium") else "none"
+
+
+def measured_line(measured: dict[str, dict[str, Any]], n_tasks: int) -> str:
+    """Each layout's mean test loss in the comparisons' unit: the total over the ``n_tasks``
+    tasks (the per-task mean times the number of tasks; every validated layout covers them).
+
+    >>> measured_line({"recommended": {"test_loss": 0.1, "std": 0.01, "seeds": 3}}, 4)
+    'Mean total test loss over the 4 tasks, 3 seed(s) (lower is better): recommended 0.4'
+    """
+    parts = " · ".join(f"{k} {v['test_loss'] * n_tasks:.4g}" for k, v in measured.items() if v.get("test_loss") is not None)
+    if not parts:
+        return ""
+    seeds = max(int(v.get("seeds") or 0) for v in measured.values())
+    return f"Mean total test loss over the {n_tasks} tasks, {seeds} seed(s) (lower is better): {parts}"
 
 
 def decided_file(d: Decision) -> str:
@@ -227,7 +304,7 @@ def summary(result, out: str | Path | None = None) -> dict[str, Any]:
     from taskrel.study.result import jsonable
 
     head = headline(result)
-    d = result.decision()
+    d = decision_of(result)
     widths = is_width_study(result)
     title = decision_title(d, len(head["groups"]) if head["groups"] else None, decided_width(result, d))
     cap = capacity_view(result, d)
@@ -277,7 +354,7 @@ def aligned(rows: list[list[str]], numeric: set[int] = frozenset()) -> list[str]
 def summary_text(result) -> str:
     """The end of ``taskrel study`` in a terminal: the decision, why, how sure, and the paired
     comparisons as an aligned table."""
-    d = result.decision()
+    d = decision_of(result)
     head = headline(result)
     labels = " | ".join(group_labels(result.recommended, is_width_study(result)) or [])
     at = decided_width(result, d)

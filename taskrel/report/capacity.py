@@ -175,7 +175,9 @@ def capacity_view(result, d: Decision | None = None) -> CapacityView | None:
     narrowed to its parameter count, each paired over seeds with its 95% interval."""
     if not any(n in result.layouts for n in MATCHED_DECISION):
         return None
-    d = d or result.decision()
+    from taskrel.report.access import decision_of
+
+    d = d or decision_of(result)
     rows = [r for r in (_row(result, d, n) for n in ("all-shared matched", "all-separate matched")) if r is not None]
     target = next((r.target_parameters for r in rows if r.target_parameters), None)
     parts = [_sentence(r, d) for r in rows]

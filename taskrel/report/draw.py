@@ -14,6 +14,13 @@ import numpy as np
 
 from taskrel.report.figures import AgreementPanel, BudgetData, GradientCurves, HeatmapData, TreeData
 
+# Text in the figures: points at SAVEFIG_DPI. A label of LABEL_PT is LABEL_PT * SAVEFIG_DPI / 72
+# pixels in the PNG (about 15 px), so it stays >= 11 px on the page unless the browser shrinks
+# the image below ~0.7 of its size (the report shows the layout figures at full width).
+SAVEFIG_DPI = 110
+LABEL_PT = 10
+SMALL_PT = 9
+MAX_FIGURE_INCHES = 9.3  # about the page's content width: no figure is thousands of px wide
 PALETTE = ["#3b6ea8", "#d1495b", "#edae49", "#66a182", "#8d6cab", "#00798c", "#a26769", "#52489c"]
 
 
@@ -24,7 +31,7 @@ def _mpl():
     import matplotlib.pyplot as plt
 
     plt.rcParams.update({
-        "figure.dpi": 100, "savefig.dpi": 110, "font.size": 9, "axes.titlesize": 10,
+        "figure.dpi": 100, "savefig.dpi": SAVEFIG_DPI, "font.size": SMALL_PT, "axes.titlesize": 10,
         "axes.spines.top": False, "axes.spines.right": False, "axes.titleweight": "bold",
     })
     return plt
@@ -65,7 +72,7 @@ def draw_heatmap(d: HeatmapData, ax, cbar: bool = True, annotate: bool = True) -
     ax.set_xlabel(d.xlabel)
     ax.set_ylabel(d.ylabel)
     ax.set_title(d.title + (" (symmetric)" if d.symmetric else "") + (" · colour clipped" if d.clipped else ""))
-    ax.tick_params(axis="x", rotation=45)
+    ax.tick_params(axis="x", rotation=45 if n <= 12 else 90)
     ax.tick_params(axis="y", rotation=0)
     for lab in ax.get_xticklabels():
         lab.set_horizontalalignment("right")
@@ -75,23 +82,47 @@ def _sns_heatmap(sns, d: HeatmapData, ax, cmap: str, n: int, cbar: bool, annotat
     sns.heatmap(
         d.values, ax=ax, cmap=cmap, center=0.0 if d.diverging else None, vmin=d.vmin, vmax=d.vmax,
         annot=np.array(d.annot) if annotate and n <= 14 else False, fmt="",
-        annot_kws={"fontsize": 7 if n > 8 else 8}, square=True, linewidths=0.5, linecolor="white",
-        cbar=cbar, cbar_kws={"shrink": 0.75, "extend": "both" if d.clipped else "neither", "label": _wrap(d.unit)},
-        xticklabels=d.tasks, yticklabels=d.tasks,
+        annot_kws={"fontsize": SMALL_PT - 1 if n > 8 else SMALL_PT}, square=True, linewidths=0.5 if n <= 25 else 0,
+        linecolor="white", cbar=cbar,
+        cbar_kws={"shrink": 0.75, "extend": "both" if d.clipped else "neither", "label": _wrap(d.unit)},
+        xticklabels=tick_step(n), yticklabels=tick_step(n),
     )
+    if tick_step(n) != 1 or n > 25:
+        step = tick_step(n)
+        ax.set_xticks(np.arange(0, n, step) + 0.5, d.tasks[::step])
+        ax.set_yticks(np.arange(0, n, step) + 0.5, d.tasks[::step])
 
 
-def draw_stage_heatmaps(maps: list[HeatmapData], fig) -> None:
+def tick_step(n: int, rows_inches: float = MAX_FIGURE_INCHES * 0.72) -> int:
+    """Label every k-th task of an n-task heatmap so that labels do not overlap: a row must be
+    at least as tall as a label (SMALL_PT at SAVEFIG_DPI, plus a little).
+
+    >>> tick_step(8), tick_step(48), tick_step(100)
+    (1, 1, 2)
+    """
+    row_px = rows_inches * SAVEFIG_DPI / max(n, 1)
+    return max(1, int(np.ceil(SMALL_PT * SAVEFIG_DPI / 72 / row_px - 1e-9)))
+
+
+def draw_stage_heatmaps(maps: list[HeatmapData], fig, per_row: int | None = None) -> None:
+    """Every stage's map on one colour scale: side by side, or ``per_row`` a row (1 when large)."""
     import matplotlib as mpl
 
-    axes = fig.subplots(1, len(maps) + 1, squeeze=False, gridspec_kw={"width_ratios": [1] * len(maps) + [0.05]})[0]
-    for k, (d, ax) in enumerate(zip(maps, axes)):
+    per_row = per_row or len(maps)
+    rows = -(-len(maps) // per_row)
+    axes = fig.subplots(rows, per_row + 1, squeeze=False, gridspec_kw={"width_ratios": [1] * per_row + [0.05]})
+    for k, d in enumerate(maps):
+        ax = axes[k // per_row][k % per_row]
         draw_heatmap(d, ax, cbar=False, annotate=len(d.tasks) <= 8)
-        if k:
+        if k % per_row:
             ax.set_ylabel("")
             ax.set_yticklabels([])
+    for k in range(len(maps), rows * per_row):
+        axes[k // per_row][k % per_row].axis("off")
     norm = mpl.colors.Normalize(maps[0].vmin, maps[0].vmax)
-    fig.colorbar(mpl.cm.ScalarMappable(norm=norm, cmap="viridis"), cax=axes[-1], label=_wrap(maps[0].unit))
+    fig.colorbar(mpl.cm.ScalarMappable(norm=norm, cmap="viridis"), cax=axes[0][-1], label=_wrap(maps[0].unit))
+    for r in range(1, rows):
+        axes[r][-1].axis("off")
 
 
 def _wrap(text: str, width: int = 34) -> str:
@@ -144,7 +175,7 @@ def draw_agreement(p: AgreementPanel, ax) -> None:
     """Ranks of the entries (what Spearman's rho compares), so no outlier hides the rest."""
     ax.plot([0, 1], [0, 1], color="#cccccc", lw=1, zorder=0)
     ax.scatter(p.x_rank, p.y_rank, s=18, color=PALETTE[0], alpha=0.75, edgecolor="white", linewidth=0.4,
-               label=f"Spearman ρ = {p.spearman:.2f}\n{p.x_probe}: {p.x_seconds:.0f} s, {p.y_probe}: {p.y_seconds:.0f} s")
+               label=f"Spearman ρ = {p.spearman:.2f}\ncompute: {p.x_probe} {_secs(p.x_seconds)}, {p.y_probe} {_secs(p.y_seconds)}")
     ax.set_xlim(-0.05, 1.05)
     ax.set_ylim(-0.05, 1.25)
     ax.set_xlabel(f"{p.x_probe}: rank of source→target")
@@ -238,7 +269,7 @@ def draw_layout_tree(tree: TreeData, ax, title: str = "") -> None:
                                     boxstyle="round,pad=0.02,rounding_size=0.12", fc=colour, ec="white", lw=1.5))
         label = f"shared by {len(b.tasks)}" if shared else ""
         if label and b.x1 - b.x0 >= 1:
-            ax.text((b.x0 + b.x1) / 2, y, label, ha="center", va="center", color="white", fontsize=8, fontweight="bold")
+            ax.text((b.x0 + b.x1) / 2, y, label, ha="center", va="center", color="white", fontsize=LABEL_PT, fontweight="bold")
         centre[i] = ((b.x0 + b.x1) / 2, y)
         if b.parent is not None:
             px, py = centre[b.parent]
@@ -249,13 +280,15 @@ def draw_layout_tree(tree: TreeData, ax, title: str = "") -> None:
             for t in b.tasks:
                 x = tree.leaves.index(t) + 0.5
                 ax.plot([bx, x], [by - 0.32, 0.45], color="#777777", lw=1, zorder=0)
+    every = leaf_step(n)
     for i, t in enumerate(tree.leaves):
-        ax.text(i + 0.5, 0.3, t, ha="center", va="top", fontsize=8, rotation=30 if n > 6 else 0)
+        if i % every == 0:
+            ax.text(i + 0.5, 0.3, t, ha="center", va="top", fontsize=LABEL_PT, rotation=0 if n <= 6 else (30 if n <= 12 else 90))
     for k, s in enumerate(tree.stages):
-        ax.text(-0.15, depth - k, s, ha="right", va="center", fontsize=8, color="#444444")
-    ax.text(-0.15, 0.3, "heads", ha="right", va="top", fontsize=8, color="#444444")
+        ax.text(-0.15, depth - k, s, ha="right", va="center", fontsize=LABEL_PT, color="#444444")
+    ax.text(-0.15, 0.3, "heads", ha="right", va="top", fontsize=LABEL_PT, color="#444444")
     ax.set_xlim(-1.0, n + 0.1)
-    ax.set_ylim(-0.35 if n <= 6 else -0.6, depth + 0.45)
+    ax.set_ylim(-0.35 if n <= 6 else (-0.6 if n <= 12 else -1.4), depth + 0.45)
     ax.axis("off")
     ax.set_title(title or "recommended layout")
     from matplotlib.lines import Line2D
@@ -266,4 +299,42 @@ def draw_layout_tree(tree: TreeData, ax, title: str = "") -> None:
                Line2D([], [], color="#777777", lw=1.2, label="feeds the stage or head below")]
     lo = ax.get_ylim()[0]
     ax.set_ylim(lo - 1.25, ax.get_ylim()[1])
-    ax.legend(handles=handles, fontsize=7, frameon=False, loc="lower left", bbox_to_anchor=(0.0, 0.0), ncol=1)
+    ax.legend(handles=handles, fontsize=SMALL_PT, frameon=False, loc="lower left", bbox_to_anchor=(0.0, 0.0), ncol=1)
+
+
+def leaf_step(n: int, inches: float = MAX_FIGURE_INCHES) -> int:
+    """Name every k-th task under a layout tree of ``n`` tasks drawn ``inches`` wide, so that
+    upright labels of LABEL_PT do not overlap (the groups table names every task).
+
+    >>> leaf_step(8), leaf_step(48), leaf_step(200)
+    (1, 1, 4)
+    """
+    slot_px = inches * SAVEFIG_DPI / (n + 1.1)
+    return max(1, int(np.ceil(LABEL_PT * SAVEFIG_DPI / 72 / slot_px - 1e-9)))
+
+
+def tree_size(n_tasks: int, n_stages: int) -> tuple[float, float]:
+    """Inches of a layout tree: wider with more tasks, never wider than the page.
+
+    >>> tree_size(6, 3), tree_size(48, 3)[0]
+    ((5.5, 3.36), 9.3)
+    """
+    return (min(max(5.5, 0.62 * n_tasks + 1.2), MAX_FIGURE_INCHES), round(0.62 * n_stages + 1.5 + (0.8 if n_tasks > 12 else 0), 2))
+
+
+def heatmap_side(n_tasks: int) -> float:
+    """Inches of a heatmap's side: grows with the tasks up to the page width.
+
+    >>> heatmap_side(4), heatmap_side(100)
+    (3.6, 9.3)
+    """
+    return min(max(3.6, 0.42 * n_tasks + 1.6), MAX_FIGURE_INCHES)
+
+
+def _secs(x: float) -> str:
+    """Seconds as read: ``67 s``, ``0.4 s``, ``12.5 min``.
+
+    >>> _secs(67.2), _secs(0.42), _secs(750)
+    ('67 s', '0.4 s', '12.5 min')
+    """
+    return f"{x / 60:.1f} min" if x >= 600 else (f"{x:.0f} s" if x >= 10 else f"{x:.1f} s")
