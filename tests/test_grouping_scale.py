@@ -137,6 +137,9 @@ def test_max_size_and_network_cost_are_respected():
     costly = GroupingSearch(budget=5, network_cost={k: 1.0 + (k > 1) for k in range(1, 13)},
                             max_size=6).fit(model)
     assert costly.cost_ <= 5
+    # the tightest budget a size limit allows (no dendrogram cut fits it) still has a choice
+    snug = GroupingSearch(budget=5, max_size=5).fit(Planted([7, 7, 6, 5]))
+    assert len(snug.groups_) == 5 and max(len(g) for g in snug.groups_) <= 5
     with pytest.raises(TaskrelError, match="at most 2 tasks .*minimal feasible cost at least 6"):
         GroupingSearch(budget=5, max_size=2).fit(model)
 

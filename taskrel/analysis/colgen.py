@@ -7,8 +7,9 @@ listed up front. The steps, all on one :class:`~taskrel.analysis.search_clock.Se
 
 1. **Seed columns**: the singletons, the all-shared group (where ``max_size`` allows it) and
    every node of an average-linkage dendrogram of the model's pair predictions (all
-   ``n(n-1)/2`` pairs asked once). Every cut of the dendrogram is a partition; the best one
-   within the budget is the first incumbent, so one exists within seconds.
+   ``n(n-1)/2`` pairs asked once). Every cut of the dendrogram is a partition, and so is its
+   leaf order cut into runs of at most ``max_size``; the best of these within the budget is
+   the first incumbent, so one exists within seconds.
 2. **Master LP** over the columns known so far (plus one artificial column per task, so it is
    always feasible) gives dual prices ``pi`` for the tasks and ``beta`` for the budget.
 3. **Pricing** asks the model for groups of negative reduced cost
@@ -25,6 +26,17 @@ the LP over *all* groups, hence on the optimum. With heuristic pricing the bound
 the master's value once pricing finds nothing new (or the value has not moved for
 ``patience`` rounds): it is not proven (``bound_proven`` False), since a better group may have
 been missed, and the search then reports no gap of its own.
+
+>>> class Pairs:  # tasks 0+1 and 2+3 help each other; across they harm
+...     tasks, higher_is_better = ["a", "b", "c", "d"], False
+...     def predict_members(self, members):
+...         m = np.asarray(members, dtype=bool)
+...         same = np.array([[0, .2, -.1, -.1], [.2, 0, -.1, -.1], [-.1, -.1, 0, .2],
+...                          [-.1, -.1, .2, 0]])
+...         return np.where(m, 1 - m @ same, np.nan), np.where(m, 0.0, np.nan)
+>>> sol = solve_model(ModelOracle(Pairs()), 2, np.ones(5), 1, 4, SearchClock(10))
+>>> sorted(np.flatnonzero(sol.members[r]).tolist() for r in sol.chosen), round(sol.objective, 2)
+([[0, 1], [2, 3]], 3.2)
 """
 
 from __future__ import annotations
@@ -33,7 +45,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import sparse
-from scipy.cluster.hierarchy import fcluster
+from scipy.cluster.hierarchy import fcluster, leaves_list
 from scipy.optimize import linprog
 
 from taskrel.analysis._grouping_dp import _Infeasible
@@ -121,14 +133,29 @@ def solve_model(oracle: ModelOracle, budget: float, cost_of_size: np.ndarray, mi
                          cg["bound_proven"], milp_proven, stats)
 
 
+def _chunks(Z, n: int, max_size: int) -> np.ndarray:
+    """The dendrogram's leaf order cut into ``ceil(n / max_size)`` runs of near-equal size:
+    a partition that fits any size limit the problem allows (similar tasks sit together)."""
+    order = leaves_list(Z) if len(Z) else np.arange(n)
+    parts = np.array_split(order, -(-n // max_size))
+    out = np.zeros((len(parts), n), dtype=bool)
+    for i, part in enumerate(parts):
+        out[i, part] = True
+    return out
+
+
 def _best_cut(oracle, Z, n, budget, cost_of_size, min_size, max_size):
-    """The best partition among the dendrogram's cuts that fits sizes and budget."""
+    """The best partition that fits sizes and budget among the dendrogram's cuts and the
+    chunks of its leaf order (the first incumbent)."""
     if len(Z) == 0:
         return None
     best = None
-    for k in range(1, n + 1):
-        labels = fcluster(Z, k, criterion="maxclust")
-        groups = np.array([labels == c for c in np.unique(labels)])
+    for k in range(0, n + 1):
+        if k == 0:
+            groups = _chunks(Z, n, max_size)
+        else:
+            labels = fcluster(Z, k, criterion="maxclust")
+            groups = np.array([labels == c for c in np.unique(labels)])
         size = groups.sum(axis=1)
         if size.min() < min_size or size.max() > max_size:
             continue

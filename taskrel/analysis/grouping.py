@@ -35,8 +35,11 @@ every served value); ``within_noise=z`` takes the cheapest choice whose objectiv
 ``p_beats_`` estimates, from the standard errors (values independent across networks), the
 probability that the chosen grouping beats all-separate and all-shared.
 
-Exact always means exact over the *table given*: a table built with ``max_size`` only holds
-groups up to that size.
+Exact always means exact over the *table given*, and only where ``status_`` is "optimal": one
+``time_limit`` (default 60 s) bounds the whole ``fit``; when it runs out the best choice found
+is returned with ``gap_`` to the best bound. Given a group-value model or a large
+:class:`~taskrel.Affinity` instead of a table, the search never lists groups: column
+generation (:mod:`taskrel.analysis.colgen`) asks the model for new ones.
 """
 
 from __future__ import annotations
