@@ -210,3 +210,16 @@ def test_a_real_ctrl_c_exits_130_without_a_traceback(tmp_path):
     os.kill(p.pid, signal.SIGINT)
     _, err = p.communicate(timeout=30)
     assert p.returncode == 130 and "Traceback" not in err and "interrupted" in err, err
+
+
+def test_a_ctrl_c_while_the_finished_command_shuts_down_prints_nothing():
+    # a library's exit-time cleanup (torch's, for one) would otherwise print a KeyboardInterrupt traceback
+    code = ("import atexit, sys, time\nfrom taskrel.cli import core, main\n"
+            "core.cmd_suites = lambda args: 0\n"
+            "atexit.register(lambda: (print('exiting', flush=True), time.sleep(2)))\n"
+            "sys.argv = ['taskrel', 'suites']\nsys.exit(main())")
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "exiting"
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=30)
+    assert p.returncode == 0 and err == ""

@@ -82,7 +82,27 @@ def _parse(argv: Sequence[str] | None) -> tuple[Parser, argparse.Namespace]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``taskrel`` command line (``argv`` None: ``sys.argv[1:]``); the exit code."""
+    """Run the ``taskrel`` command line (``argv`` None: ``sys.argv[1:]``); the exit code.
+
+    With ``argv`` None this process is the command: once it is done, a late Ctrl-C (while the
+    interpreter shuts down) is ignored, so it cannot print a traceback from a library's cleanup.
+    """
+    try:
+        return _main(argv)
+    finally:
+        if argv is None:
+            _ignore_late_interrupts()
+
+
+def _ignore_late_interrupts() -> None:
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         try:
             parser, args = _parse(argv)
