@@ -196,8 +196,11 @@ def quantised_table(n, k, seed=0):
 def test_a_search_that_took_minutes_stops_on_its_time_limit_with_an_incumbent():
     # without a limit this table (31,930 groups) took 38 s at load 14 to prove its optimum
     table = quantised_table(30, 4)
-    gs = GroupingSearch(budget=12, time_limit=1).fit(table)
+    seen = []
+    gs = GroupingSearch(budget=12, time_limit=2.5, progress=seen.append).fit(table)
     assert gs.status_ == "time limit" and gs.gap_ is not None and gs.gap_ > 0
+    # past two seconds the solver is not silent: the incumbent, bound and gap are reported
+    assert seen and seen[-1]["incumbent"] is not None and seen[-1]["gap"] is not None
     assert gs.cost_ <= 12 and sorted(t for g in gs.groups_ for t in g) == sorted(table.tasks)
     assert gs.lower_bound_ <= gs.total_
 

@@ -119,7 +119,9 @@ def _solve(c, cons, G, clock: SearchClock | None, info: dict | None = None):
     options = {"mip_rel_gap": 1e-9}
     if np.isfinite(left):
         options["time_limit"] = float(left)
-    res = milp(c, constraints=cons, integrality=integrality, bounds=Bounds(0, 1), options=options)
+    with clock.solving(f"MILP over {G} networks"):
+        res = milp(c, constraints=cons, integrality=integrality, bounds=Bounds(0, 1),
+                   options=options)
     if res.status == 1:
         clock.hit = True
         if res.x is None:

@@ -4,7 +4,9 @@ Every solve inside :meth:`~taskrel.analysis.GroupingSearch.fit` asks the same cl
 time is left, so ``time_limit`` bounds the whole search, not each solve. The clock also keeps
 the best incumbent and bound seen so far and, once the search has run longer than ``quiet``
 seconds, reports them (logger ``"taskrel"``, and the ``progress`` callback if one was given)
-at most every ``every`` seconds, so a long search is never silent.
+at most every ``every`` seconds, so a long search is never silent. A solver call wrapped in
+:meth:`SearchClock.solving` is reported on from a helper thread while it runs (HiGHS releases
+the GIL), so ``progress`` may be called from that thread.
 
 >>> clock = SearchClock(time_limit=None)
 >>> clock.left() == float("inf"), clock.expired()
@@ -23,8 +25,10 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from taskrel.errors import TaskrelError
 
@@ -117,3 +121,20 @@ class SearchClock:
                  self.incumbent, self.bound, gap)
         if self.progress is not None:
             self.progress(info)
+
+    @contextmanager
+    def solving(self, stage: str) -> Iterator[None]:
+        """Report the incumbent and bound every ``every`` seconds while a solver runs."""
+        stop = threading.Event()
+
+        def tick() -> None:
+            while not stop.wait(max(self.every, 0.5)):
+                self.update(stage=f"{stage} (running)")
+
+        helper = threading.Thread(target=tick, name="taskrel-search-progress", daemon=True)
+        helper.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            helper.join()
