@@ -125,6 +125,17 @@ def test_pricing_finds_the_cheapest_group_that_brute_force_finds(effects, milp, 
     assert gm.price_exact
 
 
+def test_huge_listings_are_refused_naming_the_on_demand_route(monkeypatch):
+    from taskrel.tables import surrogate as module
+
+    members, truth = planted(6, "sum")
+    sur = SubsetSurrogate().fit(tables(members, truth, 0.02))
+    assert len(sur.candidates(max_size=2)) == 21
+    monkeypatch.setattr(module, "MAX_LISTED", 30)
+    with pytest.raises(TaskrelError, match="group_model"):
+        sur.candidates(max_size=3)
+
+
 def test_pairwise_surrogate_offers_no_exact_price():
     members, truth = planted(5, "sum")
     with warnings.catch_warnings():

@@ -120,6 +120,24 @@ def predict_losses(fm, members: np.ndarray, chunk: int = CHUNK) -> np.ndarray:
     return out
 
 
+def pair_affinity(fm, tasks: list[str]) -> np.ndarray:
+    """Relative drop of each target's estimated loss when a source joins it (batched)."""
+    n = len(tasks)
+    order = [fm.names.index(t) for t in tasks]
+    a, b = np.triu_indices(n, 1)
+    members = np.zeros((n + len(a), len(fm.names)), dtype=bool)
+    members[np.arange(n), order] = True
+    members[n + np.arange(len(a)), np.asarray(order)[a]] = True
+    members[n + np.arange(len(a)), np.asarray(order)[b]] = True
+    est = predict_losses(fm, members)
+    alone = est[np.arange(n), order]
+    out = np.zeros((n, n))
+    pair_a, pair_b = est[n + np.arange(len(a)), np.asarray(order)[a]], est[n + np.arange(len(a)), np.asarray(order)[b]]
+    out[b, a] = (alone[a] - pair_a) / np.maximum(np.abs(alone[a]), 1e-12)
+    out[a, b] = (alone[b] - pair_b) / np.maximum(np.abs(alone[b]), 1e-12)
+    return out
+
+
 def seed_values(per_seed: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Mean over seeds of (m, n) estimates and its standard error (NaN with one seed)."""
     stack = np.stack(list(per_seed))
@@ -168,4 +186,4 @@ def gradfeature_model(models: Mapping[int, object], tasks: Sequence[str], cost: 
                        meta={"seeds": seeds, **dict(params or {})})
 
 
-__all__ = ["CHUNK", "gradfeature_model", "predict_groups", "predict_losses", "seed_values"]
+__all__ = ["CHUNK", "gradfeature_model", "pair_affinity", "predict_groups", "predict_losses", "seed_values"]

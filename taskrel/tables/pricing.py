@@ -19,7 +19,7 @@ size was solved to proven optimality.
 >>> form = lambda k: (0.0, np.array([0.5, 0.5, -0.2]), Q)
 >>> groups, exact = price_quadratic(form, 3, 3, n_groups=2)
 >>> groups.astype(int).tolist(), exact
-([[1, 1, 0], [1, 1, 1]], True)
+([[1, 1, 0], [0, 0, 1]], True)
 """
 from __future__ import annotations
 

@@ -58,7 +58,10 @@ from taskrel.tables.surrogate_fit import (
     check_std,
     cross_validate,
     design,
+    one_se_choice,
+    pair_contrast,
     ridge,
+    split_effects,
     stack_tables,
     table_sem,
 )
@@ -203,8 +206,8 @@ class SubsetSurrogate:
             w = None if sem is None else sem[rows, j]
             effects, alpha = maps[0], alphas[0]
             if len(maps) * len(alphas) > 1:  # let the data choose: leave-one-group-out error
-                self.cv_[t] = cross_validate(members[rows], j, values[rows, j], w, maps, alphas, bool(self.pairwise))
-                effects, alpha = min(self.cv_[t], key=self.cv_[t].get)
+                self.cv_[t], spread = cross_validate(members[rows], j, values[rows, j], w, maps, alphas, bool(self.pairwise))
+                effects, alpha = one_se_choice(self.cv_[t], spread)
             Z = design(members[rows], j, bool(self.pairwise), effects)
             beta, cov, sigma, dof = ridge(Z, values[rows, j], w, alpha, t)
             self.effects_.append(effects)
@@ -231,13 +234,7 @@ class SubsetSurrogate:
         self.sigma_[j], self.dof_[j], self.n_rows_[j], self.max_size_[j] = sigma, dof, m, max_size
 
     def _pair_contrast(self, j: int) -> np.ndarray:
-        """Rows (other tasks): design of the pair {s, j} minus that of j alone."""
-        n = len(self.tasks_)
-        pairs = np.zeros((n, n), dtype=bool)
-        pairs[:, j] = True
-        pairs[np.arange(n), np.arange(n)] = True
-        Z = design(np.delete(pairs, j, axis=0), j, bool(self.pairwise), self.effects_[j])
-        return Z - design(pairs[j : j + 1], j, bool(self.pairwise), self.effects_[j])
+        return pair_contrast(len(self.tasks_), j, bool(self.pairwise), self.effects_[j])
 
     def _affinity(self, compute: Cost, n_seeds: int) -> Affinity:
         n = len(self.tasks_)
@@ -367,16 +364,7 @@ class SubsetSurrogate:
         worth ``base[t] + sum_{s in mates} (summed[s, t] + averaged[s, t] / (k - 1))``
         (the pairwise terms aside)."""
         self._check_fitted()
-        n = len(self.tasks_)
-        summed, averaged = np.zeros((n, n)), np.zeros((n, n))
-        for j, t in enumerate(self.tasks_):
-            others = [k for k in range(n) if k != j]
-            beta = self.coef_[t].to_numpy()
-            first = {"sum": summed, "mean": averaged, "both": summed}[self.effects_[j]]
-            first[others, j] = beta[1:n]
-            if self.effects_[j] == "both":
-                averaged[others, j] = beta[n : 2 * n - 1]
-        return self.intercept_.copy(), summed, averaged
+        return split_effects(self.intercept_, [self.coef_[t].to_numpy() for t in self.tasks_], self.effects_)
 
     def group_model(self, time_limit: float = 30.0) -> GroupValues:
         """This surrogate under the group-value contract, with exact pricing when it has no
