@@ -1,8 +1,9 @@
 """``taskrel study --check FILE``: every error of a study file at once, and the runs it plans.
 
 The errors come from the study's own :func:`taskrel.study.check_toml` (each names its TOML
-path). A file without errors is planned: the probes' runs (distinct over probes, since the
-store trains each once), and how many a store already holds. Nothing trains.
+path). A file without errors is planned (:func:`taskrel.study.planned_runs`): the probes' runs
+(distinct over probes, since the store trains each once), and how many a store already holds.
+Nothing trains.
 
 >>> lint = lint_study(text='name = "x"\\n[suite]\\nname = "plantd"\\n')
 >>> lint.errors
@@ -71,25 +72,15 @@ def lint_study(path: str | Path | None = None, store: str | Path | None = None, 
 
 
 def _plan(lint: StudyLint, study: Any, suite: Any, store: str | Path | None) -> None:
-    """The runs the probes plan (distinct over probes), and how many ``store`` already holds."""
+    """The runs the probes plan (:func:`taskrel.study.planned_runs`), and how many ``store`` holds."""
+    from taskrel.study import planned_runs
+
+    plan = planned_runs(study, suite, store)
     lint.name, lint.suite = study.name, suite.name
-    lint.tasks = list(suite.check_tasks(study.tasks)) if study.tasks is not None else list(suite.task_names)
-    keys: set[str] = set()
-    lint.probe_runs = {}
-    for name, probe in study.prepared_probes(lint.tasks).items():
-        mine = {spec.key(suite) for spec in probe.plan(suite)}
-        lint.probe_runs[name] = len(mine)
-        keys |= mine
-    lint.runs = len(keys)
+    lint.tasks = list(study.task_list(suite))
+    lint.probe_runs, lint.runs, lint.stored = plan["probes"], plan["runs"], plan["stored"]
     v = study.validation
     lint.validation_seeds = None if v is None else list(v.seeds)
-    if store is not None:
-        if Path(store).is_dir():
-            from taskrel.store import RunStore
-
-            lint.stored = len(keys & set(RunStore(store, sweep=False).keys()))
-        else:
-            lint.stored = 0
 
 
 __all__ = ["StudyLint", "lint_study"]

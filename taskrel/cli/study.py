@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "study",
         help="run a study end to end (probes, analyses, validation) and write its report",
         description="Run a study file (TOML, see studies/). Without FILE, the built-in default study "
-        "on the digits suite runs (about 4.6 minutes on two cores from an empty store, as measured in "
+        "on the digits suite runs (about 3.3 minutes on two busy cores from an empty store, as measured in "
         "studies/results/digits-default/summary.json). A rerun resumes from the store. --check lists "
         "every error in the file and the runs it plans, training nothing.",
     )
