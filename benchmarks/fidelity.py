@@ -47,7 +47,7 @@ import numpy as np
 
 from taskrel.affinity import Affinity
 from taskrel.analysis import CandidateTable
-from taskrel.probes.base import ProbeSettings
+from taskrel.runner import Runner
 from taskrel.store import RunStore
 from taskrel.suites import get_suite
 from taskrel.train import TrainConfig
@@ -82,27 +82,27 @@ def probe_factories(tasks, settings, quick: bool) -> dict:
 
     every = 2 if quick else 5
     out = {
-        "pairwise": lambda: PairwiseProbe(tasks, settings=settings),
-        "pairwise-cheap": lambda: PairwiseProbe(tasks, cheap={"epochs_fraction": 0.3}, settings=settings),
-        "gradient": lambda: GradientProbe(tasks, every=every, settings=settings),
-        "lookahead": lambda: LookaheadProbe(tasks, every=every, settings=settings),
-        "similarity": lambda: SimilarityProbe(tasks, settings=settings),
+        "pairwise": lambda: PairwiseProbe(tasks, **settings),
+        "pairwise-cheap": lambda: PairwiseProbe(tasks, cheap={"epochs_fraction": 0.3}, **settings),
+        "gradient": lambda: GradientProbe(tasks, every=every, **settings),
+        "lookahead": lambda: LookaheadProbe(tasks, every=every, **settings),
+        "similarity": lambda: SimilarityProbe(tasks, **settings),
         # the one-run probes given a calibrated zero by 3 cheap pairs on the first choice seed
-        "gradient+calibrated": lambda: CalibratedProbe(tasks, base="gradient", base_params={"every": every}, pairs=3, settings=settings),
-        "lookahead+calibrated": lambda: CalibratedProbe(tasks, base="lookahead", base_params={"every": every}, pairs=3, settings=settings),
-        "transfer": lambda: TransferProbe(tasks, mode="frozen", settings=settings),
+        "gradient+calibrated": lambda: CalibratedProbe(tasks, base="gradient", base_params={"every": every}, pairs=3, **settings),
+        "lookahead+calibrated": lambda: CalibratedProbe(tasks, base="lookahead", base_params={"every": every}, pairs=3, **settings),
+        "transfer": lambda: TransferProbe(tasks, mode="frozen", **settings),
     }
     try:
         from taskrel.analysis import SubsetSurrogate  # noqa: F401 - the surrogate probe needs it
         from taskrel.probes.surrogate import SurrogateProbe
 
-        out["surrogate"] = lambda: SurrogateProbe(tasks, settings=settings)
+        out["surrogate"] = lambda: SurrogateProbe(tasks, **settings)
     except ImportError:
         pass
     try:
         from taskrel.probes.gradfeature import GradFeatureProbe
 
-        out["gradient-feature"] = lambda: GradFeatureProbe(tasks, settings=settings)
+        out["gradient-feature"] = lambda: GradFeatureProbe(tasks, **settings)
     except ImportError:
         pass
     return out
@@ -254,14 +254,15 @@ def run_protocol(suite, tasks, config, choose_seeds, score_seeds, store, n_jobs:
     score_runs = train_oracle(suite, tasks, config, score_seeds, store, n_jobs, progress)
     budgets = list(range(2, len(tasks)))
     summary, _, scores, best, truth, val_scores = oracle_summary(choose_runs, score_runs, budgets, np.random.default_rng(0))
-    settings = ProbeSettings(config, seeds=choose_seeds, n_jobs=n_jobs, progress=progress)
+    settings = {"config": config, "seeds": choose_seeds}  # every probe's training config and seeds
     factories = probe_factories(tasks, settings, quick)
     if probes is not None:
         factories = {k: v for k, v in factories.items() if k in probes}
     ctx = {"truth": truth, "scores": scores, "val_scores": val_scores, "best": best, "oracle": score_runs, "budgets": budgets,
            "cost": choose_runs.cost, "ceiling": summary["split_half_reliability"],
            "oracle_regret": summary["heldout_regret"]}
-    rows, included = score_probes(factories, suite, store, ctx)
+    with Runner(store, n_jobs=n_jobs, progress=progress) as runner:
+        rows, included = score_probes(factories, suite, runner, ctx)
     return {"choose_runs": choose_runs, "score_runs": score_runs, "summary": summary, "budgets": budgets,
             "checks": testbed_checks(summary), "rows": rows, "included": included}
 

@@ -55,11 +55,12 @@ def all_subsets(tasks: list[str]) -> list[tuple[str, ...]]:
 
 def train_oracle(suite, tasks, config: TrainConfig, seeds: list[int], store: RunStore, n_jobs: int, progress: bool) -> OracleRuns:
     """Train (or read from the store) every subset of ``tasks`` on every seed."""
-    from taskrel.execute import execute
+    from taskrel.runner import Runner
 
     groups = all_subsets(tasks)
     specs = [group_spec(suite, list(g), config, s) for s in seeds for g in groups]
-    records = execute(suite, specs, store, n_jobs=n_jobs, progress=progress, desc="oracle")
+    with Runner(store, n_jobs=n_jobs, progress=progress) as runner:
+        records = runner.run(suite, specs, desc="oracle")
     loss = {sp: np.full((len(seeds), len(groups), len(tasks)), np.nan) for sp in ("val", "test")}
     for k, rec in enumerate(records):
         si, gi = divmod(k, len(groups))

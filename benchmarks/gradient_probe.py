@@ -25,8 +25,9 @@ import time
 
 import torch
 
+from taskrel.gradients import per_task_gradients
 from taskrel.layout import SharingLayout, build_model
-from taskrel.probes.gradient import GradientCallback, per_task_gradients
+from taskrel.probes.gradient import GradientCallback
 from taskrel.suites import get_suite
 from taskrel.train import StepState, TrainConfig, task_loss, train
 

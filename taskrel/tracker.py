@@ -9,7 +9,9 @@ closure that recomputes them. Every ``every`` steps it records
 * TAG's lookahead ``Z(i -> j) = 1 - L_j(theta - eta g_i) / L_j(theta)`` (the plain step by
   default; ``step="optimizer"`` takes the optimizer's own step with its state instead).
 
-The maths is :mod:`taskrel.gradients`, the same as the gradient and lookahead probes'.
+Each probe step is the gradient and lookahead probes' own: :func:`taskrel.step.probe_step`
+inside the one guard :func:`taskrel.step.undisturbed`, recorded by a
+:class:`taskrel.step.ProbeLog` (here in full: every probe step's matrices stay in memory).
 
 It never changes the training trajectory: the gradients come from ``torch.autograd.grad`` on
 the losses' graph (kept for your ``backward``, ``.grad`` untouched), the lookahead swaps the
@@ -17,6 +19,15 @@ parameters' ``.data`` and puts the original tensors back, every closure call run
 forked random state (so dropout draws the same masks before and after each step, and the
 global random state is as it was), and with ``model=`` the model's buffers (batch-norm
 statistics) and train/eval mode are restored.
+
+Phases. A relation between tasks need not hold all run long: two tasks that share a signal
+have aligned gradients while they learn it, and once it is learnt their gradients are mostly
+noise (on one such pair the cosine was +0.299 over the first 100 steps and -0.053 averaged over
+the run). :meth:`AffinityTracker.affinity` takes ``phase="early"`` (the probe steps in the
+first quarter of the calls so far) or ``"late"`` (the last quarter), and
+:meth:`AffinityTracker.summary` shows every pair early, late and over the run side by side.
+The lookahead ``Z`` is a relative change of loss per step, often of order 1e-4: the summary
+shows it scaled, with the scale in the column name.
 
 A plain PyTorch loop (the added lines are marked)::
 
@@ -31,10 +42,8 @@ A plain PyTorch loop (the added lines are marked)::
 
 from __future__ import annotations
 
-import contextlib
 import math
-import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -42,17 +51,29 @@ import torch
 
 from taskrel.affinity import Affinity, Cost
 from taskrel.errors import TaskrelError
-from taskrel.gradients import (
-    METHODS,
-    STEPS,
-    cosine_matrix,
-    lookahead_matrix,
-    lookahead_steps,
-    per_task_gradients,
-)
+from taskrel.gradients import METHODS, STEPS
+from taskrel.step import Lookahead, ProbeLog, probe_step, undisturbed
 
 Losses = Mapping[str, torch.Tensor] | Sequence[torch.Tensor] | torch.Tensor
 KINDS = {"cosine": "gradient-cosine", "lookahead": "lookahead"}
+UNITS = {"cosine": "cosine of the per-task gradients (-1..1)",
+         "lookahead": "Z = 1 - L_target(after one step on the source) / L_target(before): relative loss change per step"}
+PHASES = ("early", "late", "all")
+PHASE = 0.25  # the early and late phases: the first and last quarter of the calls
+
+
+def _scale(values: np.ndarray) -> float:
+    """A power of ten that shows ``values`` with a few significant digits (1 when they are
+    already of order 0.01 or more).
+
+    >>> _scale(np.array([3e-5, -1.2e-4])), _scale(np.array([0.2, -0.5])), _scale(np.array([np.nan]))
+    (0.0001, 1.0, 1.0)
+    """
+    v = np.abs(values[np.isfinite(values)])
+    top = float(v.max()) if v.size else 0.0
+    if top == 0.0 or top >= 1e-2:
+        return 1.0
+    return float(10.0 ** math.floor(math.log10(top)))
 
 
 def _named(params: Iterable[Any]) -> tuple[list[str], list[torch.Tensor]]:
@@ -72,34 +93,6 @@ def _named(params: Iterable[Any]) -> tuple[list[str], list[torch.Tensor]]:
     if len({id(p) for p in tensors}) != len(tensors):
         raise TaskrelError("tracker: a parameter is given twice")
     return names, tensors
-
-
-@contextlib.contextmanager
-def _restored(model: torch.nn.Module | None, devices: Sequence[torch.device]) -> Iterator[None]:
-    """Random state, grad mode, and (with a model) its buffers and mode, as they were.
-
-    The model's buffers are swapped for copies during the block (and the original tensors put
-    back), so a forward in training mode (batch-norm statistics) writes into the copies: the
-    originals keep their values and their autograd versions, and the caller's graph stays valid.
-    """
-    swapped = []
-    if model is not None:
-        for mod in model.modules():
-            for name, buf in list(mod.named_buffers(recurse=False)):
-                swapped.append((mod, name, buf))
-                setattr(mod, name, buf.detach().clone())
-    mode = model.training if model is not None else None
-    cuda = sorted({d.index or 0 for d in devices if d.type == "cuda"})
-    grad_mode = torch.is_grad_enabled()
-    with torch.random.fork_rng(devices=cuda):
-        try:
-            yield
-        finally:
-            for mod, name, buf in swapped:
-                setattr(mod, name, buf)
-            if model is not None:
-                model.train(mode)
-            torch.set_grad_enabled(grad_mode)
 
 
 class AffinityTracker:
@@ -191,8 +184,7 @@ class AffinityTracker:
         self.model = model
         self.calls_ = 0
         self.steps_: list[int] = []
-        self._cos: list[np.ndarray] = []
-        self._look: list[np.ndarray] = []
+        self.log_ = ProbeLog(self.tasks, "full", lookahead=self.lookahead)
         self.seconds_ = {"gradient": 0.0, "lookahead": 0.0}
 
     # ------------------------------------------------------------------ per step
@@ -232,28 +224,24 @@ class AffinityTracker:
         L = self._stack(losses, "losses")
         if not L.requires_grad:
             raise TaskrelError("tracker: losses have no graph (computed under torch.no_grad?); pass the losses you will call backward on")
-        devices = list({p.device for p in self.params})
-        with _restored(self.model, devices):
-            t0 = time.perf_counter()
-            with torch.enable_grad():
-                try:
-                    grads = per_task_gradients(L, self.params, self.method, strict=True)
-                except TaskrelError as e:
-                    k = int(str(e).split("parameter ")[1].split(" ")[0]) if "no loss reaches parameter" in str(e) else None
-                    name = self.param_names[k] if k is not None else "?"
-                    raise TaskrelError(f"tracker: no task's loss reaches parameter {name}; pass only the shared parameters the losses use") from None
-            cos, _ = cosine_matrix(grads)
-            t1 = time.perf_counter()
-            self.seconds_["gradient"] += t1 - t0
-            if self.lookahead:
-                deltas = lookahead_steps(grads, self.params, self.step_kind, self.lr, self.optimizer)
-                source = heldout if heldout is not None else closure
-                what = "heldout" if heldout is not None else "closure"
-                module = self.model if self.method == "batched" else None
-                look = lookahead_matrix(lambda: self._stack(source(), what), self.params, deltas, module)
-                self._look.append(look)
-                self.seconds_["lookahead"] += time.perf_counter() - t1
-        self._cos.append(cos)
+        look = None
+        if self.lookahead:
+            source = heldout if heldout is not None else closure
+            what = "heldout" if heldout is not None else "closure"
+            look = Lookahead(lambda: self._stack(source(), what), self.step_kind, self.lr, self.optimizer,
+                             module=self.model if self.method == "batched" else None)
+        with undisturbed(self.model, list({p.device for p in self.params})):
+            try:
+                reading = probe_step(L, self.params, self.method, look, strict=True)
+            except TaskrelError as e:
+                if "no loss reaches parameter" not in str(e):
+                    raise
+                k = int(str(e).split("parameter ")[1].split(" ")[0])
+                raise TaskrelError(f"tracker: no task's loss reaches parameter {self.param_names[k]}; "
+                                   f"pass only the shared parameters the losses use") from None
+        for part in ("gradient", "lookahead"):
+            self.seconds_[part] += reading.seconds[part]
+        self.log_.add(call, reading)
         self.steps_.append(call)
         return True
 
@@ -261,24 +249,42 @@ class AffinityTracker:
     @property
     def cosine_(self) -> np.ndarray:
         n = len(self.tasks)
-        return np.stack(self._cos) if self._cos else np.zeros((0, n, n))
+        return np.stack(self.log_.full["cosine"]) if self.log_.full["cosine"] else np.zeros((0, n, n))
 
     @property
     def lookahead_(self) -> np.ndarray:
         n = len(self.tasks)
-        return np.stack(self._look) if self._look else np.zeros((0, n, n))
+        return np.stack(self.log_.full["lookahead"]) if self.log_.full["lookahead"] else np.zeros((0, n, n))
 
-    def affinity(self, kind: str = "lookahead", window: tuple[int, int] | None = None) -> Affinity:
+    def phase_window(self, phase: str | None, fraction: float = PHASE) -> tuple[int, int] | None:
+        """The calls of a phase: ``"early"`` the first ``fraction`` of the calls so far,
+        ``"late"`` the last ``fraction``, ``"all"`` or None the whole run (None)."""
+        if phase in (None, "all"):
+            return None
+        if phase not in PHASES:
+            raise TaskrelError(f"tracker: phase must be one of {PHASES} or None, got {phase!r}")
+        if not 0 < float(fraction) <= 1:
+            raise TaskrelError(f"tracker: fraction must be in (0, 1], got {fraction!r}")
+        cut = max(int(math.ceil(float(fraction) * self.calls_)), 1)
+        return (0, cut) if phase == "early" else (self.calls_ - cut, self.calls_)
+
+    def affinity(self, kind: str = "lookahead", window: tuple[int, int] | None = None, phase: str | None = None,
+                 fraction: float = PHASE) -> Affinity:
         """The mean over probe steps as an :class:`~taskrel.Affinity` (``"cosine"`` or ``"lookahead"``).
 
-        ``values[i, j]``: cosine of tasks i and j (symmetric), or ``Z(i -> j)``. ``std`` is the
-        standard error of that mean over probe steps (one run: no seeds). ``window=(start,
-        stop)`` keeps the probe steps with ``start <= step < stop``.
+        ``values[i, j]``: cosine of tasks i and j (symmetric), or ``Z(i -> j)`` (a relative
+        change of loss per step: ``meta["unit"]``). ``std`` is the standard error of that mean
+        over probe steps (one run: no seeds). ``window=(start, stop)`` keeps the probe steps
+        with ``start <= step < stop``; ``phase="early"`` / ``"late"`` the first / last
+        ``fraction`` of the calls so far (:meth:`phase_window`).
         """
         if kind not in KINDS:
             raise TaskrelError(f"tracker: kind must be one of {sorted(KINDS)}, got {kind!r}")
         if kind == "lookahead" and not self.lookahead:
             raise TaskrelError("tracker: made with lookahead=False; only 'cosine' is recorded")
+        if window is not None and phase not in (None, "all"):
+            raise TaskrelError("tracker: give a window or a phase, not both")
+        window = window if window is not None else self.phase_window(phase, fraction)
         values = self.cosine_ if kind == "cosine" else self.lookahead_
         steps = np.asarray(self.steps_, dtype=np.int64)
         if window is not None:
@@ -293,10 +299,48 @@ class AffinityTracker:
         seconds = self.seconds_["gradient"] + (self.seconds_["lookahead"] if kind == "lookahead" else 0.0)
         meta = {
             "source": "AffinityTracker", "every": self.every, "probe_steps": int(len(steps)), "calls": self.calls_,
-            "step": self.step_kind, "eta": self.lr, "method": self.method,
+            "step": self.step_kind, "eta": self.lr, "method": self.method, "window": None if window is None else list(window),
+            "phase": phase or "all", "unit": UNITS[kind],
             "std": "standard error of the mean over probe steps", "seconds": "tracker overhead only",
         }
         return Affinity(list(self.tasks), mean, std=sem, n_seeds=1, measure=KINDS[kind], cost=Cost(self.calls_, 0, seconds, 1), meta=meta)
+
+    def summary(self, fraction: float = PHASE):
+        """Every ordered pair's cosine and lookahead early, late and over the whole run.
+
+        A pandas DataFrame, one row per (source, target) with source != target: ``cosine
+        early`` / ``late`` / ``all`` (the cosine is symmetric: each unordered pair appears
+        twice), the lookahead likewise in the units its column names (``lookahead early
+        [1e-4]`` means the numbers are Z / 1e-4; Z is the relative change of the target's loss
+        after one step on the source), and ``sign flips``: True where the early and late
+        means of the cosine have opposite signs (the whole-run mean then hides both).
+        """
+        import pandas as pd
+
+        out = {}
+        kinds = ["cosine", "lookahead"] if self.lookahead else ["cosine"]
+        for kind in kinds:
+            for phase in ("early", "late", "all"):
+                out[(kind, phase)] = self.affinity(kind, phase=phase, fraction=fraction).values
+        scale = _scale(np.concatenate([out[("lookahead", p)].ravel() for p in ("early", "late", "all")])) if self.lookahead else 1.0
+        rows = []
+        for i, a in enumerate(self.tasks):
+            for j, b in enumerate(self.tasks):
+                if i == j:
+                    continue
+                row: dict[str, Any] = {"source": a, "target": b}
+                for phase in ("early", "late", "all"):
+                    row[f"cosine {phase}"] = round(float(out[("cosine", phase)][i, j]), 4)
+                if self.lookahead:
+                    unit = "" if scale == 1.0 else f" [{scale:.0e}]"
+                    for phase in ("early", "late", "all"):
+                        row[f"lookahead {phase}{unit}"] = round(float(out[("lookahead", phase)][i, j]) / scale, 3)
+                row["sign flips"] = bool(out[("cosine", "early")][i, j] * out[("cosine", "late")][i, j] < 0)
+                rows.append(row)
+        frame = pd.DataFrame(rows)
+        frame.attrs["lookahead_scale"] = scale
+        frame.attrs["phases"] = {p: self.phase_window(p, fraction) for p in ("early", "late")}
+        return frame
 
     def __repr__(self) -> str:
         return f"AffinityTracker(tasks={self.tasks}, every={self.every}, step={self.step_kind!r}, probed={len(self.steps_)})"

@@ -7,10 +7,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from taskrel.base import clone
 from taskrel.errors import TaskrelError
+from taskrel.plans import Plan
 from taskrel.probes import PROBES, probe_class
 from taskrel.runner import Runner
-from taskrel.study import clone
+from taskrel.store import RunSpec
 from taskrel.suites import get_suite
 from taskrel.train import TrainConfig
 
@@ -68,7 +70,31 @@ def test_fit_returns_self_with_named_results(kind, suite, fitted):
     assert aff.measure and aff.cost.runs == len(probe.records_) > 0
     assert probe.failed_ == [] and np.isfinite(aff.values).all()
     assert aff is next(iter(probe.affinities_.values()))
-    assert len(probe.plan(suite)) >= len(probe.records_)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_plan_runs_once_per_fit_and_is_what_the_first_stage_trains(kind, suite, runner, fitted, monkeypatch):
+    """fit plans once; measure is handed that plan (nothing re-derives it), and the plan's specs
+    are exactly the runs fitting without a follow-up stage uses."""
+    fitted(kind)  # the store holds every run
+    probe = make(kind)
+    calls = []
+    original = type(probe).plan
+    monkeypatch.setattr(type(probe), "plan", lambda self, s: calls.append(1) or original(self, s))
+    probe.fit(suite, runner)
+    assert len(calls) == 1
+    plan = original(make(kind), suite)
+    assert isinstance(plan, Plan) and all(isinstance(s, RunSpec) for s in plan.specs)
+    keys = {runner.key(suite, s) for s in plan.specs}
+    used = {r.key for r in probe.records_}
+    assert keys <= used and (kind == "calibrated" or keys == used)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_candidates_is_declared(kind, fitted):
+    """Every probe answers candidates(): a table of group values, or None (no table)."""
+    table = fitted(kind).candidates(max_size=2)
+    assert table is None or (set(table.tasks) == set(TASKS) and len(table) == 6)
 
 
 @pytest.mark.parametrize("kind", KINDS)

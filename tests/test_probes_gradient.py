@@ -10,7 +10,7 @@ from torch import nn
 
 from taskrel.errors import TaskrelError
 from taskrel.layout import SharingLayout, build_model
-from taskrel.probes import GradientProbe, LookaheadProbe, ProbeSettings, per_task_gradients
+from taskrel.probes import GradientProbe, LookaheadProbe, per_task_gradients
 from taskrel.probes.gradient import GradientCallback
 from taskrel.probes.lookahead import proposed_update
 from taskrel.store import RunStore
@@ -33,8 +33,9 @@ def mirror_suite() -> Suite:
     return Suite("mirror", X, tasks, {"a": y, "copy": y, "neg": -y, "other": other}, stages)
 
 
-def settings(config: TrainConfig, seeds=(0,)) -> ProbeSettings:
-    return ProbeSettings(config, seeds=list(seeds), progress=False)
+def settings(config: TrainConfig, seeds=(0,)) -> dict:
+    """A probe's config and seeds."""
+    return {"config": config, "seeds": list(seeds)}
 
 
 def same_cluster_auc(aff, truth) -> float:
@@ -54,8 +55,8 @@ def mirror(tmp_path_factory):
     suite = mirror_suite()
     store = RunStore(tmp_path_factory.mktemp("mirror"))
     st = settings(TrainConfig(epochs=2, lr=3e-3, batch_size=32))
-    grad = GradientProbe(every=1, settings=st).fit(suite, store)
-    look = LookaheadProbe(every=1, settings=st).fit(suite, store)
+    grad = GradientProbe(every=1, trajectory="full", **st).fit(suite, store)
+    look = LookaheadProbe(every=1, trajectory="full", **st).fit(suite, store)
     return suite, store, grad, look
 
 
@@ -81,14 +82,14 @@ def test_negated_task_opposes_early(mirror):
     z = lt[(lt.source == "a") & (lt.target == "neg")].sort_values("step").lookahead.to_numpy()
     assert z[0] < 0 and z[:5].mean() < 0
     assert look.affinity_.value("a", "neg") < 0 < look.affinity_.value("a", "copy")
-    early = LookaheadProbe(every=1, window=(0, 5), settings=look.settings).fit(mirror[0], mirror[1])
+    early = LookaheadProbe(every=1, window=(0, 5), trajectory="full", config=look.config, seeds=look.seeds).fit(mirror[0], mirror[1])
     assert early.affinity_.value("a", "neg") < 0 and early.affinity_.value("neg", "a") < 0
 
 
 def test_probes_share_one_stored_run_and_count_costs(mirror):
     suite, store, grad, look = mirror
     assert len(store) == 1 and grad.records_[0].key == look.records_[0].key
-    again = GradientProbe(every=1, settings=grad.settings).fit(suite, store)
+    again = GradientProbe(every=1, trajectory="full", config=grad.config, seeds=grad.seeds).fit(suite, store)
     assert len(store) == 1
     np.testing.assert_array_equal(again.affinity_.values, grad.affinity_.values)
     rec = grad.records_[0]
@@ -103,8 +104,8 @@ def test_symmetric_and_permutation(tmp_path):
     suite = mirror_suite()
     st = settings(TrainConfig(epochs=1, lr=3e-3, batch_size=32))
     store = RunStore(tmp_path)
-    a = GradientProbe(["a", "neg", "other"], every=2, settings=st).fit(suite, store)
-    b = GradientProbe(["other", "a", "neg"], every=2, settings=st).fit(suite, store)
+    a = GradientProbe(["a", "neg", "other"], every=2, **st).fit(suite, store)
+    b = GradientProbe(["other", "a", "neg"], every=2, **st).fit(suite, store)
     assert len(store) == 1  # layouts equal up to order: one run
     np.testing.assert_allclose(a.affinity_.values, a.affinity_.values.T)
     np.testing.assert_allclose(b.affinity_.subset(a.affinity_.tasks).values, a.affinity_.values)
@@ -164,7 +165,11 @@ def test_callback_leaves_training_unchanged():
     assert plain.metrics == probed.metrics
     ex = probed.extras["GradientCallback"]
     assert ex["steps"] == list(range(0, probed.steps, 3))
-    assert len(ex["lookahead"]) == len(ex["steps"]) and ex["seconds"]["lookahead"] > 0
+    assert ex["format"] == "summary" and sum(b["count"] for b in ex["blocks"]) == len(ex["steps"])
+    assert all("lookahead" in b for b in ex["blocks"]) and ex["seconds"]["lookahead"] > 0
+    full = train(suite, lay, cfg, seed=3, callbacks=[GradientCallback(every=3, trajectory="full")])
+    assert full.metrics == plain.metrics
+    assert len(full.extras["GradientCallback"]["lookahead"]) == len(ex["steps"])
 
 
 # ------------------------------------------------------------------ lookahead options
@@ -204,12 +209,12 @@ def test_plain_step_ignores_the_optimizer_state_and_optimizer_step_does_not():
         for name, st in (("fresh", fresh), ("used", used)):
             cb = GradientCallback(every=1, step=step)
             cb.on_step(st)
-            z[step, name] = np.array(cb.looks[0], dtype=float)
+            z[step, name] = cb.log.blocks[0]["lookahead"]  # one probe step: the block's sum is its value
     np.testing.assert_allclose(z["plain", "fresh"], z["plain", "used"], rtol=1e-6)
     assert not np.allclose(z["optimizer", "fresh"], z["optimizer", "used"], rtol=1e-3)
     cb = GradientCallback(every=1, eta=1e-3)  # a smaller plain step: smaller effects, same signs
     cb.on_step(fresh)
-    small = np.array(cb.looks[0], dtype=float)
+    small = cb.log.blocks[0]["lookahead"]
     assert np.all(np.abs(small) < np.abs(z["plain", "fresh"]) + 1e-9)
 
 
@@ -217,15 +222,15 @@ def test_lookahead_runs_with_dropout_under_the_same_randomness(tmp_path):
     suite = dropout_suite()
     store = RunStore(tmp_path)
     st = settings(TrainConfig(epochs=2, lr=3e-3, batch_size=32))
-    grad = GradientProbe(every=1, settings=st).fit(suite, store)  # crashed before: vmap and dropout
-    look = LookaheadProbe(every=1, settings=st).fit(suite, store)
+    grad = GradientProbe(every=1, **st).fit(suite, store)  # crashed before: vmap and dropout
+    look = LookaheadProbe(every=1, **st).fit(suite, store)
     assert len(store) == 1 and np.isfinite(look.affinity_.values).all()
     assert look.affinity_.value("a", "copy") > 0 > look.affinity_.value("a", "neg")
     assert grad.affinity_.value("a", "copy") > 0.9
     # a vanishing step changes no loss: the base and the shifted losses drew the same masks
-    tiny = LookaheadProbe(every=1, eta=1e-9, settings=st).fit(suite, store)
+    tiny = LookaheadProbe(every=1, eta=1e-9, **st).fit(suite, store)
     assert np.abs(tiny.trajectory_.lookahead.dropna().to_numpy()).max() < 1e-4
-    evald = LookaheadProbe(every=1, randomness="eval", settings=st).fit(suite, store)
+    evald = LookaheadProbe(every=1, randomness="eval", **st).fit(suite, store)
     assert evald.affinity_.value("a", "copy") > 0 > evald.affinity_.value("a", "neg")
     assert len(store) == 3  # each set of options is its own run
 
@@ -234,8 +239,8 @@ def test_heldout_lookahead_is_measured_on_other_rows(tmp_path):
     suite = mirror_suite()
     st = settings(TrainConfig(epochs=2, lr=3e-3, batch_size=32))
     store = RunStore(tmp_path)
-    same = LookaheadProbe(every=1, settings=st).fit(suite, store)
-    held = LookaheadProbe(every=1, holdout=0.5, settings=st).fit(suite, store)
+    same = LookaheadProbe(every=1, **st).fit(suite, store)
+    held = LookaheadProbe(every=1, holdout=0.5, **st).fit(suite, store)
     assert held.records_[0].key != same.records_[0].key
     assert held.affinity_.meta["holdout"] == 0.5
     assert held.affinity_.value("a", "copy") > 0 > held.affinity_.value("a", "neg")
@@ -243,7 +248,7 @@ def test_heldout_lookahead_is_measured_on_other_rows(tmp_path):
     ex_held = held.records_[0].extras["gradient"]["examples"]["lookahead"]
     assert ex_held < ex_same  # only the held-out rows are evaluated
     with pytest.raises(TaskrelError, match="holdout must be in"):
-        LookaheadProbe(holdout=1.0, settings=st).fit(suite, store)
+        LookaheadProbe(holdout=1.0, **st).fit(suite, store)
 
 
 # ------------------------------------------------------------------ planted truth
@@ -255,9 +260,9 @@ def planted_probes(tmp_path_factory):
         suite = get_suite("planted")
         store = RunStore(tmp_path_factory.mktemp("planted"))
         st = settings(PLANTED_CONFIG, seeds=(0, 1, 2))
-        grad = GradientProbe(every=10, settings=st).fit(suite, store)
-        look = LookaheadProbe(every=10, settings=st).fit(suite, store)
-        adam = LookaheadProbe(every=10, step="optimizer", settings=st).fit(suite, store)
+        grad = GradientProbe(every=10, **st).fit(suite, store)
+        look = LookaheadProbe(every=10, **st).fit(suite, store)
+        adam = LookaheadProbe(every=10, step="optimizer", **st).fit(suite, store)
     finally:
         torch.set_num_threads(threads)
     return suite, store, grad, look, adam
@@ -288,3 +293,57 @@ def test_planted_conflict_is_negative_with_its_cluster(planted_probes):
     # step c1t0 (-0.012) comes before c0t1 (-0.009)
     row = look.affinity_.to_frame().loc["conflict"].drop("conflict")
     assert set(row.nsmallest(len(c0)).index) == set(c0)
+
+
+# ------------------------------------------------------------------ compact trajectories
+def test_summary_gives_the_full_trajectorys_means_in_a_fraction_of_the_record(mirror, tmp_path):
+    """The default summary keeps a few blocks of sums: the whole-run affinities are those of
+    the full per-step record, the early/late blocks are whole-block means, and the record is
+    smaller (it does not grow with the steps)."""
+    import json
+
+    suite, _, grad, look = mirror
+    store = RunStore(tmp_path)
+    summ = GradientProbe(every=1, config=grad.config, seeds=grad.seeds).fit(suite, store)
+    look_s = LookaheadProbe(every=1, config=look.config, seeds=look.seeds).fit(suite, store)
+    assert summ.trained_ == 1 and look_s.trained_ == 0  # one run for both, as in full
+    for a, b in ((summ.affinity_, grad.affinity_), (summ.conflict_, grad.conflict_), (look_s.affinity_, look.affinity_)):
+        np.testing.assert_allclose(a.values, b.values, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(summ.magnitude_.values, grad.magnitude_.values, rtol=1e-4)
+    ex = summ.records_[0].extras["gradient"]
+    assert ex["format"] == "summary" and len(ex["blocks"]) <= 8 and sum(b["count"] for b in ex["blocks"]) == len(ex["steps"])
+    size = {k: len(json.dumps(r.records_[0].extras["gradient"])) for k, r in (("summary", summ), ("full", grad))}
+    assert size["summary"] < size["full"]  # 10 probe steps here; the size no longer grows with them:
+    # a window on the blocks' boundaries is the mean of those blocks; one that cuts a block is refused
+    first = ex["blocks"][0]
+    early = GradientProbe(every=1, window=(0, first["last"] + 1), config=grad.config, seeds=grad.seeds).fit(suite, store)
+    tr = grad.trajectory_
+    pair = tr[(tr.source == "a") & (tr.target == "neg") & (tr.step <= first["last"])].cosine.mean()
+    assert early.affinity_.value("a", "neg") == pytest.approx(pair, abs=1e-5)
+    with pytest.raises(TaskrelError, match="cuts a stored block.*trajectory='full'"):
+        GradientProbe(every=1, window=(0, first["last"]), config=grad.config, seeds=grad.seeds).fit(suite, store)
+
+
+def test_a_summary_log_does_not_grow_with_the_steps_and_keeps_exact_sums():
+    import json
+
+    from taskrel.step import ProbeLog, Reading
+
+    rng = np.random.default_rng(0)
+    n = 5
+    readings = []
+    for _ in range(1000):
+        c = rng.uniform(-1, 1, (n, n))
+        c = (c + c.T) / 2
+        np.fill_diagonal(c, 1.0)
+        readings.append(Reading(c, rng.uniform(0.5, 2, n), rng.normal(0, 1e-3, (n, n))))
+    sizes = {}
+    for steps in (16, 1000):
+        log = ProbeLog(list("abcde"))
+        for k in range(steps):
+            log.add(k, readings[k])
+        sizes[steps] = len(json.dumps(log.to_json()["blocks"]))
+        assert len(log.blocks) <= 8 and sum(b["count"] for b in log.blocks) == steps
+        np.testing.assert_allclose(sum(b["cosine"] for b in log.blocks), sum(r.cosine for r in readings[:steps]))
+        np.testing.assert_allclose(sum(b["lookahead"] for b in log.blocks), sum(r.lookahead for r in readings[:steps]))
+    assert sizes[1000] < 1.1 * sizes[16]

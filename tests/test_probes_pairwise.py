@@ -9,7 +9,6 @@ from torch import nn
 
 from taskrel.affinity import Affinity
 from taskrel.errors import TaskrelError
-from taskrel.probes import ProbeSettings
 from taskrel.probes.pairwise import PairwiseProbe, cheap_config, measure_groups
 from taskrel.store import RunStore
 from taskrel.suite import Suite, Task
@@ -27,8 +26,9 @@ def planted_store(tmp_path_factory) -> RunStore:
     return RunStore(tmp_path_factory.getbasetemp() / "probes-planted-store")
 
 
-def planted_settings() -> ProbeSettings:
-    return ProbeSettings(PLANTED_CONFIG, seeds=SEEDS, progress=False)
+def planted_settings() -> dict:
+    """The config and seeds of the planted runs (a probe's parameters)."""
+    return {"config": PLANTED_CONFIG, "seeds": SEEDS}
 
 
 def cluster_auc(aff: Affinity, truth: dict) -> float:
@@ -68,9 +68,7 @@ def helper_suite(n: int = 600, seed: int = 0) -> Suite:
     return Suite("helper", X, tasks, targets, stages, split=(0.5, 0.25, 0.25))
 
 
-HELPER_SETTINGS = ProbeSettings(
-    TrainConfig(lr=3e-3, batch_size=32, epochs=30, patience=6), seeds=[0], progress=False
-)
+HELPER_SETTINGS = {"config": TrainConfig(lr=3e-3, batch_size=32, epochs=30, patience=6), "seeds": [0]}
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +79,7 @@ def planted_suite():
 @pytest.fixture(scope="module")
 def fitted(planted_suite, tmp_path_factory):
     store = planted_store(tmp_path_factory)
-    probe = PairwiseProbe(PLANTED_TASKS, settings=planted_settings()).fit(planted_suite, store)
+    probe = PairwiseProbe(PLANTED_TASKS, **planted_settings()).fit(planted_suite, store)
     return probe, store
 
 
@@ -126,7 +124,7 @@ def test_cost_counts_every_run(fitted):
 def test_asking_again_trains_nothing(fitted, planted_suite):
     _, store = fitted
     before = len(store)
-    again = PairwiseProbe(PLANTED_TASKS, settings=planted_settings()).fit(planted_suite, store)
+    again = PairwiseProbe(PLANTED_TASKS, **planted_settings()).fit(planted_suite, store)
     assert again.trained_ == 0 and len(store) == before
     np.testing.assert_array_equal(again.affinity_.values, fitted[0].affinity_.values)
 
@@ -160,20 +158,20 @@ def test_candidates_follow_the_higher_order_approximation(fitted):
 def test_measure_groups_reuses_pairs_and_singles(fitted, planted_suite):
     probe, store = fitted
     groups = [["c0t0", "c0t1"], ["c1t0"], ["conflict", "unrelated"]]
-    measured = measure_groups(groups, planted_suite, store, planted_settings())
+    measured = measure_groups(groups, planted_suite, store, **planted_settings())
     assert measured.trained == 0  # pairs and singles are the probe's own runs
     assert len(measured.val) == len(measured.test) == 3
     pair = probe.mean_pair_loss("test")[("c0t0", "c0t1")]
     assert measured.test.value(("c0t0", "c0t1"), "c0t0") == pytest.approx(pair["c0t0"])
     assert measured.val.value(("c1t0",), "c1t0") == pytest.approx(probe.mean_single_loss()["c1t0"])
     assert measured.table("test") is measured.test
-    by_size = measure_groups(groups, planted_suite, store, planted_settings(), cost="parameters")
+    by_size = measure_groups(groups, planted_suite, store, **planted_settings(), cost="parameters")
     assert by_size.val.cost[0] > by_size.val.cost[1]  # two heads on one encoder > one head
 
 
 # ----------------------------------------------------------------- direction
 def test_direction_helper_helps_needy(helper_store):
-    aff = PairwiseProbe(settings=HELPER_SETTINGS).fit(helper_suite(), helper_store).affinity_
+    aff = PairwiseProbe(**HELPER_SETTINGS).fit(helper_suite(), helper_store).affinity_
     col = aff.to_frame()["needy"].drop("needy")
     assert aff.value("helper", "needy") > 0
     assert col.idxmax() == "helper"
@@ -181,8 +179,8 @@ def test_direction_helper_helps_needy(helper_store):
 
 def test_cheap_mode_trains_everything_cheap(helper_store):
     suite = helper_suite()
-    full = PairwiseProbe(settings=HELPER_SETTINGS).fit(suite, helper_store)
-    cheap = PairwiseProbe(cheap={"epochs_fraction": 0.2, "data_fraction": 0.5}, settings=HELPER_SETTINGS)
+    full = PairwiseProbe(**HELPER_SETTINGS).fit(suite, helper_store)
+    cheap = PairwiseProbe(cheap={"epochs_fraction": 0.2, "data_fraction": 0.5}, **HELPER_SETTINGS)
     cheap.fit(suite, helper_store)
     assert cheap.trained_ == 6  # its own single-task runs too: they use the cheap config
     assert cheap.config_.epochs == 6 and cheap.config_.data_fraction == 0.5
@@ -196,11 +194,11 @@ def test_bad_input_is_refused_before_training(tmp_path):
     suite = helper_suite()
     store = RunStore(tmp_path)
     with pytest.raises(TaskrelError, match="unknown cheap option"):
-        PairwiseProbe(cheap={"epochs": 0.5}, settings=HELPER_SETTINGS).fit(suite, store)
+        PairwiseProbe(cheap={"epochs": 0.5}, **HELPER_SETTINGS).fit(suite, store)
     with pytest.raises(TaskrelError, match="data_fraction must be in"):
         cheap_config(TrainConfig(), {"data_fraction": 0})
     with pytest.raises(TaskrelError, match="nope"):
-        PairwiseProbe(["needy", "nope"], settings=HELPER_SETTINGS).fit(suite, store)
+        PairwiseProbe(["needy", "nope"], **HELPER_SETTINGS).fit(suite, store)
     with pytest.raises(TaskrelError, match="fit"):
         PairwiseProbe().candidates()
     assert len(store) == 0

@@ -7,7 +7,7 @@ import pytest
 from torch import nn
 
 from taskrel.errors import TaskrelError
-from taskrel.probes import ProbeSettings, SimilarityProbe, single_task_specs
+from taskrel.probes import SimilarityProbe, single_task_specs
 from taskrel.store import RunStore
 from taskrel.suite import Suite, Task
 from taskrel.train import TrainConfig
@@ -34,7 +34,7 @@ def twin_suite() -> Suite:
 def fitted(tmp_path_factory):
     suite = twin_suite()
     store = RunStore(tmp_path_factory.mktemp("similarity"))
-    probe = SimilarityProbe(kinds=KINDS, settings=ProbeSettings(CONFIG, seeds=[0, 1], progress=False))
+    probe = SimilarityProbe(kinds=KINDS, config=CONFIG, seeds=[0, 1])
     return suite, store, probe.fit(suite, store)
 
 
@@ -53,7 +53,7 @@ def test_staged_shape_names_and_kinds(fitted):
 def test_model_compared_with_itself_is_one_at_every_stage(fitted):
     suite, store, probe = fitted
     # with a shared start, a task and its exact copy train the same model
-    shared = SimilarityProbe(kinds=KINDS, init="shared", settings=probe.settings).fit(suite, store)
+    shared = SimilarityProbe(kinds=KINDS, init="shared", config=probe.config, seeds=probe.seeds).fit(suite, store)
     for kind, a in shared.affinities_.items():
         for k in range(2):
             assert a.value("a", "copy", stage=k) == pytest.approx(1.0, abs=1e-5), kind
@@ -64,19 +64,19 @@ def test_second_fit_trains_nothing_and_shares_single_task_runs(fitted):
     suite, store, probe = fitted
     assert probe.trained_ == 8 and probe.affinity_.meta["init"] == "independent"
     size = len(store)
-    again = SimilarityProbe(kinds="rsa", settings=probe.settings).fit(suite, store)
+    again = SimilarityProbe(kinds="rsa", config=probe.config, seeds=probe.seeds).fit(suite, store)
     assert again.trained_ == 0 and len(store) == size
     np.testing.assert_allclose(again.affinity_.values, probe.affinities_["rsa"].values)
     keys = {s.key(suite) for s in single_task_specs(suite, suite.task_names, CONFIG, 0).values()}
     assert not keys & {r.key for r in probe.records_}  # its own runs, one seed per task
-    shared = SimilarityProbe(kinds="rsa", init="shared", settings=probe.settings).fit(suite, store)
+    shared = SimilarityProbe(kinds="rsa", init="shared", config=probe.config, seeds=probe.seeds).fit(suite, store)
     assert keys <= {r.key for r in shared.records_}  # the single-task runs other probes use
 
 
 def test_permuting_tasks_permutes_the_matrix(fitted):
     suite, store, probe = fitted
     order = ["cos", "a", "sign", "copy"]
-    perm = SimilarityProbe(order, kinds=("linear", "debiased"), settings=probe.settings).fit(suite, store)
+    perm = SimilarityProbe(order, kinds=("linear", "debiased"), config=probe.config, seeds=probe.seeds).fit(suite, store)
     assert perm.trained_ == 0
     for kind in ("linear", "debiased"):
         np.testing.assert_allclose(perm.affinities_[kind].values, probe.affinities_[kind].subset(order).values, atol=1e-9)
@@ -84,7 +84,7 @@ def test_permuting_tasks_permutes_the_matrix(fitted):
 
 def test_probe_set_size(fitted):
     suite, store, probe = fitted
-    small = SimilarityProbe(kinds="linear", probe_set="test", n_probe=20, settings=probe.settings).fit(suite, store)
+    small = SimilarityProbe(kinds="linear", probe_set="test", n_probe=20, config=probe.config, seeds=probe.seeds).fit(suite, store)
     assert small.affinity_.meta == {**small.affinity_.meta, "probe_set": "test", "n_probe": 20}
     assert not np.allclose(small.affinity_.values, probe.affinity_.values)
 
@@ -114,12 +114,12 @@ def test_unrelated_pair_reads_like_two_independent_networks(tmp_path):
     """Measured: independent start, n1~n2 0.60 / 0.22 vs chance 0.58 / 0.23 (stages 1, 2);
     shared start 0.98 / 0.89: the shared initial weights, not the tasks, made them alike."""
     suite, store = noise_suite(), RunStore(tmp_path)
-    settings = ProbeSettings(TrainConfig(epochs=3, lr=3e-3, batch_size=32), seeds=[0, 1], progress=False)
-    own = SimilarityProbe(kinds="linear", settings=settings).fit(suite, store)
+    settings = {"config": TrainConfig(epochs=3, lr=3e-3, batch_size=32), "seeds": [0, 1]}
+    own = SimilarityProbe(kinds="linear", **settings).fit(suite, store)
     chance = own.chance_["linear"]
     assert chance.shape == (2,) and own.affinity_.meta["chance"]["linear"] == pytest.approx(list(chance))
     for k in range(2):
         assert abs(own.affinity_.value("n1", "n2", stage=k) - chance[k]) < 0.1
-    shared = SimilarityProbe(kinds="linear", init="shared", settings=settings).fit(suite, store)
+    shared = SimilarityProbe(kinds="linear", init="shared", **settings).fit(suite, store)
     for k in range(2):
         assert shared.affinity_.value("n1", "n2", stage=k) > chance[k] + 0.2

@@ -36,9 +36,9 @@ def planted_suite():
 def fitted(planted_suite, tmp_path_factory):
     """The pairwise probe first (free if its module ran), then the transfer probe on one store."""
     store = planted_store(tmp_path_factory)
-    PairwiseProbe(PLANTED_TASKS, settings=planted_settings()).fit(planted_suite, store)
+    PairwiseProbe(PLANTED_TASKS, **planted_settings()).fit(planted_suite, store)
     before = len(store)
-    probe = TransferProbe(PLANTED_TASKS, mode="frozen", settings=planted_settings())
+    probe = TransferProbe(PLANTED_TASKS, mode="frozen", **planted_settings())
     probe.fit(planted_suite, store)
     return probe, store, before
 
@@ -83,7 +83,7 @@ def test_gain_is_scratch_minus_transfer_in_loss_units(fitted):
 def test_asking_again_trains_nothing(fitted, planted_suite):
     probe, store, _ = fitted
     n = len(store)
-    again = TransferProbe(PLANTED_TASKS, mode="frozen", settings=planted_settings())
+    again = TransferProbe(PLANTED_TASKS, mode="frozen", **planted_settings())
     assert again.fit(planted_suite, store).trained_ == 0 and len(store) == n
     np.testing.assert_array_equal(again.affinity_.values, probe.affinity_.values)
 
@@ -99,7 +99,7 @@ def test_json_round_trip(fitted, tmp_path):
 # ----------------------------------------------------------------- direction
 @pytest.mark.parametrize("mode", ["frozen", "finetune"])
 def test_direction_helper_helps_needy(helper_store, mode):
-    aff = TransferProbe(mode=mode, settings=HELPER_SETTINGS).fit(helper_suite(), helper_store).affinity_
+    aff = TransferProbe(mode=mode, **HELPER_SETTINGS).fit(helper_suite(), helper_store).affinity_
     col = aff.to_frame()["needy"].drop("needy")
     assert aff.value("helper", "needy") > 0
     assert col.idxmax() == "helper"
@@ -128,8 +128,8 @@ def test_gain_is_in_loss_units_and_not_quantised(tmp_path):
     targets = {"a": (base > 0).astype(float), "b": (base + 0.5 * X[:, 3] > 0).astype(float), "c": (X[:, 5] > 0).astype(float)}
     suite = Suite("quantised", X, [Task(t, "binary") for t in targets], targets, [lambda: nn.Sequential(nn.Linear(6, 8), nn.ReLU())])
     store = RunStore(tmp_path)
-    loss = TransferProbe(settings=HELPER_SETTINGS).fit(suite, store)
-    metric = TransferProbe(settings=HELPER_SETTINGS, score="metric").fit(suite, store)
+    loss = TransferProbe(**HELPER_SETTINGS).fit(suite, store)
+    metric = TransferProbe(score="metric", **HELPER_SETTINGS).fit(suite, store)
     assert metric.trained_ == 0  # the same runs, read another way
     for _, row in loss.table_.iterrows():
         assert row["gain"] == pytest.approx(row["scratch"] - row["transfer"])

@@ -234,3 +234,46 @@ def test_libmtl_style_loop_with_stacked_losses_and_a_gradient_weighting():
         (train_losses / norms.detach()).sum().backward()  # a gradient-normalising weighting
         opt.step()
     assert tracker.steps_ == [0, 1, 2] and np.isfinite(tracker.affinity("lookahead").values).all()
+
+
+# ------------------------------------------------------------------ phases and units
+def test_phases_show_a_relation_the_whole_run_mean_hides():
+    """Task b shares a's signal for the first half of the run and opposes it afterwards: the
+    early phase reads a positive cosine, the late one a negative one, the whole-run mean lies
+    between, and the summary flags the pair; the lookahead is shown in its own scale."""
+    torch.manual_seed(0)
+    enc, heads = nn.Linear(4, 8), nn.ModuleDict({t: nn.Linear(8, 1) for t in ("a", "b")})
+    heads["b"].load_state_dict(heads["a"].state_dict())  # the same head: the same gradient while the targets agree
+    opt = torch.optim.SGD([*enc.parameters(), *heads.parameters()], lr=1e-4)
+    tracker = AffinityTracker(enc.parameters(), ["a", "b"], opt, every=1)
+    for k in range(40):
+        x = torch.randn(64, 4, generator=torch.Generator().manual_seed(k))
+        y = {"a": x[:, 0], "b": x[:, 0] if k < 20 else -x[:, 0]}
+
+        def closure(x=x, y=y):
+            return {t: ((heads[t](enc(x))[:, 0] - y[t]) ** 2).mean() for t in y}
+
+        losses = closure()
+        tracker.step(losses, closure)
+        opt.zero_grad()
+        sum(losses.values()).backward()
+        opt.step()
+    early, late = tracker.affinity("cosine", phase="early"), tracker.affinity("cosine", phase="late")
+    whole = tracker.affinity("cosine")
+    assert early.value("a", "b") > 0 > late.value("a", "b")
+    assert late.value("a", "b") < whole.value("a", "b") < early.value("a", "b")
+    assert early.meta["window"] == [0, 10] and late.meta["window"] == [30, 40]
+    np.testing.assert_allclose(early.values, tracker.affinity("cosine", window=(0, 10)).values)
+    table = tracker.summary()
+    row = table[(table.source == "a") & (table.target == "b")].iloc[0]
+    assert bool(row["sign flips"]) and row["cosine early"] == pytest.approx(early.value("a", "b"), abs=1e-4)
+    scale = table.attrs["lookahead_scale"]
+    look = tracker.affinity("lookahead", phase="early").value("a", "b")
+    assert scale < 1e-2 and f"lookahead early [{scale:.0e}]" in table.columns  # a small lr: Z of order scale
+    assert row[f"lookahead early [{scale:.0e}]"] == pytest.approx(look / scale, abs=1e-3)
+    assert 0.1 <= abs(table[f"lookahead all [{scale:.0e}]"]).max() < 10  # shown with a few digits, not 0.0000
+    assert "relative loss change" in tracker.affinity("lookahead").meta["unit"]
+    with pytest.raises(TaskrelError, match="phase must be one of"):
+        tracker.affinity("cosine", phase="middle")
+    with pytest.raises(TaskrelError, match="a window or a phase"):
+        tracker.affinity("cosine", window=(0, 5), phase="early")

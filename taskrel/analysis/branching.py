@@ -25,6 +25,7 @@ from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import squareform
 
 from taskrel.affinity import Affinity
+from taskrel.base import Estimator
 from taskrel.errors import TaskrelError
 from taskrel.layout import SharingLayout
 
@@ -48,7 +49,7 @@ def _refine(parent: list[tuple[int, ...]], labels: np.ndarray) -> list[tuple[int
     return out
 
 
-class BranchedLayoutSearch:
+class BranchedLayoutSearch(Estimator):
     """Search the branched layout of least sharing dissimilarity under a cost budget.
 
     Parameters
@@ -60,7 +61,7 @@ class BranchedLayoutSearch:
     Attributes
     ----------
     layout_ : the chosen :class:`~taskrel.layout.SharingLayout`.
-    dissimilarity_, cost_ : its sharing dissimilarity and cost.
+    dissimilarity_, cost_ : its sharing dissimilarity and cost; ``budget_`` : the budget used.
     front_ : pandas DataFrame, the least dissimilarity found at every cost (a Pareto front).
 
     Examples
@@ -78,6 +79,7 @@ class BranchedLayoutSearch:
         self.stage_costs = stage_costs
 
     def fit(self, affinity: Affinity) -> BranchedLayoutSearch:
+        """Search every stage's cuts for the layout that fits the budget. Returns ``self``."""
         import pandas as pd
 
         if not isinstance(affinity, Affinity) or not affinity.is_staged:

@@ -7,13 +7,16 @@ from collections.abc import Sequence
 import numpy as np
 
 from taskrel.affinity import Affinity
+from taskrel.base import Estimator
 from taskrel.errors import TaskrelError
-from taskrel.plans import ProbeSettings, group_spec
+from taskrel.plans import check_seeds, group_spec
+from taskrel.runner import Runner, as_runner
 from taskrel.store import RunStore
 from taskrel.suite import Suite
+from taskrel.train import TrainConfig
 
 
-class GreedyAuxiliarySelection:
+class GreedyAuxiliarySelection(Estimator):
     """Add, one at a time, the auxiliary task that most lowers the primary's validation loss.
 
     Candidates are tried in the order a ranking suggests (an :class:`~taskrel.Affinity`: the
@@ -22,6 +25,16 @@ class GreedyAuxiliarySelection:
     round is added if it lowers the primary's mean validation loss by at least ``min_gain``
     (relative); the search stops when no candidate does, or when ``max_runs`` runs were asked
     for. Every run goes through the store.
+
+    Parameters
+    ----------
+    primary : the task to help.
+    candidates : the auxiliaries to try (default: every other task of the suite).
+    ranking : an :class:`~taskrel.Affinity` whose column of the primary orders the candidates.
+    max_runs : the most runs to ask for while searching (every seed's run counts).
+    min_gain : the least relative drop of the primary's validation loss that adds a candidate.
+    config, seeds : the training config (default ``TrainConfig()``) and seeds (default
+        ``(0,)``) of every run.
 
     Attributes
     ----------
@@ -37,8 +50,9 @@ class GreedyAuxiliarySelection:
     >>> from taskrel.suites import get_suite
     >>> from taskrel.train import TrainConfig
     >>> suite = get_suite("planted", n_examples=300).subset(["c0t0", "c0t1", "c1t0"])
-    >>> sel = GreedyAuxiliarySelection("c0t0", settings=ProbeSettings(TrainConfig(epochs=3), progress=False))
-    >>> sel = sel.fit(suite, RunStore(tempfile.mkdtemp()))
+    >>> from taskrel.runner import Runner
+    >>> sel = GreedyAuxiliarySelection("c0t0", config=TrainConfig(epochs=3))
+    >>> sel = sel.fit(suite, Runner(tempfile.mkdtemp(), progress=False))
     >>> list(sel.comparison_["set"])[:2]
     ['primary alone', 'greedy']
     """
@@ -50,14 +64,16 @@ class GreedyAuxiliarySelection:
         ranking: Affinity | None = None,
         max_runs: int = 40,
         min_gain: float = 0.0,
-        settings: ProbeSettings | None = None,
+        config: TrainConfig | None = None,
+        seeds: Sequence[int] = (0,),
     ):
         self.primary = primary
         self.candidates = candidates
         self.ranking = ranking
         self.max_runs = max_runs
         self.min_gain = min_gain
-        self.settings = settings or ProbeSettings()
+        self.config = config
+        self.seeds = seeds
 
     def _order(self, suite: Suite) -> list[str]:
         cands = list(self.candidates) if self.candidates is not None else [t for t in suite.task_names if t != self.primary]
@@ -78,30 +94,42 @@ class GreedyAuxiliarySelection:
         ranked = list(rank_auxiliaries(self.ranking, self.primary)["source"])
         return [c for c in ranked if c in cands]
 
-    def _losses(self, suite, store, groups: list[list[str]]) -> list[tuple[np.ndarray, np.ndarray]]:
-        from taskrel.runner import Runner
-
-        s = self.settings
-        specs = [group_spec(suite, g, s.config, seed) for g in groups for seed in s.seeds]
-        runner = store if isinstance(store, Runner) else s.runner(store)
+    def _losses(self, suite: Suite, runner: Runner, groups: list[list[str]]) -> list[tuple[np.ndarray, np.ndarray]]:
+        config = self.config if self.config is not None else TrainConfig()
+        seeds = check_seeds(self.seeds, "auxiliary selection")
+        specs = [group_spec(suite, g, config, seed) for g in groups for seed in seeds]
         plan = runner.run(suite, specs, desc="auxiliary")
         self.runs_ += len(specs)
         out = []
         for i in range(len(groups)):
-            recs = [plan[i * len(s.seeds) + j] for j in range(len(s.seeds))]
+            recs = [plan[i * len(seeds) + j] for j in range(len(seeds))]
             val = np.array([r.loss(self.primary, "val") if r.ok else np.nan for r in recs])
             test = np.array([r.loss(self.primary, "test") if r.ok else np.nan for r in recs])
             out.append((val, test))
         return out
 
-    def fit(self, suite: Suite, store: RunStore) -> GreedyAuxiliarySelection:
+    def fit(self, suite: Suite, runner: Runner | RunStore | str) -> GreedyAuxiliarySelection:
+        """Search, then compare the selection with the primary alone, every auxiliary and the
+        top-k by affinity. ``runner``: a :class:`~taskrel.runner.Runner` or a store. Returns ``self``."""
+        if isinstance(self.max_runs, bool) or not isinstance(self.max_runs, int) or self.max_runs < 1:
+            raise TaskrelError(f"auxiliary selection: max_runs must be an integer >= 1, got {self.max_runs!r}")
+        if self.config is not None and not isinstance(self.config, TrainConfig):
+            raise TaskrelError(f"auxiliary selection: config must be a TrainConfig, got {self.config!r}")
+        n_seeds = len(check_seeds(self.seeds, "auxiliary selection"))
+        order = self._order(suite)
+        own = not isinstance(runner, Runner)
+        runner = as_runner(runner)
+        try:
+            self._search(suite, runner, order, n_seeds)
+        finally:
+            if own:
+                runner.close()
+        return self
+
+    def _search(self, suite: Suite, store: Runner, order: list[str], n_seeds: int) -> None:
         import pandas as pd
 
-        if self.max_runs < 1:
-            raise TaskrelError(f"auxiliary selection: max_runs must be >= 1, got {self.max_runs}")
-        order = self._order(suite)
         self.runs_ = 0
-        n_seeds = len(self.settings.seeds)
         (base_val, base_test), = self._losses(suite, store, [[self.primary]])
         chosen: list[str] = []
         current = float(np.nanmean(base_val))
@@ -151,4 +179,3 @@ class GreedyAuxiliarySelection:
                 for n, (v, t) in zip(names, res)
             ]
         )
-        return self

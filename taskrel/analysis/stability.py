@@ -10,7 +10,6 @@ both clustered, and a seed left with too few tasks is not used; ``skipped`` says
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from itertools import combinations
 from typing import Any
 
@@ -20,30 +19,8 @@ import pandas as pd
 from taskrel.affinity import Affinity
 from taskrel.affinity_missing import complete_tasks
 from taskrel.analysis.cluster import TaskClustering
+from taskrel.base import Estimator
 from taskrel.errors import TaskrelError
-
-
-@dataclass
-class ClusterStability:
-    """How stable a clustering is over the seeds of an affinity.
-
-    ``coassignment.loc[a, b]`` is the share of seeds in which a and b are in the same cluster
-    (of the seeds that clustered both; NaN when none did); ``mean_ari`` the mean adjusted Rand
-    index over all pairs of seed clusterings (each pair on the tasks both clustered);
-    ``mean_ari_vs_mean`` the mean ARI of each seed's clustering against the clustering of the
-    mean matrix; ``labels`` the per-seed labels (seeds x tasks, -1 for a task a seed could not
-    cluster); ``seeds_used`` the seeds (positions in ``per_seed``) clustered and ``skipped``
-    ``{seed position: why}`` for the others.
-    """
-
-    coassignment: pd.DataFrame
-    mean_ari: float
-    mean_ari_vs_mean: float
-    n_clusters: int
-    labels: np.ndarray = field(repr=False)
-    reference: np.ndarray = field(repr=False)
-    seeds_used: list[int] = field(default_factory=list)
-    skipped: dict[int, str] = field(default_factory=dict)
 
 
 def _check(affinity: Affinity) -> int:
@@ -88,61 +65,108 @@ def _ari(a: np.ndarray, b: np.ndarray) -> float | None:
     return float(adjusted_rand_score(a[both], b[both])) if both.sum() >= 2 else None
 
 
-def cluster_stability(
-    affinity: Affinity, method: str = "hierarchical", n_clusters: int | None = None, **kwargs: Any
-) -> ClusterStability:
-    """Re-cluster every per-seed matrix of ``affinity`` and measure agreement.
+class ClusterStability(Estimator):
+    """How stable a clustering is over the seeds of an affinity: every per-seed matrix is
+    clustered again with the number of clusters of the mean matrix, and the clusterings compared.
 
-    The number of clusters is ``n_clusters`` or, when ``None``, the number chosen on the mean
-    matrix, so that every seed makes the same number of clusters. Extra keyword arguments go
-    to :class:`TaskClustering`. A seed with NaN entries (failed runs) is clustered on the
-    tasks whose values it has; fewer than two usable seeds is an error saying why.
+    Parameters
+    ----------
+    method : the clustering method of :class:`~taskrel.analysis.TaskClustering`.
+    n_clusters : the number of clusters; None: the number chosen on the mean matrix, so that
+        every seed makes the same number of clusters.
+    clustering_params : further parameters of :class:`~taskrel.analysis.TaskClustering`
+        (for example ``{"linkage": "average", "random_state": 0}``).
 
+    Attributes
+    ----------
+    coassignment_ : DataFrame; ``coassignment_.loc[a, b]`` is the share of seeds in which a
+        and b are in the same cluster (of the seeds that clustered both; NaN when none did).
+    mean_ari_ : the mean adjusted Rand index over all pairs of seed clusterings (each pair on
+        the tasks both clustered).
+    mean_ari_vs_mean_ : the mean ARI of each seed's clustering against the clustering of the
+        mean matrix (``reference_``, its labels).
+    n_clusters_ : the number of clusters every seed made.
+    labels_ : per-seed labels (seeds x tasks, -1 for a task a seed could not cluster).
+    seeds_used_ : the seeds (positions in ``per_seed``) clustered; ``skipped_`` : ``{seed
+        position: why}`` for the others and for seeds clustered without some task.
+
+    A seed with NaN entries (failed runs) is clustered on the tasks whose values it has;
+    fewer than two usable seeds is an error saying why.
+
+    Examples
+    --------
     >>> block = np.kron(np.eye(2), np.ones((2, 2)))
     >>> aff = Affinity.from_seeds(["a", "b", "c", "d"], [block, block + 0.01, block * 0.9])
-    >>> st = cluster_stability(aff, n_clusters=2)
-    >>> st.mean_ari, float(st.coassignment.loc["a", "b"]), float(st.coassignment.loc["a", "c"])
+    >>> st = ClusterStability(n_clusters=2).fit(aff)
+    >>> st.mean_ari_, float(st.coassignment_.loc["a", "b"]), float(st.coassignment_.loc["a", "c"])
     (1.0, 1.0, 0.0)
     >>> gap = block * 0.9
     >>> gap[0, 2] = gap[2, 0] = np.nan           # seed 2 has no value for the pair a, c
     >>> ps = np.stack([block, block + 0.01, gap])
-    >>> st = cluster_stability(Affinity(["a", "b", "c", "d"], np.nanmean(ps, 0), per_seed=ps), n_clusters=2)
-    >>> st.labels[2].tolist(), st.seeds_used, st.skipped
+    >>> st = ClusterStability(n_clusters=2).fit(Affinity(["a", "b", "c", "d"], np.nanmean(ps, 0), per_seed=ps))
+    >>> st.labels_[2].tolist(), st.seeds_used_, st.skipped_
     ([0, 0, -1, 1], [0, 1, 2], {2: 'seed 2: clustered without c (no value)'})
     """
-    seeds = _check(affinity)
-    ref = TaskClustering(method=method, n_clusters=n_clusters, **kwargs).fit(affinity)
-    k = ref.n_clusters_
-    n = affinity.n_tasks
-    lab = np.full((seeds, n), -1)
-    used, skipped = [], {}
-    for s in range(seeds):
-        row, why = _seed_labels(affinity, s, k, method, kwargs)
-        if why:
-            skipped[s] = why
-        if row is not None:
-            lab[s], used = row, used + [s]
-    if len(used) < 2:
-        raise TaskrelError(f"stability: only {len(used)} of {seeds} seeds can be clustered: " + "; ".join(skipped.values()))
-    same, both = np.zeros((n, n)), np.zeros((n, n))
-    for row in lab[used]:
-        ok = row >= 0
-        both += ok[:, None] & ok[None, :]
-        same += (row[:, None] == row[None, :]) & ok[:, None] & ok[None, :]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        co = np.where(both > 0, same / np.maximum(both, 1), np.nan)
-    pair = [x for a, b in combinations(used, 2) if (x := _ari(lab[a], lab[b])) is not None]
-    vs_mean = [x for s in used if (x := _ari(np.asarray(ref.labels_), lab[s])) is not None]
-    return ClusterStability(
-        coassignment=pd.DataFrame(co, index=list(affinity.tasks), columns=list(affinity.tasks)),
-        mean_ari=float(np.mean(pair)) if pair else float("nan"),
-        mean_ari_vs_mean=float(np.mean(vs_mean)),
-        n_clusters=k,
-        labels=lab,
-        reference=ref.labels_,
-        seeds_used=used,
-        skipped=skipped,
-    )
+
+    def __init__(self, method: str = "hierarchical", n_clusters: int | None = None,
+                 clustering_params: dict[str, Any] | None = None):
+        self.method = method
+        self.n_clusters = n_clusters
+        self.clustering_params = clustering_params
+
+    def fit(self, affinity: Affinity) -> ClusterStability:
+        """Cluster the mean matrix and every seed's; compare them. Returns ``self``."""
+        seeds = _check(affinity)
+        kwargs = dict(self.clustering_params or {})
+        ref = TaskClustering(method=self.method, n_clusters=self.n_clusters, **kwargs).fit(affinity)
+        k = ref.n_clusters_
+        n = affinity.n_tasks
+        lab = np.full((seeds, n), -1)
+        used, skipped = [], {}
+        for s in range(seeds):
+            row, why = _seed_labels(affinity, s, k, self.method, kwargs)
+            if why:
+                skipped[s] = why
+            if row is not None:
+                lab[s], used = row, used + [s]
+        if len(used) < 2:
+            raise TaskrelError(f"stability: only {len(used)} of {seeds} seeds can be clustered: " + "; ".join(skipped.values()))
+        same, both = np.zeros((n, n)), np.zeros((n, n))
+        for row in lab[used]:
+            ok = row >= 0
+            both += ok[:, None] & ok[None, :]
+            same += (row[:, None] == row[None, :]) & ok[:, None] & ok[None, :]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            co = np.where(both > 0, same / np.maximum(both, 1), np.nan)
+        pair = [x for a, b in combinations(used, 2) if (x := _ari(lab[a], lab[b])) is not None]
+        vs_mean = [x for s in used if (x := _ari(np.asarray(ref.labels_), lab[s])) is not None]
+        self.coassignment_ = pd.DataFrame(co, index=list(affinity.tasks), columns=list(affinity.tasks))
+        self.mean_ari_ = float(np.mean(pair)) if pair else float("nan")
+        self.mean_ari_vs_mean_ = float(np.mean(vs_mean))
+        self.n_clusters_, self.labels_, self.reference_ = k, lab, ref.labels_
+        self.seeds_used_, self.skipped_ = used, skipped
+        return self
+
+    # the names of the former result object, read by callers still moving to the fitted attributes
+    coassignment = property(lambda self: self.coassignment_)
+    mean_ari = property(lambda self: self.mean_ari_)
+    mean_ari_vs_mean = property(lambda self: self.mean_ari_vs_mean_)
+    seeds_used = property(lambda self: self.seeds_used_)
+    skipped = property(lambda self: self.skipped_)
+    labels = property(lambda self: self.labels_)
+
+
+def cluster_stability(
+    affinity: Affinity, method: str = "hierarchical", n_clusters: int | None = None, **kwargs: Any
+) -> ClusterStability:
+    """``ClusterStability(method, n_clusters, kwargs).fit(affinity)``: extra keyword arguments
+    are parameters of :class:`~taskrel.analysis.TaskClustering`.
+
+    >>> block = np.kron(np.eye(2), np.ones((2, 2)))
+    >>> cluster_stability(Affinity.from_seeds(["a", "b", "c", "d"], [block, block + 0.01]), n_clusters=2).mean_ari_
+    1.0
+    """
+    return ClusterStability(method, n_clusters, kwargs or None).fit(affinity)
 
 
 __all__ = ["ClusterStability", "cluster_stability"]

@@ -6,7 +6,7 @@ import argparse
 import json
 
 from taskrel.cli.checks import check_suite_name, input_file, writable_file
-from taskrel.cli.common import add_run_args, out_path, probe_settings
+from taskrel.cli.common import add_run_args, out_path, probe_settings, runner_of
 from taskrel.errors import TaskrelError
 from taskrel.files import atomic_write_text
 
@@ -93,12 +93,12 @@ def cmd_aux(args: argparse.Namespace) -> int:
     if args.select:
         check_suite_name(args.select)
         from taskrel.analysis.selection import GreedyAuxiliarySelection
-        from taskrel.store import RunStore
         from taskrel.suites import get_suite
 
         suite = get_suite(args.select)
-        sel = GreedyAuxiliarySelection(args.primary, candidates=list(ranking["source"]), ranking=aff, max_runs=args.max_runs, min_gain=args.min_gain, settings=probe_settings(args))
-        sel.fit(suite, RunStore(args.store))
+        sel = GreedyAuxiliarySelection(args.primary, candidates=list(ranking["source"]), ranking=aff, max_runs=args.max_runs, min_gain=args.min_gain, **probe_settings(args))
+        with runner_of(args) as runner:
+            sel.fit(suite, runner)
         print(f"\ngreedy selection ({sel.runs_} runs): {', '.join(sel.selected_) or 'none helps'}")
         print(sel.comparison_.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     return 0

@@ -77,8 +77,8 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def probe_settings(args: argparse.Namespace):
-    from taskrel.probes.base import ProbeSettings
+def probe_settings(args: argparse.Namespace) -> dict:
+    """The training config and seeds the flags ask for, as parameters: ``{"config", "seeds"}``."""
     from taskrel.train import TrainConfig
 
     cfg = TrainConfig(device=args.device)
@@ -86,8 +86,7 @@ def probe_settings(args: argparse.Namespace):
         cfg = cfg.with_(epochs=args.epochs)
     if args.seeds < 1:
         raise TaskrelError(f"--seeds must be >= 1, got {args.seeds}")
-    return ProbeSettings(config=cfg, seeds=list(range(args.seeds)), n_jobs=args.n_jobs, backend=args.backend,
-                         scheduler=args.scheduler, progress=not args.quiet, retry_failed=args.retries > 0)
+    return {"config": cfg, "seeds": list(range(args.seeds))}
 
 
 def out_path(path: str | None, default: str, what: str = "--out") -> Path:

@@ -1,7 +1,8 @@
 """Probes: measurements of how tasks relate, each returning an :class:`~taskrel.Affinity`.
 
-Every probe follows one protocol (:class:`~taskrel.probes.base.Probe`: ``plan``, ``measure``,
-one ``fit``) and registers itself by kind in :data:`PROBES`, the one registry of probes.
+Every probe follows one protocol (:class:`~taskrel.probes.base.Probe`: ``plan`` returning a
+:class:`~taskrel.plans.Plan`, ``measure`` receiving it, an optional ``follow_up`` stage,
+``candidates`` (None for probes that make no table), one ``fit``) and registers itself by kind in :data:`PROBES`, the one registry of probes.
 Importing this package imports every probe module, so the registry is complete, and the
 training callbacks the probes attach to runs are registered by name.
 
@@ -12,17 +13,18 @@ True
 """
 
 from taskrel.errors import TaskrelError
+from taskrel.gradients import per_task_gradients
 from taskrel.probes.base import (
     PROBES,
+    Plan,
     Probe,
-    ProbeSettings,
     affinity_from_seeds,
     register_probe,
     single_task_specs,
 )
 from taskrel.probes.calibrated import CalibratedProbe
 from taskrel.probes.gradfeature import GradFeatureProbe
-from taskrel.probes.gradient import GradientProbe, per_task_gradients
+from taskrel.probes.gradient import GradientProbe
 from taskrel.probes.lookahead import LookaheadProbe, proposed_update
 from taskrel.probes.pairwise import MeasuredGroups, PairwiseProbe, measure_groups
 from taskrel.probes.similarity import SimilarityProbe
@@ -45,8 +47,8 @@ __all__ = [
     "LookaheadProbe",
     "MeasuredGroups",
     "PairwiseProbe",
+    "Plan",
     "Probe",
-    "ProbeSettings",
     "SimilarityProbe",
     "SurrogateProbe",
     "TransferProbe",

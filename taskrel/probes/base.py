@@ -1,12 +1,18 @@
 """The probe protocol: a probe says what it needs trained and what it makes of the records.
 
-Every probe is a :class:`Probe`. It states two things:
+Every probe is a :class:`Probe`. It states:
 
-* :meth:`Probe.plan` ``(suite) -> specs``: the runs it needs (nothing trains);
-* :meth:`Probe.measure` ``(suite, records, store) -> {measure: per-seed matrices}``: what it
-  reads from the records, which arrive aligned with the plan. A failed run leaves NaN.
+* :meth:`Probe.plan` ``(suite) -> Plan``: the runs it needs (``plan.specs``; nothing trains)
+  and its own index of them (``plan.index``);
+* :meth:`Probe.measure` ``(suite, plan, records, store) -> {measure: per-seed matrices}``: what
+  it reads from the records, which arrive aligned with ``plan.specs``. A failed run leaves NaN;
+* optionally :meth:`Probe.follow_up` ``(suite, plan, records, store) -> Plan | None``: a second
+  stage chosen from the first stage's records (the calibrated probe's pairs), trained by the
+  same ``fit``; ``measure`` then receives ``plan.then(second)`` and the records of both;
+* :meth:`Probe.candidates`: a :class:`~taskrel.tables.CandidateTable` of group values, or None
+  for a probe that makes no table (the default).
 
-:meth:`Probe.fit` is written once, here: it plans, has a :class:`~taskrel.runner.Runner`
+:meth:`Probe.fit` is written once, here: it plans (once), has a :class:`~taskrel.runner.Runner`
 train what the store lacks, measures, and averages over seeds with :func:`affinity_from_seeds`
 (one NaN-aware mean, one ``ddof``), recording ``records_``, ``failed_``, ``trained_``, the cost
 and ``affinity_``. Failed runs never block the others: an entry no seed measured is NaN, marked
@@ -24,6 +30,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -32,9 +39,9 @@ import numpy as np
 from taskrel.affinity import Affinity, Cost
 from taskrel.base import Estimator
 from taskrel.errors import TaskrelError
-from taskrel.plans import ProbeSettings, check_seeds, group_spec, single_task_specs
+from taskrel.plans import Plan, check_seeds, group_spec, single_task_specs
 from taskrel.probes.partial import replace_failed
-from taskrel.runner import Runner
+from taskrel.runner import Runner, as_runner
 from taskrel.store import RunRecord, RunSpec, RunStore
 from taskrel.suite import Suite
 from taskrel.train import TrainConfig
@@ -121,12 +128,34 @@ def failure_list(records: Iterable[RunRecord]) -> list[dict[str, Any]]:
              "error": r.error} for r in records if not r.ok]
 
 
+@dataclass
+class Trained:
+    """The records of a trained :class:`~taskrel.plans.Plan`.
+
+    ``records`` are aligned with the plan's specs (a replacement in place of a failed run),
+    ``every`` holds every distinct record used (failed ones included), ``trained`` counts the
+    runs trained here and ``replaced`` lists the replacements (:mod:`taskrel.probes.partial`).
+    """
+
+    records: list[RunRecord]
+    every: list[RunRecord] = field(default_factory=list)
+    trained: int = 0
+    replaced: list[dict[str, Any]] = field(default_factory=list)
+
+    def __add__(self, other: Trained) -> Trained:
+        seen = {r.key: r for r in self.every}
+        for r in other.every:
+            seen.setdefault(r.key, r)
+        return Trained(self.records + other.records, list(seen.values()), self.trained + other.trained,
+                       self.replaced + other.replaced)
+
+
 class Probe(Estimator):
     """Base of every probe: the estimator plumbing and the one :meth:`fit`.
 
     A subclass defines ``__init__`` (storing its parameters unchanged, ``tasks``,
     ``config`` and ``seeds`` among them), :meth:`plan`, :meth:`measure`, and optionally
-    :meth:`check`, :meth:`meta` and :meth:`cost`.
+    :meth:`check`, :meth:`follow_up`, :meth:`candidates`, :meth:`meta` and :meth:`cost`.
     """
 
     kind: ClassVar[str] = ""
@@ -137,17 +166,33 @@ class Probe(Estimator):
     def check(self, suite: Suite) -> None:
         """Check the parameters against the suite (a TaskrelError naming the value); no training."""
 
-    def plan(self, suite: Suite) -> list[RunSpec]:  # pragma: no cover - interface
-        """The runs this probe needs on ``suite`` (nothing trains)."""
+    def plan(self, suite: Suite) -> Plan:  # pragma: no cover - interface
+        """The runs this probe needs on ``suite`` (nothing trains), with its index of them."""
         raise NotImplementedError
 
-    def measure(self, suite: Suite, records: Sequence[RunRecord], store: RunStore) -> dict[str, np.ndarray]:  # pragma: no cover
+    def measure(self, suite: Suite, plan: Plan, records: Sequence[RunRecord], store: RunStore) -> dict[str, Any]:  # pragma: no cover
         """Per-seed matrices by name (the first is ``affinity_``, all are ``affinities_``; see
-        :meth:`measure_name`); NaN where a run failed.
+        :meth:`measure_name`); NaN where a run failed. A value may instead be a finished
+        :class:`~taskrel.affinity.Affinity` (its cost and meta as the probe made them).
 
-        ``records`` are aligned with :meth:`plan`. A probe may set further learned attributes.
+        ``records`` are aligned with ``plan.specs``. A probe may set further learned attributes.
         """
         raise NotImplementedError
+
+    def follow_up(self, suite: Suite, plan: Plan, records: Sequence[RunRecord], store: RunStore) -> Plan | None:
+        """A second stage chosen from the first stage's records, or None (the default).
+
+        :meth:`fit` trains it on the same runner; :meth:`measure` then receives
+        ``plan.then(second)`` and the records of both stages (:meth:`~taskrel.plans.Plan.split`).
+        """
+        return None
+
+    def candidates(self, max_size: int | None = None, split: str = "val", cost: Any = 1.0,
+                   tasks: Sequence[str] | None = None) -> Any:
+        """Group values as a :class:`~taskrel.tables.CandidateTable` (groups up to ``max_size``
+        of ``tasks``, default all; ``cost`` per network), or None: this probe makes no table
+        (the default; the grouping search then builds one from the affinity)."""
+        return None
 
     def meta(self) -> dict[str, Any]:
         """What the affinity records about how it was measured (besides seeds and config)."""
@@ -173,86 +218,98 @@ class Probe(Estimator):
         return check_probe_tasks(suite, self.tasks)
 
     def train_config(self) -> TrainConfig:
-        settings = getattr(self, "settings", None)
-        if settings is not None and self.config is None:
-            return settings.config
         cfg = self.config if self.config is not None else TrainConfig()
         if not isinstance(cfg, TrainConfig):
             raise TaskrelError(f"{self.kind} probe: config must be a TrainConfig, got {cfg!r}")
         return cfg
 
     def seed_list(self) -> list[int]:
-        settings = getattr(self, "settings", None)
-        if settings is not None:
-            if not isinstance(settings, ProbeSettings):
-                raise TaskrelError(f"{self.kind} probe: settings must be a ProbeSettings, got {settings!r}")
-            return list(settings.seeds)
         return check_seeds(self.seeds, f"{self.kind} probe")
 
-    def _runner(self, runner: Runner | RunStore | str | Path) -> Runner:
-        if isinstance(runner, Runner):
-            return runner
-        if not isinstance(runner, (RunStore, str, Path)):
-            raise TaskrelError(f"{self.kind} probe: fit needs a Runner or a RunStore, got {type(runner).__name__}")
-        settings = getattr(self, "settings", None)
-        return settings.runner(runner) if settings is not None else Runner(runner)
+    def train(self, suite: Suite, runner: Runner, plan: Plan, desc: str = "") -> Trained:
+        """Train what the store lacks of ``plan`` on ``runner``, a replacement for each failed
+        run the probe offers one for (:meth:`replacement`); the records, aligned with the plan."""
+        first = runner.run(suite, plan.specs, desc=f"{self.kind} probe{desc}")
+        records, every, again, replaced = replace_failed(
+            lambda spec, rec: self.replacement(suite, spec, rec),
+            lambda redo: runner.run(suite, redo, desc=f"{self.kind} probe (without the tasks that diverged)"),
+            plan.specs, first)
+        return Trained(records, every, first.trained + again, replaced)
 
     # ------------------------------------------------------------------ fit
-    def fit(self, suite: Suite, runner: Runner | RunStore | str | Path) -> Probe:
+    def fit(self, suite: Suite, runner: Runner | RunStore | str | Path | None = None) -> Probe:
         """Train what the store lacks, then measure. Returns ``self``.
 
         ``runner``: a :class:`~taskrel.runner.Runner`, or a store (then a default runner).
-        Runs that failed leave NaN in their seed's matrix; an entry with at least one
-        successful seed is averaged over those, an entry with none is NaN and marked missing
-        (``failed_`` and ``meta["failed"]`` list the failures).
+        The plan is made once; a :meth:`follow_up` stage, if the probe has one, is trained on
+        the same runner. Runs that failed leave NaN in their seed's matrix; an entry with at
+        least one successful seed is averaged over those, an entry with none is NaN and marked
+        missing (``failed_`` and ``meta["failed"]`` list the failures).
         """
-        tasks = self.task_names(suite)
+        if runner is None:
+            raise TaskrelError(f"{self.kind} probe: fit(suite, runner) needs a runner: a taskrel.Runner, "
+                               f"a RunStore or a store directory (e.g. fit(suite, '.taskrel/store'))")
+        self.task_names(suite)
         self.check(suite)
-        specs = self.plan(suite)
+        plan = self.plan(suite)
         own = not isinstance(runner, Runner)
-        runner = self._runner(runner)
         try:
-            first = runner.run(suite, specs, desc=f"{self.kind} probe")
-            records, every, again, self.replaced_ = replace_failed(
-                lambda spec, rec: self.replacement(suite, spec, rec),
-                lambda redo: runner.run(suite, redo, desc=f"{self.kind} probe (without the tasks that diverged)"),
-                specs, first)
+            runner = as_runner(runner)
+        except TaskrelError:
+            raise TaskrelError(f"{self.kind} probe: fit needs a Runner or a RunStore, got {type(runner).__name__}") from None
+        try:
+            done = self.train(suite, runner, plan)
+            second = self.follow_up(suite, plan, done.records, runner.store)
+            if second is not None:
+                done = done + self.train(suite, runner, second, " (follow-up)")
+                plan = plan.then(second)
         finally:
             if own:
                 runner.close()
-        self.records_ = every
+        return self.conclude(suite, plan, done, runner.store)
+
+    def conclude(self, suite: Suite, plan: Plan, done: Trained, store: RunStore) -> Probe:
+        """What :meth:`fit` does once ``plan`` is trained: record the runs, measure, average
+        over seeds. Returns ``self``. (A probe that builds on another one's trained plan, as the
+        calibrated probe does, concludes that one with it.)"""
+        tasks = self.task_names(suite)
+        self.records_ = done.every
         self.failed_ = [r for r in self.records_ if not r.ok]
-        self.trained_ = first.trained + again
+        self.trained_ = done.trained
+        self.replaced_ = done.replaced
         self.tasks_ = tasks
         self.config_ = self.train_config()
         t0 = time.perf_counter()
-        per_seed = self.measure(suite, records, runner.store)
+        per_seed = self.measure(suite, plan, done.records, store)
         measure_seconds = time.perf_counter() - t0  # this invocation's; the runs' are their records'
         cost = self.cost(self.records_) + Cost(seconds=measure_seconds)
         meta = {"probe": self.kind, "seeds": self.seed_list(), "config": self.config_.to_dict(),
                 "measure_seconds": measure_seconds,
                 "failed": failure_list(self.failed_), **({"replaced": self.replaced_} if self.replaced_ else {}),
                 **self.meta()}
-        stages = list(suite.stage_names)
         self.affinities_ = {}
         for name, ps in per_seed.items():
-            ps = np.asarray(ps, dtype=np.float64)
-            if np.isnan(ps[..., ~np.eye(len(tasks), dtype=bool)]).all():  # not one pair measured
-                reason = self.failed_[0].error if self.failed_ else "no probe step gave a value"
-                raise TaskrelError(f"{self.kind} probe: every run failed; first reason: {reason}")
-            self.affinities_[name] = affinity_from_seeds(
-                tasks, ps, f"{self.kind} probe", measure=self.measure_name(name), cost=cost,
-                meta={**meta, **self.measure_meta.get(self.measure_name(name), {})},
-                stages=stages if ps.ndim == 4 else None,
-            )
+            self.affinities_[name] = ps if isinstance(ps, Affinity) else self._averaged(suite, tasks, name, ps, cost, meta)
         self.affinity_ = next(iter(self.affinities_.values()))
         return self
+
+    def _averaged(self, suite: Suite, tasks: list[str], name: str, ps: Any, cost: Cost, meta: dict[str, Any]) -> Affinity:
+        ps = np.asarray(ps, dtype=np.float64)
+        if np.isnan(ps[..., ~np.eye(len(tasks), dtype=bool)]).all():  # not one pair measured
+            reason = self.failed_[0].error if self.failed_ else "no probe step gave a value"
+            raise TaskrelError(f"{self.kind} probe: every run failed; first reason: {reason}")
+        return affinity_from_seeds(
+            tasks, ps, f"{self.kind} probe", measure=self.measure_name(name), cost=cost,
+            meta={**meta, **self.measure_meta.get(self.measure_name(name), {})},
+            stages=list(suite.stage_names) if ps.ndim == 4 else None,
+        )
 
 
 __all__ = [
     "PROBES",
+    "Plan",
     "Probe",
-    "ProbeSettings",
+    "Trained",
     "affinity_from_seeds",
     "check_probe_tasks",
     "check_seeds",

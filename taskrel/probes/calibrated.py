@@ -24,17 +24,24 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from itertools import combinations
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from taskrel.affinity import Affinity
 from taskrel.errors import TaskrelError
-from taskrel.probes.base import PROBES, Probe, ProbeSettings, cost_of, register_probe, single_task_specs
-from taskrel.probes.pairwise import cheap_config, pair_spec, record_loss, relative_gain
-from taskrel.runner import Runner
-from taskrel.store import RunSpec, RunStore
+from taskrel.plans import Plan
+from taskrel.probes.base import (
+    PROBES,
+    Probe,
+    Trained,
+    cost_of,
+    group_spec,
+    register_probe,
+    single_task_specs,
+)
+from taskrel.probes.pairwise import cheap_config, record_loss, relative_gain
+from taskrel.store import RunRecord, RunStore
 from taskrel.suite import Suite
 from taskrel.train import TrainConfig
 
@@ -66,7 +73,7 @@ class CalibratedProbe(Probe):
 
     Parameters
     ----------
-    tasks, config, seeds, settings : as every probe's; the base probe gets them.
+    tasks, config, seeds : as every probe's; the base probe gets them.
     base : the probe to calibrate: a registered kind (``"gradient"``, ``"lookahead"``,
         ``"similarity"``, ``"transfer"``), built with ``base_params``, or an unfitted probe
         (used as given).
@@ -75,6 +82,10 @@ class CalibratedProbe(Probe):
     cheap : the cheap config of the calibration runs (as the pairwise probe's ``cheap``;
         default ``{"epochs_fraction": 0.3}``; ``{}``: the full config). They train on the
         first seed only.
+
+    The base probe's runs are the plan (so a study's one queue trains them with the others';
+    the pairs cannot be chosen before the base is measured); the calibration runs are the
+    :meth:`follow_up` stage, trained by the same ``fit``.
 
     Attributes
     ----------
@@ -104,7 +115,7 @@ class CalibratedProbe(Probe):
     def __init__(self, tasks: Sequence[str] | None = None, base: str | Probe = "gradient",
                  base_params: Mapping[str, Any] | None = None, pairs: int = 3,
                  cheap: Mapping[str, float] | None = None, config: TrainConfig | None = None,
-                 seeds: Sequence[int] = (0,), settings: ProbeSettings | None = None):
+                 seeds: Sequence[int] = (0,)):
         self.tasks = tasks
         self.base = base
         self.base_params = base_params
@@ -112,7 +123,6 @@ class CalibratedProbe(Probe):
         self.cheap = cheap
         self.config = config
         self.seeds = seeds
-        self.settings = settings
 
     # ------------------------------------------------------------------ parts
     def check(self, suite: Suite) -> None:
@@ -125,7 +135,7 @@ class CalibratedProbe(Probe):
 
     def base_probe(self) -> Probe:
         """The base probe to fit: ``base`` itself, or the registered kind built with this
-        probe's tasks, config, seeds and settings."""
+        probe's tasks, config and seeds."""
         if isinstance(self.base, Probe):
             if isinstance(self.base, CalibratedProbe):
                 raise TaskrelError("calibrated probe: base is already a calibrated probe")
@@ -135,62 +145,62 @@ class CalibratedProbe(Probe):
                                f"or a probe, got {self.base!r}")
         extra = dict(self.base_params or {})
         known = PROBES[self.base]._param_names()
-        bad = sorted(set(extra) - set(known) | set(extra) & {"tasks", "config", "seeds", "settings"})
+        bad = sorted(set(extra) - set(known) | set(extra) & {"tasks", "config", "seeds"})
         if bad:
             raise TaskrelError(f"calibrated probe: base_params {bad} are not parameters of the {self.base} probe; "
-                               f"known are {sorted(set(known) - {'tasks', 'config', 'seeds', 'settings'})}")
+                               f"known are {sorted(set(known) - {'tasks', 'config', 'seeds'})}")
         own = {"tasks": self.tasks, "config": self.config, "seeds": self.seeds}
-        if self.settings is not None:
-            own["settings"] = self.settings
         return PROBES[self.base](**own, **extra)
 
     def calibration_config(self) -> TrainConfig:
         return cheap_config(self.train_config(), {"epochs_fraction": 0.3} if self.cheap is None else (self.cheap or None))
 
-    def _pair_plan(self, suite: Suite, pairs: Sequence[tuple[str, str]]) -> list[tuple[tuple[str, ...], RunSpec]]:
+    def plan(self, suite: Suite) -> Plan:
+        """The base probe's runs (its plan); ``index`` holds the base probe and its plan."""
+        base = self.base_probe()
+        base.check(suite)
+        base_plan = base.plan(suite)
+        return Plan(base_plan.specs, {"base": base, "plan": base_plan})
+
+    def follow_up(self, suite: Suite, plan: Plan, records: Sequence[RunRecord], store: RunStore) -> Plan:
+        """Measure the base probe, choose the pairs it rates highest and lowest, and plan
+        their calibration runs (and their tasks' single-task runs) on the first seed;
+        ``index``: the (group) of each run and the pairs."""
+        base, base_plan = plan.index["base"], plan.index["plan"]
+        trained = getattr(self, "_base_trained", None) or Trained(list(records), list(records))
+        base.conclude(suite, base_plan, trained, store)
+        aff = base.affinity_.plain()
+        if aff.calibration != "uncalibrated":
+            raise TaskrelError(f"calibrated probe: the base affinity {aff.measure!r} is {aff.calibration!r}; "
+                               f"only an uncalibrated one needs measured pairs")
+        sub, left = aff.complete() if aff.missing is not None else (aff, {})
+        k = min(int(self.pairs), len(sub.tasks) * (len(sub.tasks) - 1) // 2)
+        if k < 2:
+            raise TaskrelError(f"calibrated probe: fewer than two pairs of tasks with values to calibrate on; left out: {left}")
+        pairs = extreme_pairs(sub, k)
         cfg, seed = self.calibration_config(), self.seed_list()[0]
         needed = sorted({t for p in pairs for t in p}, key=self.task_names(suite).index)
-        return ([((t,), s) for t, s in single_task_specs(suite, needed, cfg, seed).items()]
-                + [(tuple(p), pair_spec(suite, p, cfg, seed)) for p in pairs])
+        groups = [(t,) for t in needed] + [tuple(p) for p in pairs]
+        specs = list(single_task_specs(suite, needed, cfg, seed).values()) + [group_spec(suite, p, cfg, seed) for p in pairs]
+        return Plan(specs, {"groups": groups, "pairs": pairs})
 
-    def plan(self, suite: Suite) -> list[RunSpec]:
-        """The base probe's runs and the calibration runs: once fitted, those of the pairs
-        chosen; before, every pair it could choose (the choice needs the base's values)."""
-        pairs = getattr(self, "pairs_", None) or list(combinations(self.task_names(suite), 2))
-        return self.base_probe().plan(suite) + [s for _, s in self._pair_plan(suite, pairs)]
+    def train(self, suite: Suite, runner: Any, plan: Plan, desc: str = "") -> Trained:
+        """The first stage is the base probe's to train (its replacements for failed runs),
+        kept for its record; the calibration runs train as every probe's."""
+        if isinstance(plan.index, dict) and "base" in plan.index:
+            self._base_trained = plan.index["base"].train(suite, runner, plan.index["plan"], desc)
+            return self._base_trained
+        return super().train(suite, runner, plan, desc)
 
-    def meta(self) -> dict[str, Any]:
-        return {"base": self.base if isinstance(self.base, str) else self.base.kind, "pairs": self.pairs}
-
-    # ------------------------------------------------------------------ fit
-    def fit(self, suite: Suite, runner: Runner | RunStore | str | Path) -> CalibratedProbe:
-        """Fit the base probe, train the calibration pairs on the same runner, calibrate."""
-        tasks = self.task_names(suite)
-        self.check(suite)
-        for stale in ("pairs_", "measured_"):
-            self.__dict__.pop(stale, None)
-        own = not isinstance(runner, Runner)
-        runner = self._runner(runner)
-        try:
-            base = self.base_probe().fit(suite, runner)
-            aff = base.affinity_.plain()
-            if aff.calibration != "uncalibrated":
-                raise TaskrelError(f"calibrated probe: the base affinity {aff.measure!r} is {aff.calibration!r}; "
-                                   f"only an uncalibrated one needs measured pairs")
-            sub, left = aff.complete() if aff.missing is not None else (aff, {})
-            k = min(int(self.pairs), len(sub.tasks) * (len(sub.tasks) - 1) // 2)
-            if k < 2:
-                raise TaskrelError(f"calibrated probe: fewer than two pairs of tasks with values to calibrate on; left out: {left}")
-            pairs = extreme_pairs(sub, k)
-            plan = self._pair_plan(suite, pairs)
-            done = runner.run(suite, [s for _, s in plan], desc="calibrated probe (pairs)")
-        finally:
-            if own:
-                runner.close()
-        records = list(done)
-        alone = {g[0]: record_loss(r, g[0], "val") for (g, _), r in zip(plan, records) if len(g) == 1}
+    def measure(self, suite: Suite, plan: Plan, records: Sequence[RunRecord], store: RunStore) -> dict[str, Affinity]:
+        """The base affinity mapped onto the measured pairs' relative gains (a fitted line)."""
+        self.__dict__.pop("_base_trained", None)
+        base = plan.index["base"]
+        _, cal_records = plan.split(records)
+        groups, pairs = plan.follow_up.index["groups"], plan.follow_up.index["pairs"]
+        alone = {g[0]: record_loss(r, g[0], "val") for g, r in zip(groups, cal_records) if len(g) == 1}
         measured = {}
-        for (g, _), r in zip(plan, records):
+        for g, r in zip(groups, cal_records):
             if len(g) == 2:
                 a, b = g
                 for src, tgt in ((b, a), (a, b)):
@@ -198,23 +208,20 @@ class CalibratedProbe(Probe):
                     if np.isfinite(gain):
                         measured[(src, tgt)] = gain
         if len(measured) < 3:
-            failed = [r for r in records if not r.ok]
+            failed = [r for r in cal_records if not r.ok]
             raise TaskrelError(f"calibrated probe: {len(measured)} measured gains, a line needs 3; "
                                f"{failed[0].error if failed else 'too few finite gains'}")
+        aff = base.affinity_.plain()
         cal = aff.calibrate(measured)
-        cal.cost = aff.cost + cost_of(records)
+        cal.cost = aff.cost + cost_of(cal_records)
         cal.meta.update(self.meta())
         cal.meta["calibrated"].update({"pairs_trained": [list(p) for p in pairs], "seed": self.seed_list()[0],
                                        "config": self.calibration_config().to_dict()})
         self.base_, self.pairs_, self.measured_ = base, pairs, measured
-        self.records_ = list(base.records_) + records
-        self.failed_ = list(base.failed_) + [r for r in records if not r.ok]
-        self.trained_ = base.trained_ + done.trained
-        self.replaced_ = getattr(base, "replaced_", [])
-        self.tasks_, self.config_ = tasks, self.train_config()
-        self.affinity_ = cal
-        self.affinities_ = {cal.measure: cal}
-        return self
+        return {cal.measure: cal}
+
+    def meta(self) -> dict[str, Any]:
+        return {"base": self.base if isinstance(self.base, str) else self.base.kind, "pairs": self.pairs}
 
 
 __all__ = ["CalibratedProbe", "extreme_pairs"]

@@ -43,9 +43,11 @@ import torch
 from torch.func import functional_call, grad, jacrev, vmap
 
 from taskrel.affinity import Cost
+from taskrel.base import check_is_fitted
 from taskrel.errors import TaskrelError
 from taskrel.layout import SharingLayout, build_model
-from taskrel.probes.base import Probe, ProbeSettings, cost_of, register_probe
+from taskrel.plans import Plan
+from taskrel.probes.base import Probe, cost_of, register_probe
 from taskrel.probes.partial import place, run_tasks, unmeasured, without_failed_task
 from taskrel.store import RunRecord, RunSpec, RunStore
 from taskrel.suite import Suite
@@ -203,8 +205,7 @@ class GradFeatureProbe(Probe):
     newton_steps : Newton steps of each fine-tune (one is exact for squared-error tasks).
     projection_seed : seed of the projection and the example sample (each training seed adds
         its own).
-    config, seeds : the base model's training config and the seeds (one base model each);
-        ``settings`` : the older bundle of both.
+    config, seeds : the base model's training config and the seeds (one base model each).
 
     Attributes
     ----------
@@ -238,7 +239,6 @@ class GradFeatureProbe(Probe):
         projection_seed: int = 0,
         config: TrainConfig | None = None,
         seeds: Sequence[int] = (0,),
-        settings: ProbeSettings | None = None,
     ):
         self.tasks = tasks
         self.dim = dim
@@ -248,7 +248,6 @@ class GradFeatureProbe(Probe):
         self.projection_seed = projection_seed
         self.config = config
         self.seeds = seeds
-        self.settings = settings
 
     def check(self, suite: Suite) -> None:
         for name, lo in (("dim", 1), ("n_examples", 2), ("newton_steps", 1), ("projection_seed", 0)):
@@ -261,14 +260,13 @@ class GradFeatureProbe(Probe):
         if own:  # its per-example Hessians go through vmap, which a task's own loss need not support
             raise TaskrelError(f"gradient-feature probe: tasks {own} bring their own loss; this probe supports the built-in kinds only")
 
-    def plan(self, suite: Suite) -> list[RunSpec]:
-        """One all-shared run per seed, weights kept (the base model)."""
-        self.check(suite)
-        tasks, cfg = self.task_names(suite), self.train_config()
+    def plan(self, suite: Suite) -> Plan:
+        """One all-shared run per seed, weights kept (the base model); ``index``: the seeds."""
+        tasks, cfg, seeds = self.task_names(suite), self.train_config(), self.seed_list()
         layout = SharingLayout.shared(tasks, suite.n_stages)
-        return [RunSpec(layout, cfg, seed, keep_weights=True, label=f"gradfeature base seed{seed}") for seed in self.seed_list()]
+        return Plan([RunSpec(layout, cfg, seed, keep_weights=True, label=f"gradfeature base seed{seed}") for seed in seeds], seeds)
 
-    def measure(self, suite: Suite, records: Sequence[RunRecord], store: RunStore) -> dict[str, np.ndarray]:
+    def measure(self, suite: Suite, plan: Plan, records: Sequence[RunRecord], store: RunStore) -> dict[str, np.ndarray]:
         """Features of each seed's base model; per seed, the affinity of its estimates."""
         tasks, seeds = self.task_names(suite), self.seed_list()
         self.models_, self.feature_examples_ = {}, 0
@@ -305,7 +303,7 @@ class GradFeatureProbe(Probe):
     # ------------------------------------------------------------------ group estimates
     def estimate(self, groups) -> dict[str, dict[str, tuple[float, float]]]:
         """``{"a+b": {task: (mean, std over seeds)}}``: estimated validation losses."""
-        self._fitted()
+        check_is_fitted(self, "models_", "fit(suite, runner)")
         out = {}
         for g in groups:
             names = [p.strip() for p in g.split("+")] if isinstance(g, str) else [str(t) for t in g]
@@ -322,13 +320,16 @@ class GradFeatureProbe(Probe):
                         for t in names}
         return out
 
-    def candidates(self, max_size: int | None = None, cost=1.0, tasks: Sequence[str] | None = None):
+    def candidates(self, max_size: int | None = None, split: str = "val", cost=1.0, tasks: Sequence[str] | None = None):
         """Every group up to ``max_size`` with estimated per-task validation losses (mean over
-        seeds), for the grouping search. ``cost`` per network: a number, a dict size -> cost or
+        seeds), for the grouping search (``split``: ``"val"`` only, the split the features
+        estimate). ``cost`` per network: a number, a dict size -> cost or
         a function of the group's task tuple. ``tasks``: groups of these tasks only (default
         all); a task no base model holds (its loss diverged) is an error naming it: pass the
         others."""
-        self._fitted()
+        check_is_fitted(self, "models_", "fit(suite, runner)")
+        if split != "val":
+            raise TaskrelError(f"gradient-feature probe: candidates estimate validation losses only; split must be 'val', got {split!r}")
         unknown = [t for t in (tasks or []) if t not in self.tasks_]
         if unknown:
             raise TaskrelError(f"gradient-feature probe: unknown task(s) {unknown}; tasks are {self.tasks_}")
@@ -350,10 +351,6 @@ class GradFeatureProbe(Probe):
                 est = self.estimate([g])["+".join(g)]
                 rows.append({"tasks": list(g), "cost": _cost(cost, g), "values": {t: v[0] for t, v in est.items()}})
         return CandidateTable(rows, tasks=list(names))
-
-    def _fitted(self) -> None:
-        if not getattr(self, "models_", None):
-            raise TaskrelError("gradient-feature probe: call fit(suite, runner) first (or every base run failed)")
 
 
 def _affinity(fm: FeatureModel, tasks: list[str]) -> np.ndarray:

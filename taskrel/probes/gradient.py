@@ -29,9 +29,7 @@ error quoting the stored reason.
 
 from __future__ import annotations
 
-import contextlib
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,28 +37,24 @@ import numpy as np
 import torch
 
 from taskrel.affinity import Cost
+from taskrel.base import check_is_fitted
 from taskrel.errors import TaskrelError
-from taskrel.gradients import (
-    METHODS,
-    STEPS,
-    cosine_matrix,
-    lookahead_matrix,
-    lookahead_steps,
-    per_task_gradients,
-)
+from taskrel.gradients import METHODS, STEPS
 from taskrel.layout import SharingLayout
-from taskrel.probes.base import Probe, ProbeSettings, register_probe
+from taskrel.plans import Plan
+from taskrel.probes.base import Probe, register_probe
 from taskrel.probes.partial import run_tasks, without_failed_task
 from taskrel.probes.trajectory import (
     CALLBACK,
     absent,
+    block_mean,
     cost_meta,
     in_window,
     long_table,
-    nanmean0,
     run_cost,
     trajectory_arrays,
 )
+from taskrel.step import KEEP, Lookahead, ProbeLog, probe_step, undisturbed
 from taskrel.store import RunRecord, RunSpec, RunStore
 from taskrel.suite import Suite
 from taskrel.train import Callback, StepState, TrainConfig, register_callback, task_loss
@@ -69,27 +63,6 @@ RANDOMNESS = ("same", "eval")
 
 
 # ------------------------------------------------------------------ the callback
-@contextlib.contextmanager
-def _untouched(model: torch.nn.Module, device: torch.device) -> Iterator[None]:
-    """Run a block without changing the random state or the model's buffers and mode."""
-    buffers = [(b, b.detach().clone()) for b in model.buffers()]
-    mode = model.training
-    devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        try:
-            yield
-        finally:
-            with torch.no_grad():
-                for b, saved in buffers:
-                    b.copy_(saved)
-            model.train(mode)
-
-
-def _clean(a: np.ndarray) -> list:
-    """JSON-safe nested lists: NaN becomes None, 7 significant digits."""
-    return [_clean(r) for r in a] if a.ndim > 1 else [None if not np.isfinite(v) else float(f"{v:.7g}") for v in a]
-
-
 @dataclass(frozen=True)
 class LookaheadOptions:
     """How the TAG lookahead of a probe run steps and where it measures.
@@ -141,27 +114,31 @@ def _batch_losses(state: StepState, rows: slice) -> torch.Tensor:
 class GradientCallback(Callback):
     """Every ``every`` steps: per-task gradient cosines and norms (and TAG lookahead).
 
-    ``result()`` is plain JSON: ``tasks``, ``steps``, per step ``cosine`` (n x n), ``norms``
-    (n) and, with ``lookahead=True``, ``lookahead`` (n x n, source -> target); ``seconds`` and
-    ``examples`` spent by each part (``gradient``, ``lookahead``), and the lookahead options.
-    ``step``, ``eta``, ``holdout`` and ``randomness`` are those of :class:`LookaheadOptions`;
-    with ``holdout > 0`` the gradients (cosines too) come from the rows not held out.
+    Each probe step is :func:`taskrel.step.probe_step` inside :func:`taskrel.step.undisturbed`
+    (the same step and guard as :class:`taskrel.AffinityTracker`), and the sequence is kept by
+    a :class:`taskrel.step.ProbeLog`: a summary of a few blocks of probe steps by default,
+    every step's matrices with ``trajectory="full"``. ``result()`` is plain JSON: the log
+    (``tasks``, ``steps``, ``format`` and the blocks or per-step ``cosine``, ``norms``,
+    ``lookahead``), ``seconds`` and ``examples`` spent by each part (``gradient``,
+    ``lookahead``), and the lookahead options. ``step``, ``eta``, ``holdout`` and
+    ``randomness`` are those of :class:`LookaheadOptions`; with ``holdout > 0`` the gradients
+    (cosines too) come from the rows not held out.
     """
 
-    def __init__(self, every: int = 10, lookahead: bool = True, method: str = "batched", step: str = "plain", eta: float | None = None, holdout: float = 0.0, randomness: str = "same"):
+    def __init__(self, every: int = 10, lookahead: bool = True, method: str = "batched", step: str = "plain",
+                 eta: float | None = None, holdout: float = 0.0, randomness: str = "same", trajectory: str = "summary"):
         if int(every) < 1:
             raise TaskrelError(f"gradient probe: every must be >= 1, got {every}")
         if method not in METHODS:
             raise TaskrelError(f"gradient probe: unknown method {method!r}; use one of {', '.join(METHODS)}")
+        if trajectory not in KEEP:
+            raise TaskrelError(f"gradient probe: trajectory must be one of {KEEP}, got {trajectory!r}")
         self.every = int(every)
         self.lookahead = bool(lookahead)
         self.method = method
+        self.trajectory = trajectory
         self.options = LookaheadOptions(step, eta, holdout, randomness)
-        self.tasks: list[str] = []
-        self.steps: list[int] = []
-        self.cosine: list[list] = []
-        self.norms: list[list] = []
-        self.looks: list[list] = []
+        self.log: ProbeLog | None = None
         self.seconds = {"gradient": 0.0, "lookahead": 0.0}
         self.examples = {"gradient": 0, "lookahead": 0}
 
@@ -178,39 +155,30 @@ class GradientCallback(Callback):
         if not params:
             raise TaskrelError("gradient probe: the model has no shared parameters (use a shared layout)")
         names = [t.name for t in state.tasks]
-        self.tasks = names
+        if self.log is None:
+            self.log = ProbeLog(names, self.trajectory, lookahead=self.lookahead)
         fit_rows, look_rows = self._rows(len(state.x))
-        with _untouched(model, state.x.device):
-            t0 = time.perf_counter()
-            losses = _batch_losses(state, fit_rows)
-            grads = per_task_gradients(losses, params, self.method)
-            cos, norms = cosine_matrix(grads)
-            t1 = time.perf_counter()
-            self.seconds["gradient"] += t1 - t0
-            self.examples["gradient"] += fit_rows.stop - fit_rows.start
-            if self.lookahead:
-                opt = self.options
-                weights = torch.tensor([state.loss_weights.get(t, 1.0) for t in names], dtype=grads.dtype, device=grads.device)
-                deltas = lookahead_steps(grads * weights[:, None], params, opt.step, opt.eta, state.optimizer)
-                model.train(opt.randomness == "same")
-                module = model if self.method == "batched" else None
-                z = lookahead_matrix(lambda: _batch_losses(state, look_rows), params, deltas, module)
-                self.looks.append(_clean(z))
-                self.seconds["lookahead"] += time.perf_counter() - t1
-                self.examples["lookahead"] += (look_rows.stop - look_rows.start) * (len(names) + 1)
-        self.steps.append(int(state.step))
-        self.cosine.append(_clean(cos))
-        self.norms.append(_clean(norms[None])[0])
+        look = None
+        if self.lookahead:
+            opt = self.options
+            look = Lookahead(lambda: _batch_losses(state, look_rows), opt.step, opt.eta, state.optimizer,
+                             torch.tensor([state.loss_weights.get(t, 1.0) for t in names]),
+                             model if self.method == "batched" else None, (model, opt.randomness == "same"))
+        with undisturbed(model, [state.x.device]):
+            reading = probe_step(_batch_losses(state, fit_rows), params, self.method, look)
+        for part in ("gradient", "lookahead"):
+            self.seconds[part] += reading.seconds[part]
+        self.examples["gradient"] += fit_rows.stop - fit_rows.start
+        if self.lookahead:
+            self.examples["lookahead"] += (look_rows.stop - look_rows.start) * (len(names) + 1)
+        self.log.add(int(state.step), reading)
 
     def result(self) -> dict[str, Any]:
+        log = self.log.to_json() if self.log is not None else {"tasks": [], "steps": [], "format": self.trajectory}
         return {
-            "tasks": self.tasks,
+            **log,
             "every": self.every,
             "method": self.method,
-            "steps": self.steps,
-            "cosine": self.cosine,
-            "norms": self.norms,
-            "lookahead": self.looks if self.lookahead else None,
             "lookahead_options": self.options.params() if self.lookahead else None,
             "seconds": self.seconds,
             "examples": self.examples,
@@ -219,14 +187,22 @@ class GradientCallback(Callback):
 
 # ------------------------------------------------------------------ runs and summaries
 def gradient_run_specs(
-    suite: Suite, tasks: Sequence[str], every: int, config: TrainConfig, seeds: Sequence[int], method: str = "batched", lookahead: bool | LookaheadOptions = True
+    suite: Suite, tasks: Sequence[str], every: int, config: TrainConfig, seeds: Sequence[int], method: str = "batched", lookahead: bool | LookaheadOptions = True,
+    trajectory: str = "summary",
 ) -> list[RunSpec]:
     """One all-shared run per seed with the gradient callback (shared by both probes).
 
     ``lookahead``: False (cosines only), True (default :class:`LookaheadOptions`) or options.
+    ``trajectory``: ``"summary"`` (a few blocks of probe steps) or ``"full"`` (every step's
+    matrices; a run of its own: the choice is part of the run's key, and the summary's key is
+    that of runs stored before summaries existed, which read the same).
     """
     options = lookahead_options(lookahead)
-    params = RunSpec.probe_params(every=int(every), lookahead=options is not None, method=method, **(options.params() if options else {}))
+    if trajectory not in KEEP:
+        raise TaskrelError(f"gradient probe: trajectory must be one of {KEEP}, got {trajectory!r}")
+    keep = {"trajectory": trajectory} if trajectory == "full" else {}
+    params = RunSpec.probe_params(every=int(every), lookahead=options is not None, method=method,
+                                  **(options.params() if options else {}), **keep)
     return [
         RunSpec(SharingLayout.shared(list(tasks), suite.n_stages), config, seed, probes=((CALLBACK, params),), label=f"gradient probe seed{seed}")
         for seed in seeds
@@ -256,17 +232,20 @@ class TrajectoryProbe(Probe):
             raise TaskrelError(f"{self.kind} probe: unknown method {self.method!r}; use one of {', '.join(METHODS)}")
         if isinstance(self.every, bool) or not isinstance(self.every, int) or self.every < 1:
             raise TaskrelError(f"{self.kind} probe: every must be an integer >= 1, got {self.every!r}")
+        if self.trajectory not in KEEP:
+            raise TaskrelError(f"{self.kind} probe: trajectory must be one of {KEEP}, got {self.trajectory!r}")
 
-    def plan(self, suite: Suite) -> list[RunSpec]:
-        """One all-shared run per seed (the same run for both probes with the same options)."""
-        self.check(suite)
-        options = self.options()
-        return gradient_run_specs(suite, self.task_names(suite), self.every, self.train_config(), self.seed_list(),
-                                  self.method, options if options is not None else False)
+    def plan(self, suite: Suite) -> Plan:
+        """One all-shared run per seed (the same run for both probes with the same options);
+        ``index``: the seeds."""
+        options, seeds = self.options(), self.seed_list()
+        return Plan(gradient_run_specs(suite, self.task_names(suite), self.every, self.train_config(), seeds,
+                                       self.method, options if options is not None else False, self.trajectory), seeds)
 
     def trajectories(self, suite: Suite, records: Sequence[RunRecord], column: str):
-        """Per record: its trajectory arrays (None for a failed run; ``"absent"`` marks the
-        tasks a replaced run did not train) and the long table rows."""
+        """Per record: its trajectory blocks (None for a failed run; ``"absent"`` marks the
+        tasks a replaced run did not train) and the long table rows (each block's mean at its
+        first probe step: every probe step with ``trajectory="full"``)."""
         names = self.task_names(suite)
         out, rows = [], []
         for rec in records:
@@ -274,7 +253,7 @@ class TrajectoryProbe(Probe):
                 out.append(None)
                 continue
             tr = trajectory_arrays(rec, names)
-            rows.append(long_table(int(rec.spec["seed"]), tr["steps"], names, tr[column], column))
+            rows.append(long_table(int(rec.spec["seed"]), tr["steps"], names, block_mean(tr, column, per_block=True), column))
             tr = in_window(tr, self.window)
             tr["absent"] = np.array([t not in run_tasks(rec, names) for t in names])
             out.append(tr)
@@ -291,6 +270,7 @@ class TrajectoryProbe(Probe):
         ok = [r for r in getattr(self, "records_", []) if r.ok]
         options = self.options()
         return {**cost_meta(ok), "every": self.every, "method": self.method, "window": self.window,
+                "trajectory": self.trajectory,
                 **(options.params() if options is not None else {})}
 
 
@@ -309,9 +289,13 @@ class GradientProbe(TrajectoryProbe):
         Its extra compute is not counted in this probe's cost (see ``meta``).
     window : ``(start, stop)``: average only the probe steps with ``start <= step < stop``
         (for example the first epochs, where a conflict shows most); None: the whole run.
-        Analysis only: it does not change the stored run.
+        Analysis only: it does not change the stored run. With the summary a window must not
+        cut a stored block (the error names the blocks).
+    trajectory : ``"summary"`` (default: the run stores at most 8 blocks of probe steps, each
+        with its sums, so its size does not grow with the steps: about 4 n^2 numbers a block)
+        or ``"full"`` (every probe step's n x n matrices: any window, a per-step
+        ``trajectory_``; 22 MB a seed at 96 tasks).
     config, seeds : training config and seeds (defaults ``TrainConfig()``, ``(0,)``).
-    settings : the older bundle of config, seeds and execution settings.
 
     Attributes
     ----------
@@ -320,7 +304,9 @@ class GradientProbe(TrajectoryProbe):
         opposite of the usual direction).
     magnitude_ : geometric mean over probe steps of ``||g_source|| / ||g_target||``.
     affinities_ : the three, by measure name.
-    trajectory_ : DataFrame with columns seed, step, source, target, cosine.
+    trajectory_ : DataFrame with columns seed, step, source, target, cosine: one row per
+        stored block (its mean, at its first probe step) and pair; per probe step with
+        ``trajectory="full"``.
     records_ : the stored runs used.
 
     Examples
@@ -344,15 +330,15 @@ class GradientProbe(TrajectoryProbe):
         "gradient-magnitude-ratio": {"direction": "||g_source|| / ||g_target||"},
     }
 
-    def __init__(self, tasks: Sequence[str] | None = None, every: int = 10, method: str = "batched", lookahead: bool | LookaheadOptions = True, window: tuple[int, int] | None = None, config: TrainConfig | None = None, seeds: Sequence[int] = (0,), settings: ProbeSettings | None = None):
+    def __init__(self, tasks: Sequence[str] | None = None, every: int = 10, method: str = "batched", lookahead: bool | LookaheadOptions = True, window: tuple[int, int] | None = None, config: TrainConfig | None = None, seeds: Sequence[int] = (0,), trajectory: str = "summary"):
         self.tasks = tasks
         self.window = window
+        self.trajectory = trajectory
         self.every = every
         self.method = method
         self.lookahead = lookahead
         self.config = config
         self.seeds = seeds
-        self.settings = settings
 
     def options(self) -> LookaheadOptions | None:
         return lookahead_options(self.lookahead)
@@ -360,7 +346,7 @@ class GradientProbe(TrajectoryProbe):
     def meta(self) -> dict[str, Any]:
         return {**super().meta(), "shared_run_with_lookahead": self.lookahead is not False}
 
-    def measure(self, suite: Suite, records: Sequence[RunRecord], store: RunStore) -> dict[str, np.ndarray]:
+    def measure(self, suite: Suite, plan: Plan, records: Sequence[RunRecord], store: RunStore) -> dict[str, np.ndarray]:
         """Per seed: mean cosine, share of negative cosines, geometric mean norm ratio."""
         import pandas as pd
 
@@ -372,22 +358,23 @@ class GradientProbe(TrajectoryProbe):
                 for acc in (cos_s, conf_s, mag_s):
                     acc.append(np.full((n, n), np.nan))
                 continue
-            cos = tr["cosine"]
-            cos_s.append(absent(nanmean0(cos), tr))
-            neg = np.where(np.isfinite(cos), (cos < 0).astype(float), np.nan)
-            conf_s.append(absent(nanmean0(neg), tr))
-            with np.errstate(divide="ignore", invalid="ignore"):
-                logn = np.log(tr["norms"])
-                logr = logn[:, :, None] - logn[:, None, :]
-            logr[~np.isfinite(logr)] = np.nan
-            mag_s.append(absent(np.exp(nanmean0(logr)), tr))
+            cos_s.append(absent(block_mean(tr, "cosine"), tr))
+            conf = {"conflict": tr["conflict"], "conflict_n": tr["cosine_n"]}
+            conf_s.append(absent(block_mean(conf, "conflict"), tr))
+            logn = block_mean(tr, "log_norm")  # mean log norm per task: the log of the geometric mean
+            mag_s.append(absent(np.exp(logn[:, None] - logn[None, :]), tr))
         self.trajectory_ = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=["seed", "step", "source", "target", "cosine"])
         return {"gradient-cosine": np.stack(cos_s), "gradient-conflict-frequency": np.stack(conf_s),
                 "gradient-magnitude-ratio": np.stack(mag_s)}
 
-    def fit(self, suite: Suite, runner: Any) -> GradientProbe:
-        """Train (or reuse) the probe runs and average their trajectories. Returns ``self``."""
-        super().fit(suite, runner)
-        self.conflict_ = self.affinities_["gradient-conflict-frequency"]
-        self.magnitude_ = self.affinities_["gradient-magnitude-ratio"]
-        return self
+    @property
+    def conflict_(self):
+        """The conflict-frequency affinity (share of probe steps with a negative cosine)."""
+        check_is_fitted(self, "affinities_", "fit(suite, runner)")
+        return self.affinities_["gradient-conflict-frequency"]
+
+    @property
+    def magnitude_(self):
+        """The magnitude-ratio affinity (geometric mean of ``||g_source|| / ||g_target||``)."""
+        check_is_fitted(self, "affinities_", "fit(suite, runner)")
+        return self.affinities_["gradient-magnitude-ratio"]

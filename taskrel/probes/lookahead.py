@@ -37,9 +37,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from taskrel.gradients import proposed_update
-from taskrel.probes.base import ProbeSettings, register_probe
-from taskrel.probes.gradient import LookaheadOptions, TrajectoryProbe, nanmean0
-from taskrel.probes.trajectory import absent
+from taskrel.plans import Plan
+from taskrel.probes.base import register_probe
+from taskrel.probes.gradient import LookaheadOptions, TrajectoryProbe
+from taskrel.probes.trajectory import absent, block_mean
 from taskrel.store import RunRecord, RunStore
 from taskrel.suite import Suite
 from taskrel.train import TrainConfig
@@ -54,7 +55,7 @@ class LookaheadProbe(TrajectoryProbe):
 
     Parameters
     ----------
-    tasks, every, method, window, config, seeds, settings : as for
+    tasks, every, method, window, trajectory, config, seeds : as for
         :class:`~taskrel.probes.GradientProbe`.
     step, eta, holdout, randomness : see :class:`~taskrel.probes.gradient.LookaheadOptions`
         (defaults: TAG's plain step with the optimizer's learning rate, the same batch, the
@@ -85,8 +86,9 @@ class LookaheadProbe(TrajectoryProbe):
 
     cost_parts = ("gradient", "lookahead")
 
-    def __init__(self, tasks: Sequence[str] | None = None, every: int = 10, method: str = "batched", window: tuple[int, int] | None = None, config: TrainConfig | None = None, seeds: Sequence[int] = (0,), settings: ProbeSettings | None = None, step: str = "plain", eta: float | None = None, holdout: float = 0.0, randomness: str = "same"):
+    def __init__(self, tasks: Sequence[str] | None = None, every: int = 10, method: str = "batched", window: tuple[int, int] | None = None, config: TrainConfig | None = None, seeds: Sequence[int] = (0,), step: str = "plain", eta: float | None = None, holdout: float = 0.0, randomness: str = "same", trajectory: str = "summary"):
         self.tasks = tasks
+        self.trajectory = trajectory
         self.step = step
         self.eta = eta
         self.holdout = holdout
@@ -96,7 +98,6 @@ class LookaheadProbe(TrajectoryProbe):
         self.method = method
         self.config = config
         self.seeds = seeds
-        self.settings = settings
 
     def options(self) -> LookaheadOptions:
         return LookaheadOptions(self.step, self.eta, self.holdout, self.randomness)
@@ -105,13 +106,13 @@ class LookaheadProbe(TrajectoryProbe):
         super().check(suite)
         self.options()
 
-    def measure(self, suite: Suite, records: Sequence[RunRecord], store: RunStore) -> dict[str, np.ndarray]:
+    def measure(self, suite: Suite, plan: Plan, records: Sequence[RunRecord], store: RunStore) -> dict[str, np.ndarray]:
         """Per seed, ``Z(i -> j)`` averaged over the probe steps in the window."""
         import pandas as pd
 
         n = len(self.task_names(suite))
         trs, rows = self.trajectories(suite, records, "lookahead")
-        per_seed = [np.full((n, n), np.nan) if tr is None else absent(nanmean0(tr["lookahead"]), tr) for tr in trs]
+        per_seed = [np.full((n, n), np.nan) if tr is None else absent(block_mean(tr, "lookahead"), tr) for tr in trs]
         self.trajectory_ = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=["seed", "step", "source", "target", "lookahead"])
         return {"lookahead": np.stack(per_seed)}
 

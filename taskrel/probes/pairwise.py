@@ -31,10 +31,11 @@ from typing import Any
 import numpy as np
 
 from taskrel.affinity import Cost
+from taskrel.base import check_is_fitted
 from taskrel.errors import TaskrelError
+from taskrel.plans import Plan
 from taskrel.probes.base import (
     Probe,
-    ProbeSettings,
     check_seeds,
     cost_of,
     group_spec,
@@ -42,8 +43,8 @@ from taskrel.probes.base import (
     register_probe,
     single_task_specs,
 )
-from taskrel.runner import Runner
-from taskrel.store import RunRecord, RunSpec, RunStore
+from taskrel.runner import Runner, as_runner
+from taskrel.store import RunRecord, RunStore
 from taskrel.suite import Suite
 from taskrel.tables import CandidateTable, hoa_candidates
 from taskrel.train import TrainConfig
@@ -92,8 +93,6 @@ class PairwiseProbe(Probe):
         key optional): every run, single-task runs included, trains on the cheap config.
     config : the training config of every run (default ``TrainConfig()``).
     seeds : the seeds (default ``(0,)``).
-    settings : the older bundle of config, seeds and execution settings (instead of
-        ``config`` and ``seeds``).
 
     Attributes
     ----------
@@ -130,37 +129,36 @@ class PairwiseProbe(Probe):
         cheap: Mapping[str, float] | None = None,
         config: TrainConfig | None = None,
         seeds: Sequence[int] = (0,),
-        settings: ProbeSettings | None = None,
     ):
         self.tasks = tasks
         self.cheap = cheap
         self.config = config
         self.seeds = seeds
-        self.settings = settings
 
     def train_config(self) -> TrainConfig:
         return cheap_config(super().train_config(), self.cheap)
 
-    def _runs(self, suite: Suite) -> list[tuple[int, tuple[str, ...], RunSpec]]:
-        """(seed, group, spec) of every run: per seed, the single-task runs, then the pairs."""
+    def plan(self, suite: Suite) -> Plan:
+        """The single-task and pair runs, seed by seed, without training; ``index`` holds the
+        (seed, group) of each."""
         tasks, cfg = self.task_names(suite), self.train_config()
-        out = []
+        index, specs = [], []
         for seed in self.seed_list():
-            out += [(seed, (t,), s) for t, s in single_task_specs(suite, tasks, cfg, seed).items()]
-            out += [(seed, (a, b), pair_spec(suite, (a, b), cfg, seed)) for a, b in combinations(tasks, 2)]
-        return out
+            for t, spec in single_task_specs(suite, tasks, cfg, seed).items():
+                index.append((seed, (t,)))
+                specs.append(spec)
+            for a, b in combinations(tasks, 2):
+                index.append((seed, (a, b)))
+                specs.append(group_spec(suite, (a, b), cfg, seed))
+        return Plan(specs, index)
 
-    def plan(self, suite: Suite) -> list[RunSpec]:
-        """The single-task and pair runs, seed by seed, without training."""
-        return [spec for _, _, spec in self._runs(suite)]
-
-    def measure(self, suite: Suite, records: Sequence[RunRecord], store: RunStore) -> dict[str, np.ndarray]:
+    def measure(self, suite: Suite, plan: Plan, records: Sequence[RunRecord], store: RunStore) -> dict[str, np.ndarray]:
         """Relative loss changes per seed; sets ``single_loss_`` and ``pair_loss_``."""
         tasks, seeds = self.task_names(suite), self.seed_list()
         idx = {t: i for i, t in enumerate(tasks)}
         self.single_loss_ = {s: {"val": {}, "test": {}} for s in seeds}
         self.pair_loss_ = {s: {"val": {}, "test": {}} for s in seeds}
-        for (seed, group, _), rec in zip(self._runs(suite), records):
+        for (seed, group), rec in zip(plan.index, records):
             for sp in ("val", "test"):
                 if len(group) == 1:
                     self.single_loss_[seed][sp][group[0]] = record_loss(rec, group[0], sp)
@@ -180,12 +178,12 @@ class PairwiseProbe(Probe):
     # ------------------------------------------------------------------ group estimates
     def mean_single_loss(self, split: str = "val", tasks: Sequence[str] | None = None) -> dict[str, float]:
         """Each task's single-task loss (of ``tasks``, default all), mean over the seeds that finished."""
-        self._fitted()
+        check_is_fitted(self, "affinity_", "fit(suite, runner)")
         return {t: _nanmean([self.single_loss_[s][split][t] for s in self.single_loss_], t) for t in (self.tasks_ if tasks is None else tasks)}
 
     def mean_pair_loss(self, split: str = "val", tasks: Sequence[str] | None = None) -> dict[tuple[str, str], dict[str, float]]:
         """Each pair's per-task losses (pairs within ``tasks``, default all), mean over the seeds that finished."""
-        self._fitted()
+        check_is_fitted(self, "affinity_", "fit(suite, runner)")
         seeds = list(self.pair_loss_)
         out = {}
         for pair in self.pair_loss_[seeds[0]][split]:
@@ -205,7 +203,7 @@ class PairwiseProbe(Probe):
         ``cost`` is per network: a number (default 1: the table counts networks), a dict
         size -> cost, or a function of the group's task tuple.
         """
-        self._fitted()
+        check_is_fitted(self, "affinity_", "fit(suite, runner)")
         if split not in ("val", "test"):
             raise TaskrelError(f"pairwise probe: split must be 'val' or 'test', got {split!r}")
         if isinstance(cost, str):
@@ -216,15 +214,6 @@ class PairwiseProbe(Probe):
         tasks = self.tasks_ if tasks is None else [t for t in self.tasks_ if t in set(tasks)]
         return hoa_candidates(tasks, self.mean_single_loss(split, tasks), self.mean_pair_loss(split, tasks),
                               max_size=max_size, cost=cost)
-
-    def _fitted(self) -> None:
-        if not hasattr(self, "affinity_"):
-            raise TaskrelError("pairwise probe: call fit(suite, runner) first")
-
-
-def pair_spec(suite: Suite, tasks: Sequence[str], config: TrainConfig, seed: int) -> RunSpec:
-    """The run of a group trained jointly (one shared encoder); used by pairs and groups alike."""
-    return group_spec(suite, tasks, config, seed)
 
 
 def record_loss(rec: RunRecord, task: str, split: str) -> float:
@@ -284,18 +273,17 @@ def measure_groups(
     groups: Iterable[Sequence[str]],
     suite: Suite,
     runner: Runner | RunStore,
-    settings: ProbeSettings | None = None,
     cost: GroupCost = 1.0,
     config: TrainConfig | None = None,
-    seeds: Sequence[int] | None = None,
+    seeds: Sequence[int] = (0,),
 ) -> MeasuredGroups:
     """Train each group (one shared encoder per group) for every seed; table the losses.
 
     The one place that trains groups over seeds. A singleton group is the shared single-task
     run, and a pair is the same run the pairwise probe trains (same config and seed), so
     nothing already in the store trains again. ``runner`` trains (a store gets a default
-    runner, or one with ``settings``' execution settings); ``config`` and ``seeds`` (or
-    ``settings``) say what to train. ``cost`` per network: a number (default 1: one network
+    runner); ``config`` (default ``TrainConfig()``) and ``seeds`` (default ``(0,)``) say what
+    to train. ``cost`` per network: a number (default 1: one network
     per group), a dict size -> cost, a function of the group's task tuple, or
     ``"parameters"`` (the trained model's parameter count).
 
@@ -307,16 +295,15 @@ def measure_groups(
     >>> len(m.val), m.trained, m.test.value(("c0t0", "c0t1"), "c0t0") > 0
     (3, 3, True)
     """
-    settings = settings if settings is not None else ProbeSettings()
-    config = config if config is not None else settings.config
-    seeds = check_seeds(seeds, "measure groups") if seeds is not None else settings.seeds
+    config = config if config is not None else TrainConfig()
+    seeds = check_seeds(seeds, "measure groups")
     groups = [tuple(suite.check_tasks(list(g))) for g in groups]
     if not groups:
         raise TaskrelError("measure groups: no groups given")
     tasks = list(dict.fromkeys(t for g in groups for t in g))
     specs = [group_spec(suite, g, config, seed) for g in groups for seed in seeds]
     own = not isinstance(runner, Runner)
-    runner = settings.runner(runner) if own else runner
+    runner = as_runner(runner)
     try:
         res = runner.run(suite, specs, desc="groups")
     finally:
@@ -353,4 +340,4 @@ def _group_cost(cost: GroupCost, group: tuple[str, ...], recs: list[RunRecord]) 
     return float(cost)
 
 
-__all__ = ["MeasuredGroups", "PairwiseProbe", "cheap_config", "measure_groups", "pair_spec", "record_loss", "relative_gain"]
+__all__ = ["MeasuredGroups", "PairwiseProbe", "cheap_config", "measure_groups", "record_loss", "relative_gain"]

@@ -33,7 +33,8 @@ import torch
 
 from taskrel.errors import TaskrelError
 from taskrel.layout import build_model
-from taskrel.probes.base import Probe, ProbeSettings, register_probe, single_task_specs
+from taskrel.plans import Plan
+from taskrel.probes.base import Probe, register_probe, single_task_specs
 from taskrel.probes.partial import place
 from taskrel.store import RunRecord, RunSpec, RunStore
 from taskrel.suite import SPLITS, Suite
@@ -106,7 +107,6 @@ class SimilarityProbe(Probe):
     probe_set : the split whose inputs are the probe set (``"val"`` by default).
     n_probe : use the first ``n_probe`` examples of that split (default: all of it).
     config, seeds : training config and seeds of the single-task models.
-    settings : the older bundle of config, seeds and execution settings.
     init : ``"independent"`` (default: each task's model from its own seed, so a shared start
         does not read as similarity) or ``"shared"`` (the single-task runs of the other probes,
         which start from the same weights for a seed).
@@ -148,7 +148,6 @@ class SimilarityProbe(Probe):
         n_probe: int | None = None,
         config: TrainConfig | None = None,
         seeds: Sequence[int] = (0,),
-        settings: ProbeSettings | None = None,
         init: str = "independent",
     ):
         self.tasks = tasks
@@ -158,7 +157,6 @@ class SimilarityProbe(Probe):
         self.n_probe = n_probe
         self.config = config
         self.seeds = seeds
-        self.settings = settings
 
     def kind_list(self) -> list[str]:
         kinds = [self.kinds] if isinstance(self.kinds, str) else list(self.kinds)
@@ -176,18 +174,17 @@ class SimilarityProbe(Probe):
         if self.init not in INITS:
             raise TaskrelError(f"similarity probe: init must be one of {INITS}, got {self.init!r}")
 
-    def plan(self, suite: Suite) -> list[RunSpec]:
+    def plan(self, suite: Suite) -> Plan:
         """Every seed's single-task runs, task by task (with ``init="shared"``: those of the
-        transfer and pairwise probes; else each task from its :func:`independent_seed`)."""
-        self.check(suite)
+        transfer and pairwise probes; else each task from its :func:`independent_seed`);
+        ``index`` holds the (seed, task) of each."""
         tasks, cfg = self.task_names(suite), self.train_config()
         shared = self.init == "shared"
-        return [
-            single_task_specs(suite, [t], cfg, seed if shared else independent_seed(seed, t))[t]
-            for seed in self.seed_list() for t in tasks
-        ]
+        index = [(seed, t) for seed in self.seed_list() for t in tasks]
+        return Plan([single_task_specs(suite, [t], cfg, seed if shared else independent_seed(seed, t))[t]
+                     for seed, t in index], index)
 
-    def measure(self, suite: Suite, records: Sequence[RunRecord], store: RunStore) -> dict[str, np.ndarray]:
+    def measure(self, suite: Suite, plan: Plan, records: Sequence[RunRecord], store: RunStore) -> dict[str, np.ndarray]:
         """Per kind, per-seed arrays (seeds, stages, n, n); NaN at every entry of a task whose
         model failed in that seed (the other tasks are still compared)."""
         names, kinds = self.task_names(suite), self.kind_list()
@@ -197,7 +194,7 @@ class SimilarityProbe(Probe):
         self.n_probe_ = int(len(X))
         n, n_stages = len(names), suite.n_stages
         per_kind: dict[str, list[np.ndarray]] = {k: [] for k in kinds}
-        specs = self.plan(suite)
+        specs = plan.specs
         off = ~np.eye(n, dtype=bool)
         chance: dict[str, list[np.ndarray]] = {k: [] for k in kinds}
         for k in range(len(self.seed_list())):

@@ -34,10 +34,12 @@ from typing import Any
 
 import numpy as np
 
+from taskrel.base import check_is_fitted
 from taskrel.errors import TaskrelError
-from taskrel.probes.base import Probe, ProbeSettings, cost_of, group_spec, register_probe
+from taskrel.plans import Plan
+from taskrel.probes.base import Probe, cost_of, group_spec, register_probe
 from taskrel.probes.partial import place, restrict_candidates, unmeasured
-from taskrel.store import RunRecord, RunSpec, RunStore
+from taskrel.store import RunRecord, RunStore
 from taskrel.suite import Suite
 from taskrel.tables import CandidateTable, SubsetSurrogate
 from taskrel.train import TrainConfig
@@ -169,7 +171,7 @@ class SurrogateProbe(Probe):
         what to do with a task in fewer groups than its parameters, and whether group mates'
         effects are averaged or summed (:class:`~taskrel.tables.SubsetSurrogate`).
     config, seeds : the training config of every run and the seeds (every seed trains the
-        same design); ``settings`` : the older bundle of both.
+        same design).
 
     Attributes
     ----------
@@ -209,7 +211,6 @@ class SurrogateProbe(Probe):
         effects: str = "mean",
         config: TrainConfig | None = None,
         seeds: Sequence[int] = (0,),
-        settings: ProbeSettings | None = None,
     ):
         self.tasks = tasks
         self.n_subsets = n_subsets
@@ -222,7 +223,6 @@ class SurrogateProbe(Probe):
         self.effects = effects
         self.config = config
         self.seeds = seeds
-        self.settings = settings
 
     def design(self, suite: Suite) -> list[tuple[str, ...]]:
         """The groups this probe trains (singles first), without training.
@@ -240,18 +240,19 @@ class SurrogateProbe(Probe):
     def check(self, suite: Suite) -> None:
         self.design(suite)
 
-    def plan(self, suite: Suite) -> list[RunSpec]:
-        """One run per group of the design and seed (seed-major), without training.
+    def plan(self, suite: Suite) -> Plan:
+        """One run per group of the design and seed (seed-major), without training; ``index``
+        is the design.
 
         Singles are the shared single-task runs and every other group is trained as the
         pairwise probe trains a pair, so those runs are shared with it.
         """
         cfg, design = self.train_config(), self.design(suite)
-        return [group_spec(suite, g, cfg, seed) for seed in self.seed_list() for g in design]
+        return Plan([group_spec(suite, g, cfg, seed) for seed in self.seed_list() for g in design], design)
 
-    def measure(self, suite: Suite, records: Sequence[RunRecord], store: RunStore) -> dict[str, np.ndarray]:
+    def measure(self, suite: Suite, plan: Plan, records: Sequence[RunRecord], store: RunStore) -> dict[str, np.ndarray]:
         """Fit the surrogates; per seed, the affinity of that seed's surrogate (NaN if it fails)."""
-        tasks, seeds, design = self.task_names(suite), self.seed_list(), self.design(suite)
+        tasks, seeds, design = self.task_names(suite), self.seed_list(), plan.index
         g = len(design)
         self.design_, self.measured_, self.surrogates_ = design, {}, {}
         failed = [r for r in records if not r.ok]
@@ -298,7 +299,7 @@ class SurrogateProbe(Probe):
     @property
     def surrogate_(self):
         """The validation-loss surrogate."""
-        self._fitted()
+        check_is_fitted(self, "affinity_", "fit(suite, runner)")
         return self.surrogates_["val"]
 
     def candidates(self, max_size: int | None = None, split: str = "val", cost=1.0, tasks: Sequence[str] | None = None):
@@ -310,7 +311,7 @@ class SurrogateProbe(Probe):
         (every group holding it failed) is an error naming it and its stored reason: pass
         the others (``measured_tasks_``).
         """
-        self._fitted()
+        check_is_fitted(self, "affinity_", "fit(suite, runner)")
         if split not in ("val", "test"):
             raise TaskrelError(f"surrogate probe: split must be 'val' or 'test', got {split!r}")
         want = self.tasks_ if tasks is None else [t for t in self.tasks_ if t in set(tasks)]
@@ -321,10 +322,6 @@ class SurrogateProbe(Probe):
         if lost is not None:
             raise lost
         return restrict_candidates(self.surrogates_[split].candidates(max_size=max_size, cost=cost), want)
-
-    def _fitted(self) -> None:
-        if not hasattr(self, "affinity_"):
-            raise TaskrelError("surrogate probe: call fit(suite, runner) first")
 
 
 def _check_design(tasks: list[str], design: list[tuple[str, ...]], pairwise: bool, allow_few: bool) -> None:

@@ -1,7 +1,9 @@
-"""What a gradient-probe run stored, read back: per-step arrays, windows, tables and cost.
+"""What a gradient-probe run stored, read back: blocks of probe steps, windows, tables and cost.
 
 The ``"gradient"`` training callback (:mod:`taskrel.probes.gradient`) stores its trajectory in
-the run's record; the gradient and lookahead probes read it with these functions.
+the run's record, by default as a summary of a few blocks of probe steps
+(:class:`taskrel.step.ProbeLog`), with ``trajectory="full"`` every step's n x n matrices; the
+gradient and lookahead probes read either with these functions.
 """
 
 from __future__ import annotations
@@ -27,33 +29,99 @@ def _flat(r: Any) -> list:
     return [v for row in r for v in row] if r and isinstance(r[0], list) else list(r)
 
 
+def _nan0(a: np.ndarray) -> np.ndarray:
+    return np.where(np.isfinite(a), a, 0.0)
+
+
+def _full_blocks(ex: dict[str, Any], n: int) -> dict[str, np.ndarray]:
+    """A trajectory stored in full (every step's matrices) as blocks of one step each."""
+    steps = np.asarray(ex["steps"], dtype=np.int64)
+    cos = _array(ex["cosine"], (n, n))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logn = np.log(_array(ex["norms"], (n,)))
+    out = {"first": steps, "last": steps, "count": np.ones(len(steps), dtype=np.int64),
+           "cosine": _nan0(cos), "cosine_n": np.isfinite(cos).astype(np.int64),
+           "conflict": (np.isfinite(cos) & (np.nan_to_num(cos) < 0)).astype(np.int64),
+           "log_norm": _nan0(logn), "log_norm_n": np.isfinite(logn).astype(np.int64)}
+    if ex.get("lookahead") is not None:
+        z = _array(ex["lookahead"], (n, n))
+        out["lookahead"], out["lookahead_n"] = _nan0(z), np.isfinite(z).astype(np.int64)
+    return out
+
+
+def _summary_blocks(ex: dict[str, Any], n: int) -> dict[str, np.ndarray]:
+    """A trajectory stored as blocks (:class:`taskrel.step.ProbeLog`), symmetric matrices
+    unpacked from their upper triangle."""
+    upper = np.triu_indices(n)
+    blocks = ex["blocks"]
+    count = np.array([b["count"] for b in blocks], dtype=np.int64)
+
+    def sym(b: dict[str, Any], key: str, default: Any) -> np.ndarray:
+        m = np.zeros((n, n))
+        m[upper] = np.nan_to_num(np.asarray(b.get(key, default), dtype=np.float64))
+        return m + np.triu(m, 1).T
+
+    def square(b: dict[str, Any], key: str, default: Any) -> np.ndarray:
+        return np.nan_to_num(np.asarray(b.get(key, default), dtype=np.float64)).reshape(n, n)
+
+    out = {"first": np.array([b["first"] for b in blocks], dtype=np.int64),
+           "last": np.array([b["last"] for b in blocks], dtype=np.int64), "count": count,
+           "cosine": np.stack([sym(b, "cosine", 0.0) for b in blocks]),
+           "cosine_n": np.stack([sym(b, "cosine_n", np.full(len(upper[0]), b["count"])) for b in blocks]).astype(np.int64),
+           "conflict": np.stack([sym(b, "conflict", 0) for b in blocks]).astype(np.int64),
+           "log_norm": np.stack([np.nan_to_num(np.asarray(b["log_norm"], dtype=np.float64)) for b in blocks]),
+           "log_norm_n": np.stack([np.asarray(b.get("log_norm_n", [b["count"]] * n)) for b in blocks]).astype(np.int64)}
+    if blocks and "lookahead" in blocks[0]:
+        out["lookahead"] = np.stack([square(b, "lookahead", 0.0) for b in blocks])
+        out["lookahead_n"] = np.stack([square(b, "lookahead_n", [b["count"]] * n * n) for b in blocks]).astype(np.int64)
+    return out
+
+
 def trajectory_arrays(rec: RunRecord, tasks: Sequence[str]) -> dict[str, np.ndarray]:
-    """Per probe step arrays of one stored run, reordered to ``tasks``; a task the run did not
-    train (a run replaced without the task that diverged) is NaN at every entry of it."""
+    """The stored trajectory of one run as blocks of probe steps, reordered to ``tasks``.
+
+    Whether the run kept every step (``format="full"``, or a record written before summaries)
+    or a summary (:class:`taskrel.step.ProbeLog`), the result is the same shape: per block
+    ``first`` and ``last`` probe step and ``count``, and per entry the sums ``cosine``,
+    ``conflict`` (negative cosines), ``log_norm``, ``lookahead`` with the number of finite
+    values each sum holds (``cosine_n``, ``log_norm_n``, ``lookahead_n``). A stored full
+    trajectory gives one block per step. A task the run did not train (a run replaced without
+    the task that diverged) has no value at any entry of it.
+    """
     ex = rec.extras.get(CALLBACK)
     if not ex or not ex.get("steps"):
         raise TaskrelError(f"gradient probe: run {rec.key} has no gradient trajectory (no probe step ran)")
     n = len(ex["tasks"])
-    idx = [ex["tasks"].index(t) if t in ex["tasks"] else n for t in tasks]  # n: a NaN row and column
-    sl = np.ix_(idx, idx)
-
-    def square(rows: list) -> np.ndarray:
-        a = np.pad(_array(rows, (n, n)), ((0, 0), (0, 1), (0, 1)), constant_values=np.nan)
-        return a[:, sl[0], sl[1]]
-
-    out = {
-        "steps": np.asarray(ex["steps"], dtype=np.int64),
-        "cosine": square(ex["cosine"]),
-        "norms": np.pad(_array(ex["norms"], (n,)), ((0, 0), (0, 1)), constant_values=np.nan)[:, idx],
-    }
-    if ex.get("lookahead") is not None:
-        out["lookahead"] = square(ex["lookahead"])
+    raw = _summary_blocks(ex, n) if ex.get("format") == "summary" else _full_blocks(ex, n)
+    idx = [ex["tasks"].index(t) if t in ex["tasks"] else n for t in tasks]  # n: a row and column with no value
+    out = {k: raw[k] for k in ("first", "last", "count")}
+    for key, a in raw.items():
+        if key in out:
+            continue
+        if a.ndim == 3:
+            a = np.pad(a, ((0, 0), (0, 1), (0, 1)))[:, idx][:, :, idx]
+        else:
+            a = np.pad(a, ((0, 0), (0, 1)))[:, idx]
+        out[key] = a
+    out["steps"] = out["first"]
     return out
+
+
+def block_mean(tr: dict[str, np.ndarray], key: str, per_block: bool = False) -> np.ndarray:
+    """Mean of a measure over the blocks' steps (``per_block``: each block's own mean); 0
+    where no value was finite.
+
+    >>> tr = {"cosine": np.array([[[2.0]], [[1.0]]]), "cosine_n": np.array([[[2]], [[1]]])}
+    >>> block_mean(tr, "cosine").tolist(), block_mean(tr, "cosine", per_block=True).ravel().tolist()
+    ([[1.0]], [1.0, 1.0])
+    """
+    total, n = (tr[key], tr[f"{key}_n"]) if per_block else (tr[key].sum(axis=0), tr[f"{key}_n"].sum(axis=0))
+    return np.where(n > 0, total / np.maximum(n, 1), 0.0)
 
 
 def absent(a: np.ndarray, tr: dict[str, np.ndarray]) -> np.ndarray:
     """``a`` (n, n) with NaN at every entry of a task the run did not train (``tr["absent"]``,
-    set by :meth:`~taskrel.probes.gradient.TrajectoryProbe.trajectories`; :func:`nanmean0`
+    set by :meth:`~taskrel.probes.gradient.TrajectoryProbe.trajectories`; :func:`block_mean`
     reads such entries as 0)."""
     a = np.array(a, dtype=np.float64)
     gone = tr.get("absent")
@@ -64,13 +132,21 @@ def absent(a: np.ndarray, tr: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def in_window(tr: dict[str, np.ndarray], window: tuple[int, int] | None) -> dict[str, np.ndarray]:
-    """The probe steps of a trajectory with ``start <= step < stop`` (all when window is None)."""
+    """The blocks of a trajectory whose probe steps all lie in ``start <= step < stop`` (all
+    when window is None). A window that cuts a stored block is an error naming the block
+    boundaries (a summary keeps blocks, not steps: fit with ``trajectory="full"`` for any window)."""
     if window is None:
         return tr
     start, stop = (int(v) for v in window)
-    keep = (tr["steps"] >= start) & (tr["steps"] < stop)
+    first, last = tr["first"], tr["last"]
+    cut = ((first < start) & (last >= start)) | ((first < stop) & (last >= stop))
+    if cut.any():
+        bounds = [f"{a}..{b}" for a, b in zip(first.tolist(), last.tolist())]
+        raise TaskrelError(f"gradient probe: window {tuple(window)} cuts a stored block of probe steps; the blocks are "
+                           f"{bounds}: choose a window on their boundaries, or probe with trajectory='full'")
+    keep = (first >= start) & (last < stop)
     if not keep.any():
-        raise TaskrelError(f"gradient probe: no probe step in window {window}; probe steps run {tr['steps'].min()}..{tr['steps'].max()}")
+        raise TaskrelError(f"gradient probe: no probe step in window {window}; probe steps run {first.min()}..{last.max()}")
     return {k: v[keep] for k, v in tr.items()}
 
 
@@ -86,13 +162,6 @@ def long_table(seed: int, steps: np.ndarray, names: Sequence[str], values: np.nd
         "target": np.tile(np.asarray(names, dtype=object), m * n),
         column: values.reshape(-1),
     })
-
-
-def nanmean0(a: np.ndarray) -> np.ndarray:
-    """Mean over axis 0 ignoring NaN; 0 where every value is NaN."""
-    count = np.sum(np.isfinite(a), axis=0)
-    total = np.nansum(a, axis=0)
-    return np.where(count > 0, total / np.maximum(count, 1), 0.0)
 
 
 def run_cost(rec: RunRecord, parts: Sequence[str]) -> Cost:
@@ -115,4 +184,4 @@ def cost_meta(recs: Sequence[RunRecord]) -> dict[str, Any]:
     }
 
 
-__all__ = ["CALLBACK", "absent", "cost_meta", "in_window", "long_table", "nanmean0", "run_cost", "trajectory_arrays"]
+__all__ = ["CALLBACK", "absent", "block_mean", "cost_meta", "in_window", "long_table", "run_cost", "trajectory_arrays"]

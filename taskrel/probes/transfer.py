@@ -44,13 +44,8 @@ import numpy as np
 
 from taskrel.errors import TaskrelError
 from taskrel.layout import SharingLayout
-from taskrel.probes.base import (
-    Probe,
-    ProbeSettings,
-    affinity_from_seeds,
-    register_probe,
-    single_task_specs,
-)
+from taskrel.plans import Plan
+from taskrel.probes.base import Probe, register_probe, single_task_specs
 from taskrel.store import RunRecord, RunSpec, RunStore
 from taskrel.suite import Suite
 from taskrel.train import TrainConfig
@@ -68,9 +63,6 @@ class TransferRun:
     target: str
     seed: int
     spec: RunSpec
-
-
-affinity_over_seeds = affinity_from_seeds  # the older name
 
 
 @register_probe("transfer")
@@ -91,7 +83,6 @@ class TransferProbe(Probe):
     score : ``"loss"`` (default: the target's validation loss) or ``"metric"`` (its
         validation metric, quantised for accuracy-like metrics).
     config, seeds : training config and seeds of every run (defaults ``TrainConfig()``, ``(0,)``).
-    settings : the older bundle of config, seeds and execution settings.
 
     Attributes
     ----------
@@ -124,7 +115,6 @@ class TransferProbe(Probe):
         gain: str = "absolute",
         config: TrainConfig | None = None,
         seeds: Sequence[int] = (0,),
-        settings: ProbeSettings | None = None,
         score: str = "loss",
     ):
         self.tasks = tasks
@@ -133,7 +123,6 @@ class TransferProbe(Probe):
         self.score = score
         self.config = config
         self.seeds = seeds
-        self.settings = settings
 
     # ------------------------------------------------------------------ planning
     def check(self, suite: Suite) -> None:
@@ -144,9 +133,9 @@ class TransferProbe(Probe):
         if self.score not in SCORES:
             raise TaskrelError(f"transfer probe: score must be one of {SCORES}, got {self.score!r}")
 
-    def runs(self, suite: Suite) -> tuple[dict[int, dict[str, RunSpec]], list[TransferRun]]:
-        """The single-task specs (per seed, per task) and the transfer runs, without training."""
-        self.check(suite)
+    def plan(self, suite: Suite) -> Plan:
+        """Every seed's single-task runs, then the transfer runs; ``index`` holds the single
+        runs' (seed, task) and the :class:`TransferRun` of each transfer."""
         tasks, cfg = self.task_names(suite), self.train_config()
         moved_cfg = cfg.with_(freeze_encoder=True) if self.mode == "frozen" else cfg
         singles: dict[int, dict[str, RunSpec]] = {}
@@ -165,22 +154,19 @@ class TransferProbe(Probe):
                         label=f"transfer {src}->{tgt} ({self.mode}) seed{seed}",
                     )
                     transfers.append(TransferRun(src, tgt, seed, spec))
-        return singles, transfers
-
-    def plan(self, suite: Suite) -> list[RunSpec]:
-        """Every seed's single-task runs, then the transfer runs."""
-        singles, transfers = self.runs(suite)
-        return [s for d in singles.values() for s in d.values()] + [t.spec for t in transfers]
+        single_index = [(seed, t) for seed, d in singles.items() for t in d]
+        specs = [s for d in singles.values() for s in d.values()] + [t.spec for t in transfers]
+        return Plan(specs, {"singles": single_index, "transfers": transfers})
 
     # ------------------------------------------------------------------ measuring
-    def measure(self, suite: Suite, records: Sequence[RunRecord], store: RunStore) -> dict[str, np.ndarray]:
+    def measure(self, suite: Suite, plan: Plan, records: Sequence[RunRecord], store: RunStore) -> dict[str, np.ndarray]:
         """Gains per seed; sets ``table_``."""
         import pandas as pd
 
         tasks, seeds = self.task_names(suite), self.seed_list()
-        singles, transfers = self.runs(suite)
-        n_single = sum(len(d) for d in singles.values())
-        scratch_of = {(seed, t): rec for (seed, t), rec in zip(((s, t) for s, d in singles.items() for t in d), records[:n_single])}
+        singles, transfers = plan.index["singles"], plan.index["transfers"]
+        n_single = len(singles)
+        scratch_of = dict(zip(singles, records[:n_single]))
         index = {t: i for i, t in enumerate(tasks)}
         seed_pos = {s: k for k, s in enumerate(seeds)}
         per_seed = np.zeros((len(seeds), len(tasks), len(tasks)))
@@ -215,4 +201,4 @@ def _score(rec: RunRecord, task: str, score: str, split: str = "val") -> float:
     return rec.loss(task, split) if score == "loss" else rec.metric(task, split)
 
 
-__all__ = ["TransferProbe", "TransferRun", "affinity_over_seeds"]
+__all__ = ["TransferProbe", "TransferRun"]
