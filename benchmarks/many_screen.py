@@ -16,6 +16,10 @@ ddof 1, / sqrt(seeds)) and ``z = mean / SE``; the goal is z > 3 against both bas
     nice -n 10 python benchmarks/many_screen.py --n-tasks 24,48,96 --seeds 0,1,2 \\
         --out benchmarks/results/screen_many.json
 
+``train_seconds`` sums the runs' own training times (stored in their records, so a rerun that
+reads the runs from the store reports the times of the runs that trained them);
+``wall_seconds`` is this invocation's time, small when the runs are read.
+
 Prints one JSON line per number of tasks and writes the whole JSON (with the load average at
 start and end) to ``--out``.
 """
@@ -58,7 +62,7 @@ def test_losses(suite, groups: list[list[str]], config: TrainConfig, seeds: list
         if rec.ok:
             for t in groups[gi]:
                 out[si, tasks.index(t)] = rec.loss(t, "test")
-    return out, {"runs": len(specs), "failed": len(recs.failed), "train_seconds": round(float(sum(seconds)), 1),
+    return out, {"runs": len(specs), "trained_now": recs.trained, "read_from_store": recs.reused, "failed": len(recs.failed), "train_seconds": round(float(sum(seconds)), 1),
                  "max_run_seconds": round(float(max(seconds)), 2)}
 
 
