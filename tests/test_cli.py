@@ -41,6 +41,7 @@ def one_line_error(err: str) -> str:
     (["probe", "pairwse", "planted"], "did you mean 'pairwise'?"),
     (["train", "yaest"], "did you mean 'yeast'"),
     (["suites", "plantd"], "did you mean 'planted'"),
+    (["train", "planted", "--tasks", "c0t0,unrelatd"], "did you mean 'unrelated'?"),
 ])
 def test_misspellings_get_a_suggestion(argv, meant, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

@@ -128,7 +128,7 @@ def run_command(args: argparse.Namespace) -> int:
     except TaskrelError as e:
         if debug:
             raise
-        print(f"taskrel: error: {e}", file=sys.stderr)
+        print(f"taskrel: error: {suggest(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         if debug:
@@ -139,6 +139,18 @@ def run_command(args: argparse.Namespace) -> int:
         if debug:
             raise
         return unexpected(args.command, e)
+
+
+def suggest(message: str) -> str:
+    """``message`` with a "did you mean" when it names an unknown value and lists the valid ones.
+
+    >>> suggest("suite 'planted': unknown task 'unrelatd'; tasks are ['c0t0', 'c0t1', 'unrelated']")
+    "suite 'planted': unknown task 'unrelatd'; tasks are ['c0t0', 'c0t1', 'unrelated']; did you mean 'unrelated'?"
+    """
+    found = re.search(r"unknown [\w -]*?'([^']+)'.*?\[([^\]]*)\]", message)
+    if found is None or "did you mean" in message:
+        return message
+    return message + did_you_mean(found.group(1), re.findall(r"'([^']*)'", found.group(2)))
 
 
 def unexpected(command: str, e: BaseException) -> int:
