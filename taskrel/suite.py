@@ -17,10 +17,14 @@ from taskrel.digest import digest_of, module_digest
 from taskrel.errors import TaskrelError
 from taskrel.losses import check_own_functions, describe
 from taskrel.suite_checks import (
+    as_float32_inputs,
     check_classes,
     check_factories,
     check_heads,
+    check_loss_gradients,
     check_split,
+    check_split_labels,
+    check_stage_module,
     check_task_name,
 )
 from taskrel.widths import WidthStages, suite_at_width
@@ -187,17 +191,7 @@ class Suite:
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise TaskrelError(f"{where}: duplicate task names {dup}")
-        X = np.asarray(inputs)
-        if X.ndim < 2 or X.shape[0] == 0:
-            raise TaskrelError(f"{where}: inputs must be an array (n_examples, ...) with n >= 1, got shape {X.shape}")
-        if not np.issubdtype(X.dtype, np.number):
-            raise TaskrelError(f"{where}: inputs must be numeric, got dtype {X.dtype}")
-        X = X.astype(np.float32)
-        bad = ~np.isfinite(X)
-        if bad.any():
-            row = int(np.argwhere(bad)[0][0])
-            raise TaskrelError(f"{where}: inputs contain NaN or inf ({int(bad.sum())} values; first in row {row})")
-        self.inputs = X
+        self.inputs = X = as_float32_inputs(where, inputs)
         n = X.shape[0]
         extra = sorted(set(targets) - set(names))
         if extra:
@@ -214,12 +208,7 @@ class Suite:
         self.split = self._make_split(split, split_seed, n)
         check_split(self.split, n)
         self.split_seed = split_seed
-        for t in self.tasks:
-            for s in SPLITS:
-                y = self.targets[t.name][self.split[s]]
-                labelled = ~np.isnan(y).reshape(len(y), -1).all(axis=1)
-                if not labelled.any():
-                    raise TaskrelError(f"{where}, task {t.name!r}: no labels in the {s} split")
+        check_split_labels(where, self.tasks, self.targets, self.split)
         check_factories(where, stages, self.head)
         self.stages = list(stages)
         self.stage_names = list(stage_names) if stage_names else [f"stage{k}" for k in range(len(stages))]
@@ -230,6 +219,7 @@ class Suite:
         # shapes chain and heads fit, checked now rather than deep inside the first run
         with torch.random.fork_rng(devices=[]):  # building blocks must not move the caller's seed
             check_heads(where, self.tasks, self.head, self._stage_outputs()[-1])
+            check_loss_gradients(where, self.tasks, self.head, lambda r: self._stage_outputs(r)[-1], self.targets, self.split["train"])
 
     # ------------------------------------------------------------------ validation
     def _check_target(self, t: Task, y: Any, n: int) -> tuple[np.ndarray, Task]:
@@ -325,11 +315,11 @@ class Suite:
             self._feature_shapes = [tuple(h.shape[1:]) for h in self._stage_outputs()]
         return self._feature_shapes
 
-    def _stage_outputs(self) -> list[torch.Tensor]:
-        """Every stage's output on two examples (checks that the stages chain)."""
+    def _stage_outputs(self, rows: np.ndarray | None = None) -> list[torch.Tensor]:
+        """Every stage's output on two examples, or on ``rows`` (checks that the stages chain)."""
         outs = []
         with torch.no_grad():
-            h = self.example_inputs(2)
+            h = self.example_inputs(2) if rows is None else torch.from_numpy(self.inputs[rows])
             for k in range(self.n_stages):
                 where = f"suite {self.name!r}: stage {k} ({self.stage_names[k]})"
                 try:
@@ -338,6 +328,7 @@ class Suite:
                     raise TaskrelError(f"{where}: its factory failed: {type(e).__name__}: {e}") from None
                 if not isinstance(m, nn.Module):
                     raise TaskrelError(f"{where}: its factory returned {type(m).__name__}, not an nn.Module")
+                check_stage_module(where, m, self.stages[k])
                 try:
                     h = m.eval()(h)
                 except Exception as e:

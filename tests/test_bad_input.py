@@ -229,7 +229,7 @@ STUDY_CASES = {
     "clustering n_clusters 0": (STUDY + PAIRWISE + "[analysis.clustering]\nn_clusters = 0\n", "n_clusters': must be an integer between 1 and 3, got 0"),
     "tasks empty": ('name = "x"\n[suite]\nname = "planted"\ntasks = []\n' + PAIRWISE, "field 'suite.tasks': a study needs at least two tasks, got []"),
     "tasks repeated": ('name = "x"\n[suite]\nname = "planted"\ntasks = ["c0t0", "c0t0"]\n' + PAIRWISE, "tasks listed twice"),
-    "suite option": ('name = "x"\n[suite]\nname = "planted"\noptions = { n_examples = -5 }\n' + PAIRWISE, "n_examples must be >= 40, got -5"),
+    "suite option": ('name = "x"\n[suite]\nname = "planted"\noptions = { n_examples = -5 }\n' + PAIRWISE, "option n_examples must be an integer >= 40, got -5"),
     "unknown suite": ('name = "x"\n[suite]\nname = "cifar"\n' + PAIRWISE, "unknown suite 'cifar'"),
     "no name": ('[suite]\nname = "planted"\n' + PAIRWISE, "field 'name': a study needs a non-empty name"),
     "description not text": ('description = 5\n' + STUDY + PAIRWISE, "field 'description': must be text, got 5"),

@@ -33,6 +33,7 @@ import numpy as np
 
 from taskrel.errors import TaskrelError
 from taskrel.suite import Suite, Task
+from taskrel.suite_checks import check_memory, check_number
 from taskrel.suites import register_suite
 from taskrel.widths import mlp_stages
 
@@ -59,6 +60,30 @@ def _labelled(rng: np.random.Generator, n: int, n_tasks: int, fraction: float, o
         mask[pick] = True
         masks.append(mask)
     return masks
+
+
+def _check_options(o: dict) -> None:
+    """Every option by name, before anything is allocated."""
+    for name in ("n_clusters", "tasks_per_cluster", "n_features", "latent_dim"):
+        check_number("planted", name, o[name], low=1, integer=True)
+    check_number("planted", "n_examples", o["n_examples"], low=40, integer=True)
+    for name in ("spread", "noise"):
+        check_number("planted", name, o[name], low=0)
+    check_number("planted", "conflict_scale", o["conflict_scale"])
+    check_number("planted", "seed", o["seed"], low=0, integer=True)
+    if o["kind"] not in ("regression", "binary"):
+        raise TaskrelError(f"planted: kind must be 'regression' or 'binary', got {o['kind']!r}")
+    check_number("planted", "label_fraction", o["label_fraction"], low=0, high=1)
+    if o["label_fraction"] == 0:
+        raise TaskrelError("planted: option label_fraction must be in (0, 1], got 0")
+    check_number("planted", "relatedness", o["relatedness"], low=0, high=1, none=True)
+    check_number("planted", "label_overlap", o["label_overlap"], low=0, high=1, none=True)
+    check_number("planted", "width", o["width"], low=4, integer=True)
+    if o["conflict"] not in CONFLICTS:
+        raise TaskrelError(f"planted: conflict must be one of {CONFLICTS}, got {o['conflict']!r}")
+    n_tasks = o["n_clusters"] * o["tasks_per_cluster"] + 2
+    check_memory("planted", f"n_examples={o['n_examples']:,} x {o['n_features']} features and {n_tasks} tasks",
+                 8.0 * o["n_examples"] * (o["n_features"] + o["latent_dim"] * (o["n_clusters"] + 2) + 2 * n_tasks))
 
 
 @register_suite(
@@ -99,22 +124,7 @@ def planted_suite(
     >>> bool((np.isnan(lab["c0t0"]) == np.isnan(lab["conflict"])).all())
     True
     """
-    if n_clusters < 1 or tasks_per_cluster < 1:
-        raise TaskrelError("planted: n_clusters and tasks_per_cluster must be >= 1")
-    if kind not in ("regression", "binary"):
-        raise TaskrelError(f"planted: kind must be 'regression' or 'binary', got {kind!r}")
-    if n_examples < 40:
-        raise TaskrelError(f"planted: n_examples must be >= 40, got {n_examples}")
-    if not 0 < label_fraction <= 1:
-        raise TaskrelError(f"planted: label_fraction must be in (0, 1], got {label_fraction}")
-    if relatedness is not None and not 0 <= relatedness <= 1:
-        raise TaskrelError(f"planted: relatedness must be in [0, 1] or None, got {relatedness}")
-    if label_overlap is not None and not 0 <= label_overlap <= 1:
-        raise TaskrelError(f"planted: label_overlap must be in [0, 1] or None, got {label_overlap}")
-    if isinstance(width, bool) or not isinstance(width, int) or width < 4:
-        raise TaskrelError(f"planted: width must be an integer >= 4, got {width!r}")
-    if conflict not in CONFLICTS:
-        raise TaskrelError(f"planted: conflict must be one of {CONFLICTS}, got {conflict!r}")
+    _check_options(locals())
     rng = np.random.default_rng(seed)
     d, r = int(n_features), int(latent_dim)
     X = rng.normal(size=(n_examples, d)).astype(np.float32)
