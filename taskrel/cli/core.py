@@ -87,7 +87,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         from taskrel.runner import Runner
         from taskrel.store import RunSpec
 
-        rec = Runner(args.store).run(suite, [RunSpec(layout, cfg, args.seed)])[0]
+        with Runner(args.store) as runner:
+            rec = runner.run(suite, [RunSpec(layout, cfg, args.seed)])[0]
         if not rec.ok:
             print(f"run failed: {rec.error}")
             return 1
