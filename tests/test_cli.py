@@ -195,6 +195,14 @@ def test_an_os_error_on_a_path_names_the_path(capsys, monkeypatch):
     assert code == 2 and "'/some/where': Permission denied" in one_line_error(err)
 
 
+def test_an_environment_failure_is_exit_1(capsys, monkeypatch):
+    import errno
+
+    _with_func(monkeypatch, _failing(OSError(errno.EFBIG, "File too large", "/some/file")))
+    code, _, err = run(["suites"], capsys)
+    assert code == 1 and "'/some/file': File too large" in one_line_error(err)
+
+
 def test_an_interrupt_exits_130_with_one_line(capsys, monkeypatch):
     _with_func(monkeypatch, _failing(KeyboardInterrupt()))
     code, _, err = run(["suites"], capsys)

@@ -17,6 +17,7 @@ taskrel 0.1.0
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import re
 import sys
@@ -153,15 +154,20 @@ def suggest(message: str) -> str:
     return message + did_you_mean(found.group(1), re.findall(r"'([^']*)'", found.group(2)))
 
 
+# an OSError with these errno values is about a path the user gave (exit 2); others (a full
+# disk, a lost connection) are the environment's (exit 1)
+PATH_ERRORS = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTDIR, errno.EROFS, errno.EEXIST, errno.ENAMETOOLONG}
+
+
 def unexpected(command: str, e: BaseException) -> int:
-    """One line for an error nobody planned for; exit 2 for a path the user gave, else 1."""
+    """One line for an error nobody planned for: exit 2 for a bad path the user gave, else 1."""
     if isinstance(e, BrokenPipeError):  # `taskrel suites | head`
         return 0
     where = f" {e.filename!r}" if isinstance(e, OSError) and e.filename else ""
     text = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
     print(f"taskrel: error: 'taskrel {command}' failed: {type(e).__name__}{where}: {text} (rerun with --debug to see the traceback)",
           file=sys.stderr)
-    return 2 if where else 1
+    return 2 if isinstance(e, OSError) and e.errno in PATH_ERRORS else 1
 
 
 if __name__ == "__main__":  # pragma: no cover
