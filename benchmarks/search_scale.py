@@ -11,7 +11,10 @@ gap (``gap``: proven, so None under heuristic pricing; ``gap_vs_cg_bound``: agai
 master LP's value over the generated columns, which heuristic pricing does not prove), the
 columns generated, the groups the model was asked about, and the ARI of the chosen grouping
 against the planted clusters (1.0 means the planted grouping was found; below the number of
-clusters the budget forces merges, so ARI < 1 there is the right answer).
+clusters the budget forces merges, so ARI < 1 there is the right answer; each size also runs
+one budget of clusters + 5, where the planted grouping is the optimum). At budget 2 with at
+most 16 clusters, ``best_cluster_split`` is the best split of the planted clusters into two
+networks, found by asking the model about every split: a reference the search should reach.
 
 Part 2 (``hangs``): the issue's cases that hung. ``GroupingSearch`` on the 147,536-row table
 at 96 tasks (every group up to 3, HOA from random pairs) with the default 60 s limit, and
@@ -87,7 +90,26 @@ def scale_row(n: int, budget: int, time_limit: float) -> dict:
             "columns": gs.stats_["columns"], "model_rows": gs.stats_["model_rows"],
             "cg_rounds": gs.stats_["rounds"], "cg_converged": gs.stats_["converged"],
             "cg_stopped": gs.stats_.get("stopped"), "milp": gs.stats_.get("milp"),
-            "ari": round(ari(gs, model), 4), "objective": round(gs.total_, 4)}
+            "ari": round(ari(gs, model), 4), "objective": round(gs.total_, 4),
+            "best_cluster_split": None if budget != 2 else union_reference(model)}
+
+
+def union_reference(model: PlantedAdditive) -> float | None:
+    """Budget 2: the best split of the planted clusters into two networks (every one of the
+    2^(clusters-1) splits asked of the model); None past 16 clusters."""
+    k = int(model.labels.max() + 1)
+    if k > 16:
+        return None
+    clusters = np.array([model.labels == c for c in range(k)])
+    masks = (np.arange(1 << (k - 1))[:, None] >> np.arange(k)) & 1
+    first = (masks.astype(bool)[:, :, None] & clusters[None]).any(axis=1)
+    rows = np.concatenate([first, ~first])
+    keep = rows.any(axis=1)
+    values, _ = model.predict_members(rows[keep])
+    totals = np.zeros(len(rows))
+    totals[keep] = np.nansum(values, axis=1)
+    half = len(first)
+    return float((totals[:half] + totals[half:]).min())
 
 
 def random_pairs_table(n: int, max_size: int, seed: int = 0) -> CandidateTable:
@@ -131,10 +153,13 @@ def main() -> None:
     sizes = args.sizes or ([100] if args.quick else [100, 200, 500])
     budgets = args.budgets or ([5, 12] if args.quick else [2, 5, 10, 15, 20, 30])
     load = os.getloadavg()
+    runs = [(n, b) for n in sizes for b in budgets]
+    if not args.budgets:  # and one budget above the number of clusters: the planted grouping
+        runs += [(n, int(PlantedAdditive(n).labels.max()) + 6) for n in sizes]
     out = {"benchmark": "search_scale", "python": platform.python_version(),
            "cpu_count": os.cpu_count(), "load_before": [round(x, 2) for x in load],
            "time_limit": args.time_limit,
-           "scale": [scale_row(n, b, args.time_limit) for n in sizes for b in budgets]}
+           "scale": [scale_row(n, b, args.time_limit) for n, b in runs]}
     if not args.skip_hangs:
         out["hangs"] = hang_rows(args.quick)
     out["load_after"] = [round(x, 2) for x in os.getloadavg()]

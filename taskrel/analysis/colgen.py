@@ -18,7 +18,8 @@ listed up front. The steps, all on one :class:`~taskrel.analysis.search_clock.Se
    are added and the master is solved again, until none is found or ``lp_share`` of the time
    is spent.
 4. **MILP** over the generated columns (with what is left of the clock) for the integer
-   choice; the better of it and the dendrogram incumbent is kept.
+   choice; the better of it and the dendrogram incumbent is kept, then polished by moving
+   single tasks between its groups (:mod:`taskrel.analysis.moves`).
 
 The bound: with exact pricing (``price_exact``) the master value plus ``kappa`` times the
 least reduced cost (``kappa`` bounds the number of chosen networks) is a proven lower bound on
@@ -50,6 +51,7 @@ from scipy.optimize import linprog
 
 from taskrel.analysis._grouping_dp import _Infeasible
 from taskrel.analysis._grouping_solvers import _milp, _OutOfTime, _Problem
+from taskrel.analysis.moves import improve_partition
 from taskrel.analysis.pricing import (
     ModelOracle,
     dendrogram_groups,
@@ -128,6 +130,16 @@ def solve_model(oracle: ModelOracle, budget: float, cost_of_size: np.ndarray, mi
             chosen, milp_proven = np.sort(rows), False
     if chosen is None:
         raise _OutOfTime("no grouping within the budget was found in the time given")
+    polished = improve_partition(oracle, members[chosen], cost_of_size, budget, min_size,
+                                 max_size, clock)
+    if oracle.totals(polished).sum() < totals[chosen].sum() - 1e-12 * (1 + abs(totals).sum()):
+        pool.add(polished, 1, n)
+        members = pool.matrix()
+        totals = oracle.totals(members)
+        chosen = np.sort([pool.keys[np.packbits(r).tobytes()] for r in polished])
+        milp_proven = False
+        stats["polished"] = True
+        clock.update(incumbent=float(totals[chosen].sum()), stage="task moves")
     stats.update(columns=len(members), model_rows=oracle.rows, model_calls=oracle.calls)
     return ModelSolution(members, chosen, float(totals[chosen].sum()), cg["bound"],
                          cg["bound_proven"], milp_proven, stats)

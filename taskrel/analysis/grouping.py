@@ -254,7 +254,8 @@ class GroupingSearch(Estimator):
         self._store(table, chosen)
         mine = -self.total_ if self.higher_is_better_ else self.total_
         gap = relative_gap(mine, self.lower_bound_)
-        self.stats_["gap_vs_bound"] = gap
+        if self.lower_bound_ is not None:  # signed: below 0 shows an unproven bound was beaten
+            self.stats_["gap_vs_bound"] = (mine - self.lower_bound_) / max(abs(mine), 1e-12)
         self._status(clock, proven=self.bound_proven_ and gap is not None and gap <= 1e-9)
         if not self.bound_proven_:
             self.gap_ = None  # the bound rests on heuristic pricing: no proven gap
