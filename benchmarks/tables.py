@@ -302,7 +302,18 @@ def concurrency(d: dict) -> str:
             f"{' and '.join(map(str, two['records_each']))} records (load average {d['machine']['loadavg_before'][0]:.1f} at start).")
 
 
-RENDER = {"gradient_probe": gradient, "cka": cka, "grouping": grouping, "throughput": throughput, "capacity": capacity,
+def first_run(d: dict) -> str:
+    """The default study from an empty store (first_run.py)."""
+    g, m = d["goal"], d["machine"]
+    judged = ("**met**" if g["met"] else "**not met**") if g["met"] is not None else \
+        f"not judged: the machine was not quiet ({g['note']})"
+    return (f"`python benchmarks/first_run.py`: `{d['command']}` ({d['study']}, {len(d['tasks'])} tasks) trained "
+            f"{d['runs_trained']} runs in {d['wall_seconds']:.0f} s of wall time and {d['cpu_seconds']:.0f} s of CPU time, "
+            f"load average {m['load_before'][0]:.1f} at start and {m['load_after'][0]:.1f} at the end on {m['cpus']} cores. "
+            f"Decision: {d['verdict']}\n\nGoal, at most {g['wall_seconds_at_most']:.0f} s on two quiet cores: {judged}.")
+
+
+RENDER = {"first_run": first_run, "gradient_probe": gradient, "cka": cka, "grouping": grouping, "throughput": throughput, "capacity": capacity,
           "tracker": tracker, "aggregator": aggregator, "concurrency": concurrency}
 
 
@@ -333,11 +344,11 @@ PAGES = {
                     "width studies page).",
                     ["capacity"]),
     "performance.md": ("Speed and overhead",
-                       "Throughput of the runner, the cost of the gradient probe and the tracker, conflict-aware "
+                       "The default study's first run, throughput of the runner, the cost of the gradient probe and the tracker, conflict-aware "
                        "aggregation, CKA against plain NumPy, the grouping search against Standley et al.'s published "
                        "selections, and the run store shared by two processes. Most were measured on a shared 2-core "
                        "machine: each file records its load, and timings are ratios measured side by side.",
-                       ["throughput", "gradient_probe", "tracker", "aggregator", "cka", "grouping", "concurrency"]),
+                       ["first_run", "throughput", "gradient_probe", "tracker", "aggregator", "cka", "grouping", "concurrency"]),
 }
 
 
