@@ -8,10 +8,11 @@ Everything a study needs is one import away::
     study = taskrel.Study(probes=[taskrel.PairwiseProbe(), taskrel.GradientProbe()],
                           grouping=taskrel.GroupingSearch(budget=3),
                           validation=taskrel.Validation(seeds=[0, 1, 2]))
-    result = study.fit(suite, taskrel.Runner("runs"))
-    result.recommended            # a SharingLayout
+    result = study.fit(suite, "runs").result_
+    print(result.summary())       # the decision, why, and how sure
 
-Names are imported on first use, so ``import taskrel`` itself stays light.
+Names are imported on first use (PEP 562), so ``import taskrel`` itself imports neither torch
+nor scipy, and the ``taskrel`` command starts quickly.
 
 >>> import taskrel
 >>> taskrel.Study.__name__, taskrel.PairwiseProbe.kind, taskrel.SharingLayout.__module__
