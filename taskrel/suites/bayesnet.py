@@ -12,7 +12,8 @@ authors if you publish results on them.
 Tasks and inputs. ``input_fraction`` of the variables, drawn at random (seeded), are
 *observed*: one-hot encoded, they are the inputs. The other variables are candidate tasks: a
 variable whose most frequent state covers more than ``max_majority`` of the sample is left out
-(nearly constant, nothing to learn), and ``n_tasks`` of the rest are kept (at random; None:
+(nearly constant, nothing to learn), and so is one whose labelled training rows show a
+single state; ``n_tasks`` of the rest are kept (at random; None:
 all). A two-state variable is a binary task, a k-state one a k-class task. Each task is
 labelled on ``n_labelled`` random training rows (None: every training row); val and test
 rows are fully labelled.
@@ -255,18 +256,20 @@ def bayesnet_suite(
     draws = sample(states, parents, cpt, n, rng)
     names = list(states)
     observed = sorted(rng.choice(names, size=max(int(round(input_fraction * len(names))), 1), replace=False).tolist(), key=names.index)
-    candidates = [v for v in names if v not in observed and np.bincount(draws[v], minlength=len(states[v])).max() / n <= max_majority]
-    if n_tasks is not None and n_tasks < len(candidates):
-        candidates = sorted(rng.choice(candidates, size=n_tasks, replace=False).tolist(), key=names.index)
-    if not candidates:
-        raise TaskrelError(f"bayesnet: no variable of {network!r} is left as a task; lower input_fraction or raise max_majority")
-    X = np.concatenate([np.eye(len(states[v]), dtype=np.float32)[draws[v]] for v in observed], axis=1)
     targets = {}
-    for v in candidates:
+    for v in names:  # labelled rows drawn for every variable, so a task's labels do not depend on n_tasks
         y = draws[v].astype(np.float64)
         if n_labelled is not None:
             y[rng.choice(n_train, size=n_train - n_labelled, replace=False)] = np.nan
         targets[v] = y
+    candidates = [v for v in names if v not in observed and np.bincount(draws[v], minlength=len(states[v])).max() / n <= max_majority
+                  and len(np.unique(targets[v][:n_train][~np.isnan(targets[v][:n_train])])) >= 2]  # two states among its labels
+    if n_tasks is not None and n_tasks < len(candidates):
+        candidates = sorted(rng.choice(candidates, size=n_tasks, replace=False).tolist(), key=names.index)
+    if not candidates:
+        raise TaskrelError(f"bayesnet: no variable of {network!r} is left as a task; lower input_fraction or raise max_majority")
+    targets = {v: targets[v] for v in candidates}
+    X = np.concatenate([np.eye(len(states[v]), dtype=np.float32)[draws[v]] for v in observed], axis=1)
     split = {"train": np.arange(n_train), "val": np.arange(n_train, n_train + n_val), "test": np.arange(n_train + n_val, n)}
     regime = {"input_fraction": float(input_fraction), "n_labelled": n_labelled, "n_train": n_train,
               "max_majority": float(max_majority), "width": int(width), "seed": int(seed)}

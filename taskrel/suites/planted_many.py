@@ -188,7 +188,7 @@ def planted_many_suite(
     latent_dim: int = 3,
     width: int = 16,
     noise: float = 0.1,
-    harm_scale: float = 2.0,
+    harm_scale: float = 4.0,
     seed: int = 0,
 ) -> Suite:
     """Build ``planted-many`` (module docstring): ``n_tasks`` regression tasks.
@@ -205,7 +205,9 @@ def planted_many_suite(
     n_features, latent_dim : input dimension d and each latent's dimension r.
     width : encoder widths ``width`` and ``width // 2``.
     noise : noise added to each target before it is standardised.
-    harm_scale : standard deviation of the harmful tasks' targets (the others 1).
+    harm_scale : standard deviation of the harmful tasks' targets (the others 1). At 2 the harm
+        was in the claimed direction but often within 3 SE of an unrelated partner's (screen
+        at 48 tasks: z 3.3 and 5.3; at 96: 0.6 to 19); at 4, z 7.2 and 6.6 at 48 tasks.
     seed : seeds everything (data, composition, labels, split).
 
     >>> s = planted_many_suite(n_tasks=12, n_train=200, n_val=40, n_test=40, label_overlap=1.0)
