@@ -35,8 +35,8 @@ import time
 
 import numpy as np
 
-from taskrel.execute import execute
 from taskrel.plans import group_spec
+from taskrel.runner import Runner
 from taskrel.store import RunStore
 from taskrel.suites import get_suite
 from taskrel.suites.planted_many import TRAIN
@@ -53,7 +53,8 @@ def test_losses(suite, groups: list[list[str]], config: TrainConfig, seeds: list
     """(seeds, tasks) test losses of a grouping, and what its runs cost."""
     tasks = suite.task_names
     specs = [group_spec(suite, g, config, s) for s in seeds for g in groups]
-    recs = execute(suite, specs, store, n_jobs=n_jobs, progress=False, desc="screen")
+    with Runner(store, n_jobs=n_jobs, progress=False) as runner:
+        recs = runner.run(suite, specs, desc="screen")
     out = np.full((len(seeds), len(tasks)), np.nan)
     seconds = []
     for k, rec in enumerate(recs):

@@ -2,8 +2,8 @@
 
 import sys
 
-from taskrel.execute import execute
 from taskrel.layout import SharingLayout
+from taskrel.runner import Runner
 from taskrel.store import RunSpec, RunStore
 from taskrel.suites import get_suite
 from taskrel.train import TrainConfig
@@ -22,5 +22,5 @@ if __name__ == "__main__":
     suite = make_suite()
     seeds = (0,) if len(sys.argv) > 2 and sys.argv[2] == "small" else (0, 1)
     lease = float(sys.argv[3]) if len(sys.argv) > 3 else 60.0  # a claim outlives a killed process this long
-    res = execute(suite, plan(suite, seeds), RunStore(sys.argv[1], lease=lease), progress=False)
+    res = Runner(RunStore(sys.argv[1], lease=lease), n_jobs=1, progress=False).run(suite, plan(suite, seeds))
     print(res.trained, res.reused)

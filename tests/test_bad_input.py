@@ -39,13 +39,13 @@ def _group(budget):
 
 
 def _train_unknown(store):
-    from taskrel.execute import execute
     from taskrel.layout import SharingLayout
+    from taskrel.runner import Runner
     from taskrel.store import RunSpec
     from taskrel.suites import get_suite
 
     suite = get_suite("planted", n_examples=100)
-    return execute(suite, [RunSpec(SharingLayout.separate(["c0t0"], 3)), RunSpec(SharingLayout.separate(["nope"], 3))], store, progress=False)
+    return Runner(store, n_jobs=1, progress=False).run(suite, [RunSpec(SharingLayout.separate(["c0t0"], 3)), RunSpec(SharingLayout.separate(["nope"], 3))])
 
 
 def _study(tmp_path, text):
@@ -89,7 +89,7 @@ API_CASES = {
     "negative learning rate": (lambda tmp: __import__("taskrel.train", fromlist=["TrainConfig"]).TrainConfig(lr=-0.1), "lr must be a finite number > 0, got -0.1"),
     "unknown clustering method": (lambda tmp: __import__("taskrel.analysis", fromlist=["TaskClustering"]).TaskClustering(method="kmeans").fit(Affinity(["a", "b", "c"], np.zeros((3, 3)))), "unknown method 'kmeans'"),
     "unknown primary": (lambda tmp: __import__("taskrel.analysis", fromlist=["rank_auxiliaries"]).rank_auxiliaries(Affinity(["a", "b"], np.zeros((2, 2))), "q"), "'q'"),
-    "empty seed list": (lambda tmp: __import__("taskrel.probes.base", fromlist=["ProbeSettings"]).ProbeSettings(seeds=[]), "seeds must be a non-empty list"),
+    "empty seed list": (lambda tmp: __import__("taskrel.probes", fromlist=["PairwiseProbe"]).PairwiseProbe(seeds=[]).seed_list(), "seeds must be a non-empty list"),
     "unknown suite": (lambda tmp: __import__("taskrel.suites", fromlist=["get_suite"]).get_suite("cifar"), "unknown suite 'cifar'"),
     "study malformed TOML": (lambda tmp: _study(tmp, "name = [unclosed"), "TOML"),
     "study unknown key": (lambda tmp: _study(tmp, 'name = "x"\ncolour = "red"\n[suite]\nname = "planted"\n'), "colour"),

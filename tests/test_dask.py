@@ -2,7 +2,7 @@
 
 import pytest
 
-from taskrel.execute import execute
+from taskrel.runner import Runner
 from taskrel.layout import SharingLayout
 from taskrel.store import RunSpec, RunStore
 from taskrel.suites import get_suite
@@ -16,10 +16,11 @@ def test_dask_cluster_matches_local(tmp_path):
     cfg = TrainConfig(epochs=3)
     specs = [RunSpec(SharingLayout.separate([t], 3), cfg) for t in suite.task_names[:2]]
     specs.append(RunSpec(SharingLayout.shared(suite.task_names[:2], 3), cfg))
-    local = execute(suite, specs, RunStore(tmp_path / "local"), progress=False)
+    local = Runner(RunStore(tmp_path / "local"), n_jobs=1, progress=False).run(suite, specs)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None) as cluster:
         assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
-        remote = execute(suite, specs, RunStore(tmp_path / "dask"), n_jobs=2, backend="dask", scheduler=cluster.scheduler_address, progress=False)
+        with Runner(RunStore(tmp_path / "dask"), n_jobs=2, backend="dask", scheduler=cluster.scheduler_address, progress=False) as runner:
+            remote = runner.run(suite, specs)
     assert remote.trained == 3
     assert [r.metrics for r in remote.ok()] == [r.metrics for r in local.ok()]
 

@@ -154,9 +154,9 @@ def test_cli_report_rerenders_without_training(study_run, tmp_path, monkeypatch)
     from taskrel.cli import main
 
     _, store_path, out = study_run
-    import taskrel.execute as ex
+    from taskrel.runner import Runner
 
-    monkeypatch.setattr(ex, "execute", lambda *a, **k: pytest.fail("report must not train"))
+    monkeypatch.setattr(Runner, "run", lambda *a, **k: pytest.fail("report must not train"))
     assert main(["report", str(store_path), "--out", str(tmp_path / "again")]) == 0
     assert (tmp_path / "again" / "report.html").is_file()
     assert main(["report", str(out)]) == 0

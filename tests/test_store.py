@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from taskrel.execute import execute
 from taskrel.layout import SharingLayout
+from taskrel.runner import Runner
 from taskrel.store import RunRecord, RunSpec, RunStore
 from taskrel.train import TrainConfig
 
@@ -43,21 +43,21 @@ def test_sigkill_then_resume_trains_only_the_rest(tmp_path, small):
     assert 3 <= len(finished) < len(specs), "the kill must land mid-plan"
     # no half-written record survives a kill
     assert all(store.get(k) is not None for k in finished)
-    res = execute(planted, specs, store, progress=False)
+    res = Runner(store, n_jobs=1, progress=False).run(planted, specs)
     assert res.reused == len(finished)
     assert res.trained == len(specs) - len(finished)
     assert len(store) == len(specs)
-    again = execute(planted, specs, store, progress=False)
+    again = Runner(store, n_jobs=1, progress=False).run(planted, specs)
     assert again.trained == 0
 
 
 def test_resumed_results_equal_uninterrupted(tmp_path, small):
     planted = small
     specs = plan_script.plan(planted)[:3]
-    a = execute(planted, specs, RunStore(tmp_path / "a"), progress=False)
+    a = Runner(RunStore(tmp_path / "a"), n_jobs=1, progress=False).run(planted, specs)
     b_store = RunStore(tmp_path / "b")
-    execute(planted, specs[:1], b_store, progress=False)
-    b = execute(planted, specs, b_store, progress=False)
+    Runner(b_store, n_jobs=1, progress=False).run(planted, specs[:1])
+    b = Runner(b_store, n_jobs=1, progress=False).run(planted, specs)
     assert b.trained == 2
     assert [r.metrics for r in a.ok()] == [r.metrics for r in b.ok()]
 
@@ -65,7 +65,7 @@ def test_resumed_results_equal_uninterrupted(tmp_path, small):
 def test_corrupt_record_is_reported_and_rerun(tmp_path, planted, caplog):
     store = RunStore(tmp_path)
     spec = RunSpec(SharingLayout.separate(planted.task_names[:1], 3), TrainConfig(epochs=2))
-    first = execute(planted, [spec], store, progress=False)[0]
+    first = Runner(store, n_jobs=1, progress=False).run(planted, [spec])[0]
     p = tmp_path / "runs" / f"{first.key}.json"
     d = json.loads(p.read_text())
     d["metrics"]["val"][planted.task_names[0]]["loss"] = 0.0  # tampered: checksum no longer matches
@@ -74,7 +74,7 @@ def test_corrupt_record_is_reported_and_rerun(tmp_path, planted, caplog):
         assert store.get(first.key) is None
     assert "failed its checksum" in caplog.text and "trained again" in caplog.text
     assert list((tmp_path / "corrupt").glob(f"{p.name}.*"))
-    again = execute(planted, [spec], store, progress=False)
+    again = Runner(store, n_jobs=1, progress=False).run(planted, [spec])
     assert again.trained == 1 and again[0].metrics == first.metrics
     p.write_text("{not json")
     assert store.get(first.key) is None
@@ -85,19 +85,19 @@ def test_failed_run_recorded_and_plan_goes_on(tmp_path, planted):
     store = RunStore(tmp_path)
     ok = RunSpec(SharingLayout.separate(planted.task_names[:1], 3), TrainConfig(epochs=2))
     bad = RunSpec(SharingLayout.separate(planted.task_names[1:2], 3), TrainConfig(epochs=2, lr=1e30, optimizer="sgd", momentum=0))
-    res = execute(planted, [bad, ok], store, progress=False)
+    res = Runner(store, n_jobs=1, progress=False).run(planted, [bad, ok])
     assert res[0].status == "failed" and res[0].failed_step is not None
     assert res[0].error.startswith(f"training loss of task {planted.task_names[1]!r} became") and res[0].failed_task == planted.task_names[1]
     assert res[1].ok and res.failed == [res.keys[0]]
     # failures are kept, not retried unless asked
-    assert execute(planted, [bad], store, progress=False).trained == 0
-    assert execute(planted, [bad], store, progress=False, retry_failed=True).trained == 1
+    assert Runner(store, n_jobs=1, progress=False).run(planted, [bad]).trained == 0
+    assert Runner(store, n_jobs=1, progress=False, retries=1).run(planted, [bad]).trained == 1
 
 
 def test_weights_round_trip_weights_only(tmp_path, planted):
     store = RunStore(tmp_path)
     spec = RunSpec(SharingLayout.separate(planted.task_names[:1], 3), TrainConfig(epochs=2), keep_weights=True)
-    rec = execute(planted, [spec], store, progress=False)[0]
+    rec = Runner(store, n_jobs=1, progress=False).run(planted, [spec])[0]
     state = store.load_weights(rec.key)
     assert all(hasattr(v, "shape") for v in state.values())
     assert RunRecord.from_dict(rec.to_dict()) == rec
@@ -106,8 +106,9 @@ def test_weights_round_trip_weights_only(tmp_path, planted):
 def test_parallel_equals_sequential(tmp_path, small):
     planted = small
     specs = plan_script.plan(planted)[:4]
-    seq = execute(planted, specs, RunStore(tmp_path / "seq"), progress=False)
-    par = execute(planted, specs, RunStore(tmp_path / "par"), n_jobs=2, progress=False)
+    seq = Runner(RunStore(tmp_path / "seq"), n_jobs=1, progress=False).run(planted, specs)
+    with Runner(RunStore(tmp_path / "par"), n_jobs=2, progress=False) as runner:
+        par = runner.run(planted, specs)
     assert [r.metrics for r in seq.ok()] == [r.metrics for r in par.ok()]
 
 
