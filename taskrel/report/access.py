@@ -84,3 +84,17 @@ def in_registry(name: str) -> bool:
         return name in list_suites()
     except Exception:  # a registry that cannot be listed names no suite
         return False
+
+
+def front_name(budget: float) -> str:
+    """The validation's name of the grouping chosen at ``budget`` (``"budget 3"``), from the
+    study module that names it (``taskrel.study.steps``, earlier ``taskrel.study.validate``).
+
+    >>> front_name(3)
+    'budget 3'
+    """
+    try:
+        from taskrel.study.steps import front_name as name
+    except ImportError:
+        from taskrel.study.validate import front_name as name
+    return name(budget)

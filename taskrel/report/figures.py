@@ -179,7 +179,7 @@ def pareto_data(grouping: dict[str, Any] | None, summary: pd.DataFrame | None, n
     cols = ["budget", "cost", "predicted", "validated_mean", "validated_std", "groups"]
     if not grouping:
         return pd.DataFrame(columns=cols)
-    from taskrel.study.validate import front_name
+    from taskrel.report.access import front_name
 
     val = {} if summary is None or summary.empty else summary.set_index("layout")
     rows = []
