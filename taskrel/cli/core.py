@@ -51,7 +51,7 @@ def _print_tasks(name: str) -> None:
         print(f"  (not available here: {e})")
         return
     print(f"  tasks ({len(s.tasks)}): {', '.join(s.task_names)}")
-    print(f"  stages: {', '.join(s.stage_names)}; examples: {s.inputs.shape[0]}")
+    print(f"  stages: {', '.join(s.stage_names)}; examples: {s.summary()['examples']}")  # arrays or a Dataset
 
 
 def parse_layout(text: str, tasks: list[str], n_stages: int):
