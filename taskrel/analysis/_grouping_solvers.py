@@ -7,10 +7,9 @@ described in the module docstring of :mod:`taskrel.analysis.grouping`; the exhau
 programme and the beam search are in :mod:`taskrel.analysis._grouping_dp`.
 
 Every solve takes what is left of one :class:`~taskrel.analysis.search_clock.SearchClock`:
-a MILP that stops on the limit returns its incumbent (marked unproven), one that stops with
-none raises :class:`_OutOfTime`. The tie-break solves are skipped when time is short, and a
-tie-break solve that fails keeps the choice already made (it never turns a feasible problem
-into an infeasible one).
+a MILP stopped by it returns its incumbent (unproven), or raises :class:`_OutOfTime` if it
+has none. Tie-break solves are skipped when time is short; one that fails keeps the choice
+already made (never turning a feasible problem into an infeasible one).
 
 Ties (MILP): the optimum is taken lexicographically. First the objective; among choices within
 ``TIE`` (1e-7, relative to 1 + |objective|) of it, the least total cost; among those, the fewest task slots (the sum of
@@ -26,12 +25,13 @@ import numpy as np
 from scipy import sparse
 from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
-from taskrel.analysis._grouping_dp import _beam, _Infeasible
+from taskrel.analysis._grouping_dp import _beam, _Infeasible, greedy_cover
 from taskrel.analysis.search_clock import SearchClock
 from taskrel.errors import TaskrelError
 
 SOLVERS = ("milp", "exhaustive", "beam")
 TIE = 1e-7  # objectives this close (relative to 1 + |objective|) are ties
+GREEDY_CELLS = 2_000_000  # networks x tasks up to which the first incumbent is a beam search
 
 
 class _OutOfTime(Exception):
@@ -363,11 +363,18 @@ def _keep(p: _Problem, small, rc, duals, delta, best):
 
 
 def _greedy_incumbent(p: _Problem, clock: SearchClock):
-    """A first incumbent by greedy (beam width 1) search, so one exists early; or (None, inf)."""
+    """A first incumbent, so one exists early; or (None, inf). Beam search of width 1 on
+    tables up to ``GREEDY_CELLS`` cells; past that (its steps grow with the table) the
+    cheapest greedy cover, whenever it fits the budget."""
     budget = np.inf if p.budget is None else p.budget
-    L = p.L + np.where(p.mem, p.w[:, None] / np.maximum(p.mem.sum(1), 1)[:, None], 0.0)
     try:
-        best = _beam(L, p.mem, p.cost, budget, p.partition, 1)
+        if p.mem.size <= GREEDY_CELLS:
+            L = p.L + np.where(p.mem, p.w[:, None] / np.maximum(p.mem.sum(1), 1)[:, None], 0.0)
+            best = _beam(L, p.mem, p.cost, budget, p.partition, 1)
+        else:
+            best = greedy_cover(p.mem, p.cost, p.partition)
+            if best is None or p.cost[best].sum() > budget * (1 + 1e-9):
+                return None, np.inf
     except _Infeasible:
         return None, np.inf
     upper = _objective(p, best)
