@@ -29,7 +29,7 @@ import numpy as np
 from taskrel.analysis import GroupingSearch
 from taskrel.probes import PairwiseProbe
 from taskrel.runner import Runner
-from taskrel.study import Study, Validation
+from taskrel.study import Grouping, Study, Validation
 from taskrel.suites import get_suite
 from taskrel.train import TrainConfig
 
@@ -47,13 +47,14 @@ def main() -> None:
     t0 = time.perf_counter()
     suite = get_suite("planted", n_examples=1000)
     config = TrainConfig(epochs=args.epochs)
-    study = Study(probes=[PairwiseProbe(seeds=[0, 1])], grouping=GroupingSearch(budget=args.budget),
+    study = Study(probes=[PairwiseProbe(seeds=[0, 1])],
+                  grouping=Grouping(GroupingSearch(budget=args.budget), budgets=[0.5, 1, 1.5, 2, 3, 4],
+                                    widths=[0.5, 1.0], cost="params"),
                   validation=Validation(seeds=[0, 1, 2], front=False), tasks=TASKS, config=config,
-                  budgets=[0.5, 1, 1.5, 2, 3, 4], widths=[0.5, 1.0], grouping_cost="params",
                   clustering=None, branched=False, verbose=False)
     store = args.store or tempfile.mkdtemp(prefix="taskrel-capacity-")
     runner = Runner(store, n_jobs=1, progress=False)
-    result = study.fit(suite, runner)
+    result = study.fit(suite, runner).result_
     runner.close()
     totals: dict[str, dict[int, float]] = {}
     params: dict[str, int] = {}

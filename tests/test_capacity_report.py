@@ -20,7 +20,7 @@ from taskrel.report.answer import answer_view
 from taskrel.report.capacity import capacity_view, is_width_study
 from taskrel.report.html import front_table, validation_table
 from taskrel.runner import Runner
-from taskrel.study import Study, Validation
+from taskrel.study import Grouping, Study, Validation
 from taskrel.study.capacity import MATCHED
 from taskrel.study.decision import (
     CANNOT_TELL,
@@ -227,11 +227,11 @@ def width_study(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("capacity-report")
     suite = get_suite("planted", n_examples=100)
     one = TrainConfig(epochs=1)
-    study = Study(probes=[PairwiseProbe()], grouping=GroupingSearch(budget=1), tasks=["c0t0", "c0t1", "conflict"],
-                  config=one, verbose=False, clustering=None, branched=False, widths=[0.5, 1], budgets=[0.5, 1, 2],
+    study = Study(probes=[PairwiseProbe()], grouping=Grouping(GroupingSearch(budget=1), widths=[0.5, 1], budgets=[0.5, 1, 2]),
+                  tasks=["c0t0", "c0t1", "conflict"], config=one, verbose=False, clustering=None, branched=False,
                   validation=Validation(seeds=[0, 1], front=False, config=one))
     runner = Runner(tmp / "store", n_jobs=1, progress=False)
-    result = study.fit(suite, runner)
+    result = study.fit(suite, runner).result_
     runner.close()
     return result, write_report(result, tmp / "out")
 

@@ -127,20 +127,20 @@ def test_a_study_result_with_missing_entries_round_trips(tmp_path):
 
 
 def test_a_study_with_fewer_than_two_complete_tasks_analyses_nothing():
-    from taskrel.study.analyses import leave_out_incomplete
-    from taskrel.study.context import StudyContext
+    from taskrel.study.steps import Log, leave_out
 
     v = np.full((3, 3), np.nan)
     np.fill_diagonal(v, 0.0)
     v[0, 1] = 0.5  # one entry measured: a and b cannot both stay
-    ctx = StudyContext(None, None, ["a", "b", "c"], None, StudyResult(study={}, suite={}, tasks=["a", "b", "c"]), False)
-    assert leave_out_incomplete(ctx, {"p": Affinity(["a", "b", "c"], v, missing=True)}) is False
-    assert ctx.tasks == ["a"] and list(ctx.result.left_out) == ["c", "b"]
-    assert "only 1 task(s) remain after leaving out c, b" in ctx.result.errors[0]["error"]
+    log = Log(verbose=False)
+    tasks = ["a", "b", "c"]
+    keep, left = leave_out({"p": Affinity(["a", "b", "c"], v, missing=True)}, tasks, log)
+    assert keep == ["a"] and list(left) == ["c", "b"] and tasks == ["a", "b", "c"]  # returned, not mutated
+    assert "only 1 task(s) remain after leaving out c, b" in log.errors[0]["error"]
     v[1, 0] = 0.2  # a and b measured both ways; c, not studied, measured with neither
-    ok = StudyContext(None, None, ["a", "b"], None, StudyResult(study={}, suite={}, tasks=["a", "b"]), False)
-    assert leave_out_incomplete(ok, {"p": Affinity(["a", "b", "c"], v, missing=True)}) is True
-    assert ok.tasks == ["a", "b"] and ok.result.left_out == {} and ok.result.errors == []
+    ok = Log(verbose=False)
+    keep, left = leave_out({"p": Affinity(["a", "b", "c"], v, missing=True)}, ["a", "b"], ok)
+    assert keep == ["a", "b"] and left == {} and ok.errors == []
 
 
 # ---------------------------------------------------------------------- the pairwise probe

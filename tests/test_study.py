@@ -13,12 +13,14 @@ from taskrel.errors import TaskrelError
 from taskrel.report import write_report
 from taskrel.store import RunRecord, RunSpec, RunStore
 from taskrel.study import (
+    Grouping,
     Study,
     StudyResult,
     Validation,
     load_study,
     parse_study,
     run_study,
+    to_toml,
     validate_study,
 )
 from taskrel.suite import Suite, Task
@@ -73,7 +75,7 @@ def small_study(base: Path) -> tuple[StudyResult, Path, Path]:
     store = RunStore(base / "store")
     if not (base / "seeded").exists():
         # a run recorded as failed (as a diverged run would be): the study must list it
-        spec = RunSpec(_separate(suite), study.train_config(), 1, label="validate all-separate seed1")
+        spec = RunSpec(_separate(suite), study.base_config(), 1, label="validate all-separate seed1")
         store.put(RunRecord(spec.key(suite), spec.identity(suite), "failed",
                             error="training loss became nan", failed_step=7, label=spec.label))
         (base / "seeded").write_text("1")
@@ -97,12 +99,12 @@ def study_run(tmp_path_factory):
 def test_default_study_is_valid_and_matches_the_shipped_file():
     shipped = Path(__file__).resolve().parents[1] / "studies" / "default.toml"
     study = load_study()
-    assert load_study(shipped).to_dict() == study.to_dict()
-    before = study.to_dict()
+    assert to_toml(load_study(shipped)) == to_toml(study)
+    before = to_toml(study)
     suite = validate_study(study)
-    assert study.to_dict() == before  # checking changes nothing
-    assert suite.name == "digits" and 6 <= len(study.task_list(suite)) <= 8
-    assert study.grouping["budget"] in study.grouping["budgets"]
+    assert to_toml(study) == before  # checking changes nothing
+    assert suite.name == "digits" and 6 <= len(suite.check_tasks(study.tasks)) <= 8
+    assert study.grouping.budget in study.grouping.budgets
 
 
 @pytest.mark.parametrize(
@@ -205,7 +207,7 @@ def test_cli_study_check_and_errors(tmp_path, capsys):
     f = tmp_path / "s.toml"
     f.write_text(SMALL.replace(f', "{XSS}"', "").replace("x<script>", "c1t1"))
     assert main(["study", str(f), "--check"]) == 0
-    assert "is valid" in capsys.readouterr().out
+    assert "valid" in capsys.readouterr().out
     f.write_text(SMALL.replace("[suite]", "[suite]\nsize = 3"))
     assert main(["study", str(f), "--store", str(tmp_path / "runs")]) == 2
     assert "suite.size" in capsys.readouterr().err
@@ -257,9 +259,9 @@ def test_every_shipped_study_file_is_valid(path):
         if any(importlib.util.find_spec(m) is None for m in needs):
             pytest.skip(f"the {study.suite} suite needs the 'studies' extra")
     suite = validate_study(study)
-    assert study.task_list(suite)
+    assert suite.check_tasks(study.tasks) if study.tasks else suite.task_names
     if study.validation is not None:
-        assert study.validation["seeds"]
+        assert study.validation.seeds
 
 
 # ---------------------------------------------------------------------- the Python API
@@ -274,15 +276,16 @@ def test_the_api_study_gives_the_answers_of_its_study_file(study_run):
     result, store_path, _ = study_run
     probes = {"pairwise": PairwiseProbe(seeds=[0, 1]), "gradient": GradientProbe(every=3),
               "similarity": SimilarityProbe(kinds=["linear"])}
-    study = Study(probes=probes, clustering=TaskClustering(), grouping=GroupingSearch(budget=2, partition=True),
-                  validation=Validation(seeds=[0, 1], random=2), auxiliary=["c0t0"], affinity="pairwise",
-                  budgets=[1, 2, 3], tasks=TASKS, config=TrainConfig(epochs=4, lr=0.01, batch_size=32),
+    study = Study(probes=probes, clustering=TaskClustering(),
+                  grouping=Grouping(GroupingSearch(budget=2, partition=True), budgets=[1, 2, 3]),
+                  validation=Validation(seeds=[0, 1], random=2), auxiliary=["c0t0"], affinity="pairwise", tasks=TASKS, config=TrainConfig(epochs=4, lr=0.01, batch_size=32),
                   name=result.name, verbose=False)
     before = {n: p.get_params() for n, p in study.named_probes().items()}
     runner = Runner(store_path, n_jobs=1, progress=False)
     n = len(runner.store)
-    again = study.fit(hostile_suite(), runner)
-    assert isinstance(again, StudyResult) and study.result_ is again
+    assert study.fit(hostile_suite(), runner) is study  # fit returns the study
+    again = study.result_
+    assert isinstance(again, StudyResult)
     assert len(runner.store) == n  # every run came from the store
     assert again.layouts["recommended"] == result.layouts["recommended"]
     np.testing.assert_allclose(again.affinity("pairwise").values, result.affinity("pairwise").values)
@@ -296,7 +299,7 @@ def test_from_toml_only_constructs(monkeypatch):
     monkeypatch.setattr(suites, "get_suite", lambda *a, **k: pytest.fail("from_toml must not build a suite"))
     study = Study.from_toml()
     assert study.suite == "digits" and study.grouping.budget == 3
-    assert [p.kind for p in study.named_probes().values()][:2] == ["pairwise", "pairwise"]
+    assert [p.kind for p in study.named_probes().values()][:1] == ["pairwise"]
 
 
 def test_cli_exits_1_when_the_study_gives_no_recommendation(tmp_path, capsys):
@@ -324,3 +327,38 @@ max_size = 1
     assert main(["study", str(f), "--store", str(tmp_path / "runs"), "--out", str(out), "--quiet", "--n-jobs", "1"]) == 1
     assert "no recommendation" in capsys.readouterr().err
     assert (out / "report.html").is_file()
+
+
+# ---------------------------------------------------------------------- the study file's errors
+def test_a_misspelt_key_lists_the_real_keys_with_the_nearest():
+    with pytest.raises(TaskrelError) as e:
+        parse_study(SMALL.replace("[probes.pairwise]\nseeds = [0, 1]", "[probes.pairwise]\nseed = [0, 1]"))
+    msg = str(e.value)
+    assert "field 'probes.pairwise.seed'" in msg and "did you mean 'seeds'?" in msg
+    assert "'cheap'" in msg and "'kind'" in msg and "'train'" in msg  # the real keys, not one
+
+
+def test_check_toml_lists_every_error_at_once():
+    from taskrel.study import check_toml
+
+    bad = (SMALL.replace("[suite]", "[suite]\nsize = 3").replace("budget = 2", "budget = 0")
+           .replace("[validation]", "[validation]\nrandom_ = 1").replace("every = 3", "evry = 3"))
+    errors = check_toml(text=bad)
+    fields = {e.split("'")[1] for e in errors}
+    assert {"suite.size", "validation.random_", "probes.gradient.evry"} <= fields, errors
+    assert check_toml(text=SMALL.replace(f', "{XSS}"', "")) == []
+    assert check_toml(text=SMALL.replace("budget = 2", "budget = 0").replace(f', "{XSS}"', "")) == [
+        "study: field 'analysis.grouping.budget': must be a number >= 1 (networks trained), got 0"]
+
+
+def test_a_byte_order_mark_is_accepted(tmp_path):
+    f = tmp_path / "bom.toml"
+    f.write_bytes("\ufeff".encode() + SMALL.encode())
+    assert load_study(f).name == parse_study(SMALL).name
+
+
+def test_to_toml_round_trips_every_shipped_study():
+    for path in sorted((Path(__file__).resolve().parents[1] / "studies").glob("*.toml")):
+        study = load_study(path)
+        again = parse_study(to_toml(study))
+        assert to_toml(again) == to_toml(study), path

@@ -14,9 +14,8 @@ from taskrel.layout import SharingLayout, build_model
 from taskrel.probes import PairwiseProbe
 from taskrel.runner import Runner
 from taskrel.store import RunSpec, RunStore
-from taskrel.study import Study, Validation
+from taskrel.study import Grouping, Study, Validation, parse_study
 from taskrel.study.capacity import MATCHED
-from taskrel.study.spec import parse_study
 from taskrel.suite import Suite
 from taskrel.suites import get_suite
 from taskrel.train import TrainConfig
@@ -152,7 +151,9 @@ def test_matching_width_finds_the_nearest_count():
 
 # ---------------------------------------------------------------------- bad widths in a study
 def _study(**kw):
-    return Study(probes=[PairwiseProbe()], grouping=kw.pop("grouping", GroupingSearch(budget=1)),
+    """A tiny study; ``widths``, ``budgets`` and ``cost`` go to its Grouping."""
+    plan = {k: kw.pop(k) for k in ("widths", "budgets", "cost") if k in kw}
+    return Study(probes=[PairwiseProbe()], grouping=Grouping(kw.pop("grouping", GroupingSearch(budget=1)), **plan),
                  tasks=["c0t0", "c0t1", "conflict"], config=TrainConfig(epochs=1), verbose=False, clustering=None,
                  branched=False, **kw)
 
@@ -163,8 +164,7 @@ def _study(**kw):
     ({"widths": [0.5, 0]}, "got 0"), ({"widths": [-1]}, "got -1"), ({"widths": ["half"]}, "got 'half'"),
     ({"widths": [True]}, "got True"), ({"widths": [float("nan")]}, "got nan"), ({"widths": []}, r"got \[\]"),
     ({"widths": 0.5}, "got 0.5"), ({"widths": [0.5, 0.5]}, "repeated"),
-    ({"widths": [0.5], "grouping_cost": "flops"}, "'flops'"),
-    ({"widths": [0.5], "grouping": None}, "no grouping"),
+    ({"widths": [0.5], "cost": "flops"}, "'flops'"),
 ])
 def test_bad_widths_are_refused_before_training(tmp_path, kw, words):
     with pytest.raises(TaskrelError, match=words) as e:
@@ -184,36 +184,33 @@ def test_a_suite_without_a_width_builder_is_named(tmp_path):
 
 
 def test_widths_in_a_study_file():
-    spec = parse_study('name = "w"\n[suite]\nname = "planted"\n[probes.pairwise]\n'
-                       '[analysis.grouping]\nwidths = [0.5, 1.0]\ncost = "networks"\nbudget = 1\n'
-                       '[validation]\nmatched = true\n')
-    from taskrel.study.estimator import study_from_spec
-
-    study = study_from_spec(spec)
-    assert study.widths == [0.5, 1.0] and study.grouping_cost == "networks" and study.validation.matched is True
+    study = parse_study('name = "w"\n[suite]\nname = "planted"\n[probes.pairwise]\n'
+                        '[analysis.grouping]\nwidths = [0.5, 1.0]\ncost = "networks"\nbudget = 1\n'
+                        '[validation]\nmatched = true\n')
+    g = study.grouping
+    assert g.widths == [0.5, 1.0] and g.cost == "networks" and g.budget == 1 and study.validation.matched is True
     with pytest.raises(TaskrelError, match="validation.matched"):
         parse_study('name = "w"\n[suite]\nname = "planted"\n[validation]\nmatched = "yes"\n')
 
 
 def test_random_controls_keep_the_recommendations_widths_and_parameters():
-    from taskrel.study.context import StudyContext
-    from taskrel.study.result import StudyResult
-    from taskrel.study.validate import validation_layouts
+    from taskrel.study.steps import Log, validation_layouts
 
     suite = _planted(n_examples=100)
     tasks = ["c0t0", "c0t1", "c1t0", "conflict"]
     rec = SharingLayout.groups([["c0t0", "c0t1"], ["c1t0", "conflict"]], suite.n_stages).with_widths({"c0t0": 0.5, "c0t1": 0.5})
-    study = _study(widths=[0.5, 1], validation=Validation(seeds=[0], front=False, random=2))
-    result = StudyResult(study={}, suite={}, tasks=tasks, layouts={"recommended": rec.to_dict()})
-    named = validation_layouts(StudyContext(study, suite, tasks, None, result, verbose=False))
+    validation = Validation(seeds=[0], front=False, random=2)
+    found = validation_layouts(validation, {"recommended": rec.to_dict()}, None, suite, tasks, True, Log(verbose=False))
+    named = {name: lay for name, (lay, _) in found.items()}
+    entries = {name: entry for name, (_, entry) in found.items()}
     assert {"random 1", "random 2", *MATCHED} <= set(named)
     target = layout_parameters(suite, rec)
     for name in ("random 1", "random 2"):
         assert sorted(named[name].width_of(b[0]) for b in named[name].blocks(0)) == [0.5, 1.0]
         assert layout_parameters(suite, named[name]) == target  # the same sizes at the same widths
     for name in MATCHED:
-        assert result.layouts[name]["n_parameters"] == layout_parameters(suite, named[name])
-        assert abs(result.layouts[name]["relative_difference"]) < 0.05
+        assert entries[name]["n_parameters"] == layout_parameters(suite, named[name])
+        assert abs(entries[name]["relative_difference"]) < 0.05
 
 
 # ---------------------------------------------------------------------- a tiny study choosing widths
@@ -224,8 +221,8 @@ def fitted(tmp_path_factory):
     study = _study(widths=[0.5, 1], budgets=[0.5, 1, 3], grouping=GroupingSearch(budget=0.5),
                    validation=Validation(seeds=[0], front=False, config=TrainConfig(epochs=1)))
     runner = Runner(store, n_jobs=1, progress=False)
-    result = study.fit(suite, runner)
-    again = study.fit(suite, runner)  # everything is in the store: nothing trains twice
+    result = study.fit(suite, runner).result_
+    again = study.fit(suite, runner).result_  # everything is in the store: nothing trains twice
     runner.close()
     return suite, study, result, again, store
 
@@ -290,8 +287,8 @@ def test_networks_cost_is_the_width_in_full_networks(fitted):
     suite, _, _, _, store = fitted
     # the same probe runs (nothing trains), priced in networks: half width 0.5, full width 1
     networks = _study(widths=[0.5, 1], budgets=[0.5, 1, 3], grouping=GroupingSearch(budget=1),
-                      grouping_cost="networks", validation=None)
-    got = networks.fit(suite, Runner(store, n_jobs=1, progress=False))
+                      cost="networks", validation=None)
+    got = networks.fit(suite, Runner(store, n_jobs=1, progress=False)).result_
     assert got.grouping["capacity"]["cost"] == "networks"
     assert got.grouping["capacity"]["trained"] == {"0.5": 0}
     for row in got.grouping["front"]:

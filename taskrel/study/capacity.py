@@ -24,7 +24,7 @@ gain from fewer (or more) parameters can be told from a gain from who shares.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from taskrel.base import clone
@@ -38,26 +38,27 @@ COSTS = ("params", "networks")
 MATCHED = ("all-shared matched", "all-separate matched")
 
 
-def capacity_table(ctx: Any, probe: Any) -> CandidateTable:
-    """The candidate table of every group at every width of the study (module docstring).
+def capacity_table(plan: Any, source: str | None, probe: Any, suite: Suite, tasks: list[str], runner: Any,
+                   say: Callable[[str], None]) -> CandidateTable:
+    """The candidate table of every group at every width of the study's grouping ``plan``
+    (module docstring).
 
-    ``probe`` is the study's fitted pairwise probe (width 1); at every other width a clone of
-    it is fitted on ``suite.at_width(w)`` through the study's runner.
+    ``probe`` is the study's fitted pairwise probe (width 1), named ``source``; at every other
+    width a clone of it is fitted on ``suite.at_width(w)`` through ``runner``.
     """
-    study, suite, tasks = ctx.study, ctx.suite, ctx.tasks
     if probe is None or getattr(probe, "kind", None) != "pairwise":
         raise TaskrelError("study: field 'analysis.grouping.widths': choosing widths needs a pairwise probe as the "
-                           f"grouping source (its single and pair runs at each width); the source is {study.source_probe()!r}")
-    cost = study.grouping_cost
+                           f"grouping source (its single and pair runs at each width); the source is {source!r}")
+    cost = plan.cost
     reference = network_parameters(suite, tasks, 1.0)
     tables, runs, trained = [], {}, {}
-    for w in sorted({float(x) for x in study.widths}):
+    for w in sorted({float(x) for x in plan.widths}):
         at = suite.at_width(w)
-        p = probe if w == 1.0 else clone(probe).fit(at, ctx.runner)
+        p = probe if w == 1.0 else clone(probe).fit(at, runner)
         runs[f"{w:g}"] = len(p.records_)
         if w != 1.0:  # width 1: the probe's own runs, trained (and counted) with the probes
             trained[f"{w:g}"] = int(p.trained_)
-            ctx.say(f"capacity: width {w:g}: {runs[f'{w:g}']} single and pair runs ({trained[f'{w:g}']} trained)")
+            say(f"capacity: width {w:g}: {runs[f'{w:g}']} single and pair runs ({trained[f'{w:g}']} trained)")
 
         def of(group: tuple[str, ...], w: float = w) -> float:
             return network_parameters(suite, group, w) / reference
@@ -66,10 +67,10 @@ def capacity_table(ctx: Any, probe: Any) -> CandidateTable:
         singles = {t: v for t, v in p.mean_single_loss().items() if t in keep}
         pairs = {k: v for k, v in p.mean_pair_loss().items() if set(k) <= keep}
         tables.append(hoa_candidates(tasks, {w: singles}, {w: pairs},
-                                     max_size=study.max_size, cost=of if cost == "params" else 1.0,
+                                     max_size=plan.max_size, cost=of if cost == "params" else 1.0,
                                      width_cost={w: 1.0 if cost == "params" else w}))
     table = CandidateTable.concat(tables)
-    table.meta["capacity"] = {"widths": sorted({float(x) for x in study.widths}), "cost": cost,
+    table.meta["capacity"] = {"widths": sorted({float(x) for x in plan.widths}), "cost": cost,
                               "reference_parameters": reference, "runs": runs, "trained": trained}
     return table
 

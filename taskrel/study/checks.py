@@ -22,44 +22,108 @@ def _fail(field: str, msg: str) -> None:
 
 def check_study(study: Any, suite: Suite) -> tuple[list[str], list[float] | None, float | None]:
     """The study's tasks, its budgets (sorted, with the recommendation's) and the
-    recommendation's budget (the grouping's, or the middle budget when it gives None), checked.
+    recommendation's budget (the grouping's, or the middle budget when it gives None), checked:
+    the first problem :func:`study_problems` finds is raised.
 
     ``study`` is a :class:`~taskrel.study.Study`; nothing in it is changed.
     """
-    try:
-        tasks = suite.check_tasks(study.tasks) if study.tasks is not None else list(suite.task_names)
-    except TaskrelError as e:
-        raise TaskrelError(f"study: field 'suite.tasks': {e}") from None
-    if len(tasks) < 2:
-        _fail("suite.tasks", f"a study needs at least two tasks, got {tasks}")
-    named = study.named_probes()
-    if not named:
-        _fail("probes", "a study needs at least one probe ([probes.pairwise], ...)")
-    for name, probe in study.prepared_probes(tasks).items():
+    errors = study_problems(study, suite)
+    if errors:
+        raise TaskrelError(errors[0])
+    tasks = _tasks(study, suite)
+    budgets, budget = _check_grouping(study, list(study.named_probes()), len(tasks)) if study.grouping_plan() else (None, None)
+    return tasks, budgets, budget
+
+
+def study_problems(study: Any, suite: Suite) -> list[str]:
+    """Every problem of ``study`` against ``suite`` (each naming its field), none raised."""
+    errors: list[str] = []
+
+    def attempt(fn: Any) -> Any:
         try:
-            check_loss_weights(probe.train_config(), suite.task_names)
-            probe.check(suite)
-            probe.plan(suite)
+            return fn()
         except TaskrelError as e:
-            raise TaskrelError(f"study: field 'probes.{name}': {e}") from None
+            errors.append(str(e))
+            return None
+
+    tasks = attempt(lambda: _tasks(study, suite))
+    named = attempt(study.named_probes)
+    if tasks is None or named is None:
+        return errors
+    if not named:
+        attempt(lambda: _fail("probes", "a study needs at least one probe ([probes.pairwise], ...)"))
+    planned: dict[str, list[Any]] = {}
+    for name, probe in (attempt(lambda: study.prepared_probes(tasks)) or {}).items():
+        planned[name] = attempt(lambda n=name, p=probe: _check_probe(n, p, suite)) or []
+    attempt(lambda: check_run_budget(study.max_runs, planned, suite, len(tasks)))
     if study.affinity is not None and study.affinity not in named:
-        _fail("analysis.affinity", f"no probe named {study.affinity!r}; probes are {list(named)}")
+        attempt(lambda: _fail("analysis.affinity", f"no probe named {study.affinity!r}; probes are {list(named)}"))
     for t in study.auxiliary:
         if t not in tasks:
-            _fail("analysis.auxiliary.primary", f"unknown task {t!r}; tasks are {tasks}")
+            attempt(lambda t=t: _fail("analysis.auxiliary.primary", f"unknown task {t!r}; tasks are {tasks}"))
     if study.clustering is not None:
-        for attr, allowed in (("method", CLUSTER_METHODS), ("linkage", LINKAGES)):
-            value = getattr(study.clustering, attr, None)
-            if value is not None and value not in allowed:
-                _fail(f"analysis.clustering.{attr}", f"unknown {attr} {value!r}; use one of {', '.join(allowed)}")
-        k = getattr(study.clustering, "n_clusters", None)
-        if k is not None and (not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= len(tasks)):
-            _fail("analysis.clustering.n_clusters", f"must be an integer between 1 and {len(tasks)}, got {k!r}")
-    budgets, budget = _check_grouping(study, list(named), len(tasks)) if study.grouping is not None else (None, None)
-    check_widths(study, suite)
+        attempt(lambda: _check_clustering(study.clustering, len(tasks)))
+    if study.grouping_plan() is not None:
+        attempt(lambda: _check_grouping(study, list(named), len(tasks)))
+    attempt(lambda: check_widths(study, suite))
     if study.validation is not None:
-        study.validation.check()
-    return tasks, budgets, budget
+        attempt(study.validation.check)
+    return errors
+
+
+def _tasks(study: Any, suite: Suite) -> list[str]:
+    tasks = study.task_list(suite)
+    if len(tasks) < 2:
+        _fail("suite.tasks", f"a study needs at least two tasks, got {tasks}")
+    return tasks
+
+
+def _check_probe(name: str, probe: Any, suite: Suite) -> list[Any]:
+    """The probe checked against the suite; the runs it plans."""
+    try:
+        check_loss_weights(probe.train_config(), suite.task_names)
+        probe.check(suite)
+        return list(probe.plan(suite))
+    except TaskrelError as e:
+        raise TaskrelError(f"study: field 'probes.{name}': {e}") from None
+
+
+CHEAP = ("gradient", "gradfeature")  # one joint run per seed, whatever the number of tasks
+
+
+def check_run_budget(max_runs: int | None, planned: dict[str, list[Any]], suite: Suite, n_tasks: int) -> int:
+    """The distinct runs the probes plan; a TaskrelError before any training when they exceed
+    ``max_runs``, naming each probe's count and the cheap route.
+
+    >>> check_run_budget(10, {"pairwise": list(range(15))}, None, 5)
+    Traceback (most recent call last):
+    ...
+    taskrel.errors.TaskrelError: study: field 'max_runs': the probes plan 15 runs (pairwise 15), more than max_runs = 10. ...
+    """
+    if max_runs is not None and (isinstance(max_runs, bool) or not isinstance(max_runs, int) or max_runs < 1):
+        _fail("max_runs", f"must be a positive whole number of runs (or None: no limit), got {max_runs!r}")
+    keys = {_key(spec, suite) for specs in planned.values() for spec in specs}
+    if max_runs is None or len(keys) <= max_runs:
+        return len(keys)
+    per = ", ".join(f"{name} {len(set(_key(s, suite) for s in specs))}" for name, specs in planned.items())
+    _fail("max_runs", f"the probes plan {len(keys)} runs ({per}), more than max_runs = {max_runs}. A pairwise probe "
+          f"trains every task alone and every pair: {n_tasks + n_tasks * (n_tasks - 1) // 2} runs per seed at "
+          f"{n_tasks} tasks. The cheap route: the gradient and gradient-feature probes ([probes.gradient], "
+          "[probes.gradfeature]) train one run with every task per seed; or raise max_runs")
+
+
+def _key(spec: Any, suite: Suite | None) -> Any:
+    return spec if suite is None else spec.key(suite)
+
+
+def _check_clustering(clustering: Any, n: int) -> None:
+    for attr, allowed in (("method", CLUSTER_METHODS), ("linkage", LINKAGES)):
+        value = getattr(clustering, attr, None)
+        if value is not None and value not in allowed:
+            _fail(f"analysis.clustering.{attr}", f"unknown {attr} {value!r}; use one of {', '.join(allowed)}")
+    k = getattr(clustering, "n_clusters", None)
+    if k is not None and (not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= n):
+        _fail("analysis.clustering.n_clusters", f"must be an integer between 1 and {n}, got {k!r}")
 
 
 def _number(value: Any) -> bool:
@@ -69,14 +133,15 @@ def _number(value: Any) -> bool:
 def _check_grouping(study: Any, probes: list[str], n: int) -> tuple[list[float], float]:
     from taskrel.analysis.grouping import SOLVERS
 
-    g = study.grouping
-    src = study.grouping_source
+    plan = study.grouping_plan()
+    g = plan.searcher()
+    src = plan.source
     if src is not None and src not in probes:
         _fail("analysis.grouping.source", f"no probe named {src!r}; probes are {probes}")
-    budgets = list(study.budgets) if study.budgets is not None else list(range(1, n + 1))
+    budgets = list(plan.budgets) if plan.budgets is not None else list(range(1, n + 1))
     if not budgets:
         _fail("analysis.grouping.budgets", f"must be a non-empty list of numbers, got {budgets!r}")
-    if study.widths:  # a narrow network costs less than a full one: any positive budget may do
+    if plan.widths:  # a narrow network costs less than a full one: any positive budget may do
         least, each, one = 0.0, "must be a number above 0", "must be a number above 0"
     else:
         least, each, one = 1.0, "(networks trained) must be a number >= 1", "must be a number >= 1 (networks trained)"
@@ -86,11 +151,11 @@ def _check_grouping(study: Any, probes: list[str], n: int) -> tuple[list[float],
     budget = g.budget if g.budget is not None else sorted(set(budgets))[len(set(budgets)) // 2]
     if not _number(budget) or budget < least or budget <= 0:
         _fail("analysis.grouping.budget", f"{one}, got {budget!r}")
-    if budget > n and not study.widths:
+    if budget > n and not plan.widths:
         _fail("analysis.grouping.budget", f"{budget} networks for {n} tasks: at most {n} are ever useful")
     if g.solver not in SOLVERS:
         _fail("analysis.grouping.solver", f"unknown solver {g.solver!r}; use one of {list(SOLVERS)}")
-    ms = study.max_size
+    ms = plan.max_size
     if ms is not None and (not isinstance(ms, int) or isinstance(ms, bool) or ms < 1):
         _fail("analysis.grouping.max_size", f"must be a positive integer, got {ms!r}")
     return sorted({float(b) for b in budgets} | {float(budget)}), float(budget)
@@ -101,19 +166,18 @@ def check_widths(study: Any, suite: Suite) -> list[float] | None:
     from taskrel.study.capacity import COSTS
     from taskrel.widths import check_width
 
-    ws = study.widths
+    plan = study.grouping_plan()
+    ws = None if plan is None else plan.widths
     if ws is None:
         return None
     where = "analysis.grouping.widths"
-    if study.grouping is None:
-        _fail(where, "widths are chosen by the grouping search; the study has no grouping")
     if isinstance(ws, (str, bytes)) or not hasattr(ws, "__iter__") or not list(ws):
         _fail(where, f"must be a non-empty list of widths (e.g. [0.5, 1.0]), got {ws!r}")
     widths = [check_width(w, f"study: field {where!r}") for w in ws]
     if len(set(widths)) != len(widths):
         _fail(where, f"widths are repeated: {list(ws)}")
-    if study.grouping_cost not in COSTS:
-        _fail("analysis.grouping.cost", f"unknown cost {study.grouping_cost!r}; use one of {', '.join(COSTS)}")
+    if plan.cost not in COSTS:
+        _fail("analysis.grouping.cost", f"unknown cost {plan.cost!r}; use one of {', '.join(COSTS)}")
     source = study.source_probe()
     probe = study.named_probes().get(source)
     if getattr(probe, "kind", None) != "pairwise":
@@ -126,4 +190,25 @@ def check_widths(study: Any, suite: Suite) -> list[float] | None:
     return widths
 
 
-__all__ = ["check_study", "check_widths"]
+def planned_runs(study: Any, suite: Suite, store: Any = None) -> dict[str, Any]:
+    """The probe runs ``study`` plans on ``suite`` before validation: ``{"probes": {name: runs},
+    "runs": distinct runs, "stored": of those already finished in ``store`` (None: no store)}``.
+    Validation adds (layouts x seeds) runs once the probes have answered."""
+    tasks = study.task_list(suite)
+    keys: set[str] = set()
+    per: dict[str, int] = {}
+    for name, probe in study.prepared_probes(tasks).items():
+        mine = {spec.key(suite) for spec in probe.plan(suite)}
+        per[name], keys = len(mine), keys | mine
+    from pathlib import Path
+
+    from taskrel.store import RunStore
+
+    stored = None
+    if store is not None:
+        held = store if isinstance(store, RunStore) else (RunStore(store) if Path(store).is_dir() else None)
+        stored = 0 if held is None else sum(k in held for k in keys)
+    return {"probes": per, "runs": len(keys), "stored": stored}
+
+
+__all__ = ["check_study", "check_widths", "planned_runs", "study_problems"]

@@ -1,39 +1,37 @@
 """What to do, decided from what the study measured: a pure function of a study result.
 
-:func:`decide` pairs every trained layout with the recommendation seed by seed (the same seeds
-and splits train both, so seed-to-seed noise shared by the two cancels), takes the difference
-*recommended minus layout* of the total test loss (summed over the study's remaining tasks:
-a task the analyses left out, see ``StudyResult.left_out``, is in no validated layout; positive
-means the other layout did better) and its 95% t interval over the seeds, and chooses one of
-four answers:
+:func:`decide` pairs every trained layout with the recommendation seed by seed (the same seeds and
+splits train both, so seed-to-seed noise shared by the two cancels), takes the difference
+*recommended minus layout* of the total test loss (summed over the study's remaining tasks: a task
+the analyses left out, see ``StudyResult.left_out``, is in no validated layout; positive means the
+other layout did better) and its 95% t interval over the seeds, and chooses one of four answers:
 
-- ``share as recommended``: the recommendation beats a baseline (its interval lies below
-  zero), its mean is lower than every other baseline's, and no measured layout beats it;
-- ``keep these tasks separate`` / ``share everything``: that baseline beats the
-  recommendation (its interval lies above zero);
-- ``cannot tell``: some difference is within the seed noise; the answer says what would tell
-  (more seeds: about how many, or a layout that measured better).
+- ``share as recommended``: the recommendation beats a baseline (its interval lies below zero),
+  its mean is lower than every other baseline's, and no measured layout beats it;
+- ``keep these tasks separate`` / ``share everything``: that baseline beats the recommendation;
+- ``cannot tell``: within the seed noise; it says what would tell (how many more seeds, or a layout).
 
-The baselines are all-shared and all-separate. A study that chose widths (``widths``) also
-validates them at the recommendation's parameter count (``"all-shared matched"``,
-``"all-separate matched"``), and then the decision is made at equal parameters:
+The baselines are all-shared and all-separate. A study that chose widths (``widths``) also validates
+them at the recommendation's parameter count (``"all-shared matched"``, ``"all-separate matched"``),
+and then the decision is made at equal parameters:
 
 - the matched baselines are baselines like the others: one that beats the recommendation
   decides (``share everything`` or ``keep these tasks separate``, at its width, and the reason
   says so), and ``share as recommended`` needs the recommendation's mean below theirs too, so a
   recommendation that loses to a width-matched baseline is never called "share as recommended";
 - a layout with more than :data:`PARAMETER_TOLERANCE` more parameters than the recommendation
-  (all-separate at width 1, say) neither decides nor blocks: the budget ruled it out. When it
-  measured better the reason says so, with its parameter count: a larger budget, not another
-  grouping, would lower the loss. A layout with as many parameters or fewer counts as before.
+  (all-separate at width 1, say) neither decides nor blocks: the budget ruled it out. When it measured
+  better the reason says so, with its parameter count: a larger budget, not another grouping, would
+  lower the loss. A layout with as many parameters or fewer counts as before.
 
-A confidence level comes from the stability evidence: how well the clusters agree across
-seeds (adjusted Rand index) and how well the probes agree with each other (Spearman's rho).
+A confidence level comes from the stability evidence: how well the clusters agree across seeds
+(adjusted Rand index) and how well the probes agree with each other (Spearman's rho).
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -109,16 +107,12 @@ class Decision:
         d["comparisons"] = [c.to_dict() for c in self.comparisons]
         return d
 
-    def __call__(self) -> Decision:
-        """``result.decision()`` from before ``decision`` became a property: the decision itself."""
-        import warnings
-
-        warnings.warn("StudyResult.decision is a property now: write result.decision, not result.decision()",
-                      DeprecationWarning, stacklevel=2)
+    def __call__(self) -> Decision:  # result.decision(), from before decision became a property
+        warnings.warn("StudyResult.decision is a property now: write result.decision", DeprecationWarning, stacklevel=2)
         return self
 
 
-def _finite(v: float) -> float | None:
+def _finite(v: float) -> float | None:  # NaN and infinities as JSON null
     return float(v) if math.isfinite(v) else None
 
 
@@ -260,7 +254,7 @@ def decide(result) -> Decision:
     agree = probe_agreement(result)
     level, why = confidence(ari, agree)
     best, best_loss = _best(result)
-    choice, reason, tell, by = _choose(result, comps)
+    choice, reason, tell, by = choose(result, comps)
     as_good = any(baseline_kind(c) and c.mean_diff >= 0 for c in comps) or \
         (best in {**BASELINE_DECISION, **MATCHED_DECISION} and best != "recommended")
     return Decision(choice, reason, tell, best, best_loss, comps, level, why, ari, agree, as_good, by)
@@ -330,8 +324,8 @@ def _larger_note(result, big: list[Comparison]) -> str:
                    "grouping, would lower the loss" for c in big if c.outcome == "layout better")
 
 
-def _choose(result, comps: list[Comparison]) -> tuple[str, str, str, str | None]:
-    """The decision, its reason, what would tell, and the layout that decided (a baseline that won)."""
+def choose(result, comps: list[Comparison]) -> tuple[str, str, str, str | None]:
+    """The decision, its reason, what would tell, and the baseline that decided, from ``comps``."""
     if result.recommended is None:
         return CANNOT_TELL, "no layout was recommended", "a study whose probes and grouping succeed (see its problems)", None
     big = larger_layouts(result, comps)

@@ -11,7 +11,7 @@ import hashlib
 import json
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -329,6 +329,18 @@ class StudyResult:
             raise TaskrelError(f"study result: {str(where)!r} has no checksum; it was damaged or edited. "
                                "Rerun the study (nothing retrains) to write it again")
         return cls.from_dict(data)
+
+
+def failed_runs(store: Any, suite: Any, tasks: Sequence[str]) -> list[dict[str, Any]]:
+    """Failed records of this suite's data whose tasks are among the study's."""
+    keep = set(tasks)
+    out = []
+    for rec in store.records():
+        if rec.ok or not set(rec.tasks) <= keep or rec.spec.get("suite") != suite.fingerprint(rec.tasks):
+            continue
+        out.append({"key": rec.key, "label": rec.label, "tasks": rec.tasks, "seed": rec.spec.get("seed"),
+                    "error": rec.error, "step": rec.failed_step})
+    return out
 
 
 def invocation_of(study_file: str | Path | None, store: str | Path, out: str | Path) -> dict[str, Any]:

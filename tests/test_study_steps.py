@@ -1,0 +1,52 @@
+"""The study's steps as functions: validation stays bounded at many budgets (no training)."""
+
+from __future__ import annotations
+
+from taskrel.layout import SharingLayout
+from taskrel.study import Validation
+from taskrel.study.steps import FRONT_LIMIT, Log, front_name, validation_layouts
+from taskrel.suites import get_suite
+
+TASKS = ["c0t0", "c0t1", "c1t0", "conflict"]
+
+
+def _front(n: int, n_stages: int) -> dict:
+    rows = []
+    for b in range(1, n + 1):
+        lay = SharingLayout.groups([TASKS[:2], TASKS[2:]] if b % 2 else [TASKS], n_stages).to_dict()
+        rows.append({"budget": float(b), "layout": lay})
+    return {"front": rows}
+
+
+def test_a_short_front_is_validated_and_a_long_one_is_not():
+    suite = get_suite("planted", n_examples=100)
+    rec = SharingLayout.groups([TASKS[:2], TASKS[2:]], suite.n_stages).to_dict()
+    layouts = {"recommended": rec, "all-shared": SharingLayout.shared(TASKS, suite.n_stages).to_dict()}
+    v = Validation(seeds=[0], front=True)
+    short = validation_layouts(v, layouts, _front(3, suite.n_stages), suite, TASKS, False, Log(verbose=False))
+    assert {front_name(b) for b in (1.0, 2.0, 3.0)} <= set(short)
+    long = validation_layouts(v, layouts, _front(FRONT_LIMIT + 1, suite.n_stages), suite, TASKS, False, Log(verbose=False))
+    assert set(long) == {"recommended", "all-shared"}
+
+
+def test_a_probe_over_the_run_budget_is_refused_before_training_with_the_cheap_route(tmp_path):
+    import pytest
+
+    from taskrel.errors import TaskrelError
+    from taskrel.probes import GradientProbe, PairwiseProbe
+    from taskrel.store import RunStore
+    from taskrel.study import Study, check_toml, planned_runs
+
+    suite = get_suite("planted", n_examples=100)
+    n = len(suite.task_names)
+    pairs = n + n * (n - 1) // 2
+    study = Study(probes=[PairwiseProbe(seeds=[0, 1])], max_runs=pairs, verbose=False)
+    assert planned_runs(study, suite)["runs"] == 2 * pairs
+    with pytest.raises(TaskrelError, match=rf"plan {2 * pairs} runs \(pairwise {2 * pairs}\).*gradient") as e:
+        study.fit(suite, tmp_path / "store")
+    assert f"{pairs} runs per seed at {n} tasks" in str(e.value)
+    assert not (tmp_path / "store").exists() or len(RunStore(tmp_path / "store")) == 0
+    cheap = Study(probes=[GradientProbe(seeds=[0, 1])], max_runs=pairs, verbose=False)
+    assert planned_runs(cheap, suite, tmp_path / "none")["runs"] == 2
+    text = f'name = "x"\nmax_runs = {pairs}\n[suite]\nname = "planted"\noptions = {{ n_examples = 100 }}\n[probes.pairwise]\nseeds = 2\n'
+    assert [e.split("'")[1] for e in check_toml(text=text)] == ["max_runs"]
