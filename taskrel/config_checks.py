@@ -145,11 +145,12 @@ def check_loss_weights(cfg: Any, task_names: Sequence[str]) -> None:
     >>> check_loss_weights(TrainConfig(loss_weights={"b": 2.0}), ["a"])
     Traceback (most recent call last):
     ...
-    taskrel.errors.TaskrelError: train config: loss weight for unknown task 'b'; tasks are ['a']
+    taskrel.errors.TaskrelError: train config: loss weight for unknown task 'b' (field loss_weights: [train] in a study file); tasks are ['a']
     """
     for name, _ in cfg.loss_weights:
         if name not in task_names:
-            raise TaskrelError(f"train config: loss weight for unknown task {name!r}; tasks are {list(task_names)}")
+            raise TaskrelError(f"train config: loss weight for unknown task {name!r} (field loss_weights: [train] in a study file); "
+                               f"tasks are {list(task_names)}")
 
 
 __all__ = ["check_config", "check_loss_weights"]
