@@ -220,7 +220,7 @@ def _generate(oracle, pool, budget, cost_of_size, min_size, max_size, clock, gai
         value, pi, beta, x = master
         size_cost = -beta * cost_of_size
         found = _price(oracle, pool, members, x, pi, size_cost, min_size, max_size, gain,
-                       n_seeds, rng, exact)
+                       n_seeds, rng, exact, clock)
         rc = reduced_costs(oracle, found, pi, size_cost) if len(found) else np.zeros(0)
         least = min(0.0, float(rc.min())) if len(rc) else 0.0
         out["rounds"] = rnd + 1
@@ -246,7 +246,7 @@ def _generate(oracle, pool, budget, cost_of_size, min_size, max_size, clock, gai
 
 
 def _price(oracle, pool, members, x, pi, size_cost, min_size, max_size, gain, n_seeds, rng,
-           exact):
+           exact, clock=None):
     """Candidate groups for this round: the model's ``price``, else local search."""
     model = oracle.model
     n = oracle.n
@@ -262,7 +262,7 @@ def _price(oracle, pool, members, x, pi, size_cost, min_size, max_size, gain, n_
     seeds = np.concatenate([basis, lonely])[:n_seeds]
     extra = rng.choice(n, size=min(n, max(0, n_seeds - len(seeds))), replace=False)
     seeds = np.concatenate([seeds, eye[extra]]) if len(extra) else seeds
-    return np.array(local_search(oracle, pi, size_cost, 1, max_size, seeds, gain),
+    return np.array(local_search(oracle, pi, size_cost, 1, max_size, seeds, gain, clock=clock),
                     dtype=bool).reshape(-1, n)
 
 

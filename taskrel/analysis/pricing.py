@@ -128,17 +128,21 @@ def reduced_costs(oracle: ModelOracle, members, pi, size_cost) -> np.ndarray:
 
 def local_search(oracle: ModelOracle, pi: np.ndarray, size_cost: np.ndarray, min_size: int,
                  max_size: int, seeds: np.ndarray, gain: np.ndarray | None = None,
-                 shortlist: int = 24, max_steps: int | None = None) -> list[np.ndarray]:
+                 shortlist: int = 24, max_steps: int | None = None,
+                 clock=None) -> list[np.ndarray]:
     """Groups of low reduced cost, by best-improvement local search from every seed at once.
 
     Returns the distinct local optima, lowest reduced cost first. ``gain`` (pair gains) ranks
     the additions tried at each step (``shortlist`` per seed); without it every task is tried.
+    A ``clock`` (:class:`~taskrel.analysis.search_clock.SearchClock`) stops it when time is up.
     """
     S = np.array(seeds, dtype=bool, copy=True)
     rc = reduced_costs(oracle, S, pi, size_cost)
     active = np.ones(len(S), dtype=bool)
     steps = max_steps if max_steps is not None else 2 * max_size + 4
     for _ in range(steps):
+        if clock is not None and clock.expired():
+            break
         idx = np.flatnonzero(active)
         if not len(idx):
             break
