@@ -200,14 +200,14 @@ def _generate(oracle, pool, budget, cost_of_size, min_size, max_size, clock, gai
               lp_share, max_rounds, rng, patience: int = 6) -> dict:
     """Rounds of master LP and pricing; returns the bound and what it cost."""
     model = oracle.model
-    exact = bool(getattr(model, "price_exact", False)) and hasattr(model, "price")
+    exact = _exact(model)
     n = oracle.n
     kappa = min(n / min_size, budget / float(cost_of_size[min_size:max_size + 1].min()))
     big = 10.0 * (np.abs(oracle.totals(np.eye(n, dtype=bool))).sum() + 1.0)
     stop_at = None if clock.time_limit is None else lp_share * clock.time_limit
     out = {"rounds": 0, "converged": False, "bound": None, "bound_proven": False,
            "pricing": "model (exact)" if exact else
-           ("model" if hasattr(model, "price") else "heuristic local search")}
+           ("model" if callable(getattr(model, "price", None)) else "heuristic local search")}
     best, still = np.inf, 0
     for rnd in range(max_rounds):
         members = pool.matrix()
@@ -221,6 +221,7 @@ def _generate(oracle, pool, budget, cost_of_size, min_size, max_size, clock, gai
         size_cost = -beta * cost_of_size
         found = _price(oracle, pool, members, x, pi, size_cost, min_size, max_size, gain,
                        n_seeds, rng, exact, clock)
+        exact = exact and _exact(model)  # a model's pricing may lose exactness (its time limit)
         rc = reduced_costs(oracle, found, pi, size_cost) if len(found) else np.zeros(0)
         least = min(0.0, float(rc.min())) if len(rc) else 0.0
         out["rounds"] = rnd + 1
@@ -245,13 +246,22 @@ def _generate(oracle, pool, budget, cost_of_size, min_size, max_size, clock, gai
     return out
 
 
+def _exact(model) -> bool:
+    """Whether the model's ``price`` is exact now (``price_exact`` may be a property that
+    turns False once a pricing call ran out of its own time)."""
+    if not callable(getattr(model, "price", None)):
+        return False
+    flag = getattr(model, "price_exact", False)
+    return bool(flag() if callable(flag) else flag)
+
+
 def _price(oracle, pool, members, x, pi, size_cost, min_size, max_size, gain, n_seeds, rng,
            exact, clock=None):
     """Candidate groups for this round: the model's ``price``, else local search."""
     model = oracle.model
     n = oracle.n
     want = max(2 * n, 16)
-    if hasattr(model, "price"):
+    if callable(getattr(model, "price", None)):
         got = np.asarray(model.price(pi.copy(), size_cost.copy(), max_size, want), dtype=bool)
         got = got.reshape(-1, n)
         if exact or len(got):
