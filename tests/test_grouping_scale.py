@@ -245,3 +245,21 @@ def test_long_searches_report_progress(caplog):
     assert seen and seen[-1]["gap"] == pytest.approx(1 / 3) and "incumbent 3.0" in caplog.text
     gs = GroupingSearch(budget=3, progress=seen.append).fit(model)  # quick: nothing to report
     assert gs.status_ in ("feasible", "optimal")
+
+
+def test_pricing_that_loses_exactness_is_not_trusted():
+    class Tiring(ExactPricing):
+        calls = 0
+
+        @property
+        def price_exact(self):  # exact on the first call only (its own solver ran out of time)
+            return self.calls <= 1
+
+        def price(self, weights, size_cost, max_size, n_groups):
+            self.calls += 1
+            return super().price(weights, size_cost, max_size, n_groups)
+
+    model = Tiring([3, 2, 3], noise=0.02, seed=2)
+    gs = GroupingSearch(budget=3).fit(model)
+    assert model.calls >= 2 and not gs.bound_proven_ and gs.gap_ is None
+    assert gs.status_ != "optimal"
