@@ -121,6 +121,27 @@ def test_bad_input_is_a_message_and_exit_2_before_anything_trains(case, capsys, 
     assert not list(Path("/proc").glob("x*")) and not (tmp_path / "out").exists()
 
 
+def test_a_folder_the_system_will_not_let_us_write_is_refused_before_training(capsys, tmp_path, monkeypatch):
+    # what a read-only mount or a folder of another user does (root passes permission bits, so simulated)
+    import errno
+    import tempfile
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real = tempfile.mkstemp
+
+    def mkstemp(*a, dir=None, **k):
+        if dir is not None and Path(dir).resolve() == locked.resolve():
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real(*a, dir=dir, **k)
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    (tmp_path / "ok.toml").write_text(STUDY + "[probes.pairwise]\nseeds = [0]\n")
+    code, _, err = run(["study", tmp_path / "ok.toml", "--store", tmp_path / "s", "--out", locked / "report"], capsys)
+    assert code == 2 and "Read-only file system" in one_line_error(err)
+    assert not (tmp_path / "s").exists() and list(locked.iterdir()) == []
+
+
 def test_dask_backend_without_dask_is_refused_up_front_with_the_install_line(capsys, tmp_path, monkeypatch):
     import importlib.util
 
