@@ -141,3 +141,32 @@ def test_bad_parameters_fail_before_training(tmp_path):
     assert len(runner.store) == 0
     with pytest.raises(TaskrelError, match="call fit"):
         GradFeatureProbe().candidates()
+
+
+def test_probe_answers_any_group_on_demand_as_a_group_value_model(tmp_path, monkeypatch):
+    from taskrel.tables.group_model import check_model
+
+    suite = get_suite("planted", n_examples=200)
+    runner = Runner(tmp_path, n_jobs=1, progress=False)
+    names = ["c0t0", "c0t1", "c1t0", "conflict"]
+    probe = GradFeatureProbe(names, dim=16, n_examples=100, seeds=(0, 1), config=TrainConfig(epochs=2)).fit(suite, runner)
+    model = probe.group_model()
+    check_model(model)
+    assert model.tasks == names and model.higher_is_better is False and not hasattr(model, "price")
+    assert "gradient-feature" in model.estimator and model.cost.runs == 2
+    members = np.array([[1, 1, 0, 1], [0, 1, 1, 0], [0, 0, 1, 0]], dtype=bool)
+    values, se = probe.predict_members(members)
+    est = probe.estimate([["c0t0", "c0t1", "conflict"], ["c0t1", "c1t0"], ["c1t0"]])
+    for r, (key, per) in enumerate(est.items()):
+        for t, (mean, std) in per.items():
+            j = names.index(t)
+            assert values[r, j] == pytest.approx(mean, rel=1e-6)
+            assert se[r, j] == pytest.approx(std / np.sqrt(2), rel=1e-5)  # standard error of the seed mean
+    assert np.isnan(values[~members]).all()
+    table = probe.candidates(max_size=2)
+    assert table.value(("c0t1", "c1t0"), "c1t0") == pytest.approx(values[1, 2], rel=1e-9)
+    import taskrel.probes.gradfeature as gf
+
+    monkeypatch.setattr(gf, "MAX_GROUPS", 5)
+    with pytest.raises(TaskrelError, match="group_model"):  # a huge listing names the on-demand route
+        probe.candidates()

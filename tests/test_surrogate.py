@@ -98,13 +98,17 @@ def test_averaged_effects_recover_a_planted_hoa_model_where_summed_ones_cannot()
     truth = np.where(members, base[None, :] + (m @ main) / mates, np.nan)  # HOA: mean of pair effects
     train, held = split(members, 20, seed=6)
     tables = noisy_tables(members[train], truth[train], 0.005, n_seeds=2)
-    mean = SubsetSurrogate().fit(tables)
+    mean = SubsetSurrogate(effects="mean").fit(tables)
     total = SubsetSurrogate(effects="sum").fit(tables)
     assert np.abs(mean.main_ - main).max() < 0.03
     groups = [tuple(TASKS[k] for k in np.flatnonzero(r)) for r in members[held]]
     err_mean = np.nanmean(np.abs(mean.predict(groups).values - truth[held]))
     err_sum = np.nanmean(np.abs(total.predict(groups).values - truth[held]))
     assert err_mean < 0.01 < err_sum
+    # the default (form chosen per task by leave-one-group-out error) predicts as the right form does
+    chosen = SubsetSurrogate().fit(tables)
+    assert np.nanmean(np.abs(chosen.predict(groups).values - truth[held])) < 0.01
+    assert chosen.effects_.count("mean") >= 4
 
 
 def test_pairwise_terms_recover_planted_interactions():
@@ -293,6 +297,12 @@ def test_probe_shares_runs_with_the_pairwise_probe_and_refits_for_free(tmp_path)
     pred = probe.surrogate_.predict([["c0t0"]])
     assert abs(pred.values[0, 0] - single) < 4 * probe.surrogate_.sigma_[0] + 1e-9
     assert probe.affinity_.meta["design"][:4] == names
+    # the same surrogate answers any group on demand, names itself and prices exactly
+    model = probe.group_model()
+    assert model.tasks == names and model.price_exact and "SubsetSurrogate(effects='auto'" in model.estimator
+    assert probe.affinity_.meta["estimator"] == model.estimator and model.cost.runs == probe.affinity_.cost.runs
+    values, _ = model.predict_members(table.members)
+    assert np.allclose(values, table.values, equal_nan=True)
 
 
 def test_tables_with_std_are_weighed_and_candidates_carry_standard_errors():

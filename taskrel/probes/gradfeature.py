@@ -48,10 +48,12 @@ from taskrel.errors import TaskrelError
 from taskrel.layout import SharingLayout, build_model
 from taskrel.plans import Plan
 from taskrel.probes.base import Probe, cost_of, register_probe
+from taskrel.probes.linearised import gradfeature_model, pair_affinity, predict_groups
 from taskrel.probes.partial import place, run_tasks, unmeasured, without_failed_task
 from taskrel.store import RunRecord, RunSpec, RunStore
 from taskrel.suite import Suite
 from taskrel.tables import CandidateTable
+from taskrel.tables.group_values import GroupValues
 from taskrel.train import TrainConfig, task_loss, thread_limit
 
 CHUNK = 64  # examples per vectorised Jacobian pass
@@ -285,7 +287,7 @@ class GradFeatureProbe(Probe):
                 self.feature_examples_ += n_tr + n_va
                 fm = FeatureModel(objs, tr, va, float(self.ridge), int(self.newton_steps))
                 self.models_[seed] = fm
-                per_seed[k] = place(_affinity(fm, held), held, tasks)
+                per_seed[k] = place(pair_affinity(fm, held), held, tasks)
         return {"gradfeature": per_seed}
 
     def replacement(self, suite: Suite, spec: RunSpec, record: RunRecord) -> RunSpec | None:
@@ -297,7 +299,7 @@ class GradFeatureProbe(Probe):
         return cost_of(records) + Cost(examples=int(getattr(self, "feature_examples_", 0)))
 
     def meta(self) -> dict[str, Any]:
-        return {"split": "val", "scale": "relative", "dim": self.dim, "n_examples": self.n_examples,
+        return {"split": "val", "scale": "relative", "estimator": "gradient-feature (linearised fine-tune)", "dim": self.dim, "n_examples": self.n_examples,
                 "ridge": self.ridge, "newton_steps": self.newton_steps, "feature_examples": self.feature_examples_}
 
     # ------------------------------------------------------------------ group estimates
@@ -343,25 +345,38 @@ class GradFeatureProbe(Probe):
         if isinstance(k_max, bool) or not isinstance(k_max, (int, np.integer)) or k_max < 1:
             raise TaskrelError(f"gradient-feature probe: max_size must be a positive integer, got {max_size!r}")
         k_max = min(int(k_max), n)
-        if sum(comb(n, k) for k in range(1, k_max + 1)) > MAX_GROUPS:
-            raise TaskrelError(f"gradient-feature probe: too many groups of {n} tasks up to size {k_max}; pass a smaller max_size")
-        rows = []
+        total = sum(comb(n, k) for k in range(1, k_max + 1))
+        if total > MAX_GROUPS:
+            raise TaskrelError(f"gradient-feature probe: {total} groups of {n} tasks up to size {k_max} is too many to list "
+                               f"(more than {MAX_GROUPS}); pass a smaller max_size, or give probe.group_model() to the "
+                               "grouping search, which asks it for groups on demand (column generation)")
+        sub = np.zeros((total, n), dtype=bool)
+        row = 0
         for k in range(1, k_max + 1):
-            for g in combinations(names, k):
-                est = self.estimate([g])["+".join(g)]
-                rows.append({"tasks": list(g), "cost": _cost(cost, g), "values": {t: v[0] for t, v in est.items()}})
-        return CandidateTable(rows, tasks=list(names))
+            for g in combinations(range(n), k):
+                sub[row, list(g)] = True
+                row += 1
+        cols = [self.tasks_.index(t) for t in names]
+        full = np.zeros((total, len(self.tasks_)), dtype=bool)
+        full[:, cols] = sub
+        values, _ = predict_groups(self.models_, self.tasks_, full)
+        costs = [_cost(cost, tuple(names[i] for i in np.nonzero(r)[0])) for r in sub]
+        return CandidateTable.from_arrays(list(names), sub, np.array(costs, dtype=float), values[:, cols],
+                                          higher_is_better=False, check_duplicates=False)
 
+    def predict_members(self, members) -> tuple[np.ndarray, np.ndarray]:
+        """Group-value contract over ``tasks_``: estimated validation losses of any groups (a
+        boolean (m, n) matrix), batched, with the standard error of the mean over seeds (NaN
+        with one seed). Nothing is enumerated (:mod:`taskrel.probes.linearised`)."""
+        return self.group_model().predict_members(members)
 
-def _affinity(fm: FeatureModel, tasks: list[str]) -> np.ndarray:
-    n = len(tasks)
-    alone = {t: fm.losses([t])[t] for t in tasks}
-    out = np.zeros((n, n))
-    for i, j in combinations(range(n), 2):
-        pair = fm.losses([tasks[i], tasks[j]])
-        out[i, j] = (alone[tasks[j]] - pair[tasks[j]]) / max(abs(alone[tasks[j]]), 1e-12)
-        out[j, i] = (alone[tasks[i]] - pair[tasks[i]]) / max(abs(alone[tasks[i]]), 1e-12)
-    return out
+    def group_model(self) -> GroupValues:
+        """The fitted estimates as a group-value model for the grouping search (no exact
+        pricing: it prices by heuristic search), naming the estimator and its cost."""
+        check_is_fitted(self, "models_", "fit(suite, runner)")
+        return gradfeature_model(self.models_, self.tasks_, getattr(getattr(self, "affinity_", None), "cost", None),
+                                 {"dim": self.dim, "n_examples": self.n_examples, "ridge": self.ridge,
+                                  "newton_steps": self.newton_steps})
 
 
 def _cost(cost, group: tuple[str, ...]) -> float:

@@ -169,7 +169,8 @@ class SurrogateProbe(Probe):
     n_pairs, max_size, design_seed : the design (:func:`sample_design`).
     pairwise, alpha, underdetermined, effects : the surrogate's pairwise terms, ridge penalty,
         what to do with a task in fewer groups than its parameters, and whether group mates'
-        effects are averaged or summed (:class:`~taskrel.tables.SubsetSurrogate`).
+        effects are averaged, summed or both (:class:`~taskrel.tables.SubsetSurrogate`; the
+        default ``"auto"`` lets each task's measured groups choose the form and the penalty).
     config, seeds : the training config of every run and the seeds (every seed trains the
         same design).
 
@@ -206,9 +207,9 @@ class SurrogateProbe(Probe):
         max_size: int | None = None,
         design_seed: int = 0,
         pairwise: bool = False,
-        alpha: float = 1e-3,
+        alpha: float | str = "auto",
         underdetermined: str = "raise",
-        effects: str = "mean",
+        effects: str = "auto",
         config: TrainConfig | None = None,
         seeds: Sequence[int] = (0,),
     ):
@@ -293,7 +294,8 @@ class SurrogateProbe(Probe):
     def meta(self) -> dict[str, Any]:
         sur = self.surrogates_["val"]
         return {"split": "val", "scale": "relative", "design": ["+".join(d) for d in self.design_],
-                "pairwise": bool(self.pairwise), "alpha": self.alpha,
+                "pairwise": bool(self.pairwise), "alpha": sur.alpha_.tolist(), "effects": list(sur.effects_),
+                "estimator": sur.estimator_name(),
                 "residual_std": dict(zip(sur.tasks_, sur.sigma_.tolist()))}
 
     @property
@@ -301,6 +303,14 @@ class SurrogateProbe(Probe):
         """The validation-loss surrogate."""
         check_is_fitted(self, "affinity_", "fit(suite, runner)")
         return self.surrogates_["val"]
+
+    def group_model(self, split: str = "val"):
+        """The fitted surrogate of ``split`` as a group-value model (exact pricing without
+        pairwise terms), for the grouping search at many tasks; nothing is enumerated."""
+        check_is_fitted(self, "affinity_", "fit(suite, runner)")
+        if split not in ("val", "test"):
+            raise TaskrelError(f"surrogate probe: split must be 'val' or 'test', got {split!r}")
+        return self.surrogates_[split].group_model()
 
     def candidates(self, max_size: int | None = None, split: str = "val", cost=1.0, tasks: Sequence[str] | None = None):
         """Every group up to ``max_size`` with surrogate-estimated per-task losses on ``split``.

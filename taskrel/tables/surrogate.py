@@ -58,7 +58,6 @@ from taskrel.tables.surrogate_fit import (
     check_std,
     cross_validate,
     design,
-    one_se_choice,
     pair_contrast,
     ridge,
     split_effects,
@@ -206,8 +205,8 @@ class SubsetSurrogate:
             w = None if sem is None else sem[rows, j]
             effects, alpha = maps[0], alphas[0]
             if len(maps) * len(alphas) > 1:  # let the data choose: leave-one-group-out error
-                self.cv_[t], spread = cross_validate(members[rows], j, values[rows, j], w, maps, alphas, bool(self.pairwise))
-                effects, alpha = one_se_choice(self.cv_[t], spread)
+                self.cv_[t] = cross_validate(members[rows], j, values[rows, j], w, maps, alphas, bool(self.pairwise))
+                effects, alpha = min(self.cv_[t], key=self.cv_[t].get)
             Z = design(members[rows], j, bool(self.pairwise), effects)
             beta, cov, sigma, dof = ridge(Z, values[rows, j], w, alpha, t)
             self.effects_.append(effects)

@@ -190,9 +190,8 @@ def n_effects(n: int, effects: str) -> int:
 
 
 def cross_validate(members: np.ndarray, j: int, y: np.ndarray, sem: np.ndarray | None, maps, alphas,
-                   pairwise: bool) -> tuple[dict[tuple[str, float], float], dict[tuple[str, float], float]]:
-    """Leave-one-group-out error of each (feature map, alpha) for target ``j``, and its
-    standard error over the groups.
+                   pairwise: bool) -> dict[tuple[str, float], float]:
+    """Leave-one-group-out error of each (feature map, alpha) for target ``j``.
 
     Repeated rows of one group (seeds) are collapsed into their weighted mean first, so a
     group is left out with all its seeds. The error is the weighted mean squared
@@ -204,7 +203,7 @@ def cross_validate(members: np.ndarray, j: int, y: np.ndarray, sem: np.ndarray |
     wg = np.bincount(inverse, weights=w, minlength=len(keys))
     yg = np.bincount(inverse, weights=w * y, minlength=len(keys)) / wg
     wg = wg / wg.mean()
-    out, spread = {}, {}
+    out = {}
     for effects in maps:
         Z = design(keys, j, pairwise, effects)
         ZW = Z * wg[:, None]
@@ -217,21 +216,7 @@ def cross_validate(members: np.ndarray, j: int, y: np.ndarray, sem: np.ndarray |
             lev = np.einsum("ip,pq,iq->i", Z, Ainv, ZW)
             loo = resid / np.maximum(1.0 - lev, 1e-6)
             out[(effects, float(alpha))] = float(np.sum(wg * loo**2) / np.sum(wg))
-            spread[(effects, float(alpha))] = float(np.sqrt(np.cov(wg * loo**2, ddof=1) / len(loo))) if len(loo) > 1 else 0.0
-    return out, spread
-
-
-def one_se_choice(errors: dict, spread: dict) -> tuple[str, float]:
-    """The simplest (form, alpha) within one standard error of the least leave-one-out error.
-
-    Simpler: fewer columns (``sum`` and ``mean`` before ``both``), then a larger penalty.
-    Among equally simple forms the one with the smaller error wins.
-    """
-    best = min(errors, key=errors.get)
-    limit = errors[best] + spread[best]
-    close = [k for k in errors if errors[k] <= limit]
-    rank = {"sum": 0, "mean": 0, "both": 1}
-    return min(close, key=lambda k: (rank[k[0]], -k[1], errors[k]))
+    return out
 
 
 def ridge(Z: np.ndarray, y: np.ndarray, sem: np.ndarray | None, alpha: float, task: str):
@@ -262,4 +247,4 @@ def ridge(Z: np.ndarray, y: np.ndarray, sem: np.ndarray | None, alpha: float, ta
     return beta, cov, float(np.sqrt(sigma2)) if np.isfinite(sigma2) else np.nan, dof
 
 __all__ = ["ExtrapolationWarning", "IdentifiabilityWarning", "check_alpha", "check_identifiable", "check_std",
-           "cross_validate", "design", "n_effects", "one_se_choice", "pair_contrast", "split_effects", "ridge", "stack_tables", "table_sem"]
+           "cross_validate", "design", "n_effects", "pair_contrast", "split_effects", "ridge", "stack_tables", "table_sem"]
