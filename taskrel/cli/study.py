@@ -50,8 +50,8 @@ def study_file(name: str | None) -> Path | None:
     p = Path(name)
     if p.exists():
         return input_file(p, "study", "a study file (TOML)")
-    suite = name if name in suites() else next(iter(close_to(name, suites(), n=1)), None)
-    hint = ""
+    bare = p.suffix == "" and len(p.parts) == 1  # a word, not a path: perhaps a suite's name
+    suite = name if name in suites() else next(iter(close_to(name, suites(), n=1)), None) if bare else None
     if suite is not None:
         said = f"{name!r} is a suite, not a study file" if suite == name else f"did you mean the suite {suite!r}? (a suite is not a study file)"
         there = Path("studies") / f"{suite}.toml"
