@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from taskrel.layout import SharingLayout
 from taskrel.runner import Runner
 from taskrel.store import RunSpec, RunStore
@@ -110,21 +112,22 @@ def test_a_killed_worker_is_replaced_and_every_run_finishes(tmp_path):
     assert len(RunStore(tmp_path)) == 6 and not list((tmp_path / "claims").glob("*.claim"))
 
 
-def test_ctrl_c_with_two_workers_stops_within_seconds(tmp_path):
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl-c", "sigterm"])
+def test_an_interrupt_with_two_workers_stops_within_seconds(tmp_path, sig, code):
     proc = _study(tmp_path, epochs=2000)
     try:
         workers = _wait_for_training(tmp_path, proc)
         time.sleep(0.5)
         before = len(RunStore(tmp_path, sweep=False))
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         sent = time.monotonic()
         out, err = proc.communicate(timeout=60)
         took = time.monotonic() - sent
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 130 and "interrupted" in out, (proc.returncode, err[-3000:])
-    assert took < 10, f"Ctrl-C took {took:.1f} s"
+    assert proc.returncode == code and ("interrupted" in out) == (code == 130), (proc.returncode, err[-3000:])
+    assert took < 10, f"stopping took {took:.1f} s"
     assert "stopped:" in err and "abandoned" in err, err[-2000:]
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and any(_alive(w) for w in workers):
