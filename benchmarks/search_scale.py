@@ -21,8 +21,11 @@ at 96 tasks (every group up to 3, HOA from random pairs) with the default 60 s l
 ``minimal_cost`` on random unit-cost tables at (25 tasks, groups up to 4), (50, 3), (96, 3)
 and (201, 2) (every group up to that size, random values).
 
-Usage: ``python benchmarks/search_scale.py [--quick] [--sizes 100 200] [--budgets 2 5 ...]``;
-prints JSON.
+Usage: ``python benchmarks/search_scale.py [--quick] [--sizes 100 200] [--budgets 2 5 ...]
+[--max-size 8] [--skip-hangs]``; prints JSON. The committed results:
+``benchmarks/results/grouping_scale.json`` (no size limit, and the hangs) and
+``benchmarks/results/grouping_scale_max8.json`` (``--sizes 100 200 --budgets 13 15 20 30
+--max-size 8 --skip-hangs``; 200 tasks need 25 networks of 8).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from itertools import combinations
 import numpy as np
 from sklearn.metrics import adjusted_rand_score
 
+from taskrel import TaskrelError
 from taskrel.analysis import CandidateTable, GroupingSearch, hoa_candidates, minimal_cost
 
 
@@ -74,12 +78,13 @@ def ari(gs, model) -> float:
     return float(adjusted_rand_score(model.labels, found))
 
 
-def scale_row(n: int, budget: int, time_limit: float) -> dict:
+def scale_row(n: int, budget: int, time_limit: float, max_size: int | None = None) -> dict:
     model = PlantedAdditive(n)
     t0 = time.perf_counter()
-    gs = GroupingSearch(budget=budget, time_limit=time_limit).fit(model)
+    gs = GroupingSearch(budget=budget, time_limit=time_limit, max_size=max_size).fit(model)
     secs = time.perf_counter() - t0
-    return {"n_tasks": n, "budget": budget, "clusters": int(model.labels.max() + 1),
+    return {"n_tasks": n, "budget": budget, "max_size": max_size,
+            "clusters": int(model.labels.max() + 1),
             "seconds": round(secs, 2), "status": gs.status_,
             "gap": None if gs.gap_ is None else round(gs.gap_, 5),
             "bound_proven": gs.bound_proven_,
@@ -110,6 +115,14 @@ def union_reference(model: PlantedAdditive) -> float | None:
     totals[keep] = np.nansum(values, axis=1)
     half = len(first)
     return float((totals[:half] + totals[half:]).min())
+
+
+def safe_row(n: int, budget: int, time_limit: float, max_size: int | None) -> dict:
+    """A row, or the error when no grouping fits (a budget below ceil(n / max_size))."""
+    try:
+        return scale_row(n, budget, time_limit, max_size)
+    except TaskrelError as e:
+        return {"n_tasks": n, "budget": budget, "max_size": max_size, "error": str(e)}
 
 
 def random_pairs_table(n: int, max_size: int, seed: int = 0) -> CandidateTable:
@@ -149,6 +162,7 @@ def main() -> None:
     ap.add_argument("--budgets", type=int, nargs="*", default=None)
     ap.add_argument("--time-limit", type=float, default=60.0)
     ap.add_argument("--skip-hangs", action="store_true")
+    ap.add_argument("--max-size", type=int, default=None)
     args = ap.parse_args()
     sizes = args.sizes or ([100] if args.quick else [100, 200, 500])
     budgets = args.budgets or ([5, 12] if args.quick else [2, 5, 10, 15, 20, 30])
@@ -159,7 +173,7 @@ def main() -> None:
     out = {"benchmark": "search_scale", "python": platform.python_version(),
            "cpu_count": os.cpu_count(), "load_before": [round(x, 2) for x in load],
            "time_limit": args.time_limit,
-           "scale": [scale_row(n, b, args.time_limit) for n, b in runs]}
+           "scale": [safe_row(n, b, args.time_limit, args.max_size) for n, b in runs]}
     if not args.skip_hangs:
         out["hangs"] = hang_rows(args.quick)
     out["load_after"] = [round(x, 2) for x in os.getloadavg()]

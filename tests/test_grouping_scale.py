@@ -174,8 +174,9 @@ def test_bad_input_names_the_routes():
         GroupingSearch(budget=2).fit(np.eye(3))
     with pytest.raises(TaskrelError, match="time_limit must be positive"):
         GroupingSearch(budget=2, time_limit=0).fit(Planted([2, 2]))
-    with pytest.raises(TaskrelError, match="partition mode by column generation only"):
-        GroupingSearch(budget=2, partition=False).fit(Planted([2, 2]))
+    for bad in ({"partition": False}, {"robust": 1.0}, {"solver": "beam"}):
+        with pytest.raises(TaskrelError, match="partition mode by column generation only"):
+            GroupingSearch(budget=2, **bad).fit(Planted([2, 2]))
 
 
 def quantised_table(n, k, seed=0):

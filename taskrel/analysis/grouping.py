@@ -195,7 +195,7 @@ class GroupingSearch(Estimator):
             raise TaskrelError(f"grouping: beam_width must be a positive integer, got "
                                f"{self.beam_width!r}")
         robust, noise = _check_z(self.robust, "robust"), _check_z(self.within_noise, "within_noise")
-        if (robust or noise) and table.std is None:
+        if (robust or noise) and table is not None and table.std is None:
             raise TaskrelError("grouping: robust and within_noise need a table with std "
                                "(the spread of each value over seeds)")
         if noise and self.solver != "milp":
@@ -296,6 +296,8 @@ class GroupingSearch(Estimator):
         self.lower_bound_ = info.get("lower_bound", info.get("mip_bound"))
         self._store(table, rows[chosen], robust)
         self._status(clock, proven=info.get("proven", self.solver == "exhaustive"))
+        if robust and self.status_ != "optimal":
+            self.gap_ = None  # the bound is on the pessimistic objective, not on total_
         return self
 
     def _status(self, clock: SearchClock, proven: bool) -> None:
