@@ -142,16 +142,10 @@ def candidate_table(plan: Any, source: str | None, suite: Suite, tasks: Sequence
 
 
 def _probe_table(probe: Probe | None, max_size: int | None, tasks: Sequence[str]) -> CandidateTable | None:
-    """The probe's own candidate table on ``tasks`` (None when it makes none)."""
-    import inspect
-
-    make = getattr(probe, "candidates", None)
-    if not callable(make):
+    """The probe's own candidate table on ``tasks`` (None when it makes none: ``Probe.candidates``)."""
+    if probe is None:
         return None
-    kw: dict[str, Any] = {} if max_size is None else {"max_size": max_size}
-    if "tasks" in inspect.signature(make).parameters:  # its table on the remaining tasks
-        kw["tasks"] = list(tasks)  # (a left-out task has no losses)
-    table = make(**kw)
+    table = probe.candidates(max_size=max_size, tasks=list(tasks))  # a left-out task has no losses
     return None if table is None else restrict_candidates(table, [t for t in tasks if t in table.tasks])
 
 
