@@ -90,3 +90,14 @@ def test_a_row_listed_twice_in_a_split_is_refused():
     split = {"train": np.r_[np.arange(0, 30), 7], "val": np.arange(30, 45), "test": np.arange(45, 60)}
     with pytest.raises(TaskrelError, match=r"split: 'train' lists 1 row\(s\) more than once \(first: row 7\)"):
         _suite(split=split)
+
+
+@pytest.mark.parametrize("name, options, match", [
+    ("mnist", {"n_examples": 10**13}, r"mnist: option n_examples must be an integer in \[1, 5000\] or None"),
+    ("multimnist", {"n_examples": -5}, "multimnist: option n_examples must be"),
+    ("mnist-dense", {"n_examples": float("nan")}, "mnist-dense: option n_examples must be"),
+    ("mnist", {"split_seed": -1}, "mnist: option split_seed must be an integer >= 0"),
+])
+def test_a_built_in_suite_names_its_bad_option(name, options, match):
+    with pytest.raises(TaskrelError, match=match):
+        get_suite(name, **options)

@@ -31,6 +31,7 @@ from torch import nn
 
 from taskrel.errors import TaskrelError
 from taskrel.suite import Suite, Task
+from taskrel.suite_checks import check_number
 from taskrel.suites import register_suite
 from taskrel.suites.mnist import load_mnist
 from taskrel.widths import scaled
@@ -120,6 +121,8 @@ def dense_suite(tasks: Sequence[str] | None = None, n_examples: int | None = 100
         raise TaskrelError(f"suite 'mnist-dense': unknown tasks {unknown}; tasks are {', '.join(ALL_TASKS)}")
     X, labels = load_mnist()
     rng = np.random.default_rng(split_seed)
+    check_number("mnist-dense", "n_examples", n_examples, low=1, high=len(X), integer=True, none=True)
+    check_number("mnist-dense", "split_seed", split_seed, low=0, integer=True)
     if n_examples is not None and n_examples < len(X):
         keep = np.sort(rng.permutation(len(X))[: int(n_examples)])
         X, labels = X[keep], labels[keep]

@@ -9,6 +9,7 @@ import numpy as np
 from torch import nn
 
 from taskrel.suite import Suite
+from taskrel.suite_checks import check_number
 from taskrel.suites import register_suite
 from taskrel.suites.digits import ALL_TASKS, digit_tasks
 from taskrel.widths import scaled
@@ -50,6 +51,8 @@ def mnist_suite(tasks: Sequence[str] | None = None, n_examples: int | None = Non
     ((500, 1, 28, 28), (32,))
     """
     X, labels = load_mnist()
+    check_number("mnist", "n_examples", n_examples, low=1, high=len(X), integer=True, none=True)
+    check_number("mnist", "split_seed", split_seed, low=0, integer=True)
     if n_examples is not None and n_examples < len(X):
         keep = np.sort(np.random.default_rng(split_seed).permutation(len(X))[: int(n_examples)])
         X, labels = X[keep], labels[keep]

@@ -8,6 +8,7 @@ import numpy as np
 
 from taskrel.errors import TaskrelError
 from taskrel.suite import Suite, Task
+from taskrel.suite_checks import check_number
 from taskrel.suites import register_suite
 from taskrel.suites.digits import PROPERTIES
 from taskrel.suites.mnist import cnn_stages, load_mnist
@@ -42,6 +43,8 @@ def multimnist_suite(tasks: Sequence[str] | None = None, n_examples: int | None 
     """
     X, labels = load_mnist()
     rng = np.random.default_rng(seed)
+    check_number("multimnist", "n_examples", n_examples, low=1, high=len(X), integer=True, none=True)
+    check_number("multimnist", "seed", seed, low=0, integer=True)
     if n_examples is not None and n_examples < len(X):
         keep = np.sort(rng.permutation(len(X))[: int(n_examples)])
         X, labels = X[keep], labels[keep]
