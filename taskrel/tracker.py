@@ -22,9 +22,9 @@ statistics) and train/eval mode are restored.
 
 Phases. A relation between tasks need not hold all run long: two tasks that share a signal
 have aligned gradients while they learn it, and once it is learnt their gradients are mostly
-noise (on one such pair the cosine was +0.299 over the first 100 steps and -0.053 averaged over
-the run). :meth:`AffinityTracker.affinity` takes ``phase="early"`` (the probe steps in the
-first quarter of the calls so far) or ``"late"`` (the last quarter), and
+noise, so a pair clearly positive early can read near zero or negative averaged over the
+run. :meth:`AffinityTracker.affinity` takes ``phase="early"`` (the probe steps in the first
+quarter of the calls so far) or ``"late"`` (the last quarter), and
 :meth:`AffinityTracker.summary` shows every pair early, late and over the run side by side.
 The lookahead ``Z`` is a relative change of loss per step, often of order 1e-4: the summary
 shows it scaled, with the scale in the column name.
@@ -142,6 +142,11 @@ class AffinityTracker:
     >>> look = tracker.affinity("lookahead")   # a step on "a" lowers "b"'s loss, raises "c"'s
     >>> bool(look.value("a", "b") > 0 > look.value("a", "c"))
     True
+    >>> table = tracker.summary()              # every ordered pair: early, late, whole run
+    >>> list(table.columns[:5]), len(table)
+    (['source', 'target', 'cosine early', 'cosine late', 'cosine all'], 6)
+    >>> tracker.affinity("cosine", phase="early").meta["window"]   # the first quarter of the 6 calls
+    [0, 2]
     """
 
     def __init__(

@@ -99,3 +99,19 @@ def test_calibrate_keeps_missing_entries_missing():
     assert np.isnan(cal.values[a.missing]).all() and np.isfinite(cal.values[~a.missing]).all()
     with pytest.raises(TaskrelError, match=r"\('a', 'c'\) has no affinity value"):
         a.calibrate({("a", "b"): .2, ("b", "a"): .1, ("a", "c"): -.1})
+
+
+def test_plan_lists_the_base_runs_only_and_fit_trains_the_pairs_as_a_follow_up(suite, tmp_path):
+    """Before fitting, the plan is the base probe's (one gradient run per seed), so a study's
+    one queue does not train every pair; fit trains the few calibration runs itself."""
+    runner = Runner(tmp_path / "store", progress=False)
+    probe = CalibratedProbe(TASKS, base="gradient", base_params={"every": 2}, pairs=2, config=TrainConfig(epochs=2))
+    base_plan = GradientProbe(TASKS, every=2, config=TrainConfig(epochs=2)).plan(suite)
+    plan = probe.plan(suite)
+    assert [runner.key(suite, s) for s in plan.specs] == [runner.key(suite, s) for s in base_plan.specs]
+    assert len(plan.specs) == 1  # not the 6 pairs and 4 single-task runs of a pre-fit "every pair"
+    runner.run(suite, plan.specs)  # what a study's queue trains before fitting
+    probe.fit(suite, runner)
+    pair_tasks = {t for p in probe.pairs_ for t in p}
+    assert probe.trained_ == len(probe.pairs_) + len(pair_tasks)  # the follow-up stage only
+    assert probe.base_.trained_ == 0 and len(probe.records_) == 1 + len(probe.pairs_) + len(pair_tasks)
