@@ -103,6 +103,8 @@ def _bad_inputs(tmp: Path) -> dict[str, tuple[list, str]]:
         "probe --store ''": (["probe", "pairwise", "planted", "--store", ""], "--store ''"),
         "train --store ''": (["train", "planted", "--store", ""], "--store ''"),
         "study --store a file": (["study", ok, "--store", tmp / "store-file"], "is a file, not a folder"),
+        "train --tasks ,,": (["train", "planted", "--tasks", ",,"], "--tasks ',,' names no task"),
+        "probe --tasks ''": (["probe", "pairwise", "planted", "--store", tmp / "s", "--tasks", ""], "names no task"),
         "train --seed -1": (["train", "planted", "--seed", "-1"], "--seed must be at least 0, got -1"),
         "probe --retries -1": (["probe", "pairwise", "planted", "--store", tmp / "s", "--retries", "-1"], "--retries must be at least 0"),
         "store whose claims is a file": (["study", ok, "--store", tmp / "claims-store", "--out", tmp / "out", "--quiet"], "is a file; move it away"),

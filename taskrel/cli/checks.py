@@ -48,6 +48,20 @@ def check_common(args: argparse.Namespace) -> None:
             raise TaskrelError(f"--backend dask needs {' and '.join(missing)}, which is not installed here: {DASK_INSTALL}")
 
 
+def task_list(text: str | None) -> list[str] | None:
+    """The tasks ``--tasks a,b`` names (None if not given); one that names none is refused.
+
+    >>> task_list("c0t0, c0t1")
+    ['c0t0', 'c0t1']
+    """
+    if text is None:
+        return None
+    tasks = [t.strip() for t in text.split(",") if t.strip()]
+    if not tasks:
+        raise TaskrelError(f"--tasks {text!r} names no task; give task names separated by commas (taskrel suites SUITE lists them)")
+    return tasks
+
+
 def writable_folder(path: str | Path, what: str) -> Path:
     """``path`` is (or can be made) a folder this process can write in; nothing is left behind.
 
@@ -117,4 +131,4 @@ def check_probe_kind(kind: str) -> str:
     raise TaskrelError(f"unknown probe kind {kind!r}{did_you_mean(kind, PROBES)} (kinds: {', '.join(sorted(PROBES))})")
 
 
-__all__ = ["check_common", "check_probe_kind", "check_suite_name", "input_file", "writable_file", "writable_folder"]
+__all__ = ["check_common", "check_probe_kind", "check_suite_name", "input_file", "task_list", "writable_file", "writable_folder"]

@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from taskrel.cli.checks import check_suite_name, writable_file
+from taskrel.cli.checks import check_suite_name, task_list, writable_file
 from taskrel.cli.names import BACKENDS
 from taskrel.errors import TaskrelError
 
@@ -37,9 +37,10 @@ def load_suite(args: argparse.Namespace):
     from taskrel.suites import get_suite
 
     options = parse_options(args.option)
+    tasks = task_list(getattr(args, "tasks", None))  # before the suite is built
     suite = get_suite(check_suite_name(args.suite), **options)
-    if getattr(args, "tasks", None):
-        suite = suite.subset([t.strip() for t in args.tasks.split(",") if t.strip()])
+    if tasks is not None:
+        suite = suite.subset(tasks)
     return suite
 
 

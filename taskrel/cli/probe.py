@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from taskrel.cli.checks import check_probe_kind, check_suite_name, writable_file
+from taskrel.cli.checks import check_probe_kind, check_suite_name, task_list, writable_file
 from taskrel.cli.common import add_run_args, add_suite_args, out_path, parse_options, runner_of
 from taskrel.cli.names import probe_kinds
 from taskrel.errors import TaskrelError
@@ -21,9 +21,7 @@ OWN = ("tasks", "config", "seeds", "settings")
 
 def probe_tasks(args: argparse.Namespace) -> list[str] | None:
     """The ``--tasks`` list (the suite is loaded whole, so runs are shared across task lists)."""
-    if not getattr(args, "tasks", None):
-        return None
-    return [t.strip() for t in args.tasks.split(",") if t.strip()]
+    return task_list(getattr(args, "tasks", None))
 
 
 def probe_params(cls: Any, args: argparse.Namespace) -> dict[str, Any]:
@@ -77,13 +75,13 @@ def cmd_probe(args: argparse.Namespace) -> int:
     check_suite_name(args.suite)
     out = writable_file(args.out or f"affinity-{args.kind}.json", "--out")  # before anything trains
     args.params = parse_options(args.param)
+    tasks = probe_tasks(args)
     from taskrel.probes import probe_class
     from taskrel.suites import get_suite
     from taskrel.train import TrainConfig
 
     cls = probe_class(args.kind)
     suite = get_suite(args.suite, **parse_options(args.option))
-    tasks = probe_tasks(args)
     if tasks is not None:
         suite.check_tasks(tasks)
     if args.seeds < 1:
