@@ -146,3 +146,11 @@ def test_a_failed_seed_is_left_out_of_the_mean(suite, runner, fitted):
     aff = affinity_from_seeds(TASKS, per_seed, "demo")
     np.testing.assert_allclose(aff.values, good)
     assert aff.n_seeds == 2 and len(aff.meta["missing"]) == 9
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_fit_without_a_runner_says_what_to_pass(kind, suite):
+    with pytest.raises(TaskrelError, match="needs a runner: a taskrel.Runner, a RunStore or a store directory"):
+        make(kind).fit(suite)
+    with pytest.raises(TaskrelError, match="fit needs a Runner or a RunStore, got int"):
+        make(kind).fit(suite, 3)
