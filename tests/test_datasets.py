@@ -105,7 +105,7 @@ def test_probes_and_study_run_on_a_dataset_backed_suite(planted, tmp_path):
 
     study = Study(probes=[PairwiseProbe(), GradientProbe(every=2), SimilarityProbe()], grouping=GroupingSearch(budget=2),
                   validation=Validation(seeds=[0], front=False), tasks=TASKS, config=CFG, verbose=False)
-    result = study.fit(streamed(planted), tmp_path / "store")
+    result = study.fit(streamed(planted), tmp_path / "store").result_
     assert sorted(result.affinities) == ["gradient", "pairwise", "similarity"]
     for name in result.affinities:
         assert np.isfinite(result.affinity(name).plain().values).all()
