@@ -347,3 +347,20 @@ def test_a_summary_log_does_not_grow_with_the_steps_and_keeps_exact_sums():
         np.testing.assert_allclose(sum(b["cosine"] for b in log.blocks), sum(r.cosine for r in readings[:steps]))
         np.testing.assert_allclose(sum(b["lookahead"] for b in log.blocks), sum(r.lookahead for r in readings[:steps]))
     assert sizes[1000] < 1.1 * sizes[16]
+
+
+def test_phases_are_the_first_and_last_quarter_of_the_probe_steps(mirror):
+    """phase='early' is the mean over the first quarter of the probe steps (a full trajectory:
+    exactly the window on them); with the summary, whole blocks holding at least a quarter."""
+    suite, store, grad, _ = mirror
+    steps = sorted(set(grad.trajectory_.step))
+    cut = -(-len(steps) // 4)
+    early = GradientProbe(every=1, phase="early", trajectory="full", config=grad.config, seeds=grad.seeds).fit(suite, store)
+    window = GradientProbe(every=1, window=(0, steps[cut]), trajectory="full", config=grad.config, seeds=grad.seeds).fit(suite, store)
+    np.testing.assert_allclose(early.affinity_.values, window.affinity_.values)
+    late = GradientProbe(every=1, phase="late", trajectory="full", config=grad.config, seeds=grad.seeds).fit(suite, store)
+    assert late.affinity_.meta["phase"] == "late" and not np.allclose(late.affinity_.values, early.affinity_.values)
+    with pytest.raises(TaskrelError, match="phase must be one of"):
+        GradientProbe(phase="middle").fit(suite, store)
+    with pytest.raises(TaskrelError, match="a window or a phase"):
+        GradientProbe(phase="early", window=(0, 5)).fit(suite, store)

@@ -46,9 +46,11 @@ from taskrel.probes.base import Probe, register_probe
 from taskrel.probes.partial import run_tasks, without_failed_task
 from taskrel.probes.trajectory import (
     CALLBACK,
+    PHASES,
     absent,
     block_mean,
     cost_meta,
+    in_phase,
     in_window,
     long_table,
     run_cost,
@@ -234,6 +236,10 @@ class TrajectoryProbe(Probe):
             raise TaskrelError(f"{self.kind} probe: every must be an integer >= 1, got {self.every!r}")
         if self.trajectory not in KEEP:
             raise TaskrelError(f"{self.kind} probe: trajectory must be one of {KEEP}, got {self.trajectory!r}")
+        if self.phase not in PHASES:
+            raise TaskrelError(f"{self.kind} probe: phase must be one of {PHASES}, got {self.phase!r}")
+        if self.phase != "all" and self.window is not None:
+            raise TaskrelError(f"{self.kind} probe: give a window or a phase, not both")
 
     def plan(self, suite: Suite) -> Plan:
         """One all-shared run per seed (the same run for both probes with the same options);
@@ -254,7 +260,7 @@ class TrajectoryProbe(Probe):
                 continue
             tr = trajectory_arrays(rec, names)
             rows.append(long_table(int(rec.spec["seed"]), tr["steps"], names, block_mean(tr, column, per_block=True), column))
-            tr = in_window(tr, self.window)
+            tr = in_phase(in_window(tr, self.window), self.phase)
             tr["absent"] = np.array([t not in run_tasks(rec, names) for t in names])
             out.append(tr)
         return out, rows
@@ -269,7 +275,7 @@ class TrajectoryProbe(Probe):
     def meta(self) -> dict[str, Any]:
         ok = [r for r in getattr(self, "records_", []) if r.ok]
         options = self.options()
-        return {**cost_meta(ok), "every": self.every, "method": self.method, "window": self.window,
+        return {**cost_meta(ok), "every": self.every, "method": self.method, "window": self.window, "phase": self.phase,
                 "trajectory": self.trajectory,
                 **(options.params() if options is not None else {})}
 
@@ -291,6 +297,10 @@ class GradientProbe(TrajectoryProbe):
         (for example the first epochs, where a conflict shows most); None: the whole run.
         Analysis only: it does not change the stored run. With the summary a window must not
         cut a stored block (the error names the blocks).
+    phase : ``"all"`` (default: the whole run), ``"early"`` or ``"late"``: the first or last
+        quarter of the probe steps (whole blocks: with the summary, the first or last two
+        eighths). A relation that holds while the tasks learn a shared signal shows early and
+        can vanish in the run's mean. Analysis only, like ``window``.
     trajectory : ``"summary"`` (default: the run stores at most 8 blocks of probe steps, each
         with its sums, so its size does not grow with the steps: about 4 n^2 numbers a block)
         or ``"full"`` (every probe step's n x n matrices: any window, a per-step
@@ -330,9 +340,10 @@ class GradientProbe(TrajectoryProbe):
         "gradient-magnitude-ratio": {"direction": "||g_source|| / ||g_target||"},
     }
 
-    def __init__(self, tasks: Sequence[str] | None = None, every: int = 10, method: str = "batched", lookahead: bool | LookaheadOptions = True, window: tuple[int, int] | None = None, config: TrainConfig | None = None, seeds: Sequence[int] = (0,), trajectory: str = "summary"):
+    def __init__(self, tasks: Sequence[str] | None = None, every: int = 10, method: str = "batched", lookahead: bool | LookaheadOptions = True, window: tuple[int, int] | None = None, config: TrainConfig | None = None, seeds: Sequence[int] = (0,), trajectory: str = "summary", phase: str = "all"):
         self.tasks = tasks
         self.window = window
+        self.phase = phase
         self.trajectory = trajectory
         self.every = every
         self.method = method

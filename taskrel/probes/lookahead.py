@@ -55,7 +55,7 @@ class LookaheadProbe(TrajectoryProbe):
 
     Parameters
     ----------
-    tasks, every, method, window, trajectory, config, seeds : as for
+    tasks, every, method, window, phase, trajectory, config, seeds : as for
         :class:`~taskrel.probes.GradientProbe`.
     step, eta, holdout, randomness : see :class:`~taskrel.probes.gradient.LookaheadOptions`
         (defaults: TAG's plain step with the optimizer's learning rate, the same batch, the
@@ -86,8 +86,9 @@ class LookaheadProbe(TrajectoryProbe):
 
     cost_parts = ("gradient", "lookahead")
 
-    def __init__(self, tasks: Sequence[str] | None = None, every: int = 10, method: str = "batched", window: tuple[int, int] | None = None, config: TrainConfig | None = None, seeds: Sequence[int] = (0,), step: str = "plain", eta: float | None = None, holdout: float = 0.0, randomness: str = "same", trajectory: str = "summary"):
+    def __init__(self, tasks: Sequence[str] | None = None, every: int = 10, method: str = "batched", window: tuple[int, int] | None = None, config: TrainConfig | None = None, seeds: Sequence[int] = (0,), step: str = "plain", eta: float | None = None, holdout: float = 0.0, randomness: str = "same", trajectory: str = "summary", phase: str = "all"):
         self.tasks = tasks
+        self.phase = phase
         self.trajectory = trajectory
         self.step = step
         self.eta = eta

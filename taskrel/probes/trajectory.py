@@ -150,6 +150,35 @@ def in_window(tr: dict[str, np.ndarray], window: tuple[int, int] | None) -> dict
     return {k: v[keep] for k, v in tr.items()}
 
 
+PHASES = ("all", "early", "late")
+PHASE = 0.25  # the early and late phases: the first and last quarter of the probe steps
+
+
+def in_phase(tr: dict[str, np.ndarray], phase: str | None) -> dict[str, np.ndarray]:
+    """The blocks of a phase: ``"early"`` the first blocks holding at least a quarter of the
+    probe steps, ``"late"`` the last ones; ``"all"`` or None every block. (With a summary the
+    blocks are eighths of the run, so a phase is its first or last two eighths; with a full
+    trajectory every step is a block and a phase is the quarter itself.)
+
+    >>> tr = {"count": np.array([2, 2, 2, 2]), "first": np.array([0, 2, 4, 6])}
+    >>> in_phase(tr, "early")["first"].tolist(), in_phase(tr, "late")["first"].tolist()
+    ([0], [6])
+    """
+    if phase in (None, "all"):
+        return tr
+    if phase not in PHASES:
+        raise TaskrelError(f"gradient probe: phase must be one of {PHASES}, got {phase!r}")
+    counts = tr["count"]
+    want = max(int(np.ceil(PHASE * counts.sum())), 1)
+    order = range(len(counts)) if phase == "early" else range(len(counts) - 1, -1, -1)
+    keep, got = np.zeros(len(counts), dtype=bool), 0
+    for i in order:
+        if got >= want:
+            break
+        keep[i], got = True, got + int(counts[i])
+    return {k: (v[keep] if isinstance(v, np.ndarray) and v.shape[:1] == counts.shape else v) for k, v in tr.items()}
+
+
 def long_table(seed: int, steps: np.ndarray, names: Sequence[str], values: np.ndarray, column: str):
     """A long DataFrame (seed, step, source, target, column) of per-step (n, n) values."""
     import pandas as pd
@@ -184,4 +213,5 @@ def cost_meta(recs: Sequence[RunRecord]) -> dict[str, Any]:
     }
 
 
-__all__ = ["CALLBACK", "absent", "block_mean", "cost_meta", "in_window", "long_table", "run_cost", "trajectory_arrays"]
+__all__ = ["CALLBACK", "PHASES", "absent", "block_mean", "cost_meta", "in_phase", "in_window", "long_table", "run_cost",
+           "trajectory_arrays"]
