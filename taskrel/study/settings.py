@@ -77,6 +77,8 @@ class Validation(Estimator):
             if self.aggregator not in AGGREGATORS:
                 raise TaskrelError(f"study: field 'validation.aggregator': unknown aggregator {self.aggregator!r}; "
                                    f"use one of {', '.join(sorted(AGGREGATORS))}")
+        if not isinstance(self.front, bool):
+            raise TaskrelError(f"study: field 'validation.front': must be true or false, got {self.front!r}")
         if self.matched is not None and not isinstance(self.matched, bool):
             raise TaskrelError(f"study: field 'validation.matched': must be true, false or None, got {self.matched!r}")
         return check_seeds(self.seeds, "study: field 'validation.seeds'")
@@ -99,6 +101,12 @@ class Grouping(Estimator):
         builder). None: every network at the suite's width.
     cost : with ``widths``, what a network costs: ``"params"`` (its parameters over the width-1
         all-shared network's) or ``"networks"`` (its width, in full networks).
+    recommend : ``"search"`` (default: the grouping the search chooses at ``budget``) or
+        ``"clusters"`` (the study's clustering, with k chosen automatically, is the
+        recommendation; the search still draws the front at ``budgets``). At many tasks with an
+        uncalibrated affinity (gradient cosine, CKA) the clusters are the better answer: a
+        task's group value is then the mean of its mates' affinities, which does not change
+        when a cluster is split, so the search's choice at a budget is arbitrary inside clusters.
 
     >>> from taskrel.analysis import GroupingSearch
     >>> Grouping({"budget": 2, "solver": "milp"}, budgets=[1, 2, 3]).searcher().budget
@@ -106,13 +114,15 @@ class Grouping(Estimator):
     """
 
     def __init__(self, search: Any = None, budgets: Sequence[float] | None = None, source: str | None = None,
-                 max_size: int | None = None, widths: Sequence[float] | None = None, cost: str = "params"):
+                 max_size: int | None = None, widths: Sequence[float] | None = None, cost: str = "params",
+                 recommend: str = "search"):
         self.search = search
         self.budgets = budgets
         self.source = source
         self.max_size = max_size
         self.widths = widths
         self.cost = cost
+        self.recommend = recommend
 
     def searcher(self) -> Any:
         """The :class:`~taskrel.analysis.GroupingSearch` (built from a dict; None: budget None)."""

@@ -115,12 +115,24 @@ def _seeds(value: Any, where: str, problems: Problems) -> list[int] | None:
         if value >= 1:
             return list(range(value))
         problems.add(where, f"a number of seeds must be >= 1, got {value}")
-        return None
-    if (not isinstance(value, list) or not value or len(set(value)) != len(value)
-            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value)):
-        problems.add(where, f"must be a number of seeds or a non-empty list of distinct integers >= 0, got {value!r}")
-        return None
-    return list(value)
+    elif not isinstance(value, list) or not value or not all(isinstance(s, int) and not isinstance(s, bool) for s in value):
+        problems.add(where, f"must be a number of seeds or a non-empty list of integers, got {value!r}")
+    elif len(set(value)) != len(value):
+        problems.add(where, f"seeds are repeated: {value}")
+    elif min(value) < 0:
+        problems.add(where, f"seeds must be >= 0, got {min(value)}")
+    else:
+        return list(value)
+    return None
+
+
+def _enabled(table: dict[str, Any], where: str, problems: Problems) -> bool:
+    """The table's ``enabled`` key (default true), which must be true or false."""
+    value = table.get("enabled", True)
+    if not isinstance(value, bool):
+        problems.add(f"{where}.enabled", f"must be true or false, got {value!r}")
+        return False
+    return value
 
 
 def _names(value: Any, where: str, problems: Problems) -> list[str]:
@@ -147,7 +159,7 @@ def _probes(raw: Any, train: dict[str, Any], problems: Problems) -> dict[str, An
         if not isinstance(body, dict):
             problems.add(where, "must be a table")
             continue
-        if body.get("enabled", True) is False:
+        if not _enabled(body, where, problems):
             continue
         kind = body.get("kind", name)
         if kind not in PROBES:
@@ -210,8 +222,9 @@ def _validation(raw: Any, train: dict[str, Any], problems: Problems) -> Validati
     if raw is False:
         return None
     table = _table(raw, "validation", problems)
-    if table.pop("enabled", True) is False:
+    if not _enabled(table, "validation", problems):
         return None
+    table.pop("enabled", None)
     valid = [k for k in param_names(Validation) if k != "config"] + ["train", "enabled"]
     if not unknown_keys(table, valid, "validation", problems):
         return None
