@@ -50,3 +50,16 @@ def test_a_probe_over_the_run_budget_is_refused_before_training_with_the_cheap_r
     assert planned_runs(cheap, suite, tmp_path / "none")["runs"] == 2
     text = f'name = "x"\nmax_runs = {pairs}\n[suite]\nname = "planted"\noptions = {{ n_examples = 100 }}\n[probes.pairwise]\nseeds = 2\n'
     assert [e.split("'")[1] for e in check_toml(text=text)] == ["max_runs"]
+
+
+def test_pairwise_at_96_tasks_is_refused_up_front_and_the_cheap_route_passes():
+    """The issue's case: a pairwise probe at 96 tasks (4,656 runs per seed) is refused by the
+    check that runs before training; the gradient probe alone plans one run per seed."""
+    from taskrel.study import check_toml
+
+    head = 'name = "many"\n[suite]\nname = "planted-many"\noptions = { n_tasks = 96 }\n'
+    errors = check_toml(text=head + "[probes.pairwise]\nseeds = 2\n[probes.gradient]\nseeds = 2\n")
+    assert len(errors) == 1 and "field 'max_runs'" in errors[0]
+    assert "plan 9314 runs (pairwise 9312, gradient 2)" in errors[0] and "4656 runs per seed at 96 tasks" in errors[0]
+    assert "[probes.gradient], [probes.gradfeature]" in errors[0]
+    assert check_toml(text=head + "[probes.gradient]\nseeds = 2\n") == []
