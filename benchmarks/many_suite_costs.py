@@ -6,6 +6,7 @@ tasks, rows per split, labels per task in the training split, build seconds, and
 training seconds and epochs (from taskrel's own training loop), with the load average.
 
     nice -n 10 python benchmarks/many_suite_costs.py --out benchmarks/results/suite_costs_many.json
+    (--suites planted-many,bayesnet --merge: rerun some, keep the others' entries)
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--suites", default=",".join(SUITES))
     ap.add_argument("--out", default=None)
+    ap.add_argument("--merge", action="store_true", help="keep the other suites' entries already in --out")
     a = ap.parse_args(argv)
     out = {"command": "python benchmarks/many_suite_costs.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
            "cpus": os.cpu_count(), "suites": {}}
@@ -63,6 +65,11 @@ def main(argv=None) -> dict:
             raise SystemExit(f"--suites: unknown {name!r}; known: {', '.join(SUITES)}")
         out["suites"][name] = cost(name, *SUITES[name])
         print(json.dumps({name: out["suites"][name]}), flush=True)
+    if a.out and a.merge and os.path.exists(a.out):
+        with open(a.out) as f:
+            old = json.load(f)
+        out["suites"] = {**old.get("suites", {}), **out["suites"]}
+        out["command"] = [*([old["command"]] if isinstance(old.get("command"), str) else old.get("command", [])), out["command"]]
     if a.out:
         with open(a.out, "w") as f:
             json.dump(out, f, indent=1)
