@@ -18,7 +18,7 @@ def param_names(cls: type) -> list[str]:
     """The keyword parameters of ``cls``'s constructor (any class, Estimator or not).
 
     >>> param_names(Grouping)
-    ['search', 'budgets', 'source', 'max_size', 'widths', 'cost']
+    ['search', 'budgets', 'source', 'max_size', 'widths', 'cost', 'recommend']
     """
     return [p.name for p in inspect.signature(cls.__init__).parameters.values()
             if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
