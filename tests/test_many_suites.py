@@ -178,3 +178,15 @@ def test_bayesnet_refuses_bad_options_by_name():
         get_suite("bayesnet", input_fraction=1.0)
     with pytest.raises(TaskrelError, match="pgmpy"):
         get_suite("bayesnet", network="no_such_network")
+
+
+def test_planted_many_trains_through_taskrel_with_its_missing_labels():
+    from taskrel.layout import SharingLayout
+    from taskrel.train import TrainConfig, train
+
+    s = planted_many_suite(n_tasks=10, **TINY)
+    groups = s.truth["groups"]
+    lay = SharingLayout.from_groups(groups, s.n_stages)  # the planted grouping, one network per group
+    r = train(s, lay, TrainConfig(epochs=2, batch_size=32), seed=0)
+    assert sorted(r.metrics["test"]) == sorted(s.task_names)
+    assert all(np.isfinite(v["loss"]) for v in r.metrics["test"].values())
