@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from math import ceil, comb
 from typing import Any
 
 import numpy as np
@@ -127,9 +128,14 @@ def auxiliary_rows(affs: Mapping[str, Affinity], primary: str, tasks: Sequence[s
 
 # ---------------------------------------------------------------------- grouping
 def candidate_table(plan: Any, source: str | None, suite: Suite, tasks: Sequence[str], affs: Mapping[str, Affinity],
-                    fitted: Mapping[str, Probe], runner: Runner, log: Log) -> tuple[str, CandidateTable]:
+                    fitted: Mapping[str, Probe], runner: Runner, log: Log) -> tuple[str, CandidateTable | Affinity]:
     """The table the grouping reads and its kind: groups at every width (``plan.widths``), the
-    source probe's own table (``candidates``; pairwise: HOA), else one built from its affinity."""
+    source probe's own table (``candidates``; pairwise: HOA), else one built from its affinity;
+    an affinity with more groups (up to ``plan.max_size``) than
+    :data:`~taskrel.analysis.grouping.ENUMERATE_LIMIT` is returned as it is (kind
+    ``"affinity-model"``): the search then asks it for groups instead of listing them."""
+    from taskrel.analysis.grouping import ENUMERATE_LIMIT
+
     probe = fitted.get(source)
     if plan.widths:  # groups offered at several widths
         return "hoa", capacity_table(plan, source, probe, suite, list(tasks), runner, log.say)
@@ -138,7 +144,12 @@ def candidate_table(plan: Any, source: str | None, suite: Suite, tasks: Sequence
         return ("hoa" if probe.kind == "pairwise" else probe.kind), table
     if source not in affs:
         raise TaskrelError(f"grouping: probe {source!r} gave no affinity (see its error above)")
-    return "affinity", CandidateTable.from_affinity(affs[source].plain().subset(list(tasks)), max_size=plan.max_size)
+    aff = affs[source].plain().subset(list(tasks))
+    n = len(tasks)
+    top = n if plan.max_size is None else min(int(plan.max_size), n)
+    if sum(comb(n, k) for k in range(1, top + 1)) > ENUMERATE_LIMIT:
+        return "affinity-model", aff
+    return "affinity", CandidateTable.from_affinity(aff, max_size=plan.max_size)
 
 
 def _probe_table(probe: Probe | None, max_size: int | None, tasks: Sequence[str]) -> CandidateTable | None:
@@ -152,14 +163,31 @@ def _probe_table(probe: Probe | None, max_size: int | None, tasks: Sequence[str]
 def _grouping(plan: Any, source: str | None, suite: Suite, tasks: Sequence[str], affs: Mapping[str, Affinity],
               fitted: Mapping[str, Probe], runner: Runner, budgets: list[float], budget: float, out: Analysed, log: Log) -> None:
     g = plan.searcher()
+    if plan.max_size is not None:
+        g = clone(g, max_size=plan.max_size)
     kind, table = candidate_table(plan, source, suite, tasks, affs, fitted, runner, log)
-    cheapest = minimal_cost(table, bool(g.partition))
+    if isinstance(table, CandidateTable):
+        cheapest, size = minimal_cost(table, bool(g.partition)), len(table)
+    else:  # unit network costs: the fewest networks of at most max_size tasks
+        cheapest, size = float(ceil(len(tasks) / (plan.max_size or len(tasks)))), None
     rows = [front_row(g, table, b, suite, tasks) if b >= cheapest else
             {"budget": b, "cost": None, "objective": None, "groups": None, "blocks": None} for b in budgets]
-    out.grouping = {"source": source, "table": kind, "rule": table.meta.get("rule"),
-                    "higher_is_better": bool(table.higher_is_better), "n_candidates": len(table),
-                    "partition": bool(g.partition), "budget": budget, "front": rows,
-                    **({"capacity": table.meta["capacity"]} if "capacity" in table.meta else {})}
+    rule = table.meta.get("rule") if isinstance(table, CandidateTable) else next(
+        (r.get("rule") for r in rows if r.get("rule")), None)
+    recommend = getattr(plan, "recommend", "search")
+    out.grouping = {"source": source, "table": kind, "rule": rule,
+                    "higher_is_better": bool(getattr(table, "higher_is_better", True)),
+                    "n_candidates": size if size is not None else max((r.get("columns") or 0 for r in rows), default=0),
+                    "partition": bool(g.partition), "budget": budget, "front": rows, "recommend": recommend,
+                    **({"capacity": table.meta["capacity"]} if isinstance(table, CandidateTable) and "capacity" in table.meta else {})}
+    if recommend == "clusters":
+        if out.clustering is None:
+            raise TaskrelError("grouping: recommend = 'clusters' needs the clustering, which gave nothing (see its error above)")
+        blocks = [[t for t in c if t in tasks] for c in out.clustering["clusters"]]
+        lay = layout_of(suite, tasks, [b for b in blocks if b], {})
+        out.layouts["recommended"] = lay.to_dict()
+        log.say(f"recommended grouping: the {len(blocks)} clusters: " + " | ".join(lay.label(b) for b in lay.blocks(0)))
+        return
     chosen = next((r for r in rows if r["budget"] == budget), None)
     if chosen is None or chosen["blocks"] is None:
         raise TaskrelError(f"grouping: no grouping fits the budget {budget:g} (the cheapest covering costs {cheapest:g})")
@@ -167,15 +195,22 @@ def _grouping(plan: Any, source: str | None, suite: Suite, tasks: Sequence[str],
     log.say(f"recommended grouping at budget {budget:g}: " + " | ".join(SharingLayout.from_dict(chosen["layout"]).label(b) for b in chosen["blocks"]))
 
 
-def front_row(search: Any, table: CandidateTable, budget: float, suite: Suite, tasks: Sequence[str]) -> dict[str, Any]:
-    """The grouping ``search`` chooses at ``budget``, as a row of the front."""
+def front_row(search: Any, table: CandidateTable | Affinity, budget: float, suite: Suite, tasks: Sequence[str]) -> dict[str, Any]:
+    """The grouping ``search`` chooses at ``budget`` (on a table, or asking an affinity for
+    groups), as a row of the front; a search stopped by its time limit says so."""
     gs = clone(search, budget=budget).fit(table)
+    searched = table if isinstance(table, CandidateTable) else gs.table_
     served: dict[str, list[str]] = {}  # each task sits with the tasks its chosen network also serves
     for t in tasks:  # assignment_: task -> name of the network serving it
         served.setdefault(gs.assignment_[t], []).append(t)
-    lay = layout_of(suite, tasks, list(served.values()), {t: float(table.width[table.index(n)]) for t, n in gs.assignment_.items()})
-    return {"budget": budget, "cost": gs.cost_, "objective": gs.total_, "networks": list(gs.networks_),
-            "groups": ["+".join(x) for x in gs.groups_], "blocks": [list(b) for b in lay.blocks(0)], "layout": lay.to_dict()}
+    widths = {t: float(searched.width[searched.index(n)]) for t, n in gs.assignment_.items()}
+    lay = layout_of(suite, tasks, list(served.values()), widths)
+    row = {"budget": budget, "cost": gs.cost_, "objective": gs.total_, "networks": list(gs.networks_),
+           "groups": ["+".join(x) for x in gs.groups_], "blocks": [list(b) for b in lay.blocks(0)], "layout": lay.to_dict(),
+           "status": getattr(gs, "status_", None), "gap": getattr(gs, "gap_", None)}
+    if not isinstance(table, CandidateTable):
+        row.update({"rule": getattr(gs, "rule_", None), "columns": int((gs.stats_ or {}).get("columns") or len(searched))})
+    return row
 
 
 # ---------------------------------------------------------------------- branched

@@ -130,6 +130,9 @@ def _number(value: Any) -> bool:
     return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
 
 
+RECOMMEND = ("search", "clusters")
+
+
 def _check_grouping(study: Any, probes: list[str], n: int) -> tuple[list[float], float]:
     from taskrel.analysis.grouping import SOLVERS
 
@@ -158,6 +161,11 @@ def _check_grouping(study: Any, probes: list[str], n: int) -> tuple[list[float],
     ms = plan.max_size
     if ms is not None and (not isinstance(ms, int) or isinstance(ms, bool) or ms < 1):
         _fail("analysis.grouping.max_size", f"must be a positive integer, got {ms!r}")
+    rec = getattr(plan, "recommend", "search")
+    if rec not in RECOMMEND:
+        _fail("analysis.grouping.recommend", f"must be one of {list(RECOMMEND)}, got {rec!r}")
+    if rec == "clusters" and study.clustering is None:
+        _fail("analysis.grouping.recommend", "'clusters' needs an [analysis.clustering] table")
     return sorted({float(b) for b in budgets} | {float(budget)}), float(budget)
 
 
