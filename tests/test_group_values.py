@@ -235,3 +235,30 @@ def test_batched_gradient_feature_estimates_equal_group_by_group_ones(steps):
     one_seed = gradfeature_model({0: fm}, names).predict_members(members)[1]
     assert np.isnan(one_seed).all()  # one base model: its spread is unknown, not zero
     assert torch.get_num_threads() >= 1
+
+
+def test_pooled_choice_takes_one_form_for_every_task():
+    members, truth = planted(7, "mean", seed=4)
+    rows = design_rows(members, 25)
+    sur = SubsetSurrogate(choose="pooled").fit(tables(members[rows], truth[rows], 0.01))
+    assert len(set(sur.effects_)) == 1 and sur.effects_[0] in ("mean", "both")
+    with pytest.raises(TaskrelError, match="choose"):
+        SubsetSurrogate(choose="vote").fit(tables(members[rows], truth[rows], 0.01))
+
+
+def test_active_choice_proposes_the_least_known_groups_never_measured_ones():
+    from taskrel.tables.active import most_uncertain
+
+    members, truth = planted(7, "sum", seed=4)
+    rows = design_rows(members, 10)
+    gm = SubsetSurrogate().fit(tables(members[rows], truth[rows], 0.01)).group_model()
+    pool = members[members.sum(1) >= 3]
+    pick = most_uncertain(gm, pool, 5, measured=members[rows])
+    _, se = gm.predict_members(pool)
+    total = np.nansum(se, axis=1)
+    done = {r.tobytes() for r in members[rows]}
+    fresh = np.array([r.tobytes() not in done for r in pool])
+    assert len(pick) == 5 and fresh[pick].all()
+    assert total[pick].min() >= np.sort(total[fresh])[-5] - 1e-12  # the five largest among the fresh
+    with pytest.raises(TaskrelError, match="n must be"):
+        most_uncertain(gm, pool, 0)

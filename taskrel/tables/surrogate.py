@@ -1,25 +1,22 @@
 """Any group's value from a few measured groups: a sampled-subset surrogate (Li et al., 2023).
 
 :class:`SubsetSurrogate` fits, for every target task ``t``, a ridge regression of ``t``'s
-measured value on which other tasks share its network. ``effects="mean"`` (default) averages
-the effects of ``t``'s group mates (the form of Standley's higher-order approximation, but
-fitted to every measured group); ``effects="sum"`` adds them (Li et al.'s linear model)::
+measured value on which other tasks share its network. ``effects="mean"`` averages the
+effects of ``t``'s group mates (Standley's higher-order approximation, fitted to every
+measured group), ``effects="sum"`` adds them (Li et al.'s linear model), ``effects="both"``
+holds one of each per mate, so it nests the two (and declines with group size between them)::
 
     value_t(G) = b_t + mean_{s in G - {t}} w[s, t]  (+ mean_{s < u in G - {t}} v[s, u, t])
     value_t(G) = b_t + sum_{s in G - {t}} w[s, t]   (+ sum_{s < u in G - {t}} v[s, u, t])
 
 ``b_t`` is ``t``'s value alone, ``w[s, t]`` the effect of ``s`` on ``t`` in the pair
-``{s, t}``; the pairwise terms ``v`` are optional. ``effects="both"`` holds a summed and an
-averaged effect per mate, so it nests the two forms (and a decline with group size between
-them).
+``{s, t}``; the pairwise terms ``v`` are optional.
 
-**The default lets the data choose** (``effects="auto"``, ``alpha="auto"``): for every target
-task, the form (sum, mean or both) and the ridge penalty with the smallest
-leave-one-group-out error on its measured groups (closed form; a group's seeds leave
-together), recorded in ``effects_``, ``alpha_`` and ``cv_``. Neither fixed form is safe:
-on the held-out 27-task clinical table of issue 23 the averaged form chose worse than random
-(regret 8.2 points) and the summed one reached 3.0; on the qm9-scarce testbed (7 tasks) the
-averaged form was the better one. ``benchmarks/group_values.py`` measures the choice.
+**The default lets the data choose** (``effects="auto"``, ``alpha="auto"``): per target, the
+form and ridge penalty with the least leave-one-group-out error (closed form; a group's seeds
+leave together), kept in ``effects_``, ``alpha_``, ``cv_``. No fixed form is safe: on issue
+23's held-out 27-task table the mean form chose worse than random (8.2 points) and the sum
+form reached 3.0; on qm9-scarce the mean form was better (``benchmarks/group_values.py``).
 
 Uncertainty is analytic: the ridge solution's covariance ``sigma^2 A^-1 Z'WZ A^-1``
 (``A = Z'WZ + alpha I``, intercept unpenalised), with ``sigma^2`` the residual variance over
@@ -56,6 +53,7 @@ from taskrel.tables.surrogate_fit import (
     check_alpha,
     check_identifiable,
     check_std,
+    choose_forms,
     cross_validate,
     design,
     pair_contrast,
@@ -109,6 +107,7 @@ class SubsetSurrogate:
     unseen : ``"raise"`` (default) refuses a target never measured with some task;
         ``"shrink"`` sets that effect to zero with an :class:`IdentifiabilityWarning` (used
         when the model corrects another estimate, which then stands there).
+    choose : ``"task"`` (default) picks the auto form per task, ``"pooled"`` one form for all.
     higher_is_better : the direction of the measured values; None takes the table's. Given and
         different from the table's, it is an error (mixed directions).
     underdetermined : ``"raise"`` (default) refuses a task measured in fewer rows than its
@@ -148,17 +147,18 @@ class SubsetSurrogate:
     """
 
     def __init__(self, pairwise: bool = False, alpha: float | str = "auto", higher_is_better: bool | None = None,
-                 underdetermined: str = "raise", effects: str = "auto", unseen: str = "raise"):
+                 underdetermined: str = "raise", effects: str = "auto", unseen: str = "raise", choose: str = "task"):
         self.pairwise = pairwise
         self.effects = effects
         self.alpha = alpha
         self.higher_is_better = higher_is_better
         self.underdetermined = underdetermined
         self.unseen = unseen
+        self.choose = choose
 
     def get_params(self, deep: bool = False) -> dict:
         """The constructor's parameters (scikit-learn style)."""
-        return {k: getattr(self, k) for k in ("pairwise", "alpha", "higher_is_better", "underdetermined", "effects", "unseen")}
+        return {k: getattr(self, k) for k in ("pairwise", "alpha", "higher_is_better", "underdetermined", "effects", "unseen", "choose")}
 
     def set_params(self, **params) -> SubsetSurrogate:
         """Set constructor parameters; an unknown one is a TaskrelError naming it."""
@@ -186,8 +186,9 @@ class SubsetSurrogate:
         if self.effects not in ("auto",) + MAPS:
             raise TaskrelError(f"surrogate: effects must be 'auto', 'sum', 'mean' or 'both', got {self.effects!r}")
         maps = MAPS if self.effects == "auto" else (self.effects,)
-        if self.unseen not in ("raise", "shrink"):
-            raise TaskrelError(f"surrogate: unseen must be 'raise' or 'shrink', got {self.unseen!r}")
+        for name, allowed in (("unseen", ("raise", "shrink")), ("choose", ("task", "pooled"))):
+            if getattr(self, name) not in allowed:
+                raise TaskrelError(f"surrogate: {name} must be one of {allowed}, got {getattr(self, name)!r}")
         tasks, members, values, hib = stack_tables(measured, self.higher_is_better)
         sem = check_std(std, members, tasks, n_seeds) if std is not None else table_sem(measured)
         n = len(tasks)
@@ -198,15 +199,18 @@ class SubsetSurrogate:
         self.pair_ = np.zeros((n, n, n)) if self.pairwise else None
         self.coef_, self.cov_, self.effects_, self.cv_ = {}, [], [], {}
         self.sigma_, self.n_rows_, self.dof_, self.max_size_, self.alpha_ = (np.zeros(n) for _ in range(5))
-        for j, t in enumerate(tasks):
+        for j, t in enumerate(tasks):  # checks, then the leave-one-group-out errors of every choice
             rows = members[:, j]
             base = design(members[rows], j, bool(self.pairwise), "sum" if self.effects == "both" else maps[0])
             check_identifiable(base, tasks, j, bool(self.pairwise), self.underdetermined == "warn", self.unseen == "shrink")
-            w = None if sem is None else sem[rows, j]
-            effects, alpha = maps[0], alphas[0]
-            if len(maps) * len(alphas) > 1:  # let the data choose: leave-one-group-out error
+            if len(maps) * len(alphas) > 1:
+                w = None if sem is None else sem[rows, j]
                 self.cv_[t] = cross_validate(members[rows], j, values[rows, j], w, maps, alphas, bool(self.pairwise))
-                effects, alpha = min(self.cv_[t], key=self.cv_[t].get)
+        picks = choose_forms(self.cv_, tasks, maps, alphas, self.choose)
+        for j, t in enumerate(tasks):
+            rows = members[:, j]
+            w = None if sem is None else sem[rows, j]
+            effects, alpha = picks[j]
             Z = design(members[rows], j, bool(self.pairwise), effects)
             beta, cov, sigma, dof = ridge(Z, values[rows, j], w, alpha, t)
             self.effects_.append(effects)

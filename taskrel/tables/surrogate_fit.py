@@ -161,6 +161,22 @@ def design(members: np.ndarray, j: int, pairwise: bool, effects: str = "sum") ->
     return np.hstack(cols)
 
 
+def choose_forms(cv: dict, tasks: list[str], maps, alphas, how: str = "task") -> list[tuple[str, float]]:
+    """(form, alpha) per task from the leave-one-group-out errors ``cv[task][(form, alpha)]``.
+
+    ``"task"``: each task's least error. ``"pooled"``: the one form whose per-task best errors,
+    each relative to that task's least error, sum lowest; then each task's best alpha for it.
+    """
+    if not cv:
+        return [(maps[0], float(alphas[0]))] * len(tasks)
+    if how == "task":
+        return [min(cv[t], key=cv[t].get) for t in tasks]
+    total = {f: sum(min(v for (g, _), v in cv[t].items() if g == f) / max(min(cv[t].values()), 1e-300) for t in tasks)
+             for f in maps}
+    form = min(total, key=total.get)
+    return [min(((f, a) for (f, a) in cv[t] if f == form), key=cv[t].get) for t in tasks]
+
+
 def pair_contrast(n: int, j: int, pairwise: bool, effects: str) -> np.ndarray:
     """Rows (the other tasks ``s``): design of the pair {s, j} minus that of j alone."""
     pairs = np.zeros((n, n), dtype=bool)
@@ -247,4 +263,4 @@ def ridge(Z: np.ndarray, y: np.ndarray, sem: np.ndarray | None, alpha: float, ta
     return beta, cov, float(np.sqrt(sigma2)) if np.isfinite(sigma2) else np.nan, dof
 
 __all__ = ["ExtrapolationWarning", "IdentifiabilityWarning", "check_alpha", "check_identifiable", "check_std",
-           "cross_validate", "design", "n_effects", "pair_contrast", "split_effects", "ridge", "stack_tables", "table_sem"]
+           "choose_forms", "cross_validate", "design", "n_effects", "pair_contrast", "split_effects", "ridge", "stack_tables", "table_sem"]
