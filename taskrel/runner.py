@@ -273,7 +273,8 @@ class Runner:
         except BaseException:  # Ctrl-C, SIGTERM, or the caller stopped iterating
             if pool is not None and (q.running or q.waiting):
                 pool.abort(list(q.running))
-                self._pool = None
+                if isinstance(pool, LocalPool):  # its executor is gone; a Dask client stays until close()
+                    self._pool = None
                 say(f"taskrel: stopped: {len(q.running)} running run(s) abandoned and {len(q.waiting) + len(q.busy)} not started; "
                     "finished runs are kept in the store")
             raise
