@@ -262,3 +262,16 @@ def test_active_choice_proposes_the_least_known_groups_never_measured_ones():
     assert total[pick].min() >= np.sort(total[fresh])[-5] - 1e-12  # the five largest among the fresh
     with pytest.raises(TaskrelError, match="n must be"):
         most_uncertain(gm, pool, 0)
+
+
+def test_pricing_out_of_time_keeps_a_local_search_group_and_says_it_is_not_proven(monkeypatch):
+    monkeypatch.setattr(pricing, "ENUMERATE_UP_TO", 0)
+    members, truth = planted(7, "sum", seed=3)
+    gm = SubsetSurrogate().fit(tables(members, truth, 0.02)).group_model(time_limit=0.0)
+    weights, size_cost = np.full(7, 1.5), np.zeros(8)
+    groups = gm.price(weights, size_cost, 4, n_groups=2)
+    allm, cost = brute_price(gm, weights, size_cost, 4)
+    assert 1 <= len(groups) <= 2 and groups.sum(1).max() <= 4
+    got = cost[np.all(allm == groups[0], axis=1)][0]
+    assert got <= np.quantile(cost, 0.05)  # among the best 5% of groups, without a proof
+    assert gm.price_exact is False

@@ -10,9 +10,11 @@ membership vector ``z``::
 
 :func:`price_quadratic` minimises it for every size: by enumerating every group of that size
 when there are few (exact, and it returns the true best ``n_groups``), otherwise by a MILP with
-linearised products (``y_st >= z_s + z_t - 1``, ``y_st <= z_s``, ``y_st <= z_t``; HiGHS via
-:func:`scipy.optimize.milp`) under one time limit for the whole call. It says whether every
-size was solved to proven optimality.
+linearised products (``y_st <= z_s``, ``y_st <= z_t`` where the product lowers the cost,
+``y_st >= z_s + z_t - 1`` where it raises it; HiGHS via :func:`scipy.optimize.milp`) under one
+time limit for the whole call, beside a greedy-and-swap local search whose group is kept when
+the MILP finds none better in time. It says whether every size was solved to proven
+optimality.
 
 >>> import numpy as np
 >>> Q = np.array([[0, -2.0, 0], [-2.0, 0, 1.0], [0, 1.0, 0]])
@@ -52,27 +54,56 @@ def _milp(const, lin, Q, n: int, k: int, time_limit: float) -> tuple[list[tuple[
     a, b = np.triu_indices(n, 1)
     use = Q[a, b] != 0
     a, b, q = a[use], b[use], Q[a, b][use]
+    neg, pos = np.nonzero(q < 0)[0], np.nonzero(q > 0)[0]
     p = len(q)
     c = np.concatenate([lin, q])
-    rows = np.arange(p)
-    # y - z_a <= 0 ; y - z_b <= 0 ; z_a + z_b - y <= 1 (only the bound the objective pushes against is needed)
-    up = coo_matrix((np.r_[np.ones(p), -np.ones(p)], (np.r_[rows, rows], np.r_[n + rows, a])), shape=(p, n + p))
-    up2 = coo_matrix((np.r_[np.ones(p), -np.ones(p)], (np.r_[rows, rows], np.r_[n + rows, b])), shape=(p, n + p))
-    low = coo_matrix((np.r_[np.ones(p), np.ones(p), -np.ones(p)], (np.r_[rows, rows, rows], np.r_[a, b, n + rows])),
-                     shape=(p, n + p))
-    size = coo_matrix((np.ones(n), (np.zeros(n, dtype=int), np.arange(n))), shape=(1, n + p))
-    A = vstack([up, up2, low, size]).tocsr()
-    lo = np.r_[np.full(2 * p, -np.inf), np.full(p, -np.inf), [k]]
-    hi = np.r_[np.zeros(2 * p), np.ones(p), [k]]
+    parts = []
+    for side in (a, b):  # y <= z_s and y <= z_t: needed only where the objective wants y = 1 (q < 0)
+        r = np.arange(len(neg))
+        parts.append(coo_matrix((np.r_[np.ones(len(neg)), -np.ones(len(neg))], (np.r_[r, r], np.r_[n + neg, side[neg]])),
+                                shape=(len(neg), n + p)))
+    r = np.arange(len(pos))  # z_s + z_t - y <= 1: needed only where it wants y = 0 (q > 0)
+    parts.append(coo_matrix((np.r_[np.ones(len(pos)), np.ones(len(pos)), -np.ones(len(pos))],
+                             (np.r_[r, r, r], np.r_[a[pos], b[pos], n + pos])), shape=(len(pos), n + p)))
+    parts.append(coo_matrix((np.ones(n), (np.zeros(n, dtype=int), np.arange(n))), shape=(1, n + p)))
+    A = vstack(parts).tocsr()
+    lo = np.r_[np.full(2 * len(neg) + len(pos), -np.inf), [k]]
+    hi = np.r_[np.zeros(2 * len(neg)), np.ones(len(pos)), [k]]
     res = milp(c, constraints=LinearConstraint(A, lo, hi), integrality=np.r_[np.ones(n), np.zeros(p)],
                bounds=Bounds(0, 1), options={"time_limit": max(time_limit, 0.01)})
     if res.x is None:
         return [], False
-    z = res.x[:n] > 0.5
-    g = tuple(int(i) for i in np.nonzero(z)[0])
-    zf = z.astype(float)
-    cost = const + float(lin @ zf) + float(zf @ np.triu(Q, 1) @ zf)
-    return [(cost, g)], bool(res.status == 0)
+    g = tuple(int(i) for i in np.nonzero(res.x[:n] > 0.5)[0])
+    return [(_cost(const, lin, Q, g), g)], bool(res.status == 0)
+
+
+def _cost(const, lin, Q, g) -> float:
+    idx = list(g)
+    return float(const + lin[idx].sum() + np.triu(Q[np.ix_(idx, idx)], 1).sum())
+
+
+def _local(const, lin, Q, n: int, k: int, rng: np.random.Generator, starts: int = 4) -> tuple[float, tuple[int, ...]]:
+    """Greedy build then best swaps, from a few starts: a good group of k (no proof)."""
+    best = (np.inf, ())
+    for s in range(starts):
+        z = np.zeros(n, dtype=bool)
+        z[int(np.argmin(lin)) if s == 0 else int(rng.integers(n))] = True
+        while z.sum() < k:  # add the task that raises the cost least
+            gain = lin + Q[:, z].sum(1)
+            gain[z] = np.inf
+            z[int(np.argmin(gain))] = True
+        for _ in range(50 * k):  # swap one member out and one in while it helps
+            inside, outside = np.nonzero(z)[0], np.nonzero(~z)[0]
+            link = Q[:, z].sum(1)
+            delta = (lin[outside][None, :] + link[outside][None, :] - Q[np.ix_(inside, outside)]
+                     - (lin[inside] + link[inside])[:, None])
+            i, o = np.unravel_index(int(np.argmin(delta)), delta.shape)
+            if delta[i, o] >= -1e-12:
+                break
+            z[inside[i]], z[outside[o]] = False, True
+        g = tuple(int(i) for i in np.nonzero(z)[0])
+        best = min(best, (_cost(const, lin, Q, g), g))
+    return best
 
 
 def effects_form(base: np.ndarray, summed: np.ndarray, averaged: np.ndarray, weights, size_cost,
@@ -114,17 +145,22 @@ def price_quadratic(form: Form, n: int, max_size: int, n_groups: int = 1, time_l
     if isinstance(n_groups, bool) or not isinstance(n_groups, (int, np.integer)) or n_groups < 1:
         raise TaskrelError(f"pricing: n_groups must be a positive integer, got {n_groups!r}")
     start, found, exact = time.perf_counter(), [], True
+    rng = np.random.default_rng(0)
     for k in range(int(min_size), min(int(max_size), n) + 1):
         const, lin, Q = form(k)
         lin, Q = np.asarray(lin, dtype=float), np.asarray(Q, dtype=float)
         if comb(n, k) <= ENUMERATE_UP_TO:
             found += _enumerate(float(const), lin, Q, n, k, int(n_groups))
             continue
+        found.append(_local(float(const), lin, Q, n, k, rng))
         left = time_limit - (time.perf_counter() - start)
+        if left <= 0:
+            exact = False
+            continue
         got, proven = _milp(float(const), lin, Q, n, k, left / max(min(max_size, n) - k + 1, 1))
         found += got
         exact &= proven
-    found.sort(key=lambda x: x[0])
+    found = sorted(set(found), key=lambda x: x[0])
     out = np.zeros((min(len(found), int(n_groups)), n), dtype=bool)
     for r, (_, g) in enumerate(found[: len(out)]):
         out[r, list(g)] = True

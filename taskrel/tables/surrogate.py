@@ -369,7 +369,7 @@ class SubsetSurrogate:
         self._check_fitted()
         return split_effects(self.intercept_, [self.coef_[t].to_numpy() for t in self.tasks_], self.effects_)
 
-    def group_model(self, time_limit: float = 30.0) -> GroupValues:
+    def group_model(self, time_limit: float = 5.0) -> GroupValues:
         """This surrogate under the group-value contract, with exact pricing when it has no
         pairwise terms (a quadratic binary program per group size; ``time_limit`` seconds for
         each pricing call, after which ``price_exact`` turns False)."""
