@@ -63,7 +63,7 @@ def test_study_validation_trains_the_control(planted, tmp_path):
     study = Study(probes=[PairwiseProbe()], grouping=GroupingSearch(budget=2),
                   validation=Validation(seeds=[0, 1], front=False, aggregator="upgrad"), tasks=TASKS,
                   config=TrainConfig(epochs=2, batch_size=32, lr=0.01), verbose=False)
-    result = study.fit(planted, tmp_path / "store")
+    result = study.fit(planted, tmp_path / "store").result_
     rows = {(r["layout"], r["seed"], r["task"]): r for r in result.validation}
     control = [r for k, r in rows.items() if k[0] == "all-shared + upgrad"]
     assert len(control) == 2 * len(TASKS) and all(r["status"] == "ok" for r in control)
@@ -84,6 +84,6 @@ def test_study_file_names_the_aggregator():
     from taskrel.study import parse_study
 
     text = 'name = "s"\n[suite]\nname = "planted"\n[probes.pairwise]\n[validation]\naggregator = "{}"\n'
-    assert parse_study(text.format("upgrad")).validation["aggregator"] == "upgrad"
+    assert parse_study(text.format("upgrad")).validation.aggregator == "upgrad"
     with pytest.raises(TaskrelError, match="validation.aggregator"):
         parse_study(text.format("nope"))

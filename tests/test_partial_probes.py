@@ -158,12 +158,13 @@ def test_stability_refuses_an_affinity_with_entries_no_seed_measured():
 # ---------------------------------------------------------------------- a study of two probe kinds
 def test_a_study_of_two_probes_recommends_for_the_healthy_tasks(suite, runner):
     from taskrel.analysis import GroupingSearch, TaskClustering
-    from taskrel.study import Study, Validation
+    from taskrel.study import Grouping, Study, Validation
 
     probes = {"gradfeature": probe_of("gradfeature"), "similarity": probe_of("similarity")}
-    study = Study(probes=probes, clustering=TaskClustering(n_clusters=2), grouping=GroupingSearch(budget=2),
-                  grouping_source="gradfeature", validation=Validation(seeds=[0], front=False), config=CONFIG)
-    result = study.fit(suite, runner)
+    study = Study(probes=probes, clustering=TaskClustering(n_clusters=2),
+                  grouping=Grouping(GroupingSearch(budget=2), source="gradfeature"),
+                  validation=Validation(seeds=[0], front=False), config=CONFIG)
+    result = study.fit(suite, runner).result_
     assert list(result.left_out) == ["bad"] and result.left_out["bad"].startswith("diverged: training loss of task 'bad'")
     assert result.errors == [], result.errors
     assert set(result.affinities) == {"gradfeature", "similarity"}
