@@ -65,8 +65,9 @@ def make_result(totals: dict[str, list[float]], params: dict[str, int] | None = 
                 "front": [{"budget": 1.0, "cost": 0.99, "objective": 4.0, "networks": ["a+b@0.5", "c+d"],
                            "blocks": [["a", "b"], ["c", "d"]], "layout": REC.to_dict()},
                           {"budget": 0.5, "cost": None, "objective": None, "blocks": None, "layout": None}]}
-    return StudyResult(study={"name": "widths", "suite": "planted"}, suite={"name": "planted"}, tasks=list(TASKS),
-                       layouts=layouts, validation=rows, grouping=grouping)
+    study = {"name": "widths", "suite": "planted", "source": 'name = "widths"'}  # from a study file: CLI commands
+    return StudyResult(study=study, suite={"name": "planted"}, tasks=list(TASKS), layouts=layouts, validation=rows,
+                       grouping=grouping)
 
 
 def totals(**means: float) -> dict[str, list[float]]:
