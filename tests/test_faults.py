@@ -414,9 +414,20 @@ def _table_json(tmp_path, n_tasks):
 
 
 def _cli(argv):
+    """Run the CLI; a write that failed for lack of room (reported in one line, exit 1) is
+    raised again as the OSError it was, for the test below."""
+    import contextlib
+    import errno
+    import io
+
     from taskrel.cli.main import main
 
-    assert main(argv) == 0
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        rc = main(argv)
+    if rc == 1 and "File too large" in err.getvalue():
+        raise OSError(errno.EFBIG, err.getvalue().strip())
+    assert rc == 0, err.getvalue()
 
 
 def _group_json(tmp_path, n_tasks):
