@@ -264,3 +264,21 @@ def test_pricing_that_loses_exactness_is_not_trusted():
     gs = GroupingSearch(budget=3).fit(model)
     assert model.calls >= 2 and not gs.bound_proven_ and gs.gap_ is None
     assert gs.status_ != "optimal"
+
+
+def test_full_groups_are_improved_by_swaps():
+    from taskrel.analysis.moves import improve_partition
+    from taskrel.analysis.pricing import ModelOracle, pair_gains
+    from taskrel.analysis.search_clock import SearchClock
+
+    model = Planted([2, 2, 2])  # t00+t01, t02+t03, t04+t05 help each other
+    oracle = ModelOracle(model)
+    start = np.zeros((3, 6), dtype=bool)
+    for g, (a, b) in enumerate([(0, 2), (1, 4), (3, 5)]):
+        start[g, [a, b]] = True
+    singles = np.diag(oracle.losses(np.eye(6, dtype=bool)))
+    args = (oracle, start, np.ones(7), 3, 1, 2, SearchClock(10))
+    stuck = improve_partition(*args)  # full groups, no budget for a fourth: no single move
+    assert {tuple(np.flatnonzero(g)) for g in stuck} == {(0, 2), (1, 4), (3, 5)}
+    better = improve_partition(*args, gain=pair_gains(oracle, singles))
+    assert {tuple(np.flatnonzero(g)) for g in better} == {(0, 1), (2, 3), (4, 5)}

@@ -131,7 +131,7 @@ def solve_model(oracle: ModelOracle, budget: float, cost_of_size: np.ndarray, mi
     if chosen is None:
         raise _OutOfTime("no grouping within the budget was found in the time given")
     polished = improve_partition(oracle, members[chosen], cost_of_size, budget, min_size,
-                                 max_size, clock)
+                                 max_size, clock, max_sweeps=10 * n + 100, gain=gain)
     if oracle.totals(polished).sum() < totals[chosen].sum() - 1e-12 * (1 + abs(totals).sum()):
         pool.add(polished, 1, n)
         members = pool.matrix()

@@ -4,8 +4,9 @@ Column generation's MILP can only combine groups it has seen; at a tight budget 
 for a hundred tasks) the best partition needs a group *and* its complement, which pricing
 rarely generates together. :func:`improve_partition` starts from a partition and repeatedly
 moves one task to another group (or, where the budget allows, to a group of its own), taking
-in each sweep the best improving moves that touch distinct groups, until no move improves or
-the clock runs out. Every group it visits is asked of the model (through the cached oracle),
+in each sweep the best improving moves that touch distinct groups; when none improves, it
+tries swapping two tasks between groups (which keeps full groups full), until nothing
+improves or the clock runs out. Every group it visits is asked of the model (through the cached oracle),
 and the final groups can be added to the column pool.
 
 >>> import numpy as np
@@ -47,8 +48,10 @@ def _cost(cost_of_size: np.ndarray, size: np.ndarray) -> np.ndarray:
 
 def improve_partition(oracle: ModelOracle, groups: np.ndarray, cost_of_size: np.ndarray,
                       budget: float, min_size: int, max_size: int, clock: SearchClock,
-                      max_sweeps: int = 200) -> np.ndarray:
-    """A partition at least as good as ``groups`` (rows), within sizes and budget."""
+                      max_sweeps: int = 200, gain: np.ndarray | None = None) -> np.ndarray:
+    """A partition at least as good as ``groups`` (rows), within sizes and budget. With the
+    pair gains ``gain``, when no single move improves, swaps of two tasks between groups
+    are tried (each task with the groups it fits best and their worst-fitting members)."""
     G = np.array(groups, dtype=bool)
     n = G.shape[1]
     for _ in range(max_sweeps):
@@ -58,6 +61,9 @@ def improve_partition(oracle: ModelOracle, groups: np.ndarray, cost_of_size: np.
         if len(G) < budget and min_size == 1:  # a task may go alone if the budget allows
             G = np.vstack([G, np.zeros((1, n), dtype=bool)])
         moves = _best_moves(oracle, G, cost_of_size, budget, min_size, max_size)
+        if not moves and gain is not None:
+            moves = _best_swaps(oracle, G[G.any(axis=1)], gain)
+            G = G[G.any(axis=1)]
         if not moves:
             break
         for t, src, dst in moves:
@@ -97,4 +103,41 @@ def _best_moves(oracle, G, cost_of_size, budget, min_size, max_size):
         touched.update((src, dst))
         extra += step
         moves.append((int(tt[i]), src, dst))
+    return moves
+
+
+def _best_swaps(oracle, G, gain, top: int = 3):
+    """Improving swaps of two tasks between groups, as pairs of moves, groups disjoint."""
+    k, n = G.shape
+    if k < 2:
+        return []
+    label = np.argmax(G, axis=0)
+    tot = _totals(oracle, G)
+    pull = (gain + gain.T) @ G.T.astype(np.float64)  # (n, k): fit of task t with group h
+    own = pull[np.arange(n), label]
+    score = np.where(G.T, -np.inf, pull)
+    m = min(top, k - 1)
+    targets = np.argpartition(-score, m - 1, axis=1)[:, :m]
+    worst = [np.flatnonzero(G[h])[np.argsort(own[G[h]], kind="stable")[:top]] for h in range(k)]
+    tt, uu = [], []
+    for t in range(n):
+        for h in targets[t]:
+            tt += [t] * len(worst[h])
+            uu += list(worst[h])
+    tt, uu = np.array(tt, dtype=np.intp), np.array(uu, dtype=np.intp)
+    if not len(tt):
+        return []
+    a, b = label[tt], label[uu]
+    rows_a, rows_b = G[a].copy(), G[b].copy()
+    idx = np.arange(len(tt))
+    rows_a[idx, tt], rows_a[idx, uu] = False, True
+    rows_b[idx, uu], rows_b[idx, tt] = False, True
+    delta = _totals(oracle, rows_a) + _totals(oracle, rows_b) - tot[a] - tot[b]
+    ok = np.flatnonzero(delta < -1e-12 * (1.0 + np.abs(tot).sum()))
+    moves, touched = [], set()
+    for i in ok[np.argsort(delta[ok], kind="stable")]:
+        if int(a[i]) in touched or int(b[i]) in touched:
+            continue
+        touched.update((int(a[i]), int(b[i])))
+        moves += [(int(tt[i]), int(a[i]), int(b[i])), (int(uu[i]), int(b[i]), int(a[i]))]
     return moves
