@@ -181,9 +181,9 @@ def qm9_suite(
         raise TaskrelError(f"qm9 tasks {unknown} are unknown; known: {', '.join(ALL_TASKS)}")
     if int(fp_bits) < 8 or int(radius) < 0 or int(width) < 4:
         raise TaskrelError(f"qm9: need fp_bits >= 8, radius >= 0 and width >= 4; got {fp_bits}, {radius}, {width}")
-    check_number("qm9", "n_examples", n_examples, low=10, integer=True, none=True)
-    if n_examples is not None and int(n_examples) < 10:
+    if isinstance(n_examples, (int, float)) and n_examples < 10:
         raise TaskrelError(f"qm9: n_examples must be >= 10 (or None for all {N_MOLECULES}), got {n_examples}")
+    check_number("qm9", "n_examples", n_examples, low=10, integer=True, none=True)
     if not qm9_available():
         raise TaskrelError(_EXTRA)
     smiles, ids, Y = load_qm9()
