@@ -18,8 +18,9 @@ listed up front. The steps, all on one :class:`~taskrel.analysis.search_clock.Se
    are added and the master is solved again, until none is found or ``lp_share`` of the time
    is spent.
 4. **MILP** over the generated columns (with what is left of the clock) for the integer
-   choice; the better of it and the dendrogram incumbent is kept, then polished by moving
-   single tasks between its groups (:mod:`taskrel.analysis.moves`).
+   choice, keeping ``polish_share`` of the limit back; the better of it and the dendrogram
+   incumbent is kept, then polished by moving single tasks between its groups, or swapping
+   two (:mod:`taskrel.analysis.moves`).
 
 The bound: with exact pricing (``price_exact``) the master value plus ``kappa`` times the
 least reduced cost (``kappa`` bounds the number of chosen networks) is a proven lower bound on
@@ -102,7 +103,8 @@ class ModelSolution:
 
 def solve_model(oracle: ModelOracle, budget: float, cost_of_size: np.ndarray, min_size: int,
                 max_size: int, clock: SearchClock, n_seeds: int = 48, lp_share: float = 0.6,
-                max_rounds: int = 500, seed: int = 0) -> ModelSolution:
+                max_rounds: int = 500, seed: int = 0, polish_share: float = 0.15
+                ) -> ModelSolution:
     """Column generation, then a MILP over the columns (module docstring)."""
     n = oracle.n
     stats: dict = {}
@@ -123,7 +125,8 @@ def solve_model(oracle: ModelOracle, budget: float, cost_of_size: np.ndarray, mi
     stats.update(cg)
     members = pool.matrix()
     totals = oracle.totals(members)
-    chosen, milp_proven = _integer(members, totals, cost_of_size, budget, clock, stats)
+    with clock.reserve(polish_share):  # time kept for the task moves after the MILP
+        chosen, milp_proven = _integer(members, totals, cost_of_size, budget, clock, stats)
     if incumbent is not None:
         rows = np.array([pool.keys[np.packbits(r).tobytes()] for r in incumbent[0]])
         if chosen is None or totals[rows].sum() < totals[chosen].sum() - 1e-12:

@@ -80,6 +80,7 @@ class SearchClock:
         self.incumbent: float | None = None
         self.bound: float | None = None
         self.hit = False  # set when some solve stopped on the limit
+        self._held = 0.0  # seconds kept back for later steps (see reserve)
         self._last = -math.inf
 
     def elapsed(self) -> float:
@@ -89,7 +90,7 @@ class SearchClock:
         """Seconds left (inf without a limit; never negative)."""
         if self.time_limit is None:
             return math.inf
-        return max(0.0, self.time_limit - self.elapsed())
+        return max(0.0, self.time_limit - self.elapsed() - self._held)
 
     def expired(self) -> bool:
         return self.left() <= 0.0
@@ -138,3 +139,20 @@ class SearchClock:
         finally:
             stop.set()
             helper.join()
+
+    @contextmanager
+    def reserve(self, fraction: float) -> Iterator[None]:
+        """Keep ``fraction`` of the limit back from the solves inside (for a later step).
+
+        >>> clock = SearchClock(10)
+        >>> with clock.reserve(0.5):
+        ...     clock.left() < 5.01
+        True
+        """
+        held = self._held
+        if self.time_limit is not None:
+            self._held = held + fraction * self.time_limit
+        try:
+            yield
+        finally:
+            self._held = held
