@@ -39,6 +39,9 @@ from taskrel.train import CALLBACKS, train
 IDLE_TIMEOUT = 300.0
 """Seconds a local worker process may idle before it is retired (loky's own default: 10)."""
 
+CONNECT_TIMEOUT = 5.0
+"""Seconds to reach a Dask scheduler before its address is refused by name (no silent wait)."""
+
 WARM_WORKERS = True
 """Whether workers import what a run needs as they start (:func:`warm_worker`)."""
 
@@ -265,7 +268,11 @@ class DaskPool:
         except ImportError:
             raise TaskrelError("backend 'dask' needs dask.distributed: pip install 'taskrel[dask]'") from None
         if scheduler:
-            self.client = Client(scheduler)
+            try:
+                self.client = Client(scheduler, timeout=CONNECT_TIMEOUT)
+            except (OSError, TimeoutError) as e:
+                raise TaskrelError(f"backend 'dask': cannot reach the scheduler at {scheduler!r} within {CONNECT_TIMEOUT:g} s "
+                                   f"({type(e).__name__}); check the address and that the scheduler is running") from None
         else:
             self.client = Client(processes=True, n_workers=workers, threads_per_worker=1, host="127.0.0.1", dashboard_address=None)
         self.warming: list = []
@@ -329,4 +336,4 @@ class DaskPool:
             cluster.close()
 
 
-__all__ = ["DaskPool", "exit_with_parent", "IDLE_TIMEOUT", "LocalPool", "WARM_WORKERS", "WorkerLost", "run_spec", "warm_worker", "worker_job"]
+__all__ = ["CONNECT_TIMEOUT", "DaskPool", "exit_with_parent", "IDLE_TIMEOUT", "LocalPool", "WARM_WORKERS", "WorkerLost", "run_spec", "warm_worker", "worker_job"]

@@ -183,3 +183,18 @@ def test_a_wait_on_a_live_claim_is_said_within_5_seconds(tmp_path, capsys):
     waits = [ln for ln in err.splitlines() if ln.startswith("taskrel: waiting")]
     assert len(waits) == 1 and key in waits[0] and f"process {os.getpid()}" in waits[0] and "alive" in waits[0], err
     assert "is done (another worker trained it)" in err
+
+
+def test_an_unreachable_dask_scheduler_is_named_within_seconds(tmp_path):
+    import pytest
+
+    pytest.importorskip("distributed")
+    from taskrel.errors import TaskrelError
+    from taskrel.workers import CONNECT_TIMEOUT
+
+    suite = get_suite("planted", n_examples=100)
+    specs = [RunSpec(SharingLayout.separate([t], suite.n_stages), TrainConfig(epochs=1)) for t in suite.task_names[:2]]
+    start = time.monotonic()
+    with pytest.raises(TaskrelError, match=r"backend 'dask': cannot reach the scheduler at 'tcp://127.0.0.1:9' within 5 s"):
+        Runner(tmp_path, n_jobs=2, backend="dask", scheduler="tcp://127.0.0.1:9", progress=False).run(suite, specs)
+    assert time.monotonic() - start < CONNECT_TIMEOUT + 10
