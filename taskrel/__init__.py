@@ -77,6 +77,8 @@ __all__ = ["RunFailed", "TaskrelError", "__version__", *_NAMES]
 def __getattr__(name: str) -> Any:
     if name in _NAMES:
         value = getattr(import_module(_NAMES[name]), name)
+        if _NAMES[name] == "taskrel.study":  # the report registers itself as the results' writer
+            import_module("taskrel.report")
         globals()[name] = value
         return value
     raise AttributeError(f"module 'taskrel' has no attribute {name!r}")
