@@ -217,7 +217,7 @@ class ProbeLog:
     merge and ``span`` doubles. A block keeps sums (cosine, negative cosines, lookahead, log
     gradient norm) and how many finite values each entry had, so the mean over any run of
     whole blocks (the early blocks, the late ones, the whole run) is exact. With
-    ``keep="full"`` every step's matrices are kept as well (n x n per step).
+    ``keep="full"`` every step's matrices are kept instead (n x n per step; no blocks).
 
     >>> r = Reading(np.array([[1.0, -0.5], [-0.5, 1.0]]), np.array([1.0, 2.0]))
     >>> log = ProbeLog(["a", "b"], blocks=2, lookahead=False)
@@ -244,11 +244,12 @@ class ProbeLog:
     def add(self, step: int, r: Reading) -> None:
         """Record one probe step's reading."""
         self.steps.append(int(step))
-        if self.keep == "full":
+        if self.keep == "full":  # every step's matrices; no blocks needed
             self.full["cosine"].append(r.cosine)
             self.full["norms"].append(r.norms)
             if r.lookahead is not None:
                 self.full["lookahead"].append(r.lookahead)
+            return
         if not self.blocks or self.blocks[-1]["count"] == self.span:
             if len(self.blocks) == self.max_blocks:
                 self.blocks = [_merged(a, b) for a, b in zip(self.blocks[::2], self.blocks[1::2])]
