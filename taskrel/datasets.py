@@ -52,7 +52,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 from taskrel.digest import function_digest, module_digest
 from taskrel.errors import TaskrelError
 from taskrel.suite import SPLITS, Suite, Task, default_head
-from taskrel.suite_checks import check_factories, check_heads, check_split
+from taskrel.suite_checks import check_factories, check_heads, check_loss_gradients, check_split
 
 
 def _target(value: Any) -> np.ndarray:
@@ -143,6 +143,10 @@ class DatasetSuite(Suite):
         self._inputs: np.ndarray | None = None
         with torch.random.fork_rng(devices=[]):
             check_heads(where, self.tasks, self.head, self._stage_outputs()[-1])
+            if any(t.loss is not None for t in self.tasks):  # own losses, on a sample of training items
+                x, ys = self.tensors_of(self.split["train"][: self.sample])
+                check_loss_gradients(where, self.tasks, self.head, lambda r: self._stage_outputs(x[r])[-1],
+                                     {t: y.numpy() for t, y in ys.items()}, np.arange(len(x)))
 
     def _resolve_tasks(self, where: str, tasks: list[Task]) -> list[Task]:
         if not tasks:

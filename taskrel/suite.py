@@ -219,7 +219,7 @@ class Suite:
         # shapes chain and heads fit, checked now rather than deep inside the first run
         with torch.random.fork_rng(devices=[]):  # building blocks must not move the caller's seed
             check_heads(where, self.tasks, self.head, self._stage_outputs()[-1])
-            check_loss_gradients(where, self.tasks, self.head, lambda r: self._stage_outputs(r)[-1], self.targets, self.split["train"])
+            check_loss_gradients(where, self.tasks, self.head, lambda r: self._stage_outputs(torch.from_numpy(self.inputs[r]))[-1], self.targets, self.split["train"])
 
     # ------------------------------------------------------------------ validation
     def _check_target(self, t: Task, y: Any, n: int) -> tuple[np.ndarray, Task]:
@@ -315,11 +315,11 @@ class Suite:
             self._feature_shapes = [tuple(h.shape[1:]) for h in self._stage_outputs()]
         return self._feature_shapes
 
-    def _stage_outputs(self, rows: np.ndarray | None = None) -> list[torch.Tensor]:
-        """Every stage's output on two examples, or on ``rows`` (checks that the stages chain)."""
+    def _stage_outputs(self, x: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """Every stage's output on two examples, or on inputs ``x`` (checks that the stages chain)."""
         outs = []
         with torch.no_grad():
-            h = self.example_inputs(2) if rows is None else torch.from_numpy(self.inputs[rows])
+            h = self.example_inputs(2) if x is None else x
             for k in range(self.n_stages):
                 where = f"suite {self.name!r}: stage {k} ({self.stage_names[k]})"
                 try:

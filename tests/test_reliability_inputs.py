@@ -101,3 +101,24 @@ def test_a_row_listed_twice_in_a_split_is_refused():
 def test_a_built_in_suite_names_its_bad_option(name, options, match):
     with pytest.raises(TaskrelError, match=match):
         get_suite(name, **options)
+
+
+def test_a_dataset_suites_own_loss_is_checked_too():
+    from taskrel.datasets import DatasetSuite
+
+    class Items(torch.utils.data.Dataset):
+        def __init__(self):
+            self.x = torch.from_numpy(X)
+            self.y = torch.from_numpy(Y["a"]).float()
+
+        def __len__(self):
+            return len(self.x)
+
+        def __getitem__(self, i):
+            return self.x[i], {"a": self.y[i]}
+
+    bad = [Task("a", "regression", loss=lambda o, y: torch.tensor(0.5))]
+    with pytest.raises(TaskrelError, match=r"task 'a': its loss returns a tensor that does not depend on the model's output"):
+        DatasetSuite("d", Items(), bad, stages=[lambda: nn.Linear(4, 8)])
+    good = [Task("a", "regression", loss=lambda o, y: ((o - y) ** 2).mean())]
+    assert DatasetSuite("d", Items(), good, stages=[lambda: nn.Linear(4, 8)]).task_names == ["a"]
