@@ -275,3 +275,19 @@ def test_pricing_out_of_time_keeps_a_local_search_group_and_says_it_is_not_prove
     got = cost[np.all(allm == groups[0], axis=1)][0]
     assert got <= np.quantile(cost, 0.05)  # among the best 5% of groups, without a proof
     assert gm.price_exact is False
+
+
+def test_the_search_groups_planted_clusters_from_the_default_surrogate_without_listing_groups():
+    from taskrel.analysis import GroupingSearch
+
+    rng = np.random.default_rng(0)
+    n, labels = 8, np.array([0, 0, 0, 1, 1, 1, 2, 2])
+    main = np.where(labels[:, None] == labels[None, :], -0.08, 0.05)  # losses: mates of a cluster help
+    np.fill_diagonal(main, 0)
+    base = rng.uniform(1, 2, n)
+    members = all_members(n)
+    truth = np.where(members, base[None, :] + members.astype(float) @ main, np.nan)
+    rows = design_rows(members, 30)
+    model = SubsetSurrogate().fit(tables(members[rows], truth[rows], 0.005)).group_model()
+    search = GroupingSearch(budget=3, max_size=4, time_limit=30).fit(model)
+    assert sorted(sorted(g) for g in search.groups_) == [["t0", "t1", "t2"], ["t3", "t4", "t5"], ["t6", "t7"]]
