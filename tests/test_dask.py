@@ -54,13 +54,13 @@ def test_a_whole_study_on_a_loopback_cluster_uses_one_client_and_matches_local(t
     from taskrel.study import Study, clone
 
     study = clone(Study.from_toml(text=STUDY), verbose=False)
-    local = study.fit(None, Runner(tmp_path / "local", n_jobs=1, progress=False))
+    local = study.fit(None, Runner(tmp_path / "local", n_jobs=1, progress=False)).result_
     clients = []
     real = workers.DaskPool.__init__
     monkeypatch.setattr(workers.DaskPool, "__init__", lambda self, *a: clients.append(a) or real(self, *a))
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None) as cluster:
         with Runner(tmp_path / "dask", n_jobs=2, backend="dask", scheduler=cluster.scheduler_address, progress=False) as runner:
-            remote = study.fit(None, runner)
+            remote = study.fit(None, runner).result_
     assert len(clients) == 1 and clients[0][0] == cluster.scheduler_address
     assert len(RunStore(tmp_path / "dask")) == len(RunStore(tmp_path / "local"))
     for name in ("pairwise", "transfer"):
