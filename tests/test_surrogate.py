@@ -340,3 +340,20 @@ dim = 16
     probes = Study.from_toml(text=text).probes
     assert type(probes["surrogate"]).__name__ == "SurrogateProbe" and probes["surrogate"].effects == "sum"
     assert type(probes["features"]).__name__ == "GradFeatureProbe" and probes["features"].dim == 16
+
+
+def test_active_probe_adds_the_groups_its_first_stage_is_least_sure_of_and_refits_for_free(tmp_path):
+    suite = get_suite("planted", n_examples=200)
+    runner = Runner(tmp_path, n_jobs=1, progress=False)
+    names = ["c0t0", "c0t1", "c1t0", "c1t1", "conflict"]
+    cfg = TrainConfig(epochs=1)
+    plain = SurrogateProbe(names, n_subsets=10, config=cfg).fit(suite, runner)
+    probe = SurrogateProbe(names, n_subsets=10, config=cfg, active=3).fit(suite, runner)
+    assert probe.trained_ == 3 and len(probe.design_) == len(plain.design_) + 3  # the first stage came from the store
+    extra = probe.design_[len(plain.design_):]
+    assert all(len(g) >= 3 for g in extra) and not set(extra) & set(plain.design_)
+    assert probe.surrogate_.n_rows_.sum() > plain.surrogate_.n_rows_.sum()
+    again = SurrogateProbe(names, n_subsets=10, config=cfg, active=3).fit(suite, runner)
+    assert again.trained_ == 0 and again.design_ == probe.design_
+    with pytest.raises(TaskrelError, match="active"):
+        SurrogateProbe(names, n_subsets=10, config=cfg, active=-1).fit(suite, runner)

@@ -42,6 +42,7 @@ from taskrel.probes.partial import place, restrict_candidates, unmeasured
 from taskrel.store import RunRecord, RunStore
 from taskrel.suite import Suite
 from taskrel.tables import CandidateTable, SubsetSurrogate
+from taskrel.tables.active import most_uncertain, random_pool
 from taskrel.train import TrainConfig
 
 N_CANDIDATES = 24  # random groups scored per draw of the greedy design
@@ -173,6 +174,8 @@ class SurrogateProbe(Probe):
         default ``"auto"`` lets each task's measured groups choose the form and the penalty).
     config, seeds : the training config of every run and the seeds (every seed trains the
         same design).
+    active : larger groups to add in a second stage (default 0), those the first stage's
+        surrogate is least sure of (:meth:`follow_up`); ``design_`` lists them last.
 
     Attributes
     ----------
@@ -212,6 +215,7 @@ class SurrogateProbe(Probe):
         effects: str = "auto",
         config: TrainConfig | None = None,
         seeds: Sequence[int] = (0,),
+        active: int = 0,
     ):
         self.tasks = tasks
         self.n_subsets = n_subsets
@@ -224,6 +228,7 @@ class SurrogateProbe(Probe):
         self.effects = effects
         self.config = config
         self.seeds = seeds
+        self.active = active
 
     def design(self, suite: Suite) -> list[tuple[str, ...]]:
         """The groups this probe trains (singles first), without training.
@@ -239,6 +244,8 @@ class SurrogateProbe(Probe):
         return design
 
     def check(self, suite: Suite) -> None:
+        if isinstance(self.active, bool) or not isinstance(self.active, (int, np.integer)) or self.active < 0:
+            raise TaskrelError(f"surrogate probe: active must be an integer >= 0, got {self.active!r}")
         self.design(suite)
 
     def plan(self, suite: Suite) -> Plan:
@@ -251,21 +258,56 @@ class SurrogateProbe(Probe):
         cfg, design = self.train_config(), self.design(suite)
         return Plan([group_spec(suite, g, cfg, seed) for seed in self.seed_list() for g in design], design)
 
+    def follow_up(self, suite: Suite, plan: Plan, records: Sequence[RunRecord], store: RunStore) -> Plan | None:
+        """The ``active`` larger groups of 200 random untrained ones the first stage's surrogate
+        is least sure of (:mod:`taskrel.tables.active`), or None."""
+        if not self.active:
+            return None
+        groups, _ = self._by_seed(plan, records)
+        kept = [t for t in self.task_names(suite) if any(r.ok and t in g for seed in groups for g, r in seed)]
+        tables = [CandidateTable([{"tasks": list(g), "cost": 1.0, "values": {t: r.loss(t, "val") for t in g}}
+                                  for g, r in seed if r.ok], tasks=kept) for seed in groups if any(r.ok for _, r in seed)]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # the fit after the follow-up warns
+            try:
+                model = self._surrogate().fit(tables).group_model()
+            except TaskrelError:
+                return None  # failed runs left the first stage unfit; measure says why
+        index = {t: i for i, t in enumerate(kept)}
+        done = np.zeros((len(plan.index), len(kept)), dtype=bool)
+        for r, g in enumerate(plan.index):
+            done[r, [index[t] for t in g if t in index]] = True
+        top = len(kept) if self.max_size is None else min(int(self.max_size), len(kept))
+        pool = random_pool(len(kept), min(3, top), top, 200, done, self.design_seed + 1)
+        if not len(pool):
+            return None
+        chosen = [tuple(kept[i] for i in np.nonzero(pool[c])[0]) for c in most_uncertain(model, pool, int(self.active))]
+        return Plan([group_spec(suite, g, self.train_config(), seed) for seed in self.seed_list() for g in chosen], chosen)
+
+    def _by_seed(self, plan: Plan, records: Sequence[RunRecord]):
+        """Per seed, the (group, record) pairs of the first stage and of a follow-up, if any."""
+        first, second = plan.split(records) if plan.follow_up is not None else (list(records), [])
+        out, extra = [], list(plan.follow_up.index) if plan.follow_up is not None else []
+        g, h = len(plan.index), len(extra)
+        for k in range(len(self.seed_list())):
+            out.append(list(zip(plan.index, first[k * g : (k + 1) * g])) + list(zip(extra, second[k * h : (k + 1) * h])))
+        return out, list(plan.index) + extra
+
     def measure(self, suite: Suite, plan: Plan, records: Sequence[RunRecord], store: RunStore) -> dict[str, np.ndarray]:
         """Fit the surrogates; per seed, the affinity of that seed's surrogate (NaN if it fails)."""
-        tasks, seeds, design = self.task_names(suite), self.seed_list(), plan.index
-        g = len(design)
+        tasks, seeds = self.task_names(suite), self.seed_list()
+        by_seed, design = self._by_seed(plan, records)
         self.design_, self.measured_, self.surrogates_ = design, {}, {}
         failed = [r for r in records if not r.ok]
-        kept = [t for t in tasks if any(r.ok and t in grp for grp, r in zip(design * len(seeds), records))]
+        kept = [t for t in tasks if any(r.ok and t in grp for seed in by_seed for grp, r in seed)]
         self.measured_tasks_ = kept
         if len(kept) < 2:
             raise unmeasured(tasks, kept, failed, "surrogate probe") or TaskrelError("surrogate probe: every run failed")
         for split in ("val", "test"):
             self.measured_[split] = []
-            for k in range(len(seeds)):
+            for seed in by_seed:
                 rows = [{"tasks": list(grp), "cost": 1.0, "values": {t: rec.loss(t, split) for t in grp}}
-                        for grp, rec in zip(design, records[k * g : (k + 1) * g]) if rec.ok]
+                        for grp, rec in seed if rec.ok]
                 self.measured_[split].append(CandidateTable(rows, tasks=kept) if rows else None)
             tables = [t for t in self.measured_[split] if t is not None]
             try:

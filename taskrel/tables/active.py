@@ -44,4 +44,21 @@ def most_uncertain(model, pool, n: int, measured=None) -> np.ndarray:
     return np.array(order[: int(n)], dtype=int)
 
 
-__all__ = ["most_uncertain"]
+def random_pool(n: int, min_size: int, max_size: int, count: int, exclude, seed: int) -> np.ndarray:
+    """Up to ``count`` distinct random groups of ``min_size..max_size`` of ``n`` tasks, none in
+    ``exclude`` (a boolean matrix), as a boolean matrix (seeded)."""
+    rng = np.random.default_rng(seed)
+    seen = {row.tobytes() for row in np.asarray(exclude, dtype=bool)}
+    out = []
+    for _ in range(20 * count):
+        row = np.zeros(n, dtype=bool)
+        row[rng.choice(n, int(rng.integers(min_size, max_size + 1)), replace=False)] = True
+        if row.tobytes() not in seen:
+            seen.add(row.tobytes())
+            out.append(row)
+        if len(out) == count:
+            break
+    return np.array(out, dtype=bool).reshape(-1, n)
+
+
+__all__ = ["most_uncertain", "random_pool"]
