@@ -52,9 +52,11 @@ def study_problems(study: Any, suite: Suite) -> list[str]:
         return errors
     if not named:
         attempt(lambda: _fail("probes", "a study needs at least one probe ([probes.pairwise], ...)"))
+    base = study.base_config()
+    attempt(lambda: _check_train(base, suite))
     planned: dict[str, list[Any]] = {}
     for name, probe in (attempt(lambda: study.prepared_probes(tasks)) or {}).items():
-        planned[name] = attempt(lambda n=name, p=probe: _check_probe(n, p, suite)) or []
+        planned[name] = attempt(lambda n=name, p=probe: _check_probe(n, p, suite, base)) or []
     attempt(lambda: check_run_budget(study.max_runs, planned, suite, len(tasks)))
     if study.affinity is not None and study.affinity not in named:
         attempt(lambda: _fail("analysis.affinity", f"no probe named {study.affinity!r}; probes are {list(named)}"))
@@ -78,10 +80,21 @@ def _tasks(study: Any, suite: Suite) -> list[str]:
     return tasks
 
 
-def _check_probe(name: str, probe: Any, suite: Suite) -> list[Any]:
-    """The probe checked against the suite; the runs it plans."""
+def _check_train(config: Any, suite: Suite) -> None:
+    """The study's [train] config against the suite (its loss weights name tasks)."""
     try:
-        check_loss_weights(probe.train_config(), suite.task_names)
+        check_loss_weights(config, suite.task_names)
+    except TaskrelError as e:
+        raise TaskrelError(f"study: field 'train.loss_weights': {e}") from None
+
+
+def _check_probe(name: str, probe: Any, suite: Suite, base: Any = None) -> list[Any]:
+    """The probe checked against the suite; the runs it plans (a config the probe shares with
+    the study's [train] is checked there, once)."""
+    try:
+        cfg = probe.train_config()
+        if base is None or getattr(cfg, "loss_weights", None) != getattr(base, "loss_weights", None):
+            check_loss_weights(cfg, suite.task_names)
         probe.check(suite)
         return list(probe.plan(suite))
     except TaskrelError as e:
@@ -151,6 +164,8 @@ def _check_grouping(study: Any, probes: list[str], n: int) -> tuple[list[float],
     for b in budgets:
         if not _number(b) or b < least or b <= 0:
             _fail("analysis.grouping.budgets", f"each budget {each}, got {b!r}")
+        if b > n and not plan.widths:
+            _fail("analysis.grouping.budgets", f"{b!r} networks for {n} tasks: at most {n} are ever useful")
     budget = g.budget if g.budget is not None else sorted(set(budgets))[len(set(budgets)) // 2]
     if not _number(budget) or budget < least or budget <= 0:
         _fail("analysis.grouping.budget", f"{one}, got {budget!r}")
