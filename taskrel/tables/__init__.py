@@ -2,7 +2,10 @@
 
 :class:`CandidateTable` lists candidate networks with their per-task values; it is read from
 files, built from records, estimated from pair runs (:func:`hoa_candidates`) or from an
-:class:`~taskrel.Affinity`. :class:`SubsetSurrogate` fits per-task effects to measured tables.
+:class:`~taskrel.Affinity`. :class:`SubsetSurrogate` fits per-task effects to measured tables. Group-value models
+(:mod:`taskrel.tables.group_model`: any group on demand, no enumeration) come from a fitted
+estimator's ``group_model()`` (:class:`GroupValues`); :class:`CorrectedModel` lets measured
+groups correct a cheap estimate; :func:`most_uncertain` proposes the groups to measure next.
 The probes build these tables; the analyses (:mod:`taskrel.analysis`) search them.
 
 >>> from taskrel.tables import CandidateTable
@@ -11,7 +14,11 @@ The probes build these tables; the analyses (:mod:`taskrel.analysis`) search the
 (['a', 'a+b'], ['a', 'b'])
 """
 
+from taskrel.tables.active import most_uncertain
 from taskrel.tables.candidates import CandidateTable, default_name, hoa_candidates
+from taskrel.tables.combined import CorrectedModel
+from taskrel.tables.group_model import GroupValueModel, check_model
+from taskrel.tables.group_values import GroupValues
 from taskrel.tables.surrogate import (
     ExtrapolationWarning,
     IdentifiabilityWarning,
@@ -22,11 +29,16 @@ from taskrel.tables.table_files import TableFiles
 
 __all__ = [
     "CandidateTable",
+    "CorrectedModel",
+    "GroupValueModel",
+    "GroupValues",
     "ExtrapolationWarning",
     "IdentifiabilityWarning",
     "SubsetSurrogate",
     "SurrogatePrediction",
     "TableFiles",
+    "check_model",
     "default_name",
     "hoa_candidates",
+    "most_uncertain",
 ]
