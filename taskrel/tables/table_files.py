@@ -98,6 +98,10 @@ class TableFiles:
         ...                    "a": [0.5, None, 0.3], "b": [None, 0.4, 0.35]})
         >>> CandidateTable.from_frame(df).cost.tolist()
         [1.0, 1.0, 1.5]
+        >>> CandidateTable.from_frame(df.assign(b=[0.9, 0.4, 0.35]))
+        Traceback (most recent call last):
+        ...
+        taskrel.errors.TaskrelError: candidates: row 1 (network 'a') has a value for task 'b', which is not in that network; leave that cell empty or add the task to the row's tasks
         """
         for col in ("tasks", "cost"):
             if col not in frame.columns:
@@ -110,6 +114,12 @@ class TableFiles:
             rec = {k: row[k] for k in RESERVED  # a blank name or width takes its default
                    if k in frame.columns and (k in ("tasks", "cost") or not missing(row[k]))}
             rec["values"] = {c: row[c] for c in task_cols if not missing(row[c])}
+            members = row["tasks"].split("+") if isinstance(row["tasks"], str) else None
+            stray = [c for c in rec["values"] if members is not None and c not in {m.strip() for m in members}]
+            if stray:
+                raise TaskrelError(f"candidates: row {len(records) + 1} (network {row['tasks']!r}) has a value for "
+                                   f"task {stray[0]!r}, which is not in that network; leave that cell empty or add "
+                                   f"the task to the row's tasks")
             if std_cols:
                 rec["std"] = {c[4:]: row[c] for c in std_cols if not missing(row[c])}
             records.append(rec)
