@@ -114,8 +114,10 @@ class TableFiles:
             rec = {k: row[k] for k in RESERVED  # a blank name or width takes its default
                    if k in frame.columns and (k in ("tasks", "cost") or not missing(row[k]))}
             rec["values"] = {c: row[c] for c in task_cols if not missing(row[c])}
-            members = row["tasks"].split("+") if isinstance(row["tasks"], str) else None
-            stray = [c for c in rec["values"] if members is not None and c not in {m.strip() for m in members}]
+            parts = [m.strip() for m in row["tasks"].split("+")] if isinstance(row["tasks"], str) else []
+            members = set(parts)  # an unknown or repeated member: the table says so first
+            known = bool(parts) and len(members) == len(parts) and members <= set(task_cols)
+            stray = [c for c in rec["values"] if known and c not in members]
             if stray:
                 raise TaskrelError(f"candidates: row {len(records) + 1} (network {row['tasks']!r}) has a value for "
                                    f"task {stray[0]!r}, which is not in that network; leave that cell empty or add "
