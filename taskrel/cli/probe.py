@@ -16,7 +16,7 @@ from taskrel.cli.names import probe_kinds
 from taskrel.errors import TaskrelError
 
 # parameters every probe takes from the command line's own flags, not from --param
-OWN = ("tasks", "config", "seeds", "settings")
+OWN = ("tasks", "config", "seeds")
 
 
 def probe_tasks(args: argparse.Namespace) -> list[str] | None:

@@ -129,7 +129,7 @@ def probe_step(probes: Mapping[str, Probe], suite: Suite, runner: Runner, log: L
 
 def _params(probe: Probe) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in probe.get_params().items()
-            if k not in ("tasks", "config", "seeds", "settings")}
+            if k not in ("tasks", "config", "seeds")}
 
 
 def cosine_trajectory(frame: Any) -> dict[str, list]:

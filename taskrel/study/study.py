@@ -29,7 +29,7 @@ from typing import Any
 from taskrel.base import Estimator, clone
 from taskrel.errors import TaskrelError
 from taskrel.probes import Probe
-from taskrel.runner import Runner
+from taskrel.runner import Runner, as_runner
 from taskrel.store import RunStore
 from taskrel.study.checks import check_study, study_problems
 from taskrel.study.result import StudyResult, failed_runs, invocation_of, study_folder
@@ -214,7 +214,7 @@ class Study(Estimator):
             changes: dict[str, Any] = {}
             if p.tasks is None and (tasks or self.tasks) is not None:
                 changes["tasks"] = list(tasks or self.tasks)
-            if p.config is None and getattr(p, "settings", None) is None:
+            if p.config is None:
                 changes["config"] = self.base_config()
             out[name] = clone(p, **changes) if changes else p
         return out
@@ -231,7 +231,7 @@ class Study(Estimator):
         suite = suite if suite is not None else self.build_suite()
         tasks, budgets, budget = check_study(self, suite)
         own = not isinstance(runner, Runner)
-        runner = runner if isinstance(runner, Runner) else Runner(runner, progress=self.verbose)
+        runner = as_runner(runner, progress=self.verbose)
         result = StudyResult(
             study=self.describe(suite, tasks, budgets, budget),
             suite={**suite.summary(), "tasks": [suite.task(t).to_dict() for t in tasks], "fingerprint": suite.fingerprint()},
@@ -289,7 +289,7 @@ class Study(Estimator):
         """The study as plain data (the ``study`` field of its result)."""
         probes = []
         for name, p in self.prepared_probes(tasks).items():
-            params = {k: v for k, v in p.get_params().items() if k not in ("tasks", "config", "seeds", "settings")}
+            params = {k: v for k, v in p.get_params().items() if k not in ("tasks", "config", "seeds")}
             probes.append({"name": name, "kind": p.kind, "seeds": p.seed_list(), "train": p.train_config().to_dict(),
                            "params": plain(params)})
         g = self.grouping_plan()
@@ -371,7 +371,7 @@ def run_study(
     if quiet:
         study = clone(study, verbose=False)
     own = not isinstance(store, Runner)
-    runner = store if isinstance(store, Runner) else Runner(store, n_jobs, backend, scheduler, not quiet, retries)
+    runner = as_runner(store, n_jobs=n_jobs, backend=backend, scheduler=scheduler, progress=not quiet, retries=retries)
     try:
         result = study.fit(suite, runner).result_
     finally:

@@ -63,7 +63,7 @@ TOP_KEYS = ("name", "description", "max_runs", "suite", "train", "probes", "anal
 SUITE_KEYS = ("name", "tasks", "options")
 ANALYSIS_KEYS = ("affinity", "clustering", "auxiliary", "grouping", "layout")
 PROBE_OWN_KEYS = ("kind", "seeds", "train", "enabled")  # the study's, not the probe constructor's
-NOT_FROM_FILE = ("tasks", "config", "settings")  # constructor parameters a file does not set
+NOT_FROM_FILE = ("tasks", "config")  # constructor parameters a file does not set
 
 
 class Problems:
@@ -337,7 +337,7 @@ def study_tables(study: Any) -> dict[str, Any]:
     default_train = TrainConfig().to_dict()
     probes = {}
     for name, p in study.named_probes().items():
-        own = {k: v for k, v in changed_params(p).items() if k not in ("tasks", "config", "settings", "seeds")}
+        own = {k: v for k, v in changed_params(p).items() if k not in ("tasks", "config", "seeds")}
         train = {k: v for k, v in p.train_config().to_dict().items() if v != base.get(k)}
         probes[name] = {**({"kind": p.kind} if name != p.kind else {}), "seeds": p.seed_list(), **own,
                         **({"train": train} if train else {})}
