@@ -3,7 +3,9 @@
 from taskrel.analysis.auxiliary import rank_auxiliaries
 from taskrel.analysis.branching import BranchedLayoutSearch, branched_layout
 from taskrel.analysis.cluster import TaskClustering, similarity_matrix
+from taskrel.analysis.affinity_model import AffinityGroupModel
 from taskrel.analysis.grouping import GroupingSearch, minimal_cost, pareto_front
+from taskrel.analysis.mincost import cost_bounds
 from taskrel.analysis.stability import ClusterStability, cluster_stability
 from taskrel.tables import CandidateTable, SubsetSurrogate, hoa_candidates
 
@@ -18,6 +20,7 @@ def __getattr__(name: str):
 
 
 __all__ = [
+    "AffinityGroupModel",
     "BranchedLayoutSearch",
     "GreedyAuxiliarySelection",
     "branched_layout",
@@ -26,6 +29,7 @@ __all__ = [
     "GroupingSearch",
     "TaskClustering",
     "cluster_stability",
+    "cost_bounds",
     "hoa_candidates",
     "minimal_cost",
     "pareto_front",
