@@ -1,7 +1,8 @@
 """``planted-many``: a synthetic suite of up to 1,000 tasks with planted clusters and harm.
 
 Built so that *which tasks learn together* changes the result at 24 to 100+ tasks, cheaply
-(a 96-task suite builds in well under a second and one run trains in a second or two).
+(a 96-task suite builds in about a second and a single-task run trains in one or two seconds,
+measured on 2 shared cores at load 10-14: benchmarks/results/suite_costs_many.json).
 
 Generative model (all seeded by ``seed``). Inputs ``X ~ N(0, I_d)`` (``n_features`` = d).
 
