@@ -20,8 +20,12 @@ enumerating them. The contract, in losses or scores as the model says:
   ``price_exact = True``; the search then proves optimality from it. Without ``price`` the
   search prices by heuristic search over ``predict_members``.
 
-Fitted group-value models: :class:`~taskrel.tables.SubsetSurrogate` and the gradient-feature
-probe. :func:`check_model` checks an object against the contract.
+Fitted estimators give the contract through their ``group_model()``
+(:class:`~taskrel.tables.GroupValues`): :class:`~taskrel.tables.SubsetSurrogate`, the surrogate
+and gradient-feature probes, and :class:`~taskrel.tables.CorrectedModel` (measured groups
+correcting a cheap estimate); an :class:`~taskrel.Affinity` becomes one through
+:class:`~taskrel.analysis.AffinityGroupModel`. :func:`check_model` checks an object against
+the contract.
 
 >>> import numpy as np
 >>> class Additive:
