@@ -119,10 +119,7 @@ def build_figures(result) -> tuple[list[Any], list[str]]:
             add(f"gradient-{safe_name(name)}", f"Gradient alignment over training: {name}", "Cosine between per-task gradients on the shared encoder, mean over seeds (band: ± std). Coloured: the most aligned and most conflicting pairs.",
                 (8.0, 3.6), lambda fig, c=curves: draw.draw_gradient(c, fig.add_subplot()))
     ref = result.analysis_probe if len(affs) > 3 else None
-    panels = F.agreement_data(affs, remaining, reference=ref)
-    for p in panels:  # what each probe cost as its runs' records state it, not its affinity's own clock
-        p.x_seconds = _recorded(result, p.x_probe, p.x_seconds)
-        p.y_seconds = _recorded(result, p.y_probe, p.y_seconds)
+    panels = _with_recorded_seconds(result, F.agreement_data(affs, remaining, reference=ref))
     if panels:
         rows, cols = draw.grid_shape(len(panels))
         add("agreement", "Probe agreement", "Do the probes agree? Each point is one source→target pair; legend: Spearman's rank correlation and each probe's compute time.",
@@ -133,6 +130,15 @@ def build_figures(result) -> tuple[list[Any], list[str]]:
             (min(3.2 * df["probe"].nunique() + 1.2, 10.5), max(2.5, 0.34 * df["source"].nunique() + 1.2)),
             lambda fig, df=df, p=primary: draw.draw_auxiliary(df, p, fig))
     return figs, errors
+
+
+def _with_recorded_seconds(result, panels: list[Any]) -> list[Any]:
+    """Each panel's probes at what they cost as their runs' records state it, not at their
+    affinity's own clock (near zero for runs read back from the store)."""
+    for p in panels:
+        p.x_seconds = _recorded(result, p.x_probe, p.x_seconds)
+        p.y_seconds = _recorded(result, p.y_probe, p.y_seconds)
+    return panels
 
 
 def _recorded(result, label: str, fallback: float) -> float:
