@@ -173,6 +173,37 @@ def _targets(X: np.ndarray, rng: np.random.Generator, sizes: list[int], n_u: int
     return out, cluster, harmful
 
 
+def _cluster_size(cluster_size) -> tuple[int, int]:
+    if not (isinstance(cluster_size, (tuple, list)) and len(cluster_size) == 2):
+        raise TaskrelError(f"planted-many: cluster_size must be (smallest, largest), got {cluster_size!r}")
+    lo = _int("cluster_size[0]", cluster_size[0], 2, MAX_TASKS)
+    return lo, _int("cluster_size[1]", cluster_size[1], lo, MAX_TASKS)
+
+
+def _scales(noise, harm_scale) -> None:
+    for name, v in (("noise", noise), ("harm_scale", harm_scale)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not (v >= 0 if name == "noise" else v > 0):
+            raise TaskrelError(f"planted-many: {name} must be a number {'>= 0' if name == 'noise' else '> 0'}, got {v!r}")
+
+
+def _check_cells(n: int, d: int, n_tasks: int) -> None:
+    if n * (d + n_tasks) > MAX_CELLS:  # before anything is allocated
+        raise TaskrelError(f"planted-many: {n} rows x ({d} features + {n_tasks} tasks) is over {MAX_CELLS:,} values; "
+                           "lower n_train/n_val/n_test, n_features or n_tasks")
+
+
+def _masked(full: dict[str, np.ndarray], rows: list[np.ndarray], n_train: int) -> dict[str, np.ndarray]:
+    """Each task's targets with its training rows other than its own labelled ones missing."""
+    targets = {}
+    for t, own in zip(full, rows):
+        y = full[t].copy()
+        keep = np.zeros(n_train, dtype=bool)
+        keep[own] = True
+        y[:n_train][~keep] = np.nan
+        targets[t] = y
+    return targets
+
+
 @register_suite("planted-many", "synthetic, known truth, 6 to 1,000 tasks: clusters of related tasks, unrelated and harmful tasks; scarce labels, narrow MLP")
 def planted_many_suite(
     n_tasks: int = 24,
@@ -206,9 +237,8 @@ def planted_many_suite(
     n_features, latent_dim : input dimension d and each latent's dimension r.
     width : encoder widths ``width`` and ``width // 2``.
     noise : noise added to each target before it is standardised.
-    harm_scale : standard deviation of the harmful tasks' targets (the others 1). At 2 the harm
-        was in the claimed direction but often within 3 SE of an unrelated partner's (screen
-        at 48 tasks: z 3.3 and 5.3; at 96: 0.6 to 19); at 4, z 7.2 and 6.6 at 48 tasks.
+    harm_scale : standard deviation of the harmful tasks' targets (the others 1); 4 makes the harm
+        clear (docs/suites.md: at 2 it was often within 3 SE of an unrelated partner's).
     seed : seeds everything (data, composition, labels, split).
 
     >>> s = planted_many_suite(n_tasks=12, n_train=200, n_val=40, n_test=40, label_overlap=1.0)
@@ -220,43 +250,27 @@ def planted_many_suite(
     taskrel.errors.TaskrelError: planted-many: n_train must be an integer in [20, 1000000], got 100000000
     """
     n_tasks = _int("n_tasks", n_tasks, 6, MAX_TASKS)
-    if not (isinstance(cluster_size, (tuple, list)) and len(cluster_size) == 2):
-        raise TaskrelError(f"planted-many: cluster_size must be (smallest, largest), got {cluster_size!r}")
-    lo = _int("cluster_size[0]", cluster_size[0], 2, MAX_TASKS)
-    hi = _int("cluster_size[1]", cluster_size[1], lo, MAX_TASKS)
+    lo, hi = _cluster_size(cluster_size)
     n_u = None if n_unrelated is None else _int("n_unrelated", n_unrelated, 0, MAX_TASKS)
     n_h = None if n_harmful is None else _int("n_harmful", n_harmful, 0, MAX_TASKS)
     rho = _unit("relatedness", relatedness)
-    n_train = _int("n_train", n_train, 20, 1_000_000)
+    n_train, n_val, n_test = (_int(k, v, lo_, 1_000_000) for k, v, lo_ in (("n_train", n_train, 20), ("n_val", n_val, 10), ("n_test", n_test, 10)))
     n_labelled = _int("n_labelled", n_labelled, 2, n_train)
-    n_val, n_test = _int("n_val", n_val, 10, 1_000_000), _int("n_test", n_test, 10, 1_000_000)
     overlap = None if label_overlap is None else _unit("label_overlap", label_overlap)
     d, r = _int("n_features", n_features, 2, 10_000), _int("latent_dim", latent_dim, 1, 1_000)
     w = _int("width", width, 4, 4096)
-    for name, v in (("noise", noise), ("harm_scale", harm_scale)):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not (v >= 0 if name == "noise" else v > 0):
-            raise TaskrelError(f"planted-many: {name} must be a number {'>= 0' if name == 'noise' else '> 0'}, got {v!r}")
+    _scales(noise, harm_scale)
     n = n_train + n_val + n_test
-    if n * (d + n_tasks) > MAX_CELLS:
-        raise TaskrelError(f"planted-many: {n} rows x ({d} features + {n_tasks} tasks) is over {MAX_CELLS:,} values; "
-                           "lower n_train/n_val/n_test, n_features or n_tasks")
+    _check_cells(n, d, n_tasks)
     rng = np.random.default_rng(_int("seed", seed, 0, 2**32 - 1))
     sizes, n_u, n_h = composition(n_tasks, (lo, hi), n_u, n_h, rng)
     X = rng.normal(size=(n, d)).astype(np.float32)
     full, cluster, harmful = _targets(X, rng, sizes, n_u, n_h, r, rho, float(noise), float(harm_scale))
-    names = list(full)
-    rows = labelled_rows(rng, n_train, len(names), n_labelled, overlap)
-    targets = {}
-    for t, own in zip(names, rows):
-        y = full[t].copy()
-        keep = np.zeros(n_train, dtype=bool)
-        keep[own] = True
-        y[:n_train][~keep] = np.nan
-        targets[t] = y
+    names = list(full)  # a task's labelled training rows (the others missing):
+    targets = _masked(full, rows := labelled_rows(rng, n_train, len(names), n_labelled, overlap), n_train)
     split = {"train": np.arange(n_train), "val": np.arange(n_train, n_train + n_val), "test": np.arange(n_train + n_val, n)}
-    regime = {"n_tasks": n_tasks, "cluster_size": [lo, hi], "relatedness": rho, "n_labelled": n_labelled, "n_train": n_train,
-              "label_overlap": overlap, "n_features": d, "latent_dim": r, "width": w, "noise": float(noise),
-              "harm_scale": float(harm_scale), "seed": int(seed)}
+    regime = dict(n_tasks=n_tasks, cluster_size=[lo, hi], relatedness=rho, n_labelled=n_labelled, n_train=n_train,
+                  label_overlap=overlap, n_features=d, latent_dim=r, width=w, noise=float(noise), harm_scale=float(harm_scale), seed=int(seed))
     at_width = mlp_stages(d, [w, max(w // 2, 2)])
     return Suite(
         "planted-many",
