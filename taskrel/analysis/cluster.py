@@ -11,13 +11,13 @@ effect of a on b and of b on a). Two derived matrices are used:
 The spectral and community methods use a **graph** instead: the positive part of ``A`` (tasks
 that help each other; a pair that conflicts is never an edge), kept for each task's
 ``n_neighbors`` strongest partners (a symmetric k-nearest-neighbour graph, by default
-``max(3, ceil(log2 n))`` neighbours). A dense graph hides clusters at many tasks: measured on
-planted clusters of 4 to 8 tasks with noisy affinities, the eigengap of the dense similarity
-chose 7 clusters for 32 (ARI 0.17) at 204 tasks, while the sparse graph's chose 32 (ARI 1.0),
-and 99 of 100 at 611 tasks (``benchmarks/clustering_scale.py``). With the number of clusters
-chosen automatically, the community method runs Louvain at a few resolutions and keeps the one
-with the best silhouette (modularity alone merges small clusters at many tasks: its resolution
-limit).
+``max(3, ceil(log2 n))`` neighbours). A dense graph hides clusters at many tasks: on planted
+clusters of 4 to 8 tasks with noisy affinities (``benchmarks/clustering_scale.py``), the
+eigengap of the dense similarity chose 2 clusters for 32 at 198 tasks (ARI 0.03), while the
+sparse graph's chose 32 (ARI 1.0), and 100 of 100 at 607 tasks (ARI 0.985). With the number
+of clusters chosen automatically, the community method runs Louvain at a few resolutions and
+keeps the one with the best silhouette (modularity alone merges small clusters at many tasks:
+its resolution limit).
 """
 
 from __future__ import annotations
