@@ -174,7 +174,8 @@ def summarise(n: int, res: dict, out: Path, suite, n_jobs: int, store: Path) -> 
     row["stages"] = {"study": res.get("seconds", {}),
                      "probe_training_seconds": {k: (p.get("cost") or {}).get("seconds") for k, p in res["probes"].items()},
                      "validation_training_seconds": (res.get("validation_cost") or {}).get("seconds")}
-    row["decision"] = (res.get("decided") or {}).get("headline") or (res.get("decided") or {}).get("verdict")
+    decided = res.get("decided") or {}
+    row["decision"] = {k: decided.get(k) for k in ("decision", "reason", "confidence", "confidence_why")}
     row["pair_runs_avoided"] = n + n * (n - 1) // 2
     return row
 

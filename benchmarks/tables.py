@@ -313,7 +313,42 @@ def first_run(d: dict) -> str:
             f"Decision: {d['verdict']}\n\nGoal, at most {g['wall_seconds_at_most']:.0f} s on two quiet cores: {judged}.")
 
 
-RENDER = {"first_run": first_run, "gradient_probe": gradient, "cka": cka, "grouping": grouping, "throughput": throughput, "capacity": capacity,
+def scale(d: dict) -> str:
+    """Whole studies on planted-many at several sizes (scale.py)."""
+    rows = []
+    for r in d["rows"]:
+        if "error" in r:
+            rows.append([r["n_tasks"], _f(r["wall_seconds"], ".0f"), "failed", "", "", "", "", "", ""])
+            continue
+        p = r.get("paired", {})
+
+        def cell(name: str) -> str:
+            x = p.get(name)
+            return "" if x is None else f"{x['mean']:+.3f} [{x['interval'][0]:+.3f}, {x['interval'][1]:+.3f}]"
+
+        rnd = next((k for k in sorted(p) if k.startswith("random")), None)
+        rows.append([r["n_tasks"], _f(r["wall_seconds"], ".0f"), r["runs"], r["pair_runs_avoided"], _f(r["peak_mb"], ".0f"),
+                     _f(r.get("ari"), ".2f"), "yes" if r.get("harmful_apart") else "no", cell("all-shared"),
+                     cell(rnd) if rnd else "", cell("planted"), (r.get("decision") or {}).get("decision", ""),
+                     f"{r['load']['before'][0]:.1f}"])
+    head = ["tasks", "wall s", "runs", "pair runs (one seed)", "peak MB", "ARI", "harmful apart",
+            "vs all-shared", "vs random", "vs planted", "decision", "load"]
+    return (f"`python benchmarks/scale.py --json benchmarks/results/scale.json` on `{d['study']}` ({d['n_jobs']} jobs, "
+            f"{d['cores']} cores): each study from an empty store to its report. The paired columns are the recommendation "
+            "minus each layout in test loss normalised by all-separate's, mean over seeds and 95% interval (negative: the "
+            "recommendation is better).\n\n" + _table(head, rows))
+
+
+def clustering_scale(d: dict) -> str:
+    """Automatic k on planted affinities at many tasks (clustering_scale.py)."""
+    rows = [[r["n_tasks"], r["planted_clusters"], r["method"], r["clusters"], _f(r["ari"], ".2f"), _f(r["seconds"], ".2f")]
+            for r in d["rows"]]
+    return ("`python benchmarks/clustering_scale.py`: clusters of 4 to 8 tasks with noisy symmetric affinities; "
+            "`dense-eigengap` is the spectral rule taskrel used before, kept for comparison.\n\n"
+            + _table(["tasks", "planted clusters", "method", "clusters found", "ARI", "seconds"], rows))
+
+
+RENDER = {"scale": scale, "clustering_scale": clustering_scale, "first_run": first_run, "gradient_probe": gradient, "cka": cka, "grouping": grouping, "throughput": throughput, "capacity": capacity,
           "tracker": tracker, "aggregator": aggregator, "concurrency": concurrency}
 
 
@@ -338,6 +373,11 @@ PAGES = {
                     ["fidelity_qm9-scarce", "fidelity_qm9-scarce-s4", "fidelity_qm9-scarce-nodesc", "fidelity_mnist-scarce",
                      "fidelity_curves_planted", "testbed_screen_qm9-scarce", "testbed_screen_mnist-scarce",
                      "testbed_screen_mnist-scarce-long", "fidelity_digits"]),
+    "scale.md": ("Many tasks",
+                 "Studies at 12 to 96 tasks on planted-many, whose truth is known, from an empty store to the report, "
+                 "and automatic k for clustering at up to 611 tasks. See the user guide's many-tasks page for the route "
+                 "a study takes at scale.",
+                 ["scale", "clustering_scale"]),
     "capacity.md": ("Width studies",
                     "Groups and encoder widths chosen together under a parameter budget, then checked against "
                     "all-shared and all-separate at the recommendation's parameter count (see the user guide's "
