@@ -184,8 +184,9 @@ def _sigkilled_worker(tmp_path):
     assert {label: len(v) for label, v in ends.items()} == dict.fromkeys([s.label for s in specs], 1)
     assert [s["pid"] for s in starts][0] == killer["killed"] and len(starts) == 2, starts
     assert ends["victim"][0]["pid"] != killer["killed"]
-    # the claim was taken over only after the lease ran out (the heartbeat was <= lease/4 old at the kill)
-    assert starts[1]["time"] - killer["at"] >= 0.5 * LEASE, (starts[1]["time"] - killer["at"])
+    # the claim was taken over after the kill, and without waiting for the lease to run out: its
+    # owner on this host is dead (claims know their owner), so the takeover is at once
+    assert 0 <= starts[1]["time"] - killer["at"] < 30, (starts[1]["time"] - killer["at"])
     assert not any(store.path.joinpath("claims").glob("*.claim")), "every claim is released"
     # no nanny or worker process outlives the cluster
     assert killer["killed"] not in cluster_procs or not _alive(killer["killed"])

@@ -129,7 +129,7 @@ class SearchClock:
         stop = threading.Event()
 
         def tick() -> None:
-            while not stop.wait(max(self.every, 0.5)):
+            while not stop.wait(0.25):  # update() reports at most every `every` seconds
                 self.update(stage=f"{stage} (running)")
 
         helper = threading.Thread(target=tick, name="taskrel-search-progress", daemon=True)
