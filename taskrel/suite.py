@@ -193,6 +193,13 @@ class Suite:
             raise TaskrelError(f"{where}: duplicate task names {dup}")
         self.inputs = X = as_float32_inputs(where, inputs)
         n = X.shape[0]
+        if not isinstance(targets, Mapping):
+            shape = getattr(targets, "shape", None)
+            raise TaskrelError(
+                f"{where}: targets must be a dict {{task name: array}}, got {type(targets).__name__}"
+                + (f" of shape {tuple(shape)}" if shape is not None else "")
+                + (f"; for one column per task pass {{t: Y[:, i] for i, t in enumerate({names!r})}}"
+                   if shape is not None and len(shape) == 2 and shape[1] == len(names) else ""))
         extra = sorted(set(targets) - set(names))
         if extra:
             raise TaskrelError(f"{where}: targets given for unknown tasks {extra}")

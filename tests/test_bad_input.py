@@ -187,6 +187,9 @@ SUITE_CASES = {
     "overlapping splits": (lambda: _suite(split=_split((0, 30), (25, 35), (35, 40))), "split: 'train' and 'val' share 5 examples"),
     "split fractions": (lambda: _suite(split=(0.5, 0.5, 0.5)), "split fractions must be three positive numbers summing to 1"),
     "target not numeric": (lambda: _suite(targets={"a": ["x"] * 40}), "targets are not numeric"),
+    "targets as one 2-D array": (lambda: _suite(targets=np.zeros((40, 1))),
+                                 "targets must be a dict {task name: array}, got ndarray of shape (40, 1); "
+                                 "for one column per task pass {t: Y[:, i] for i, t in enumerate(['a'])}"),
 }
 
 
