@@ -169,13 +169,14 @@ def write_report(result, out: str | Path, quiet: bool = True) -> dict[str, Path]
     study given as an object (no study file) also gets ``study.toml``, so the page's
     Reproduce commands work.
     """
-    from taskrel.files import atomic_write_bytes, atomic_write_text
+    from taskrel.files import atomic_write_bytes, atomic_write_text, remove_stale_temporaries
     from taskrel.report.access import decision_of
     from taskrel.report.answer import decided_file, decided_width, needs_study_file, summary
     from taskrel.report.html import html_report, markdown_report
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out, recursive=True)  # what killed writes left (figures/ too)
     figs, fig_errors = build_figures(result)
     paths: dict[str, Path] = {}
     fig_dir = inside(out, "figures")

@@ -302,10 +302,11 @@ class StudyResult:
 
     def save(self, directory: str | Path) -> Path:
         """Write ``study_result.json`` into ``directory`` (atomically, with its checksum)."""
-        from taskrel.files import atomic_write_text
+        from taskrel.files import atomic_write_text, remove_stale_temporaries
 
         body = self.to_dict()
         body["checksum"] = content_checksum(body)
+        remove_stale_temporaries(directory)  # what killed writes left here
         path = Path(directory) / RESULT_FILE
         atomic_write_text(path, json.dumps(body, indent=1, allow_nan=False, ensure_ascii=False))
         return path
