@@ -112,6 +112,33 @@ def test_write_report_from_python(tmp_path):
     assert paths["html"].is_file() and json.loads(paths["summary"].read_text())["answer"]["decision"] == SHARE
 
 
+def _dead_writers_temporary(folder, name: str):
+    """A temporary file as a writer that has since died (a finished child process) leaves it."""
+    import subprocess
+    import sys
+
+    prefix = subprocess.run([sys.executable, "-c", f"from taskrel.files import temp_prefix; print(temp_prefix({name!r}))"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / (prefix + "killed.tmp")
+    path.write_text("half a file")
+    return path
+
+
+def test_killed_writes_leave_nothing_in_study_and_report_folders(tmp_path):
+    """Temporaries of killed writers are removed when the result is saved and the report written;
+    a temporary of this (live) process is a write in progress and stays."""
+    out = tmp_path / "out"
+    dead = [_dead_writers_temporary(out, "study_result.json"), _dead_writers_temporary(out / "figures", "heatmap.png")]
+    from taskrel.files import temp_prefix
+
+    live = out / (temp_prefix("report.html") + "writing.tmp")
+    live.write_text("")
+    r = result_with(REC_WINS).settle()
+    r.save(out)
+    r.write_report(out)
+    assert not any(p.exists() for p in dead) and live.exists()
+
 def tiny_study(name: str):
     from taskrel.analysis import GroupingSearch
     from taskrel.probes import PairwiseProbe
