@@ -54,8 +54,8 @@ def main() -> None:
     rows = []
     for nc in (4, 16) if args.quick else (4, 16, 32, 64, 100):
         aff, truth = planted(nc, np.random.default_rng(0))
-        runs = {m: (lambda m=m: TaskClustering(method=m).fit(aff).labels_) for m in ("hierarchical", "spectral", "community")}
-        runs["dense-eigengap"] = lambda: dense_eigengap(aff)
+        runs = {m: (lambda m=m, aff=aff: TaskClustering(method=m).fit(aff).labels_) for m in ("hierarchical", "spectral", "community")}
+        runs["dense-eigengap"] = lambda aff=aff: dense_eigengap(aff)
         for name, fit in runs.items():
             t0 = time.perf_counter()
             labels = fit()

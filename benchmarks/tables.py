@@ -322,7 +322,7 @@ def scale(d: dict) -> str:
             continue
         p = r.get("paired", {})
 
-        def cell(name: str) -> str:
+        def cell(name: str, p: dict = p) -> str:
             x = p.get(name)
             return "" if x is None else f"{x['mean']:+.3f} [{x['interval'][0]:+.3f}, {x['interval'][1]:+.3f}]"
 

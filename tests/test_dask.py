@@ -2,8 +2,8 @@
 
 import pytest
 
-from taskrel.runner import Runner
 from taskrel.layout import SharingLayout
+from taskrel.runner import Runner
 from taskrel.store import RunSpec, RunStore
 from taskrel.suites import get_suite
 from taskrel.train import TrainConfig

@@ -157,7 +157,7 @@ def test_probe_answers_any_group_on_demand_as_a_group_value_model(tmp_path, monk
     members = np.array([[1, 1, 0, 1], [0, 1, 1, 0], [0, 0, 1, 0]], dtype=bool)
     values, se = probe.predict_members(members)
     est = probe.estimate([["c0t0", "c0t1", "conflict"], ["c0t1", "c1t0"], ["c1t0"]])
-    for r, (key, per) in enumerate(est.items()):
+    for r, per in enumerate(est.values()):
         for t, (mean, std) in per.items():
             j = names.index(t)
             assert values[r, j] == pytest.approx(mean, rel=1e-6)

@@ -14,8 +14,7 @@ from torch import nn
 from taskrel.errors import TaskrelError
 from taskrel.layout import SharingLayout, build_model
 from taskrel.suite import Suite, Task
-from taskrel.tables import CandidateTable, SubsetSurrogate
-from taskrel.tables import pricing
+from taskrel.tables import CandidateTable, SubsetSurrogate, pricing
 from taskrel.tables.combined import CorrectedModel
 from taskrel.tables.group_model import check_model
 from taskrel.tables.group_values import GroupValues

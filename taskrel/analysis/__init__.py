@@ -1,9 +1,9 @@
 """Analyses of an affinity: task clusters, auxiliary tasks and task groupings under a budget."""
 
+from taskrel.analysis.affinity_model import AffinityGroupModel
 from taskrel.analysis.auxiliary import rank_auxiliaries
 from taskrel.analysis.branching import BranchedLayoutSearch, branched_layout
 from taskrel.analysis.cluster import TaskClustering, similarity_matrix
-from taskrel.analysis.affinity_model import AffinityGroupModel
 from taskrel.analysis.grouping import GroupingSearch, minimal_cost, pareto_front
 from taskrel.analysis.mincost import cost_bounds
 from taskrel.analysis.stability import ClusterStability, cluster_stability

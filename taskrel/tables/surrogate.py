@@ -220,7 +220,7 @@ class SubsetSurrogate:
         return self
 
     def _store(self, j, beta, cov, sigma, dof, m, max_size) -> None:
-        n, others = len(self.tasks_), [k for k in range(len(self.tasks_)) if k != j]
+        others = [k for k in range(len(self.tasks_)) if k != j]
         self.intercept_[j] = beta[0]
         contrast = self._pair_contrast(j)
         self.main_[others, j] = contrast @ beta
