@@ -56,7 +56,7 @@ from taskrel.analysis._grouping_solvers import SOLVERS, _exact_large, _milp, _Ou
 from taskrel.analysis.affinity_model import AffinityGroupModel
 from taskrel.analysis.choice import describe_choice, score_choice, serve
 from taskrel.analysis.mincost import cost_bounds, infeasible_error, minimal_cost
-from taskrel.analysis.model_search import fit_model
+from taskrel.analysis.model_search import fit_model, positive_number
 from taskrel.analysis.search_clock import SearchClock, check_time_limit, relative_gap
 from taskrel.base import Estimator
 from taskrel.errors import TaskrelError
@@ -66,16 +66,6 @@ from taskrel.tables.group_estimates import check_max_size
 NOISE_LIMIT = 50_000  # networks up to which within_noise's cheapest-within-noise MILP runs
 ENUMERATE_LIMIT = 20_000  # an Affinity with at most this many groups is listed as a table
 __all__ = ["GroupingSearch", "SOLVERS", "cost_bounds", "minimal_cost", "pareto_front"]
-
-
-def _check_budget(budget) -> float:
-    try:
-        b = float(budget)
-    except (TypeError, ValueError):
-        raise TaskrelError(f"grouping: budget must be a number, got {budget!r}") from None
-    if not np.isfinite(b) or b <= 0:
-        raise TaskrelError(f"grouping: budget must be a positive number, got {budget!r}")
-    return b
 
 
 def _check_z(value, name: str) -> float:
@@ -185,7 +175,7 @@ class GroupingSearch(Estimator):
         self.progress = progress
 
     def _check(self, table) -> tuple[float, float, float]:
-        budget = _check_budget(self.budget)
+        budget = positive_number(self.budget, "budget")
         check_time_limit(self.time_limit)
         if self.solver not in SOLVERS:
             raise TaskrelError(
@@ -382,7 +372,7 @@ def pareto_front(
     rows = []
     columns = ["budget", "cost", "objective", "networks"] + (["score_on"] if score_on else [])
     for b in budgets:
-        b = _check_budget(b)
+        b = positive_number(b, "budget")
         try:
             gs = GroupingSearch(budget=b, **search).fit(table)
         except TaskrelError as e:

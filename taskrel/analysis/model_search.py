@@ -41,16 +41,17 @@ def costs_by_size(network_cost, n: int) -> np.ndarray:
     if isinstance(network_cost, Mapping):
         for k in range(1, n + 1):
             if k in network_cost:
-                out[k] = _positive(network_cost[k], f"network_cost[{k}]")
+                out[k] = positive_number(network_cost[k], f"network_cost[{k}]")
         if not np.isfinite(out[1:]).any():
             raise TaskrelError("grouping: network_cost maps no group size from 1 to "
                                f"{n} to a cost")
         return out
-    out[1:] = _positive(network_cost, "network_cost")
+    out[1:] = positive_number(network_cost, "network_cost")
     return out
 
 
-def _positive(v, what: str) -> float:
+def positive_number(v, what: str) -> float:
+    """``v`` as a finite positive float (a TaskrelError naming ``what`` if not)."""
     try:
         x = float(v)
     except (TypeError, ValueError):

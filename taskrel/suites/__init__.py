@@ -29,6 +29,17 @@ def register_suite(name: str, description: str) -> Callable:
     return deco
 
 
+def mlp_suite(name: str, inputs: Any, tasks: list, targets: dict, sizes: list[int], **kwargs: Any) -> Suite:
+    """A suite whose encoder is an MLP of ``sizes`` (stages ``fc1``, ``fc2``, ...) on flat inputs,
+    with a width builder (every size times the width multiplier); ``kwargs`` go to
+    :class:`~taskrel.suite.Suite` (split, truth, description, ...)."""
+    from taskrel.widths import mlp_stages
+
+    at_width = mlp_stages(inputs.shape[1], sizes)
+    return Suite(name, inputs, tasks, targets, at_width(1.0), stages_at_width=at_width,
+                 stage_names=[f"fc{k + 1}" for k in range(len(sizes))], **kwargs)
+
+
 def _load_builtins() -> None:
     from taskrel.suites import (  # noqa: F401
         bayesnet,
@@ -63,4 +74,4 @@ def get_suite(name: str, **options: Any) -> Suite:
         raise TaskrelError(f"suite {name!r}: bad options {sorted(options)} ({e})") from None
 
 
-__all__ = ["get_suite", "list_suites", "register_suite"]
+__all__ = ["get_suite", "list_suites", "mlp_suite", "register_suite"]

@@ -56,8 +56,7 @@ import numpy as np
 
 from taskrel.errors import TaskrelError
 from taskrel.suite import Suite, Task
-from taskrel.suites import register_suite
-from taskrel.widths import mlp_stages
+from taskrel.suites import mlp_suite, register_suite
 
 INSTALL = "pip install 'pgmpy>=1.1,<1.3' (or pip install 'taskrel[studies]')"
 NETWORKS = ("alarm", "andes", "diabetes", "pigs", "link", "munin")
@@ -273,16 +272,13 @@ def bayesnet_suite(
     split = {"train": np.arange(n_train), "val": np.arange(n_train, n_train + n_val), "test": np.arange(n_train + n_val, n)}
     regime = {"input_fraction": float(input_fraction), "n_labelled": n_labelled, "n_train": n_train,
               "max_majority": float(max_majority), "width": int(width), "seed": int(seed)}
-    at_width = mlp_stages(X.shape[1], [int(width), max(int(width) // 2, 2)])
-    return Suite(
+    return mlp_suite(
         "bayesnet",
         X,
         [Task(v, "binary") if len(states[v]) == 2 else Task(v, "multiclass", len(states[v])) for v in candidates],
         targets,
-        at_width(1.0),
-        stages_at_width=at_width,
+        [int(width), max(int(width) // 2, 2)],
         split=split,
-        stage_names=["fc1", "fc2"],
         truth=_truth(parents, observed, candidates, network, regime),
         description=f"Bayesian network {network!r} ({len(names)} variables): {len(observed)} observed as inputs "
         f"(one-hot, {X.shape[1]} columns), {len(candidates)} tasks, {n_labelled or n_train} labels each",

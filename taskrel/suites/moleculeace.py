@@ -48,8 +48,7 @@ import numpy as np
 
 from taskrel.errors import TaskrelError
 from taskrel.suite import Suite, Task
-from taskrel.suites import register_suite
-from taskrel.widths import mlp_stages
+from taskrel.suites import mlp_suite, register_suite
 
 INSTALL = "pip install --no-deps MoleculeACE==3.0.0 (and the 'studies' extra for RDKit: pip install 'taskrel[studies]')"
 N_TASKS = 30
@@ -173,16 +172,13 @@ def moleculeace_suite(
         targets[t] = (Y[:, j] - mean) / std
         stats[t] = {"mean": mean, "std": std, "train_labels": int(len(own))}
     w = int(width)
-    at_width = mlp_stages(X.shape[1], [w, max(w // 2, 2)])
-    return Suite(
+    return mlp_suite(
         "moleculeace",
         X,
         [Task(t, "regression") for t in names],
         targets,
-        at_width(1.0),
-        stages_at_width=at_width,
+        [w, max(w // 2, 2)],
         split=split,
-        stage_names=["fc1", "fc2"],
         truth={"zscore": stats, "labels_per_molecule": float(np.mean((~np.isnan(Y)).sum(axis=1))),
                "source": "MoleculeACE 3.0.0 (MIT); ChEMBL data, CC BY-SA 3.0"},
         description=f"MoleculeACE: {len(names)} ChEMBL targets, {len(smiles):,} molecules (sparse labels); "

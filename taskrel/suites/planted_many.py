@@ -54,8 +54,7 @@ import numpy as np
 
 from taskrel.errors import TaskrelError
 from taskrel.suite import Suite, Task
-from taskrel.suites import register_suite
-from taskrel.widths import mlp_stages
+from taskrel.suites import mlp_suite, register_suite
 
 MAX_TASKS = 1000
 MAX_CELLS = 50_000_000  # rows x (features + tasks): refused above this, before anything is allocated
@@ -271,16 +270,13 @@ def planted_many_suite(
     split = {"train": np.arange(n_train), "val": np.arange(n_train, n_train + n_val), "test": np.arange(n_train + n_val, n)}
     regime = dict(n_tasks=n_tasks, cluster_size=[lo, hi], relatedness=rho, n_labelled=n_labelled, n_train=n_train,
                   label_overlap=overlap, n_features=d, latent_dim=r, width=w, noise=float(noise), harm_scale=float(harm_scale), seed=int(seed))
-    at_width = mlp_stages(d, [w, max(w // 2, 2)])
-    return Suite(
+    return mlp_suite(
         "planted-many",
         X,
         [Task(t, "regression") for t in names],
         targets,
-        at_width(1.0),
-        stages_at_width=at_width,
+        [w, max(w // 2, 2)],
         split=split,
-        stage_names=["fc1", "fc2"],
         truth=_truth(names, cluster, harmful, len(sizes), rows, regime),
         description=f"planted-many: {len(names)} tasks ({len(sizes)} clusters, {n_u} unrelated, {n_h} harmful), "
         f"{n_labelled} labels each of {n_train} train rows; shared val ({n_val}) and test ({n_test}); MLP {w}/{max(w // 2, 2)}",

@@ -52,8 +52,8 @@ from torch import nn
 
 from taskrel.errors import TaskrelError
 from taskrel.suite import Suite, Task
-from taskrel.suites import register_suite
-from taskrel.widths import mlp_stages, scaled
+from taskrel.suites import mlp_suite, register_suite
+from taskrel.widths import scaled
 
 SHUFFLED = "shuffled"
 DIGIT = "digit"  # mnist-scarce's ten-class task: the class itself, on its own block of images
@@ -166,16 +166,13 @@ def qm9_scarce_suite(
         scale = 1.0 if noise is None else float(shuffled_scale)
         targets[t] = _mask_to_block(scale * (raw - mean) / std, blocks[k], n_train)
         stats[t] = {"mean": mean, "std": std}
-    at_width = mlp_stages(X.shape[1], [int(width), int(width) // 2])  # sizes times the width multiplier
-    return Suite(
+    return mlp_suite(  # every size times the width multiplier
         "qm9-scarce",
         X,
         [Task(t, "regression") for t in names],
         targets,
-        at_width(1.0),
-        stages_at_width=at_width,
+        [int(width), int(width) // 2],
         split=split,
-        stage_names=["fc1", "fc2"],
         truth=_truth(names, blocks, n_labelled, width, seed, shuffled_from,
                      {"fp_bits": int(fp_bits), "shuffled_scale": float(shuffled_scale), "zscore": stats,
                       "descriptors": bool(descriptors),
