@@ -29,7 +29,7 @@ operation count) to take more than 60 s is reported as skipped, with the project
   inputs exist and the warm-up ran, and read after the calls. This sees torch, numpy and C++
   allocations alike (tracemalloc would not). Linux only.
 * ``rel_err``: |value - reference| / |reference|, the reference computed in float64 from the
-  same inputs (feature-space formulas; tests/test_cka.py checks them against n x n Gram
+  same inputs (feature-space formulas; tests/probes/test_cka.py checks them against n x n Gram
   formulas).
 
 Peers' estimators: ckatorch ``cka_base`` (linear; ``unbiased=True``: debiased), repsim ``cka``

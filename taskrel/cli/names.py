@@ -5,7 +5,7 @@ the runner's backends; the registries that define them (:data:`taskrel.probes.PR
 :func:`taskrel.suites.list_suites`, :data:`taskrel.runner.BACKENDS`) import torch and scipy.
 So the kinds and suites are read from the registering decorators in the source
 (``@register_probe("pairwise")``, ``@register_suite("planted", "description")``), and the
-backends are written out. ``tests/test_cli_names.py`` checks all three against the registries.
+backends are written out. ``tests/cli/test_cli_names.py`` checks all three against the registries.
 
 >>> "pairwise" in probe_kinds() and "planted" in suites()
 True

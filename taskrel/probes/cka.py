@@ -25,7 +25,7 @@ float32 BLAS products (NumPy's, on the CPU) over blocks of 4096 rows, the blocks
 float64; a self product ``Xc^T Xc`` is a symmetric rank-k update (half the work). Norms, row
 norms (``diag K``, computed only for debiased CKA) and the HSIC formula are float64, and small
 problems (``n * d_x * d_y <= 2**22``) take float64 products outright. The absolute error of
-linear and debiased CKA is then a few 1e-8 (measured against float64 in ``tests/test_cka.py``
+linear and debiased CKA is then a few 1e-8 (measured against float64 in ``tests/probes/test_cka.py``
 and ``benchmarks/cka.py``) and promised below :data:`FLOAT32_ABS_ERROR` (1e-7), whatever the
 order of the float32 sums (which differs with the CPU's vector width and BLAS); a value near 0
 therefore has a large *relative* error: use ``prepare(x, dtype=torch.float64)`` there. The

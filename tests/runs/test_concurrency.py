@@ -19,7 +19,7 @@ from taskrel.store import RunSpec, RunStore
 from taskrel.suites import get_suite
 from taskrel.train import TrainConfig
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 SCRIPT = """
 import json, sys, time

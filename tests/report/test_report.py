@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "study"))
 from test_decision import make_result, noise  # noqa: E402
 from test_study import TASKS, XSS, small_study  # noqa: E402
 

@@ -353,7 +353,7 @@ def test_bad_search_input_raises(tmp_path):
 
 
 # ---------------------------------------------------------------------- Standley et al. (2020)
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 TASKS5 = ["t1", "t2", "t3", "t4", "t5"]
 
 

@@ -34,7 +34,7 @@ def test_killed_study_resumes_to_the_same_answer(tmp_path):
     whole = run_study(f, tmp_path / "whole", tmp_path / "out-whole", quiet=True, n_jobs=1)
 
     store_dir = tmp_path / "killed"
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parent.parent))
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
     cmd = [sys.executable, "-m", "taskrel", "study", str(f), "--store", str(store_dir), "--out", str(tmp_path / "out-k"), "--n-jobs", "1", "--quiet"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     runs = store_dir / "runs"

@@ -19,7 +19,7 @@ from taskrel.store import RunSpec, RunStore
 from taskrel.suites import get_suite
 from taskrel.train import TrainConfig
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ENV = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
 
 # each run reports its worker's pid into the store folder, so the test can kill it

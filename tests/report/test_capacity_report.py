@@ -268,7 +268,7 @@ def test_the_capacity_benchmark_reads_as_share_at_equal_parameters():
     narrowed cannot be told from it, so the width study shares (and names the larger layout)."""
     from pathlib import Path
 
-    bench = json.loads((Path(__file__).resolve().parents[1] / "benchmarks/results/capacity.json").read_text())
+    bench = json.loads((Path(__file__).resolve().parents[2] / "benchmarks/results/capacity.json").read_text())
     lays = bench["layouts"]
     tasks = ["t"]
     base = lays["recommended"]["mean_total_test_loss"]

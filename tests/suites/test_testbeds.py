@@ -15,7 +15,7 @@ from taskrel.suites import get_suite, list_suites
 from taskrel.suites.qm9 import qm9_available
 from taskrel.suites.testbeds import SHUFFLED, scarce_rows
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 needs_qm9 = pytest.mark.skipif(not qm9_available(), reason="needs the optional extra: pip install 'taskrel[studies]'")
 
 

@@ -19,7 +19,7 @@ from taskrel.layout import SharingLayout
 from taskrel.study.decision import Comparison, choose, confidence
 from taskrel.study.result import StudyResult
 
-RESULTS = Path(__file__).resolve().parents[1] / "studies" / "results"
+RESULTS = Path(__file__).resolve().parents[2] / "studies" / "results"
 COMMITTED = sorted(p.parent for p in RESULTS.glob("*/summary.json"))
 
 

@@ -20,7 +20,7 @@ import plan_script  # noqa: E402
 
 
 def _spawn(store, size="full", lease=2.0):
-    env = dict(os.environ, PYTHONPATH=str(HERE.parent))
+    env = dict(os.environ, PYTHONPATH=str(HERE.parents[1]))
     return subprocess.Popen([sys.executable, str(HERE / "plan_script.py"), str(store), size, str(lease)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

@@ -21,7 +21,7 @@ from taskrel.suites import get_suite
 from taskrel.train import TrainConfig
 from taskrel.widths import layout_parameters, matching_width, network_parameters
 
-RESULTS = Path(__file__).resolve().parents[1] / "studies" / "results"
+RESULTS = Path(__file__).resolve().parents[2] / "studies" / "results"
 # fingerprints of built-in suites recorded with the code before suites had width builders: a
 # change here orphans every stored run of that suite
 # planted is not here: its targets are matrix products (BLAS), whose last bits differ between

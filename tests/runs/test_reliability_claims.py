@@ -20,7 +20,7 @@ from taskrel.errors import TaskrelError
 from taskrel.files import remove_stale_temporaries, temp_prefix
 from taskrel.store import RunStore
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 KEY = "ab" * 12
 ENV = dict(os.environ, PYTHONPATH=str(ROOT))
 

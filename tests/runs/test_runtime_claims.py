@@ -7,7 +7,7 @@ from pathlib import Path
 
 from taskrel.cli import study as study_cli
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SUMMARY = ROOT / "studies" / "results" / "digits-default" / "summary.json"
 
 

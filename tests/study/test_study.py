@@ -97,7 +97,7 @@ def study_run(tmp_path_factory):
 
 # ---------------------------------------------------------------------- the study file
 def test_default_study_is_valid_and_matches_the_shipped_file():
-    shipped = Path(__file__).resolve().parents[1] / "studies" / "default.toml"
+    shipped = Path(__file__).resolve().parents[2] / "studies" / "default.toml"
     study = load_study()
     assert to_toml(load_study(shipped)) == to_toml(study)
     before = to_toml(study)
@@ -248,7 +248,7 @@ seeds = [0]
     assert "became inf" in page and "boom" in page
 
 
-@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "studies").glob("*.toml")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[2] / "studies").glob("*.toml")), ids=lambda p: p.stem)
 def test_every_shipped_study_file_is_valid(path):
     """The study files under studies/ (and their suites) pass the checks that run before training."""
     study = load_study(path)
@@ -359,7 +359,7 @@ def test_a_byte_order_mark_is_accepted(tmp_path):
 
 
 def test_to_toml_round_trips_every_shipped_study():
-    for path in sorted((Path(__file__).resolve().parents[1] / "studies").glob("*.toml")):
+    for path in sorted((Path(__file__).resolve().parents[2] / "studies").glob("*.toml")):
         study = load_study(path)
         again = parse_study(to_toml(study))
         assert to_toml(again) == to_toml(study), path
