@@ -2,7 +2,7 @@
 
 Solvers of :class:`~taskrel.analysis.grouping.GroupingSearch` that need no MILP: losses ``L``
 are (networks x tasks) with ``inf`` outside the members; each returns the chosen rows or
-raises :class:`_Infeasible`. Tolerances on costs are relative to the budget (or the largest
+raises :class:`Infeasible`. Tolerances on costs are relative to the budget (or the largest
 cost), so a table whose costs are all tiny (1e-6) is treated as one whose costs are 1.
 """
 
@@ -15,7 +15,7 @@ from taskrel.errors import TaskrelError
 EPS = 1e-9
 
 
-class _Infeasible(Exception):
+class Infeasible(Exception):
     pass
 
 
@@ -68,7 +68,7 @@ def _pareto(entries):
     return out
 
 
-def _exhaustive(L, mem, cost, budget, partition):
+def exhaustive_search(L, mem, cost, budget, partition):
     G, n = mem.shape
     if n > 12:
         raise TaskrelError(f"grouping: the exhaustive solver handles at most 12 tasks, got {n}")
@@ -105,7 +105,7 @@ def _exhaustive(L, mem, cost, budget, partition):
         table[mask] = _pareto(cand)
     final = table[(1 << n) - 1]
     if not final:
-        raise _Infeasible("no choice of networks fits")
+        raise Infeasible("no choice of networks fits")
     entry = min(final, key=lambda e: (e[1], e[0]))
     chosen, mask = set(), (1 << n) - 1
     while entry[2] is not None:
@@ -116,7 +116,7 @@ def _exhaustive(L, mem, cost, budget, partition):
 
 
 # ---------------------------------------------------------------------- beam search
-def _beam(L, mem, cost, budget, partition, width):
+def beam_search(L, mem, cost, budget, partition, width):
     G, n = mem.shape
     fallback = np.where(np.isfinite(L), L, -np.inf).max(axis=0) + 1.0
     cheapest = cost.min()
@@ -156,5 +156,5 @@ def _beam(L, mem, cost, budget, partition, width):
             if len(states) >= width:
                 break
     if best is None:
-        raise _Infeasible("beam search found no covering choice within the budget")
+        raise Infeasible("beam search found no covering choice within the budget")
     return np.array(sorted(best), dtype=np.intp)

@@ -1,13 +1,13 @@
 """Solvers behind :class:`~taskrel.analysis.grouping.GroupingSearch` (internal).
 
 Losses ``L`` are (networks x tasks) with ``inf`` outside the members; every solver returns the
-row indices of the chosen networks or raises :class:`_Infeasible`. The exact MILP, its column
+row indices of the chosen networks or raises :class:`Infeasible`. The exact MILP, its column
 generation with reduced-cost fixing, the exhaustive dynamic programme and the beam search are
 described in the module docstring of :mod:`taskrel.analysis.grouping`; the exhaustive
 programme and the beam search are in :mod:`taskrel.analysis._grouping_dp`.
 
 Every solve takes what is left of one :class:`~taskrel.analysis.search_clock.SearchClock`:
-a MILP stopped by it returns its incumbent (unproven), or raises :class:`_OutOfTime` if it
+a MILP stopped by it returns its incumbent (unproven), or raises :class:`OutOfTime` if it
 has none. Tie-break solves are skipped when time is short; one that fails keeps the choice
 already made (never turning a feasible problem into an infeasible one).
 
@@ -25,7 +25,7 @@ import numpy as np
 from scipy import sparse
 from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
-from taskrel.analysis._grouping_dp import _beam, _Infeasible, greedy_cover
+from taskrel.analysis._grouping_dp import Infeasible, beam_search, greedy_cover
 from taskrel.analysis.search_clock import SearchClock
 from taskrel.errors import TaskrelError
 
@@ -34,7 +34,7 @@ TIE = 1e-7  # objectives this close (relative to 1 + |objective|) are ties
 GREEDY_CELLS = 2_000_000  # networks x tasks up to which the first incumbent is a beam search
 
 
-class _OutOfTime(Exception):
+class OutOfTime(Exception):
     pass
 
 
@@ -43,7 +43,7 @@ def _no_clock(clock: SearchClock | None) -> SearchClock:
 
 
 @dataclass
-class _Problem:
+class Problem:
     """Losses ``L`` (networks x tasks, inf outside members), membership, costs, a per-network
     objective term ``w``, the budget (None: no budget) and the mode."""
 
@@ -55,9 +55,9 @@ class _Problem:
     partition: bool
     order: np.ndarray | None = None  # the rows' positions in the whole table (tie-breaks)
 
-    def take(self, idx: np.ndarray) -> _Problem:
+    def take(self, idx: np.ndarray) -> Problem:
         order = np.arange(len(self.cost)) if self.order is None else self.order
-        return _Problem(self.L[idx], self.mem[idx], self.cost[idx], self.w[idx], self.budget,
+        return Problem(self.L[idx], self.mem[idx], self.cost[idx], self.w[idx], self.budget,
                         self.partition, order[idx])
 
     @cached_property
@@ -74,7 +74,7 @@ class _Problem:
 
 
 # ---------------------------------------------------------------------- the MILP model
-def _model(p: _Problem, keep_y=None, artificial=0.0):
+def _model(p: Problem, keep_y=None, artificial=0.0):
     """Matrices of the model. Overlapping mode: variables [x (G), y (pairs), artificial (n)],
     cover rows ``sum_g y_tg = 1``, link rows ``y_tg - x_g <= 0``. Partition mode: variables
     [x, artificial], rows ``sum_{g ∋ t} x_g = 1`` (y is then x and is left out)."""
@@ -113,7 +113,7 @@ def _solve(c, cons, G, clock: SearchClock | None, info: dict | None = None):
     left = clock.left()
     if left <= 0:
         clock.hit = True
-        raise _OutOfTime("no time left")
+        raise OutOfTime("no time left")
     integrality = np.zeros(len(c))
     integrality[:G] = 1
     options = {"mip_rel_gap": 1e-9}
@@ -125,18 +125,18 @@ def _solve(c, cons, G, clock: SearchClock | None, info: dict | None = None):
     if res.status == 1:
         clock.hit = True
         if res.x is None:
-            raise _OutOfTime(res.message)
+            raise OutOfTime(res.message)
         if info is not None:
             info["mip_bound"] = getattr(res, "mip_dual_bound", None)
         return res.x, False
     if res.x is None:
-        raise _Infeasible(res.message)
+        raise Infeasible(res.message)
     if res.status != 0:
         raise TaskrelError(f"grouping: the MILP solver stopped early ({res.message})")
     return res.x, True
 
 
-def _milp(p: _Problem, keep_y=None, clock: SearchClock | None = None, ties: bool = False,
+def solve_milp(p: Problem, keep_y=None, clock: SearchClock | None = None, ties: bool = False,
           slack: float = 0.0, info: dict | None = None) -> np.ndarray:
     """MILP on these columns; returns the chosen column indices. With ``ties``, the choice is
     the lexicographic optimum of the module docstring (three solves); ``slack`` widens "the
@@ -161,12 +161,12 @@ def _milp(p: _Problem, keep_y=None, clock: SearchClock | None = None, ties: bool
         return first
     try:
         return _tie_breaks(p, c, cons, first, slack, clock, info)
-    except (_OutOfTime, _Infeasible) as e:  # keep the choice made: never invent infeasibility
+    except (OutOfTime, Infeasible) as e:  # keep the choice made: never invent infeasibility
         info["ties"] = f"stopped: {type(e).__name__.strip('_')}"
         return first
 
 
-def _tie_breaks(p: _Problem, c, cons, first, slack, clock, info) -> np.ndarray:
+def _tie_breaks(p: Problem, c, cons, first, slack, clock, info) -> np.ndarray:
     """Least cost, then fewest slots, among choices within TIE (or ``slack``) of ``first``."""
     G, n = p.mem.shape
     best = _objective(p, first)
@@ -188,14 +188,14 @@ def _tie_breaks(p: _Problem, c, cons, first, slack, clock, info) -> np.ndarray:
     slots[:G] = p.mem.sum(axis=1) + (rank + 1.0) / ((G + 1.0) * (n + 1.0))
     try:
         x, _ = _solve(slots, cons, G, clock)
-    except (_OutOfTime, _Infeasible):
+    except (OutOfTime, Infeasible):
         info["ties"] = "least cost; fewest slots stopped"
         return chosen
     info["ties"] = "least cost, fewest slots"
     return np.flatnonzero(x[:G] > 0.5)
 
 
-def _price(p: _Problem, duals, chunk=16_384) -> np.ndarray:
+def _price(p: Problem, duals, chunk=16_384) -> np.ndarray:
     """Reduced cost of every network under the LP duals (pi: cover rows, beta: budget).
 
     Overlapping: ``w + |beta| cost - sum_t max(0, pi_t - L_tg)`` (each y_tg priced at its
@@ -211,7 +211,7 @@ def _price(p: _Problem, duals, chunk=16_384) -> np.ndarray:
     return out
 
 
-def _relaxation(p: _Problem, start: np.ndarray, clock: SearchClock | None = None):
+def _relaxation(p: Problem, start: np.ndarray, clock: SearchClock | None = None):
     """Column generation for the LP relaxation over every network.
 
     Returns ``(bound, duals, converged)``. The master LP has one column per (network g,
@@ -252,12 +252,12 @@ def _relaxation(p: _Problem, start: np.ndarray, clock: SearchClock | None = None
         if not added:
             break
     if res.x[-n:].max() > 1e-7:
-        raise _Infeasible("even the linear relaxation has no solution")
+        raise Infeasible("even the linear relaxation has no solution")
     lower = float(pi.sum() + beta * (p.budget or 0.0))
     return lower, (pi, beta), True
 
 
-def _master(p: _Problem, col_g, col_a, big: float, clock: SearchClock):
+def _master(p: Problem, col_g, col_a, big: float, clock: SearchClock):
     """The restricted master LP over columns (g, A), with one artificial column per task."""
     n = p.mem.shape[1]
     served = np.array(col_a, dtype=np.float64).T
@@ -273,13 +273,13 @@ def _master(p: _Problem, col_g, col_a, big: float, clock: SearchClock):
     res = linprog(c, A_eq=a_eq, b_eq=np.ones(n), bounds=(0, None), method="highs", **kw)
     if res.status == 1 and clock.expired():
         clock.hit = True
-        raise _OutOfTime("the LP relaxation stopped on the time limit")
+        raise OutOfTime("the LP relaxation stopped on the time limit")
     if res.status != 0:
         raise TaskrelError(f"grouping: the LP solver failed ({res.message})")
     return res
 
 
-def _exact_large(p: _Problem, clock: SearchClock | None = None, info=None) -> np.ndarray:
+def exact_large(p: Problem, clock: SearchClock | None = None, info=None) -> np.ndarray:
     """Exact optimum over a large table: relaxation, incumbents, reduced-cost fixing, MILP.
 
     Any solution better than an incumbent of value ``upper`` uses only networks (and
@@ -292,7 +292,7 @@ def _exact_large(p: _Problem, clock: SearchClock | None = None, info=None) -> np
     best, upper = _greedy_incumbent(p, clock)
     try:
         lower, duals, converged = _relaxation(p, _start_columns(p), clock)
-    except _OutOfTime:
+    except OutOfTime:
         if best is None:
             raise
         info.update(lower_bound=None, incumbent=upper, proven=False, relaxation=False)
@@ -311,15 +311,15 @@ def _exact_large(p: _Problem, clock: SearchClock | None = None, info=None) -> np
             small = np.union1d(small, best)
         step: dict = {}
         try:
-            sol = small[_milp(p.take(small), keep_y=_keep(p, small, rc, duals, delta, best),
+            sol = small[solve_milp(p.take(small), keep_y=_keep(p, small, rc, duals, delta, best),
                               clock=clock, info=step)]
             value = _objective(p, sol)
             if value < upper:
                 best, upper = sol, value
                 clock.update(incumbent=upper, stage=f"MILP round {rounds}")
-        except _Infeasible:
+        except Infeasible:
             pass
-        except _OutOfTime:
+        except OutOfTime:
             step["proven"] = False
         if not step.get("proven", True):
             proven = False
@@ -328,22 +328,22 @@ def _exact_large(p: _Problem, clock: SearchClock | None = None, info=None) -> np
             break
         delta = next(steps, None)
         if delta is None and best is None:
-            raise _Infeasible("no choice within the budget")
+            raise Infeasible("no choice within the budget")
         if delta is None or delta >= upper - lower + tol:
             delta = upper - lower + tol
     info.update(lower_bound=lower, incumbent=upper, milp_rounds=rounds, relaxation=converged)
     if not proven:
         if best is None:
-            raise _OutOfTime("no incumbent")
+            raise OutOfTime("no incumbent")
         info["proven"] = False
         return best
     # every choice within TIE of the optimum uses only networks (and pairs) priced below this
     delta = upper - lower + 2 * tol + TIE * (1.0 + abs(upper))
     small = np.union1d(np.flatnonzero(rc <= delta), best)
     try:
-        final = small[_milp(p.take(small), keep_y=_keep(p, small, rc, duals, delta, best),
+        final = small[solve_milp(p.take(small), keep_y=_keep(p, small, rc, duals, delta, best),
                             clock=clock, ties=True, info=info)]
-    except _OutOfTime:
+    except OutOfTime:
         info["proven"] = False
         return best
     info["n_fixed"] = len(small)
@@ -352,7 +352,7 @@ def _exact_large(p: _Problem, clock: SearchClock | None = None, info=None) -> np
     return final
 
 
-def _keep(p: _Problem, small, rc, duals, delta, best):
+def _keep(p: Problem, small, rc, duals, delta, best):
     """Overlap mode: the (network, task) pairs whose reduced cost is within ``delta``."""
     if p.partition:
         return None
@@ -362,7 +362,7 @@ def _keep(p: _Problem, small, rc, duals, delta, best):
     return keep_y
 
 
-def _greedy_incumbent(p: _Problem, clock: SearchClock):
+def _greedy_incumbent(p: Problem, clock: SearchClock):
     """A first incumbent, so one exists early; or (None, inf). Beam search of width 1 on
     tables up to ``GREEDY_CELLS`` cells; past that (its steps grow with the table) the
     cheapest greedy cover, whenever it fits the budget."""
@@ -370,25 +370,25 @@ def _greedy_incumbent(p: _Problem, clock: SearchClock):
     try:
         if p.mem.size <= GREEDY_CELLS:
             L = p.L + np.where(p.mem, p.w[:, None] / np.maximum(p.mem.sum(1), 1)[:, None], 0.0)
-            best = _beam(L, p.mem, p.cost, budget, p.partition, 1)
+            best = beam_search(L, p.mem, p.cost, budget, p.partition, 1)
         else:
             best = greedy_cover(p.mem, p.cost, p.partition)
             if best is None or p.cost[best].sum() > budget * (1 + 1e-9):
                 return None, np.inf
-    except _Infeasible:
+    except Infeasible:
         return None, np.inf
     upper = _objective(p, best)
     clock.update(incumbent=upper, stage="greedy start")
     return best, upper
 
 
-def _objective(p: _Problem, chosen) -> float:
+def _objective(p: Problem, chosen) -> float:
     if p.partition:
         return float(p.network_loss(chosen).sum())
     return float(p.w[chosen].sum() + p.L[chosen].min(axis=0).sum())
 
 
-def _start_columns(p: _Problem) -> np.ndarray:
+def _start_columns(p: Problem) -> np.ndarray:
     """Singletons, each task's three best networks, and the cheapest networks."""
     G, n = p.mem.shape
     start = [np.flatnonzero(p.mem.sum(axis=1) == 1)]

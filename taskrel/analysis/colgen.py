@@ -50,8 +50,8 @@ from scipy import sparse
 from scipy.cluster.hierarchy import fcluster, leaves_list
 from scipy.optimize import linprog
 
-from taskrel.analysis._grouping_dp import _Infeasible
-from taskrel.analysis._grouping_solvers import _milp, _OutOfTime, _Problem
+from taskrel.analysis._grouping_dp import Infeasible
+from taskrel.analysis._grouping_solvers import OutOfTime, Problem, solve_milp
 from taskrel.analysis.moves import improve_partition
 from taskrel.analysis.pricing import (
     ModelOracle,
@@ -132,7 +132,7 @@ def solve_model(oracle: ModelOracle, budget: float, cost_of_size: np.ndarray, mi
         if chosen is None or totals[rows].sum() < totals[chosen].sum() - 1e-12:
             chosen, milp_proven = np.sort(rows), False
     if chosen is None:
-        raise _OutOfTime("no grouping within the budget was found in the time given")
+        raise OutOfTime("no grouping within the budget was found in the time given")
     polished = improve_partition(oracle, members[chosen], cost_of_size, budget, min_size,
                                  max_size, clock, max_sweeps=10 * n + 100, gain=gain)
     if oracle.totals(polished).sum() < totals[chosen].sum() - 1e-12 * (1 + abs(totals).sum()):
@@ -284,11 +284,11 @@ def _integer(members, totals, cost_of_size, budget, clock, stats):
     m, n = members.shape
     cost = cost_of_size[members.sum(axis=1)]
     L = np.where(members, 0.0, np.inf)
-    p = _Problem(L, members, cost, totals, budget, True)
+    p = Problem(L, members, cost, totals, budget, True)
     info: dict = {}
     try:
-        chosen = _milp(p, clock=clock, ties=True, info=info)
-    except (_OutOfTime, _Infeasible) as e:
+        chosen = solve_milp(p, clock=clock, ties=True, info=info)
+    except (OutOfTime, Infeasible) as e:
         stats["milp"] = type(e).__name__.strip("_")
         return None, False
     stats["milp"] = "proven over the columns" if info.get("proven") else "time limit"

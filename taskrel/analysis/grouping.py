@@ -51,8 +51,8 @@ import numpy as np
 import pandas as pd
 
 from taskrel.affinity import Affinity
-from taskrel.analysis._grouping_dp import _beam, _exhaustive, _Infeasible
-from taskrel.analysis._grouping_solvers import SOLVERS, _exact_large, _milp, _OutOfTime, _Problem
+from taskrel.analysis._grouping_dp import Infeasible, beam_search, exhaustive_search
+from taskrel.analysis._grouping_solvers import SOLVERS, OutOfTime, Problem, exact_large, solve_milp
 from taskrel.analysis.affinity_model import AffinityGroupModel
 from taskrel.analysis.choice import describe_choice, score_choice, serve
 from taskrel.analysis.mincost import cost_bounds, infeasible_error, minimal_cost
@@ -269,17 +269,17 @@ class GroupingSearch(Estimator):
         self.table_ = table
         self.stats_["n_candidates"] = len(rows)
         scale = float(table.cost[rows].max())  # costs on their own scale: tolerances relative
-        p = _Problem(L, table.members[rows], table.cost[rows] / scale, np.zeros(len(rows)),
+        p = Problem(L, table.members[rows], table.cost[rows] / scale, np.zeros(len(rows)),
                      budget / scale, bool(self.partition))
         info: dict = {}
         try:
             chosen = self._solve(p, clock, info)
             if noise:
                 chosen = self._cheaper_within_noise(table, rows, p, chosen, noise, clock)
-        except _Infeasible:
+        except Infeasible:
             raise infeasible_error(table.take(rows), budget, bool(self.partition),
                                    max(clock.left(), 1.0) if clock.time_limit else 10.0) from None
-        except _OutOfTime:
+        except OutOfTime:
             raise TaskrelError(f"grouping: no choice within budget {budget:g} was found in "
                                f"time_limit={self.time_limit} s; raise time_limit") from None
         self.stats_.update({k: v for k, v in info.items() if k != "mip_bound"})
@@ -300,30 +300,30 @@ class GroupingSearch(Estimator):
             self.status_ = "time limit" if clock.hit else "feasible"
         self.stats_["seconds"] = round(clock.elapsed(), 3)
 
-    def _solve(self, p: _Problem, clock: SearchClock, info: dict) -> np.ndarray:
+    def _solve(self, p: Problem, clock: SearchClock, info: dict) -> np.ndarray:
         if self.solver == "exhaustive":
-            return _exhaustive(p.L, p.mem, p.cost, p.budget, p.partition)
+            return exhaustive_search(p.L, p.mem, p.cost, p.budget, p.partition)
         if self.solver == "beam":
-            return _beam(p.L, p.mem, p.cost, p.budget, p.partition, self.beam_width)
+            return beam_search(p.L, p.mem, p.cost, p.budget, p.partition, self.beam_width)
         large = len(p.cost) > self.direct_limit
         if self.column_generation != "auto":
             large = bool(self.column_generation)
         if not large:
-            return _milp(p, clock=clock, ties=True, info=info)
-        return _exact_large(p, clock, info)
+            return solve_milp(p, clock=clock, ties=True, info=info)
+        return exact_large(p, clock, info)
 
-    def _cheaper_within_noise(self, table, rows, p: _Problem, chosen, z: float,
+    def _cheaper_within_noise(self, table, rows, p: Problem, chosen, z: float,
                               clock: SearchClock) -> np.ndarray:
         """The best choice at the least cost whose objective is within z standard errors."""
         serve_at = serve(p.L, chosen)
         sem = table.sem[rows[chosen[serve_at]], np.arange(table.n_tasks)]
         slack = z * float(np.sqrt((sem ** 2).sum()))
-        cheap = _milp(p, clock=clock, ties=True, slack=slack)
+        cheap = solve_milp(p, clock=clock, ties=True, slack=slack)
         spend = float(p.cost[cheap].sum())
         self.stats_["within_noise_cost"] = spend * float(table.cost[rows].max())
         if spend >= float(p.cost[chosen].sum()) * (1 - 1e-12):
             return chosen
-        at = _Problem(p.L, p.mem, p.cost, p.w, spend * (1 + 1e-12), p.partition)
+        at = Problem(p.L, p.mem, p.cost, p.w, spend * (1 + 1e-12), p.partition)
         return self._solve(at, clock, {})
 
     def _store(self, table: CandidateTable, chosen: np.ndarray, robust: float = 0.0) -> None:

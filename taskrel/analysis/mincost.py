@@ -32,8 +32,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from taskrel.analysis._grouping_dp import _Infeasible, greedy_cover
-from taskrel.analysis._grouping_solvers import _exact_large, _milp, _OutOfTime, _Problem
+from taskrel.analysis._grouping_dp import Infeasible, greedy_cover
+from taskrel.analysis._grouping_solvers import OutOfTime, Problem, exact_large, solve_milp
 from taskrel.analysis.search_clock import SearchClock
 from taskrel.errors import TaskrelError
 from taskrel.tables.candidates import CandidateTable
@@ -94,24 +94,24 @@ def cost_bounds(table: CandidateTable, partition: bool = True,
     if upper is not None and upper <= lower * (1 + 1e-9):
         return CostBounds(lower * scale, upper * scale, chosen, True, "closed form")
     clock = clock if clock is not None else SearchClock(time_limit)
-    p = _Problem(np.where(mem, 0.0, np.inf), mem, c, c, None, bool(partition))
+    p = Problem(np.where(mem, 0.0, np.inf), mem, c, c, None, bool(partition))
     info: dict = {}
     how = "MILP"
     try:
         if len(c) <= DIRECT:
-            best = _milp(p, clock=clock, info=info)
+            best = solve_milp(p, clock=clock, info=info)
         else:
-            best = _exact_large(p, clock=clock, info=info)
+            best = exact_large(p, clock=clock, info=info)
         value = float(c[best].sum())
         if upper is None or value < upper:
             chosen, upper = best, value
-    except _Infeasible:
+    except Infeasible:
         if chosen is None:
             raise TaskrelError("grouping: no choice of candidate networks "
                                f"{'partitions' if partition else 'covers'} the tasks (each "
                                "task in exactly one network); add singletons or smaller "
                                "networks") from None
-    except _OutOfTime:
+    except OutOfTime:
         how = "greedy (MILP stopped on the time limit)"
     proven = info.get("proven", False) and how == "MILP"
     if info.get("lower_bound") is not None:
