@@ -178,28 +178,53 @@ class Runner:
 
         A run that fails is recorded with its reason and the others go on.
         """
-        specs = list(specs)
-        keys = self.check(suite, specs)
+        return self.run_all([(suite, specs)], desc)[0]
+
+    def run_all(self, jobs: Iterable[tuple[Suite, Iterable[RunSpec]]], desc: str = "runs") -> list[RunList]:
+        """Train the runs of several suites (for example one suite built at several widths) in
+        one queue: ``jobs`` is ``[(suite, specs), ...]``; one :class:`RunList` per job, each
+        aligned with its specs (its ``trained`` and ``reused`` count that job's runs).
+
+        Every spec is checked against its suite before anything trains; a run two jobs share
+        (the same key) trains once.
+
+        >>> import tempfile
+        >>> from taskrel.suites import get_suite
+        >>> from taskrel.layout import SharingLayout
+        >>> from taskrel.store import RunSpec
+        >>> from taskrel.train import TrainConfig
+        >>> suite = get_suite("planted", n_examples=100)
+        >>> spec = RunSpec(SharingLayout.separate(["c0t0"], 3), TrainConfig(epochs=1))
+        >>> runner = Runner(tempfile.mkdtemp(), progress=False)
+        >>> full, half = runner.run_all([(suite, [spec]), (suite.at_width(0.5), [spec])])
+        >>> full.trained, half.trained, full.keys != half.keys
+        (1, 1, True)
+        """
+        jobs = [(suite, list(specs)) for suite, specs in jobs]
+        keyed = [self.check(suite, specs) for suite, specs in jobs]
         records: dict[str, RunRecord] = {}
         todo: dict[str, RunSpec] = {}
-        for key, spec in zip(keys, specs):
-            if key in records or key in todo:
-                continue
-            rec = self.store.get(key)
-            if rec is not None and (rec.ok or not self.retries):
-                records[key] = rec
-            else:
-                todo[key] = spec
-        reused = len(records)
+        suites: dict[str, Suite] = {}
+        for (suite, specs), keys in zip(jobs, keyed):
+            for key, spec in zip(keys, specs):
+                if key in records or key in todo:
+                    continue
+                rec = self.store.get(key)
+                if rec is not None and (rec.ok or not self.retries):
+                    records[key] = rec
+                else:
+                    todo[key], suites[key] = spec, suite
+        reused = set(records)
         if todo and not reused:
             self._say_if_older_store()
-        sources = {key: spec.source_key(suite) for key, spec in todo.items()}
+        sources = {key: spec.source_key(suites[key]) for key, spec in todo.items()}
         for key, spec in todo.items():
             src = sources[key]
             if src is not None and src not in records and src not in todo and self.store.get(src) is None:
                 raise TaskrelError(f"plan: the warm-start source {src} of {spec.label or key} is neither stored nor in the plan")
-        trained = self._train(suite, todo, sources, records, desc)
-        return RunList([records[k] for k in keys], keys, trained, reused)
+        trained = self._train(suites, todo, sources, records, desc)
+        return [RunList([records[k] for k in keys], keys, len(trained.intersection(keys)), len(reused.intersection(keys)))
+                for keys in keyed]
 
     def _say_if_older_store(self) -> None:
         """One line when the store's runs were keyed by an older taskrel (never reused, never misread)."""
@@ -215,19 +240,22 @@ class Runner:
                 return
 
     # ------------------------------------------------------------------ training
-    def _train(self, suite: Suite, todo: dict[str, RunSpec], sources: dict[str, str | None], records: dict[str, RunRecord], desc: str) -> int:
+    def _train(self, suites: dict[str, Suite], todo: dict[str, RunSpec], sources: dict[str, str | None],
+               records: dict[str, RunRecord], desc: str) -> set[str]:
+        """Train ``todo`` (each run on its suite in ``suites``) into ``records``; the keys trained here."""
         if not todo:
-            return 0
+            return set()
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(todo), desc=f"taskrel {desc}", unit="run", disable=not self.progress,
                    file=sys.stderr, dynamic_ncols=True)
         attempts = dict.fromkeys(todo, 0)
-        trained = 0
+        trained: set[str] = set()
         try:
             with _sigterm_as_exit():
-                for key, rec, fresh in self._results(suite, todo, sources, attempts, lambda m: bar.write(m, file=sys.stderr)):
-                    trained += fresh and attempts[key] == 1
+                for key, rec, fresh in self._results(suites, todo, sources, attempts, lambda m: bar.write(m, file=sys.stderr)):
+                    if fresh:
+                        trained.add(key)
                     if not rec.ok and attempts[key] <= self.retries:
                         continue  # queued again by _results
                     records[key] = rec
@@ -238,7 +266,8 @@ class Runner:
             bar.close()
         return trained
 
-    def _results(self, suite: Suite, todo: dict[str, RunSpec], sources: dict[str, str | None], attempts: dict[str, int], say: Callable[[str], None]):
+    def _results(self, suites: dict[str, Suite], todo: dict[str, RunSpec], sources: dict[str, str | None], attempts: dict[str, int],
+                 say: Callable[[str], None]):
         """Yield ``(key, record, trained)`` as runs finish; a run is sent once its source is done,
         at most ``workers`` at a time (so an interrupt has little to cancel). A run whose worker
         died is sent again (:data:`LOST_RETRIES`); an interrupt stops every worker at once."""
@@ -255,16 +284,16 @@ class Runner:
                         break
                     spec = q.start(key)
                     if pool is None:
-                        rec, fresh = run_spec(suite, spec, self.store, callbacks, self.retries > 0)
+                        rec, fresh = run_spec(suites[key], spec, self.store, callbacks, self.retries > 0)
                         yield from self._finish(q, key, rec, fresh, None, waits)
                     else:
-                        q.running[pool.submit(suite, spec, str(self.store.path), callbacks, self.retries > 0, parent, self.store.lease)] = key
+                        q.running[pool.submit(suites[key], spec, str(self.store.path), callbacks, self.retries > 0, parent, self.store.lease)] = key
                 if pool is not None and q.running:
                     fut, out = pool.next_done(list(q.running), timeout=1.0 if q.busy else None)
                     if fut is None:
                         pass  # nothing finished; a wait on another worker's claim may be due to be said
                     elif isinstance(out, WorkerLost):
-                        yield from self._lost(suite, q, fut, out, pool, say, waits)
+                        yield from self._lost(suites, q, fut, out, pool, say, waits)
                     else:
                         yield from self._finish(q, q.running[fut], None if out[0] is None else RunRecord.from_dict(out[0]), out[1], fut, waits)
                 elif q.busy and not q.running and not q.ready():  # only runs other workers train are left
@@ -293,7 +322,7 @@ class Runner:
             q.done.add(key)
         yield key, rec, fresh
 
-    def _lost(self, suite: Suite, q: _Queue, fut: Any, lost: WorkerLost, pool: Any, say: Callable[[str], None], waits: ClaimWaits):
+    def _lost(self, suites: dict[str, Suite], q: _Queue, fut: Any, lost: WorkerLost, pool: Any, say: Callable[[str], None], waits: ClaimWaits):
         """A run whose worker process died: sent again to a fresh worker, or after
         :data:`LOST_RETRIES` tries an environment failure (not stored: tried again next time)."""
         key = q.running.pop(fut)
@@ -307,7 +336,7 @@ class Runner:
             say(f"taskrel: a worker process died ({lost.reason}) while training run {name}; "
                 f"sending it to a fresh worker (retry {q.lost[key]} of {LOST_RETRIES})")
             return
-        rec = RunRecord(key, spec.identity(suite), "error", label=spec.label,
+        rec = RunRecord(key, spec.identity(suites[key]), "error", label=spec.label,
                         error=f"its worker process died {q.lost[key]} times ({lost.reason})")
         yield from self._finish(q, key, rec, False, None, waits)
 
