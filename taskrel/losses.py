@@ -30,7 +30,7 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -38,10 +38,30 @@ import torch.nn.functional as F
 from taskrel.digest import function_digest
 from taskrel.errors import TaskrelError
 
-if TYPE_CHECKING:  # pragma: no cover
-    from taskrel.suite import Task
-
 DIRECTIONS = ("max", "min")
+
+
+class TaskLike(Protocol):
+    """What a loss or metric reads of a task; :class:`taskrel.suite.Task` is one.
+
+    Written as a protocol so that this module needs nothing from ``taskrel.suite`` (which
+    imports it).
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def metric(self) -> str | Callable[..., Any] | None: ...
+
+    @property
+    def loss(self) -> Callable[..., Any] | None: ...
+
+    @property
+    def direction(self) -> str | None: ...
 
 
 def arity(fn: Callable[..., Any], what: str) -> int:
@@ -68,7 +88,7 @@ def describe(fn: Any) -> Any:
     return f"{getattr(fn, '__qualname__', type(fn).__qualname__)}@{function_digest(fn)[:16]}"
 
 
-def check_own_functions(task: Task) -> None:
+def check_own_functions(task: TaskLike) -> None:
     """A task's own loss and metric: callables of (output, target[, mask]); a direction if needed."""
     where = f"task {task.name!r}"
     if task.loss is not None:
@@ -83,7 +103,7 @@ def check_own_functions(task: Task) -> None:
         raise TaskrelError(f"{where}: direction must be 'max' or 'min', got {task.direction!r}")
 
 
-def _prepare(task: Task, out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _prepare(task: TaskLike, out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Output and target shaped as the task's own loss and metric receive them."""
     if task.kind == "custom":
         return out.reshape(y.shape), y
@@ -100,7 +120,7 @@ def _call(fn: Callable[..., Any], n_args: int, out: torch.Tensor, y: torch.Tenso
     return fn(out[rows], y[rows])
 
 
-def own_loss(task: Task, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def own_loss(task: TaskLike, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """The task's own loss on a batch, checked to be a scalar tensor."""
     out, y = _prepare(task, out, y)
     n_args = arity(task.loss, f"task {task.name!r}: loss")
@@ -115,7 +135,7 @@ def own_loss(task: Task, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return value
 
 
-def task_loss(task: Task, out: torch.Tensor, y: torch.Tensor, reduce: bool = True) -> torch.Tensor:
+def task_loss(task: TaskLike, out: torch.Tensor, y: torch.Tensor, reduce: bool = True) -> torch.Tensor:
     """Masked loss of one task (missing labels, NaN, are left out). Mean over labelled rows.
 
     ``reduce=False`` gives one loss per row (0 for an unlabelled row); for a task's own loss it
@@ -143,7 +163,7 @@ def task_loss(task: Task, out: torch.Tensor, y: torch.Tensor, reduce: bool = Tru
     return per.sum() / mask.sum().clamp_min(1)
 
 
-def task_metric(task: Task, out: torch.Tensor, y: torch.Tensor) -> float:
+def task_metric(task: TaskLike, out: torch.Tensor, y: torch.Tensor) -> float:
     """The task's metric on labelled rows (its own metric, or the built-in one it names)."""
     if callable(task.metric):
         o, yy = _prepare(task, out.detach(), y.detach())
@@ -175,7 +195,7 @@ def task_metric(task: Task, out: torch.Tensor, y: torch.Tensor) -> float:
     return float(((o - y) ** 2).mean())
 
 
-def check_own_losses(tasks: list[Task], out: dict[str, torch.Tensor], ys: dict[str, torch.Tensor]) -> None:
+def check_own_losses(tasks: list[TaskLike], out: dict[str, torch.Tensor], ys: dict[str, torch.Tensor]) -> None:
     """Before training: each task's own loss gives a finite scalar on one batch, else name the task."""
     for t in tasks:
         if t.loss is None:

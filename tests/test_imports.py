@@ -1,6 +1,7 @@
-"""The package's house rules, read from its source: no import cycle (function-level imports
-included), no private name imported across modules, floors respected, modules and functions
-of a readable size."""
+"""The package's house rules, read from its source (AST, every module of ``taskrel``): no import
+circle (type-only and function-level imports included, a package's ``__init__`` counting as
+importing what it imports), no private name imported across modules, floors respected, modules
+and functions of a readable size."""
 
 from __future__ import annotations
 
@@ -22,25 +23,17 @@ def module_name(path: Path) -> str:
 MODULES = {module_name(p): p for p in sorted(ROOT.rglob("*.py"))}
 
 
-def _type_checking_lines(tree: ast.AST) -> set[int]:
-    lines: set[int] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            for sub in node.body:
-                lines.update(range(sub.lineno, (sub.end_lineno or sub.lineno) + 1))
-    return lines
+def _tree(name: str) -> ast.Module:
+    return ast.parse(MODULES[name].read_text(encoding="utf-8"))
 
 
 def imports(name: str) -> list[tuple[str, list[str], int]]:
-    """Every ``taskrel`` import of a module, at any depth: (module, names, line)."""
+    """Every ``taskrel`` import of a module, at any depth, under ``TYPE_CHECKING`` too: (module,
+    names, line)."""
     path = MODULES[name]
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    skip = _type_checking_lines(tree)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     out = []
-    for node in ast.walk(tree):
-        if getattr(node, "lineno", None) in skip:
-            continue
+    for node in ast.walk(_tree(name)):
         if isinstance(node, ast.Import):
             out += [(a.name, [], node.lineno) for a in node.names if a.name.split(".")[0] == "taskrel"]
         elif isinstance(node, ast.ImportFrom):
@@ -54,20 +47,28 @@ def imports(name: str) -> list[tuple[str, list[str], int]]:
     return out
 
 
-def edges(name: str) -> set[str]:
-    """The modules whose code runs when ``name`` runs its imports."""
-    out: set[str] = set()
-    for target, names, _ in imports(name):
-        candidates = [target] + [f"{target}.{n}" for n in names]
-        for mod in candidates:
-            if mod not in MODULES:
-                continue
-            parts = mod.split(".")
-            for k in range(2, len(parts) + 1):  # the packages above run first
-                ancestor = ".".join(parts[:k])
-                if ancestor in MODULES and not (name == ancestor or name.startswith(ancestor + ".")):
-                    out.add(ancestor)
-    out.discard(name)
+def _ancestors(module: str) -> list[str]:
+    """The packages above ``module`` (the root ``taskrel`` left out: every module sits in it)."""
+    parts = module.split(".")
+    return [".".join(parts[:k]) for k in range(2, len(parts))]
+
+
+def edges(name: str) -> dict[str, int]:
+    """The modules whose code runs when ``name`` runs its imports, each with the line of the
+    first import that runs it.
+
+    ``from pkg import sub`` runs the submodule ``pkg.sub``; ``from pkg import thing`` runs
+    ``pkg`` itself, even when ``pkg`` is the importer's own package (a submodule taking a name
+    from its package's ``__init__`` closes a circle). The packages above a target run first,
+    except the importer's own ones, which are already running.
+    """
+    out: dict[str, int] = {}
+    for target, names, line in sorted(imports(name), key=lambda t: t[2]):
+        explicit = {f"{target}.{n}" if f"{target}.{n}" in MODULES else target for n in names} or {target}
+        for mod in sorted(explicit & MODULES.keys()):
+            for m in [mod] + [a for a in _ancestors(mod) if not (name == a or name.startswith(a + "."))]:
+                if m in MODULES and m != name:
+                    out.setdefault(m, line)
     return out
 
 
@@ -115,23 +116,58 @@ def test_the_cycle_finder_finds_a_planted_cycle():
 
 def test_no_import_cycle():
     graph = {m: edges(m) for m in MODULES}
-    assert cycles(graph) == []
+    found = [" -> ".join(f"{a} (line {graph[a][b]} imports {b})" for a in comp for b in sorted(graph[a]) if b in comp)
+             for comp in cycles(graph)]
+    assert found == [], "import circles:\n" + "\n".join(found)
+
+
+def test_a_submodule_taking_a_name_from_its_own_package_is_an_edge():
+    # suites/x.py doing ``from taskrel.suites import register_suite`` runs suites/__init__.py
+    assert "taskrel.suites" not in edges("taskrel.suites.planted")
+    assert "taskrel.suites.registry" in edges("taskrel.suites.planted")
+    assert "taskrel.suites.planted" in edges("taskrel.suites")  # __init__ counts: it imports them
+    assert "taskrel.suite" not in edges("taskrel.losses")  # the type-only import is gone too
+
+
+def _private(n: str) -> bool:
+    return n.startswith("_") and not (n.startswith("__") and n.endswith("__"))
+
+
+def private_uses(name: str) -> list[tuple[str, int]]:
+    """``from X import _name`` and ``module._name`` (``module`` an imported taskrel module)
+    reaching into another module: (what, line). A private *module* may be imported from inside
+    its own package, as long as the names taken from it are public."""
+    bad = []
+    modules_bound: set[str] = set()
+    for target, names, line in imports(name):
+        package = target.rpartition(".")[0]
+        inside = name.rpartition(".")[0] == package or name == package
+        if _private(target.rpartition(".")[2]) and not inside:
+            bad.append((f"{name} imports private module {target}", line))
+        for n in names:
+            if f"{target}.{n}" in MODULES:
+                modules_bound.add(n)
+            elif _private(n) and target != name:
+                bad.append((f"{name} imports {target}.{n}", line))
+    for node in ast.walk(_tree(name)):
+        if isinstance(node, ast.Import):
+            modules_bound.update(a.asname for a in node.names if a.asname and a.name.startswith("taskrel."))
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            if node.value.id in modules_bound and _private(node.attr):
+                bad.append((f"{name} reads {node.value.id}.{node.attr}", node.lineno))
+    return bad
+
+
+def test_the_private_name_finder_finds_both_forms(tmp_path, monkeypatch):
+    (tmp_path / "a.py").write_text("from taskrel.b import _hidden, shown\nfrom taskrel import b\nx = b._also\n")
+    monkeypatch.setitem(MODULES, "taskrel.a", tmp_path / "a.py")
+    monkeypatch.setitem(MODULES, "taskrel.b", tmp_path / "a.py")
+    assert [w for w, _ in private_uses("taskrel.a")] == ["taskrel.a imports taskrel.b._hidden", "taskrel.a reads b._also"]
 
 
 def test_no_private_name_imported_across_modules():
-    bad = []
-    for name in MODULES:
-        for target, names, line in imports(name):
-            package = target.rpartition(".")[0]
-            inside = name.rpartition(".")[0] == package or name == package
-            private_module = target.rpartition(".")[2].startswith("_")
-            if private_module and not inside:
-                bad.append(f"{name}:{line} imports private module {target}")
-            for n in names:
-                # a package's private module (``_solvers``) serves its own package only
-                if n.startswith("_") and f"{target}.{n}" not in MODULES and target != name and not (private_module and inside):
-                    bad.append(f"{name}:{line} imports {target}.{n}")
-    assert bad == []
+    bad = [f"{what} (line {line})" for name in MODULES for what, line in private_uses(name)]
+    assert bad == [], "private names used across modules:\n" + "\n".join(bad)
 
 
 # floors of DESIGN.md: a module may import its own floor or lower ones only
@@ -184,29 +220,46 @@ def test_named_never_rules(who, never):
     assert bad == []
 
 
-# Size: modules of at most ~400 lines and functions of at most ~80. The modules and functions
-# below were longer when this test was written; they may shrink, never grow, and no new one
-# may pass the limits.
+# Size: modules of at most ~400 lines and functions (methods and nested functions included) of
+# at most ~80. The modules below were longer when this test was written; they may shrink, never
+# grow. The functions below belong to other engineers who are splitting them this wave; the lead
+# deletes the list when they are done.
 MODULE_LINES = 400
 FUNCTION_LINES = 80
 KNOWN_LONG_MODULES = {
     "taskrel.tables.candidates": 410,
     "taskrel.suite": 431,
 }
-KNOWN_LONG_FUNCTIONS = {"taskrel.suites.planted.planted_suite": 130, "taskrel.train._train": 101}
+KNOWN_LONG_FUNCTIONS = {"taskrel.train._train"}
 
 
-def test_modules_and_functions_stay_small():
-    long_modules, long_functions = {}, {}
-    for name, path in MODULES.items():
-        text = path.read_text(encoding="utf-8")
-        n = len(text.splitlines())
-        if n > MODULE_LINES and n > KNOWN_LONG_MODULES.get(name, 0):
-            long_modules[name] = n
-        for node in ast.walk(ast.parse(text)):
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                length = (node.end_lineno or node.lineno) - node.lineno + 1
-                key = f"{name}.{node.name}"
-                if length > FUNCTION_LINES and length > KNOWN_LONG_FUNCTIONS.get(key, 0):
-                    long_functions[key] = length
-    assert long_modules == {} and long_functions == {}
+def function_lengths(tree: ast.AST, prefix: str) -> dict[str, int]:
+    """Qualified name (``module.Class.method``, ``module.outer.inner``) -> lines, for every
+    function in ``tree``."""
+    out: dict[str, int] = {}
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            name = f"{prefix}.{node.name}"
+            if not isinstance(node, ast.ClassDef):
+                out[name] = (node.end_lineno or node.lineno) - node.lineno + 1
+            out.update(function_lengths(node, name))
+        else:
+            out.update(function_lengths(node, prefix))
+    return out
+
+
+def test_the_length_finder_names_methods_and_nested_functions():
+    tree = ast.parse("class A:\n    def f(self):\n        def g():\n            pass\n        return g\nif True:\n    def h(): pass\n")
+    assert function_lengths(tree, "m") == {"m.A.f": 4, "m.A.f.g": 2, "m.h": 1}
+
+
+def test_no_function_over_80_lines():
+    long = {key: n for name in MODULES for key, n in function_lengths(_tree(name), name).items()
+            if n > FUNCTION_LINES and key not in KNOWN_LONG_FUNCTIONS}
+    assert long == {}, "functions over 80 lines: " + ", ".join(f"{k} ({n} lines)" for k, n in sorted(long.items()))
+
+
+def test_modules_stay_small():
+    long = {name: n for name, path in MODULES.items()
+            if (n := len(path.read_text(encoding="utf-8").splitlines())) > max(MODULE_LINES, KNOWN_LONG_MODULES.get(name, 0))}
+    assert long == {}, "modules over 400 lines: " + ", ".join(f"{k} ({n} lines)" for k, n in sorted(long.items()))

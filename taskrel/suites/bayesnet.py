@@ -56,7 +56,8 @@ import numpy as np
 
 from taskrel.errors import TaskrelError
 from taskrel.suite import Suite, Task
-from taskrel.suites import mlp_suite, register_suite
+from taskrel.suites.mlp import mlp_suite
+from taskrel.suites.registry import register_suite
 
 INSTALL = "pip install 'pgmpy>=1.1,<1.3' (or pip install 'taskrel[studies]')"
 NETWORKS = ("alarm", "andes", "diabetes", "pigs", "link", "munin")

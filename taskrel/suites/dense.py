@@ -32,8 +32,8 @@ from torch import nn
 from taskrel.errors import TaskrelError
 from taskrel.suite import Suite, Task
 from taskrel.suite_checks import check_number
-from taskrel.suites import register_suite
 from taskrel.suites.mnist import load_mnist
+from taskrel.suites.registry import register_suite
 from taskrel.widths import scaled
 
 CHANNELS = 8

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from taskrel.suite import Suite, Task
-from taskrel.suites import register_suite
+from taskrel.suites.registry import register_suite
 from taskrel.widths import mlp_stages
 
 # Properties of the digit shown: each a binary task.

@@ -10,8 +10,8 @@ from torch import nn
 
 from taskrel.suite import Suite
 from taskrel.suite_checks import check_number
-from taskrel.suites import register_suite
 from taskrel.suites.digits import ALL_TASKS, digit_tasks
+from taskrel.suites.registry import register_suite
 from taskrel.widths import scaled
 
 

@@ -48,7 +48,8 @@ import numpy as np
 
 from taskrel.errors import TaskrelError
 from taskrel.suite import Suite, Task
-from taskrel.suites import mlp_suite, register_suite
+from taskrel.suites.mlp import mlp_suite
+from taskrel.suites.registry import register_suite
 
 INSTALL = "pip install --no-deps MoleculeACE==3.0.0 (and the 'studies' extra for RDKit: pip install 'taskrel[studies]')"
 N_TASKS = 30

@@ -9,9 +9,9 @@ import numpy as np
 from taskrel.errors import TaskrelError
 from taskrel.suite import Suite, Task
 from taskrel.suite_checks import check_number
-from taskrel.suites import register_suite
 from taskrel.suites.digits import PROPERTIES
 from taskrel.suites.mnist import cnn_stages, load_mnist
+from taskrel.suites.registry import register_suite
 
 PAIR_TASKS = {
     "same_parity": lambda a, b: (a % 2) == (b % 2),

@@ -34,8 +34,8 @@ import numpy as np
 from taskrel.errors import TaskrelError
 from taskrel.suite import Suite, Task
 from taskrel.suite_checks import check_memory, check_number
-from taskrel.suites import register_suite
-from taskrel.widths import mlp_stages
+from taskrel.suites.mlp import mlp_suite
+from taskrel.suites.registry import register_suite
 
 CONFLICTS = ("feature", "sign")
 
@@ -126,8 +126,28 @@ def planted_suite(
     """
     _check_options(locals())
     rng = np.random.default_rng(seed)
-    d, r = int(n_features), int(latent_dim)
-    X = rng.normal(size=(n_examples, d)).astype(np.float32)
+    X = rng.normal(size=(n_examples, int(n_features))).astype(np.float32)
+    targets, cluster = _planted_targets(rng, X, locals())
+    if kind == "binary":
+        targets = {t: (y > np.median(y)).astype(float) for t, y in targets.items()}
+    else:
+        targets = {t: (y - y.mean()) / y.std() * (conflict_scale if t == "conflict" else 1.0) for t, y in targets.items()}
+    # each task is labelled on its own share of the examples (the rest missing)
+    for t, mask in zip(list(targets), _labelled(rng, n_examples, len(targets), label_fraction, label_overlap)):
+        targets[t] = np.where(mask, targets[t], np.nan)
+    h = int(width)
+    return mlp_suite(
+        "planted" if kind == "regression" else "planted-binary", X, [Task(t, kind) for t in targets], targets,
+        [h, max(h // 2, 2), max(h // 4, 1)],  # every size times the width
+        split=(0.5, 0.25, 0.25), split_seed=seed, truth=_truth(cluster, n_clusters, conflict),
+        description="synthetic tasks in planted clusters, with an unrelated and a conflicting task",
+    )
+
+
+def _planted_targets(rng: np.random.Generator, X: np.ndarray, o: dict) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """The raw targets (clusters, the unrelated task, the conflicting task) and each task's
+    cluster (-1: none), drawn from ``rng`` in a fixed order; ``o`` holds the suite's options."""
+    n, d, r = len(X), X.shape[1], int(o["latent_dim"])
 
     def latent() -> np.ndarray:
         A = rng.normal(size=(d, r)) / np.sqrt(d) * 2.0
@@ -140,65 +160,40 @@ def planted_suite(
     targets: dict[str, np.ndarray] = {}
     cluster: dict[str, int] = {}
     signals = []
-    for k in range(n_clusters):
+    for k in range(o["n_clusters"]):
         z = latent()
         vk = unit(r) * np.sqrt(r)
         signals.append((z, vk))
-        for i in range(tasks_per_cluster):
-            if relatedness is None:
-                v = vk + spread * rng.normal(size=r)
-            else:
-                v = np.sqrt(relatedness) * vk + np.sqrt(1 - relatedness) * unit(r) * np.sqrt(r)
-            name = f"c{k}t{i}"
-            targets[name] = z @ v + noise * rng.normal(size=n_examples)
-            cluster[name] = k
+        for i in range(o["tasks_per_cluster"]):
+            rho = o["relatedness"]
+            v = vk + o["spread"] * rng.normal(size=r) if rho is None else np.sqrt(rho) * vk + np.sqrt(1 - rho) * unit(r) * np.sqrt(r)
+            targets[f"c{k}t{i}"] = z @ v + o["noise"] * rng.normal(size=n)
+            cluster[f"c{k}t{i}"] = k
     zu = latent()
-    targets["unrelated"] = zu @ (unit(r) * np.sqrt(r)) + noise * rng.normal(size=n_examples)
-    cluster["unrelated"] = -1
+    targets["unrelated"] = zu @ (unit(r) * np.sqrt(r)) + o["noise"] * rng.normal(size=n)
     z0, v0 = signals[0]
     zc = latent()
     own = zc @ (unit(r) * np.sqrt(r))
     s0 = z0 @ v0
-    if conflict == "sign":
+    if o["conflict"] == "sign":
         signal = -s0 + own
     else:
         s0 = (s0 - s0.mean()) / s0.std()
         signal = np.cos(np.pi * s0) + 0.5 * own / own.std()
-    targets["conflict"] = conflict_scale * signal + noise * rng.normal(size=n_examples)
-    cluster["conflict"] = -1
+    targets["conflict"] = o["conflict_scale"] * signal + o["noise"] * rng.normal(size=n)
+    cluster["unrelated"] = cluster["conflict"] = -1
+    return targets, cluster
 
-    if kind == "binary":
-        targets = {t: (y > np.median(y)).astype(float) for t, y in targets.items()}
-    else:
-        targets = {t: (y - y.mean()) / y.std() * (conflict_scale if t == "conflict" else 1.0) for t, y in targets.items()}
 
-    # each task is labelled on its own share of the examples (the rest missing)
-    for t, mask in zip(list(targets), _labelled(rng, n_examples, len(targets), label_fraction, label_overlap)):
-        targets[t] = np.where(mask, targets[t], np.nan)
-    names = list(targets)
-    helps = [[a, b] for a in names for b in names if a != b and cluster[a] == cluster[b] >= 0]
+def _truth(cluster: dict[str, int], n_clusters: int, conflict: str) -> dict:
+    """What the suite plants: clusters, the unrelated task, the conflict, pairs that help or hurt."""
+    names = list(cluster)
     c0 = [t for t in names if cluster[t] == 0]
-    hurts = [["conflict", t] for t in c0] + [[t, "conflict"] for t in c0]
-    truth = {
+    return {
         "cluster": cluster,
         "clusters": [[t for t in names if cluster[t] == k] for k in range(n_clusters)],
         "unrelated": ["unrelated"],
         "conflict": {"task": "conflict", "opposes": 0, "kind": conflict},
-        "helps": helps,
-        "hurts": hurts,
+        "helps": [[a, b] for a in names for b in names if a != b and cluster[a] == cluster[b] >= 0],
+        "hurts": [["conflict", t] for t in c0] + [[t, "conflict"] for t in c0],
     }
-    h = int(width)
-    at_width = mlp_stages(d, [h, max(h // 2, 2), max(h // 4, 1)])  # every size times the width
-    return Suite(
-        "planted" if kind == "regression" else "planted-binary",
-        X,
-        [Task(t, kind) for t in names],
-        targets,
-        at_width(1.0),
-        split=(0.5, 0.25, 0.25),
-        split_seed=seed,
-        stage_names=["fc1", "fc2", "fc3"],
-        truth=truth,
-        description="synthetic tasks in planted clusters, with an unrelated and a conflicting task",
-        stages_at_width=at_width,
-    )

@@ -54,7 +54,8 @@ import numpy as np
 
 from taskrel.errors import TaskrelError
 from taskrel.suite import Suite, Task
-from taskrel.suites import mlp_suite, register_suite
+from taskrel.suites.mlp import mlp_suite
+from taskrel.suites.registry import register_suite
 
 MAX_TASKS = 1000
 MAX_CELLS = 50_000_000  # rows x (features + tasks): refused above this, before anything is allocated

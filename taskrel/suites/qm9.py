@@ -42,7 +42,7 @@ import numpy as np
 from taskrel.errors import TaskrelError
 from taskrel.suite import Suite, Task
 from taskrel.suite_checks import check_number
-from taskrel.suites import register_suite
+from taskrel.suites.registry import register_suite
 from taskrel.widths import mlp_stages
 
 # task name -> column of the qm9pack CSV files (the twelve standard QM9 targets, in their order)

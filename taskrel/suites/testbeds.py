@@ -52,7 +52,8 @@ from torch import nn
 
 from taskrel.errors import TaskrelError
 from taskrel.suite import Suite, Task
-from taskrel.suites import mlp_suite, register_suite
+from taskrel.suites.mlp import mlp_suite
+from taskrel.suites.registry import register_suite
 from taskrel.widths import scaled
 
 SHUFFLED = "shuffled"

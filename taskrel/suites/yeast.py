@@ -11,7 +11,7 @@ import numpy as np
 
 from taskrel.errors import TaskrelError
 from taskrel.suite import Suite, Task
-from taskrel.suites import register_suite
+from taskrel.suites.registry import register_suite
 from taskrel.widths import mlp_stages
 
 
