@@ -87,11 +87,11 @@ def test_stability_over_seeds():
         per_seed.append(aff.values)
     aff = Affinity.from_seeds([f"t{i}" for i in range(13)], per_seed)
     st = cluster_stability(aff, method="hierarchical", n_clusters=3)
-    assert st.mean_ari == pytest.approx(1.0) and st.mean_ari_vs_mean == pytest.approx(1.0)
-    assert st.coassignment.loc["t0", "t1"] == 1.0 and st.coassignment.loc["t0", "t12"] == 0.0
-    assert st.labels.shape == (4, 13)
+    assert st.mean_ari_ == pytest.approx(1.0) and st.mean_ari_vs_mean_ == pytest.approx(1.0)
+    assert st.coassignment_.loc["t0", "t1"] == 1.0 and st.coassignment_.loc["t0", "t12"] == 0.0
+    assert st.labels_.shape == (4, 13)
     noisy = Affinity.from_seeds(aff.tasks, [planted(s, noise=1.5)[0].values for s in range(4)])
-    assert cluster_stability(noisy, n_clusters=3).mean_ari < 1.0
+    assert cluster_stability(noisy, n_clusters=3).mean_ari_ < 1.0
 
 
 def test_bad_input_raises():

@@ -134,11 +134,11 @@ def test_stability_uses_the_seeds_and_tasks_it_has():
     gappy[1, 0, 4] = gappy[1, 4, 0] = np.nan  # seed 1 lacks the pair a, e: clustered without e
     gappy[3] = np.nan  # seed 3: every run failed
     st = cluster_stability(Affinity(tasks, np.nanmean(gappy, 0), per_seed=gappy), n_clusters=2)
-    assert st.seeds_used == [0, 1, 2] and set(st.skipped) == {1, 3}
-    assert "without e" in st.skipped[1] and "seed 3: values for 0 task(s)" in st.skipped[3]
-    assert st.labels[1, 4] == -1 and (st.labels[3] == -1).all() and (st.labels[[0, 2]] >= 0).all()
-    assert st.mean_ari == pytest.approx(1.0) == full.mean_ari  # planted blocks: every seed agrees
-    co = st.coassignment
+    assert st.seeds_used_ == [0, 1, 2] and set(st.skipped_) == {1, 3}
+    assert "without e" in st.skipped_[1] and "seed 3: values for 0 task(s)" in st.skipped_[3]
+    assert st.labels_[1, 4] == -1 and (st.labels_[3] == -1).all() and (st.labels_[[0, 2]] >= 0).all()
+    assert st.mean_ari_ == pytest.approx(1.0) == full.mean_ari_  # planted blocks: every seed agrees
+    co = st.coassignment_
     assert co.loc["a", "b"] == 1.0 and co.loc["a", "d"] == 0.0 and not co.isna().any().any()
     assert isinstance(co, pd.DataFrame) and co.loc["a", "e"] == 0.0  # from seeds 0 and 2 only
     one = gappy.copy()
