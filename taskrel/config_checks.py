@@ -17,6 +17,7 @@ from taskrel.aggregators import check_aggregator
 from taskrel.errors import TaskrelError
 
 PRECISIONS = ("fp32", "bf16", "fp16")
+ROWS = ("all", "labelled")
 
 _INT_FIELDS = {"epochs": 1, "batch_size": 1, "patience": 1, "threads": 0}
 # field -> (lowest, lowest allowed?, highest)
@@ -52,6 +53,10 @@ def check_config(cfg: Any) -> None:
     Traceback (most recent call last):
     ...
     taskrel.errors.TaskrelError: train config: lr must be a number > 0, got '0.01' (str)
+    >>> TrainConfig(rows="some")
+    Traceback (most recent call last):
+    ...
+    taskrel.errors.TaskrelError: train config: rows must be 'all' (every training row) or 'labelled' (only rows labelled for one of the run's tasks), got 'some'
     """
 
     def bad(msg: str) -> None:
@@ -92,6 +97,9 @@ def check_config(cfg: Any) -> None:
         bad(f"unknown precision {precision!r}; use {', '.join(PRECISIONS)}")
     if precision == "fp16" and getattr(cfg, "aggregator", None) is not None:
         bad(f"precision 'fp16' with aggregator {cfg.aggregator!r} is not supported (no gradient scaling of a Jacobian); use 'bf16'")
+    rows = getattr(cfg, "rows", "all")
+    if not isinstance(rows, str) or rows not in ROWS:
+        bad(f"rows must be 'all' (every training row) or 'labelled' (only rows labelled for one of the run's tasks), got {rows!r}")
 
 
 def _check_loss_weights(lw: Any, bad: Callable[[str], None]) -> tuple[tuple[str, float], ...]:
@@ -153,4 +161,4 @@ def check_loss_weights(cfg: Any, task_names: Sequence[str]) -> None:
                                f"tasks are {list(task_names)}")
 
 
-__all__ = ["check_config", "check_loss_weights"]
+__all__ = ["PRECISIONS", "ROWS", "check_config", "check_loss_weights"]

@@ -41,6 +41,15 @@ class TrainConfig:
     or ``"fp16"`` trains and evaluates under torch autocast (losses in float32; fp16 uses a
     gradient scaler on CUDA). Both change results, so both are part of the run's key.
 
+    ``rows``: the training rows an epoch steps through. ``"all"`` (default): every row, even
+    one with no label for the run's tasks (no loss, but a place in a batch). ``"labelled"``:
+    the rows labelled (non-NaN) for at least one of the run's tasks, so on sparse labels a
+    single-task run steps through its own rows only; ``data_fraction`` then subsamples those.
+    It is part of the run's key, left out at ``"all"`` (older keys stay). Streaming suites
+    (``Dataset``-backed) support ``"all"`` only.
+
+    >>> TrainConfig(rows="labelled").to_dict()["rows"], "rows" in TrainConfig().to_dict()
+    ('labelled', False)
     >>> TrainConfig(epochs=5).with_(lr=0.01).lr
     0.01
     >>> TrainConfig(optimizer="lbfgs")
@@ -66,21 +75,20 @@ class TrainConfig:
     threads: int = 1
     aggregator: str | None = None
     precision: str = "fp32"
+    rows: str = "all"
 
     def __post_init__(self) -> None:
         check_config(self)
 
     def with_(self, **changes: Any) -> TrainConfig:
-        d = asdict(self)
-        d.update(changes)
-        return TrainConfig(**d)
+        return TrainConfig(**(asdict(self) | changes))
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["loss_weights"] = [list(p) for p in self.loss_weights]
         d.pop("device")  # where a run trains, and on how many threads, does not change what it is
         d.pop("threads")
-        for name, plain in (("aggregator", None), ("precision", "fp32")):  # keys of older runs stay as they were
+        for name, plain in (("aggregator", None), ("precision", "fp32"), ("rows", "all")):  # keys of older runs stay as they were
             if d[name] == plain:
                 d.pop(name)
         return d
@@ -208,16 +216,12 @@ def evaluate(model: MultiTaskNet, suite: Suite, split: str, device: str = "cpu",
         for t in tasks:
             outs[t.name].append(o[t.name].float())
             ys[t.name].append(yb[t.name])
-    res = {}
-    for t in tasks:
-        out, y = torch.cat(outs[t.name]), torch.cat(ys[t.name])
-        res[t.name] = {"loss": float(task_loss(t, out, y)), "metric": task_metric(t, out, y)}
-    return res
+    cat = {t.name: (torch.cat(outs[t.name]), torch.cat(ys[t.name])) for t in tasks}
+    return {t.name: {"loss": float(task_loss(t, *cat[t.name])), "metric": task_metric(t, *cat[t.name])} for t in tasks}
 
 
 def batches(suite: Suite, split: str, tasks: Sequence[str], device: Any, batch_size: int,
-            order: torch.Tensor | None = None, train: bool = False, data: tuple | None = None,
-            ) -> Iterator[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
+            order: torch.Tensor | None = None, train: bool = False, data: tuple | None = None) -> Iterator[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
     """Batches ``(x, {task: y})`` of one split, in ``order`` (positions within the split).
 
     An in-memory suite slices the split's tensors (``data``: :meth:`Suite.tensors`, made once by
@@ -241,15 +245,9 @@ def _optimizer(params: Sequence[torch.nn.Parameter], cfg: TrainConfig) -> torch.
     return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
-def train(
-    suite: Suite,
-    layout: SharingLayout,
-    config: TrainConfig | None = None,
-    seed: int = 0,
-    callbacks: Sequence[Callback] = (),
-    warm_start: Sequence[dict[str, torch.Tensor]] | None = None,
-    keep_state: bool = False,
-) -> TrainResult:
+def train(suite: Suite, layout: SharingLayout, config: TrainConfig | None = None, seed: int = 0,
+          callbacks: Sequence[Callback] = (), warm_start: Sequence[dict[str, torch.Tensor]] | None = None,
+          keep_state: bool = False) -> TrainResult:
     """Train ``layout`` on ``suite`` and evaluate it on val and test.
 
     Seeded and deterministic on CPU: the same suite, layout, config and seed give the same
@@ -269,23 +267,13 @@ def train(
         return _train(suite, layout, cfg, seed, callbacks, warm_start, keep_state)
 
 
-def _train(
-    suite: Suite,
-    layout: SharingLayout,
-    cfg: TrainConfig,
-    seed: int,
-    callbacks: Sequence[Callback],
-    warm_start: Sequence[dict[str, torch.Tensor]] | None,
-    keep_state: bool,
-) -> TrainResult:
+def _train(suite: Suite, layout: SharingLayout, cfg: TrainConfig, seed: int, callbacks: Sequence[Callback],
+           warm_start: Sequence[dict[str, torch.Tensor]] | None, keep_state: bool) -> TrainResult:
     layout.with_stages(suite.n_stages)
     names = suite.check_tasks(layout.tasks)
     tasks = [suite.task(t) for t in names]
     check_loss_weights(cfg, suite.task_names)
-    lw = {t: 1.0 for t in names}
-    for name, w in cfg.loss_weights:
-        if name in lw:
-            lw[name] = float(w)
+    lw = {t: 1.0 for t in names} | {t: float(w) for t, w in cfg.loss_weights if t in names}
     device = torch.device(cfg.device)
     model = build_model(layout, suite, seed)
     if warm_start is not None:
@@ -299,74 +287,110 @@ def _train(
     stepper = Stepper(cfg, opt, params, lw, device)
     # timed from here: a process's first optimizer pays a one-off import that is not the run's
     t0 = time.perf_counter()
-
     gen = torch.Generator().manual_seed(int(seed) * 7919 + 17)
+    data = None if getattr(suite, "streams", False) else suite.tensors("train", names, device)  # once per run
+    train_idx = training_rows(suite, names, cfg, gen, data)
+    loop = _Loop(suite, names, tasks, lw, device, cfg, model, opt, stepper, callbacks, data, train_idx)
+    torch.manual_seed(seed)
+    history, best_epoch = loop.fit(gen)
+    metrics = {s: evaluate(model, suite, s, device, precision=cfg.precision) for s in ("val", "test")}
+    extras = {getattr(cb, "name", type(cb).__name__): r for cb in callbacks if (r := cb.result()) is not None}
+    return TrainResult(metrics, history, loop.step, loop.examples, time.perf_counter() - t0, best_epoch,
+                       model.n_parameters(), extras, {k: v.cpu() for k, v in model.state_dict().items()} if keep_state else None)
+
+
+def labelled_rows(ys: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Which rows carry a label (a non-NaN target, or any non-NaN element) for at least one task.
+
+    >>> nan = float("nan")
+    >>> labelled_rows({"a": torch.tensor([1.0, nan, nan]), "b": torch.tensor([[nan, nan], [nan, 2.0], [nan, nan]])})
+    tensor([ True,  True, False])
+    """
+    n = len(next(iter(ys.values())))
+    if not all(y.is_floating_point() for y in ys.values()):
+        return torch.ones(n, dtype=torch.bool)  # an integer target cannot be missing
+    return torch.stack([(~torch.isnan(y)).reshape(n, -1).any(1).cpu() for y in ys.values()]).any(0)
+
+
+def training_rows(suite: Suite, names: Sequence[str], cfg: TrainConfig, gen: torch.Generator,
+                  data: tuple | None) -> torch.Tensor:
+    """Positions in the training split that an epoch steps through (sorted): every row, or with
+    ``cfg.rows == "labelled"`` those labelled for one of ``names`` (``data``: the split's
+    tensors, None for a streaming suite); then a ``cfg.data_fraction`` of them, drawn from ``gen``."""
+    if data is None and cfg.rows != "all":
+        raise TaskrelError(f"train config: rows={cfg.rows!r} needs an in-memory suite; suite {suite.name!r} streams from a "
+                           "Dataset, whose labels are not read before training: use rows='all'")
     train_idx = torch.arange(len(suite.split["train"]))
+    if cfg.rows == "labelled":
+        train_idx = torch.nonzero(labelled_rows(data[1])).flatten()
+    if len(train_idx) == 0:
+        raise TaskrelError(f"train config: rows='labelled', but no training row of suite {suite.name!r} carries a label "
+                           f"for the run's tasks {list(names)}; give these tasks labels or use rows='all'")
     if cfg.data_fraction < 1:
         keep = max(int(round(cfg.data_fraction * len(train_idx))), 1)
-        train_idx = torch.randperm(len(train_idx), generator=gen)[:keep].sort().values
-    data = None if getattr(suite, "streams", False) else suite.tensors("train", names, device)  # once per run
-    n_train = len(train_idx)
-    steps_per_epoch = max(math.ceil(n_train / cfg.batch_size), 1)
-    sched = None
-    if cfg.schedule == "cosine":
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs * steps_per_epoch)
+        train_idx = train_idx[torch.randperm(len(train_idx), generator=gen)[:keep].sort().values]
+    return train_idx
 
-    history: list[dict[str, Any]] = []
-    best = (math.inf, 0, None)
-    bad_epochs = 0
-    step = examples = 0
-    torch.manual_seed(seed)
-    for epoch in range(cfg.epochs):
+
+class _Loop:
+    """The epochs of one run: steps, validation, early stopping (the best epoch restored)."""
+
+    def __init__(self, suite: Suite, names: list[str], tasks: list[Task], lw: dict[str, float], device: torch.device,
+                 cfg: TrainConfig, model: MultiTaskNet, opt: torch.optim.Optimizer, stepper: Stepper,
+                 callbacks: Sequence[Callback], data: tuple | None, train_idx: torch.Tensor) -> None:
+        self.suite, self.names, self.tasks, self.lw, self.device, self.cfg = suite, names, tasks, lw, device, cfg
+        self.model, self.opt, self.stepper, self.callbacks = model, opt, stepper, callbacks
+        self.data, self.train_idx = data, train_idx
+        self.step = self.examples = 0
+        steps = cfg.epochs * max(math.ceil(len(train_idx) / cfg.batch_size), 1)
+        self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps) if cfg.schedule == "cosine" else None
+
+    def fit(self, gen: torch.Generator) -> tuple[list[dict[str, Any]], int]:
+        """Train up to ``cfg.epochs`` epochs; the history and the best epoch (whose weights are restored)."""
+        cfg, names, lw = self.cfg, self.names, self.lw
+        history: list[dict[str, Any]] = []
+        best = (math.inf, 0, None)
+        bad_epochs = 0
+        for epoch in range(cfg.epochs):
+            run_loss = self.epoch(epoch, gen)
+            val = evaluate(self.model, self.suite, "val", self.device, precision=cfg.precision)
+            val_loss = sum(lw[t] * val[t]["loss"] for t in names)
+            if not math.isfinite(val_loss):
+                raise diverged("validation", {t: v["loss"] for t, v in val.items()}, val_loss, self.step)
+            history.append({"epoch": epoch, "train_loss": run_loss / len(self.train_idx), "val_loss": val_loss, "val": {t: v["loss"] for t, v in val.items()}})
+            if val_loss < best[0] - cfg.min_delta:
+                best = (val_loss, epoch, {k: v.detach().clone() for k, v in self.model.state_dict().items()})
+                bad_epochs = 0
+            else:
+                bad_epochs += 1
+                if bad_epochs >= cfg.patience:
+                    break
+        if best[2] is not None:
+            self.model.load_state_dict(best[2])
+        return history, best[1]
+
+    def epoch(self, epoch: int, gen: torch.Generator) -> float:
+        """One pass over the training rows in a seeded order; the summed (example-weighted) loss."""
+        model, cfg = self.model, self.cfg
         model.train()
-        perm = train_idx[torch.randperm(n_train, generator=gen)]
+        perm = self.train_idx[torch.randperm(len(self.train_idx), generator=gen)]
         run_loss = 0.0
-        for xb, yb in batches(suite, "train", names, device, cfg.batch_size, perm, train=True, data=data):
-            if callbacks:
-                state = StepState(step, epoch, model, opt, xb, yb, tasks, lw)
-                for cb in callbacks:
-                    if step % max(cb.every, 1) == 0:
+        for xb, yb in batches(self.suite, "train", self.names, self.device, cfg.batch_size, perm, train=True, data=self.data):
+            if self.callbacks:
+                state = StepState(self.step, epoch, model, self.opt, xb, yb, self.tasks, self.lw)
+                for cb in self.callbacks:
+                    if self.step % max(cb.every, 1) == 0:
                         cb.on_step(state)
                 model.train()
-            if step == 0:
-                check_first_batch(model, tasks, xb, yb)
-            loss = stepper.step(model, tasks, xb, yb, step)
-            if sched is not None:
-                sched.step()
+            if self.step == 0:
+                check_first_batch(model, self.tasks, xb, yb)
+            loss = self.stepper.step(model, self.tasks, xb, yb, self.step)
+            if self.sched is not None:
+                self.sched.step()
             run_loss += float(loss) * len(xb)
-            step += 1
-            examples += len(xb)
-        val = evaluate(model, suite, "val", device, precision=cfg.precision)
-        val_loss = sum(lw[t] * val[t]["loss"] for t in names)
-        if not math.isfinite(val_loss):
-            raise diverged("validation", {t: v["loss"] for t, v in val.items()}, val_loss, step)
-        history.append({"epoch": epoch, "train_loss": run_loss / n_train, "val_loss": val_loss, "val": {t: v["loss"] for t, v in val.items()}})
-        if val_loss < best[0] - cfg.min_delta:
-            best = (val_loss, epoch, {k: v.detach().clone() for k, v in model.state_dict().items()})
-            bad_epochs = 0
-        else:
-            bad_epochs += 1
-            if bad_epochs >= cfg.patience:
-                break
-    if best[2] is not None:
-        model.load_state_dict(best[2])
-    metrics = {s: evaluate(model, suite, s, device, precision=cfg.precision) for s in ("val", "test")}
-    extras = {}
-    for cb in callbacks:
-        r = cb.result()
-        if r is not None:
-            extras[getattr(cb, "name", type(cb).__name__)] = r
-    return TrainResult(
-        metrics=metrics,
-        history=history,
-        steps=step,
-        examples=examples,
-        seconds=time.perf_counter() - t0,
-        best_epoch=best[1],
-        n_parameters=model.n_parameters(),
-        extras=extras,
-        state={k: v.cpu() for k, v in model.state_dict().items()} if keep_state else None,
-    )
+            self.step += 1
+            self.examples += len(xb)
+        return run_loss
 
 
 def seed_everything(seed: int) -> None:

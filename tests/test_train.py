@@ -157,3 +157,90 @@ def test_config_numbers_are_normalised():
 def test_loss_weight_for_an_unknown_task_is_refused_before_training(planted):
     with pytest.raises(TaskrelError, match="loss weight for unknown task 'zzz'"):
         train(planted, SharingLayout.separate(planted.task_names[:1], planted.n_stages), TrainConfig(epochs=1, loss_weights={"zzz": 1.0}))
+
+
+# ------------------------------------------------------------------ rows = "labelled"
+def _sparse_suite(keep_train=None):
+    """Two regression tasks labelled on a few of 200 training rows (NaN elsewhere); val and test
+    fully labelled. ``keep_train``: build the suite from only these training rows."""
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(300, 6)).astype(np.float32)
+    ya, yb = X[:, 0] + 0.1 * rng.normal(size=300), X[:, 1] - X[:, 2]
+    train_rows = np.arange(200)
+    ya[:200][rng.random(200) > 0.25] = np.nan  # about 50 labelled rows for a
+    yb[:200][rng.random(200) > 0.15] = np.nan  # about 30 for b
+    rows = np.concatenate([train_rows if keep_train is None else keep_train, np.arange(200, 300)])
+    n = len(rows) - 100
+    split = {"train": np.arange(n), "val": np.arange(n, n + 50), "test": np.arange(n + 50, n + 100)}
+    return Suite("sparse", X[rows], [Task("a", "regression"), Task("b", "regression")], {"a": ya[rows], "b": yb[rows]},
+                 [lambda: nn.Sequential(nn.Linear(6, 8), nn.ReLU())], split=split)
+
+
+@pytest.mark.parametrize("tasks", [["a"], ["a", "b"]])
+def test_labelled_rows_train_as_a_suite_holding_only_those_rows(tasks):
+    full = _sparse_suite()
+    Y = np.stack([full.targets[t][:200] for t in tasks], 1)
+    labelled = np.flatnonzero(~np.isnan(Y).all(1))
+    assert 0 < len(labelled) < 120  # sparse: most rows carry no label for these tasks
+    only = _sparse_suite(keep_train=labelled)
+    cfg = TrainConfig(epochs=3, batch_size=16, patience=10)
+    lay = SharingLayout.shared(tasks, 1)
+    sparse = train(full, lay, cfg.with_(rows="labelled"), seed=1)
+    dense = train(only, lay, cfg, seed=1)
+    everything = train(full, lay, cfg, seed=1)
+    assert sparse.examples == dense.examples == len(labelled) * 3
+    assert sparse.steps == dense.steps == -(-len(labelled) // 16) * 3
+    assert everything.examples == 200 * 3 and everything.steps == 13 * 3
+    # the same rows in the same seeded order: the same run, number for number
+    assert sparse.history == dense.history and sparse.metrics == dense.metrics
+    assert sparse.metrics != everything.metrics
+
+
+def test_labelled_rows_with_a_data_fraction_subsample_the_labelled_rows():
+    full = _sparse_suite()
+    n = int((~np.isnan(full.targets["a"][:200])).sum())
+    r = train(full, SharingLayout.shared(["a"], 1), TrainConfig(epochs=2, batch_size=8, rows="labelled", data_fraction=0.5), seed=0)
+    assert r.examples == round(0.5 * n) * 2
+
+
+def test_rows_is_in_the_key_only_when_not_the_default():
+    import hashlib
+    import json
+
+    from taskrel.store import RunSpec
+
+    def digest(cfg):
+        return hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:24]
+
+    # digests of TrainConfig.to_dict() computed with the code before ``rows`` existed: stored runs keep their keys
+    assert digest(TrainConfig()) == "3b743a14a50b7de346abf1f0"
+    assert digest(TrainConfig(epochs=5, batch_size=32, lr=3e-3, data_fraction=0.5)) == "239fffcd1cd7a51851010edf"
+    assert TrainConfig(rows="all").to_dict() == TrainConfig().to_dict()
+    suite = _sparse_suite()
+    lay = SharingLayout.shared(["a"], 1)
+    keys = {RunSpec(lay, TrainConfig(rows=r), 0).key(suite) for r in ("all", "labelled")}
+    assert len(keys) == 2 and RunSpec(lay, TrainConfig(), 0).key(suite) in keys
+    cfg = TrainConfig(rows="labelled")
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_rows_bad_values_are_refused():
+    for bad in ("some", None, "Labelled"):
+        with pytest.raises(TaskrelError, match="rows must be 'all' .* or 'labelled'"):
+            TrainConfig(rows=bad)
+
+
+def test_rows_labelled_on_a_streaming_suite_is_a_clear_error():
+    from taskrel.datasets import DatasetSuite
+
+    class Items(torch.utils.data.Dataset):
+        def __len__(self):
+            return 40
+
+        def __getitem__(self, i):
+            return torch.tensor([float(i % 5), 1.0]), {"y": None if i % 3 else float(i % 5)}
+
+    s = DatasetSuite("items", Items(), [Task("y", "regression")], stages=[lambda: nn.Linear(2, 4)], split=(0.6, 0.2, 0.2))
+    with pytest.raises(TaskrelError, match="rows='labelled' needs an in-memory suite; suite 'items' streams"):
+        train(s, SharingLayout.shared(["y"], 1), TrainConfig(epochs=1, rows="labelled"))
+    assert train(s, SharingLayout.shared(["y"], 1), TrainConfig(epochs=1), seed=0).examples == 24
