@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from taskrel import affinity_files
-from taskrel.affinity_files import SCHEMA_VERSION
+from taskrel import affinity_formats
+from taskrel.affinity_formats import SCHEMA_VERSION
 from taskrel.affinity_missing import check_missing, complete_tasks
 from taskrel.calibration import CALIBRATIONS, fit_line, infer_calibration, normalize_columns
 from taskrel.errors import TaskrelError
@@ -356,20 +356,20 @@ class Affinity:
     # ----------------------------------------------------------------- tables and files
     def to_frame(self, stage: int | None = None):
         """A pandas DataFrame, sources as rows and targets as columns."""
-        return affinity_files.to_frame(self, stage)
+        return affinity_formats.to_frame(self, stage)
 
     def to_long(self):
         """A long table: one row per (stage, source, target) with mean and std."""
-        return affinity_files.to_long(self)
+        return affinity_formats.to_long(self)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON data (:mod:`taskrel.affinity_files`; missing entries as null, by name)."""
-        return affinity_files.to_dict(self)
+        """Plain JSON data (:mod:`taskrel.affinity_formats`; missing entries as null, by name)."""
+        return affinity_formats.to_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Affinity:
         """The affinity of :meth:`to_dict`'s data."""
-        return affinity_files.from_dict(cls, d)
+        return affinity_formats.from_dict(cls, d)
 
     def save(self, path: str | Path) -> Path:
         """Write JSON (atomically: a temporary file renamed into place)."""

@@ -179,7 +179,7 @@ FLOORS = {
     "taskrel.gradients": 3, "taskrel.aggregators": 3, "taskrel.step": 3, "taskrel.train": 3, "taskrel.config_checks": 3,
     "taskrel.store": 4, "taskrel.records": 4, "taskrel.claims": 4,
     "taskrel.runner": 5, "taskrel.workers": 5, "taskrel.plans": 5, "taskrel.affinity": 5,
-    "taskrel.affinity_missing": 5, "taskrel.affinity_files": 5,
+    "taskrel.affinity_missing": 5, "taskrel.affinity_formats": 5,
     "taskrel.calibration": 5, "taskrel.tables": 5,
     "taskrel.probes": 6, "taskrel.tracker": 6,
     "taskrel.analysis": 7, "taskrel.study": 8, "taskrel.report": 9, "taskrel.cli": 10,

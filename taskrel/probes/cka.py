@@ -44,7 +44,7 @@ import numpy as np
 import torch
 
 from taskrel.errors import TaskrelError
-from taskrel.probes.cka_core import (
+from taskrel.probes.hsic import (
     Prepared,
     as_tensor,
     centre,

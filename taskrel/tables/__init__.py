@@ -17,6 +17,7 @@ The probes build these tables; the analyses (:mod:`taskrel.analysis`) search the
 from taskrel.tables.active import most_uncertain
 from taskrel.tables.candidates import CandidateTable, default_name, hoa_candidates
 from taskrel.tables.combined import CorrectedModel
+from taskrel.tables.formats import TableFiles
 from taskrel.tables.group_model import GroupValueModel, check_model
 from taskrel.tables.group_values import GroupValues
 from taskrel.tables.surrogate import (
@@ -25,7 +26,6 @@ from taskrel.tables.surrogate import (
     SubsetSurrogate,
     SurrogatePrediction,
 )
-from taskrel.tables.table_files import TableFiles
 
 __all__ = [
     "CandidateTable",

@@ -27,13 +27,13 @@ import numpy as np
 
 from taskrel.affinity import Affinity
 from taskrel.errors import TaskrelError
+from taskrel.tables.formats import TableFiles, parse_records, split_tasks
 from taskrel.tables.group_estimates import (
     CostSpec,
     WidthCost,
     affinity_arrays,
     hoa_arrays,
 )
-from taskrel.tables.table_files import TableFiles, parse_records, split_tasks
 
 
 def default_name(tasks: Iterable[str], width: float = 1.0) -> str:

@@ -44,10 +44,7 @@ import pandas as pd
 from taskrel.affinity import Affinity, Cost
 from taskrel.errors import TaskrelError
 from taskrel.tables.candidates import CandidateTable
-from taskrel.tables.group_estimates import check_max_size, enumerate_groups, network_costs
-from taskrel.tables.group_values import GroupValues, check_members
-from taskrel.tables.pricing import effects_form, price_quadratic
-from taskrel.tables.surrogate_fit import (
+from taskrel.tables.effects import (
     ExtrapolationWarning,
     IdentifiabilityWarning,
     check_alpha,
@@ -62,6 +59,9 @@ from taskrel.tables.surrogate_fit import (
     stack_tables,
     table_sem,
 )
+from taskrel.tables.group_estimates import check_max_size, enumerate_groups, network_costs
+from taskrel.tables.group_values import GroupValues, check_members
+from taskrel.tables.pricing import effects_form, price_quadratic
 
 CostSpec = float | Mapping[int, float] | Callable[[tuple[str, ...]], float]
 MAPS = ("sum", "mean", "both")

@@ -1,5 +1,6 @@
-"""The fitting side of :class:`~taskrel.tables.surrogate.SubsetSurrogate`: input checks, the
-design matrix of group effects, the weighted ridge solve and its covariance, identifiability.
+"""Group effects, fitted: the design matrix of a task's group effects, the weighted ridge
+solve and its covariance, cross-validation of the form, identifiability and input checks. The
+model that uses them is :class:`~taskrel.tables.surrogate.SubsetSurrogate`.
 
 >>> import numpy as np
 >>> members = np.array([[1, 0, 0], [1, 1, 0], [1, 0, 1], [1, 1, 1]], dtype=bool)

@@ -1,4 +1,4 @@
-"""The feature-space core of CKA: input checks, centring once per model, cross products.
+"""HSIC from centred features: input checks, centring once per model, cross products.
 
 :func:`prepare` centres one model's features (float64 mean, rounded once) into a
 :class:`Prepared`; :func:`cross` multiplies in the inputs' precision over row blocks and sums in
