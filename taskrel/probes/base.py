@@ -237,12 +237,13 @@ class Probe(Estimator):
         return Trained(records, every, first.trained + again, replaced)
 
     # ------------------------------------------------------------------ fit
-    def fit(self, suite: Suite, runner: Runner | RunStore | str | Path | None = None) -> Probe:
+    def fit(self, suite: Suite, runner: Runner | RunStore | str | Path | None = None, plan: Plan | None = None) -> Probe:
         """Train what the store lacks, then measure. Returns ``self``.
 
         ``runner``: a :class:`~taskrel.runner.Runner`, or a store (then a default runner).
-        The plan is made once; a :meth:`follow_up` stage, if the probe has one, is trained on
-        the same runner. Runs that failed leave NaN in their seed's matrix; an entry with at
+        ``plan``: this probe's :meth:`plan` on ``suite`` when the caller already made it (a
+        study plans each probe once, to check its run budget and queue its runs); None: planned
+        here, once. A :meth:`follow_up` stage, if the probe has one, is trained on the same runner. Runs that failed leave NaN in their seed's matrix; an entry with at
         least one successful seed is averaged over those, an entry with none is NaN and marked
         missing (``failed_`` and ``meta["failed"]`` list the failures).
         """
@@ -251,7 +252,11 @@ class Probe(Estimator):
                                f"a RunStore or a store directory (e.g. fit(suite, '.taskrel/store'))")
         self.task_names(suite)
         self.check(suite)
-        plan = self.plan(suite)
+        if plan is None:
+            plan = self.plan(suite)
+        elif not isinstance(plan, Plan):
+            raise TaskrelError(f"{self.kind} probe: fit's plan must be the Plan that {type(self).__name__}.plan(suite) "
+                               f"returns (or None), got {type(plan).__name__}")
         own = not isinstance(runner, Runner)
         try:
             runner = as_runner(runner)

@@ -1,9 +1,12 @@
 """Capacity as a search dimension: each group offered at several widths, chosen with the grouping.
 
 With ``widths`` (a study file's ``[analysis.grouping] widths = [0.5, 1.0]``; ``Study(...,
-widths=[0.5, 1.0])``) the study measures the grouping source's runs, a pairwise probe's single
-and pair runs, on the suite built at each width (``suite.at_width(w)``, every run through the
-store; at width 1 they are the probe's own runs), builds one
+grouping=Grouping(GroupingSearch(...), widths=[0.5, 1.0]))``) the study measures the grouping
+source's runs, a pairwise probe's single and pair runs, on the suite built at each width
+(``suite.at_width(w)``; at width 1 they are the probe's own runs). Those runs are planned once,
+with the probes' (:func:`taskrel.study.checks.width_plans`), and train in the probes' one queue
+(:meth:`taskrel.runner.Runner.run_all`); the study's result says, per width, how many runs the
+source needed and how many the queue trained (``probes[source]["widths"]``). It builds one
 :class:`~taskrel.tables.CandidateTable` holding every group at every width by Standley's
 higher-order approximation, and the grouping search chooses groups and widths together under
 the budget. The recommendation is a layout whose groups carry their widths
@@ -24,7 +27,7 @@ gain from fewer (or more) parameters can be told from a gain from who shares.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from taskrel.base import clone
@@ -39,26 +42,27 @@ MATCHED = ("all-shared matched", "all-separate matched")
 
 
 def capacity_table(plan: Any, source: str | None, probe: Any, suite: Suite, tasks: list[str], runner: Any,
-                   say: Callable[[str], None]) -> CandidateTable:
+                   say: Callable[[str], None], at_width: Mapping[float, Any] | None = None) -> CandidateTable:
     """The candidate table of every group at every width of the study's grouping ``plan``
     (module docstring).
 
-    ``probe`` is the study's fitted pairwise probe (width 1), named ``source``; at every other
-    width a clone of it is fitted on ``suite.at_width(w)`` through ``runner``.
+    ``probe`` is the study's fitted pairwise probe (width 1), named ``source``. At every other
+    width the probe fitted on ``suite.at_width(w)`` is ``at_width[w]`` when given (a study
+    fits it with its probes, its runs in the probes' one queue:
+    :func:`taskrel.study.steps.probe_step`), else a clone of ``probe`` fitted here through
+    ``runner`` (training only what the store lacks).
     """
     if probe is None or getattr(probe, "kind", None) != "pairwise":
         raise TaskrelError("study: field 'analysis.grouping.widths': choosing widths needs a pairwise probe as the "
                            f"grouping source (its single and pair runs at each width); the source is {source!r}")
     cost = plan.cost
     reference = network_parameters(suite, tasks, 1.0)
-    tables, runs, trained = [], {}, {}
+    tables, runs = [], {}
     for w in sorted({float(x) for x in plan.widths}):
-        at = suite.at_width(w)
-        p = probe if w == 1.0 else clone(probe).fit(at, runner)
+        p = probe if w == 1.0 else (at_width or {}).get(w) or clone(probe).fit(suite.at_width(w), runner)
         runs[f"{w:g}"] = len(p.records_)
-        if w != 1.0:  # width 1: the probe's own runs, trained (and counted) with the probes
-            trained[f"{w:g}"] = int(p.trained_)
-            say(f"capacity: width {w:g}: {runs[f'{w:g}']} single and pair runs ({trained[f'{w:g}']} trained)")
+        if w != 1.0:
+            say(f"capacity: width {w:g}: {runs[f'{w:g}']} single and pair runs")
 
         def of(group: tuple[str, ...], w: float = w) -> float:
             return network_parameters(suite, group, w) / reference
@@ -71,7 +75,7 @@ def capacity_table(plan: Any, source: str | None, probe: Any, suite: Suite, task
                                      width_cost={w: 1.0 if cost == "params" else w}))
     table = CandidateTable.concat(tables)
     table.meta["capacity"] = {"widths": sorted({float(x) for x in plan.widths}), "cost": cost,
-                              "reference_parameters": reference, "runs": runs, "trained": trained}
+                              "reference_parameters": reference, "runs": runs}
     return table
 
 

@@ -7,6 +7,7 @@ spells it) and the value.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import Any
 
 from taskrel.analysis.cluster import LINKAGES
@@ -20,23 +21,53 @@ def _fail(field: str, msg: str) -> None:
     raise TaskrelError(f"study: field {field!r}: {msg}")
 
 
-def check_study(study: Any, suite: Suite) -> tuple[list[str], list[float] | None, float | None]:
-    """The study's tasks, its budgets (sorted, with the recommendation's) and the
-    recommendation's budget (the grouping's, or the middle budget when it gives None), checked:
-    the first problem :func:`study_problems` finds is raised.
+@dataclass
+class Checked:
+    """What the checks found and made, handed to the study's steps so nothing is made twice.
+
+    ``tasks``: the study's tasks; ``probes``: the probes as they will be fitted (the study's
+    tasks and config where a probe gives none), by name; ``plans``: each probe's
+    :class:`~taskrel.plans.Plan` (made once, here); ``budgets`` and ``budget``: the grouping's
+    front (sorted, with the recommendation's) and the recommendation's budget (None: no
+    grouping); ``widths``: the grouping source's probe at every width other than 1, as
+    ``{width: (suite at that width, probe, plan)}`` (empty: no widths), ``source`` that probe's name.
+    """
+
+    tasks: list[str]
+    probes: dict[str, Any] = field(default_factory=dict)
+    plans: dict[str, Any] = field(default_factory=dict)
+    budgets: list[float] | None = None
+    budget: float | None = None
+    widths: dict[float, tuple[Suite, Any, Any]] = field(default_factory=dict)
+    source: str | None = None
+
+    def queue(self, suite: Suite) -> list[tuple[Suite, list[Any]]]:
+        """Every planned probe run, grouped by the suite it trains on (the study's, then each width's)."""
+        return [(suite, [s for plan in self.plans.values() for s in plan]),
+                *((at, list(plan)) for at, _, plan in self.widths.values())]
+
+
+def check_study(study: Any, suite: Suite) -> Checked:
+    """The study checked against ``suite``, and what the checks made: the first problem
+    :func:`study_problems` finds is raised, else the :class:`Checked` (its tasks, prepared
+    probes, each probe's plan, the grouping's budgets and the width probes' plans).
 
     ``study`` is a :class:`~taskrel.study.Study`; nothing in it is changed.
     """
-    errors = study_problems(study, suite)
+    errors, checked = examine(study, suite)
     if errors:
         raise TaskrelError(errors[0])
-    tasks = _tasks(study, suite)
-    budgets, budget = _check_grouping(study, list(study.named_probes()), len(tasks)) if study.grouping_plan() else (None, None)
-    return tasks, budgets, budget
+    return checked
 
 
 def study_problems(study: Any, suite: Suite) -> list[str]:
     """Every problem of ``study`` against ``suite`` (each naming its field), none raised."""
+    return examine(study, suite)[0]
+
+
+def examine(study: Any, suite: Suite) -> tuple[list[str], Checked | None]:
+    """Every problem of ``study`` against ``suite``, and (when there is none) the
+    :class:`Checked`; each probe is planned once, here."""
     errors: list[str] = []
 
     def attempt(fn: Any) -> Any:
@@ -49,28 +80,60 @@ def study_problems(study: Any, suite: Suite) -> list[str]:
     tasks = attempt(lambda: _tasks(study, suite))
     named = attempt(study.named_probes)
     if tasks is None or named is None:
-        return errors
+        return errors, None
     if not named:
         attempt(lambda: _fail("probes", "a study needs at least one probe ([probes.pairwise], ...)"))
     base = study.base_config()
     attempt(lambda: _check_train(base, suite))
-    planned: dict[str, list[Any]] = {}
-    for name, probe in (attempt(lambda: study.prepared_probes(tasks)) or {}).items():
-        planned[name] = attempt(lambda n=name, p=probe: _check_probe(n, p, suite, base)) or []
-    attempt(lambda: check_run_budget(study.max_runs, planned, suite, len(tasks)))
+    checked = Checked(tasks, attempt(lambda: study.prepared_probes(tasks)) or {})
+    for name, probe in checked.probes.items():
+        plan = attempt(lambda n=name, p=probe: _check_probe(n, p, suite, base))
+        if plan is not None:
+            checked.plans[name] = plan
+    _check_analyses(study, tasks, list(named), attempt)
+    if study.grouping_plan() is not None:
+        checked.budgets, checked.budget = attempt(lambda: _check_grouping(study, list(named), len(tasks))) or (None, None)
+    widths = attempt(lambda: check_widths(study, suite))
+    if widths and not errors:
+        checked.source = study.source_probe()
+        checked.widths = attempt(lambda: width_plans(widths, checked.probes.get(checked.source), suite)) or {}
+    attempt(lambda: check_run_budget(study.max_runs, _by_name(checked, suite), None, len(tasks)))
+    if study.validation is not None:
+        attempt(study.validation.check)
+    return errors, (None if errors else checked)
+
+
+def _by_name(checked: Checked, suite: Suite) -> dict[str, list[Any]]:
+    """Each probe's planned run keys by name (a width's as ``"<probe> at width w"``)."""
+    out = {name: [s.key(suite) for s in plan] for name, plan in checked.plans.items()}
+    for w, (at, probe, plan) in checked.widths.items():
+        out[f"{probe.kind} at width {w:g}"] = [s.key(at) for s in plan]
+    return out
+
+
+def _check_analyses(study: Any, tasks: list[str], named: list[str], attempt: Any) -> None:
+    """The analyses' settings: the affinity probe, auxiliary tasks and the clustering."""
     if study.affinity is not None and study.affinity not in named:
-        attempt(lambda: _fail("analysis.affinity", f"no probe named {study.affinity!r}; probes are {list(named)}"))
+        attempt(lambda: _fail("analysis.affinity", f"no probe named {study.affinity!r}; probes are {named}"))
     for t in study.auxiliary:
         if t not in tasks:
             attempt(lambda t=t: _fail("analysis.auxiliary.primary", f"unknown task {t!r}; tasks are {tasks}"))
     if study.clustering is not None:
         attempt(lambda: _check_clustering(study.clustering, len(tasks)))
-    if study.grouping_plan() is not None:
-        attempt(lambda: _check_grouping(study, list(named), len(tasks)))
-    attempt(lambda: check_widths(study, suite))
-    if study.validation is not None:
-        attempt(study.validation.check)
-    return errors
+
+
+def width_plans(widths: list[float], probe: Any, suite: Suite) -> dict[float, tuple[Suite, Any, Any]]:
+    """The grouping source ``probe`` (a prepared pairwise probe) at every width but 1: the
+    suite built at that width, a copy of the probe and its plan there."""
+    from taskrel.base import clone
+
+    out = {}
+    for w in sorted({float(x) for x in widths}):
+        if w != 1.0:
+            at = suite.at_width(w)
+            p = clone(probe)
+            out[w] = (at, p, p.plan(at))
+    return out
 
 
 def _tasks(study: Any, suite: Suite) -> list[str]:
@@ -88,15 +151,15 @@ def _check_train(config: Any, suite: Suite) -> None:
         raise TaskrelError(f"study: field 'train.loss_weights': {e}") from None
 
 
-def _check_probe(name: str, probe: Any, suite: Suite, base: Any = None) -> list[Any]:
-    """The probe checked against the suite; the runs it plans (a config the probe shares with
-    the study's [train] is checked there, once)."""
+def _check_probe(name: str, probe: Any, suite: Suite, base: Any = None) -> Any:
+    """The probe checked against the suite; its plan (a config the probe shares with the
+    study's [train] is checked there, once)."""
     try:
         cfg = probe.train_config()
         if base is None or getattr(cfg, "loss_weights", None) != getattr(base, "loss_weights", None):
             check_loss_weights(cfg, suite.task_names)
         probe.check(suite)
-        return list(probe.plan(suite))
+        return probe.plan(suite)
     except TaskrelError as e:
         raise TaskrelError(f"study: field 'probes.{name}': {e}") from None
 
@@ -214,24 +277,29 @@ def check_widths(study: Any, suite: Suite) -> list[float] | None:
 
 
 def planned_runs(study: Any, suite: Suite, store: Any = None) -> dict[str, Any]:
-    """The probe runs ``study`` plans on ``suite`` before validation: ``{"probes": {name: runs},
-    "runs": distinct runs, "stored": of those already finished in ``store`` (None: no store)}``.
-    Validation adds (layouts x seeds) runs once the probes have answered."""
-    tasks = study.task_list(suite)
-    keys: set[str] = set()
-    per: dict[str, int] = {}
-    for name, probe in study.prepared_probes(tasks).items():
-        mine = {spec.key(suite) for spec in probe.plan(suite)}
-        per[name], keys = len(mine), keys | mine
+    """The probe runs ``study`` plans on ``suite`` before validation (over ``max_runs`` too):
+    ``{"probes": {name: runs}, "runs": distinct runs, "stored": of
+    those already finished in ``store`` (None: no store)}``; a width study's runs at another
+    width count under ``"<probe> at width w"``. Validation adds (layouts x seeds) runs once the
+    probes have answered."""
     from pathlib import Path
 
     from taskrel.store import RunStore
 
+    tasks = study.task_list(suite)
+    checked = Checked(tasks, study.prepared_probes(tasks))
+    checked.plans = {name: probe.plan(suite) for name, probe in checked.probes.items()}
+    widths = check_widths(study, suite)
+    if widths:
+        checked.source = study.source_probe()
+        checked.widths = width_plans(widths, checked.probes.get(checked.source), suite)
+    per = _by_name(checked, suite)
+    keys = {k for ks in per.values() for k in ks}
     stored = None
     if store is not None:
         held = store if isinstance(store, RunStore) else (RunStore(store) if Path(store).is_dir() else None)
         stored = 0 if held is None else sum(k in held for k in keys)
-    return {"probes": per, "runs": len(keys), "stored": stored}
+    return {"probes": {name: len(set(ks)) for name, ks in per.items()}, "runs": len(keys), "stored": stored}
 
 
-__all__ = ["check_study", "check_widths", "planned_runs", "study_problems"]
+__all__ = ["Checked", "check_run_budget", "check_study", "check_widths", "examine", "planned_runs", "study_problems", "width_plans"]

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from taskrel.affinity import Affinity
+from taskrel.affinity import Affinity, Cost
 from taskrel.affinity_missing import complete_over
 from taskrel.errors import TaskrelError
 from taskrel.layout import SharingLayout
@@ -34,6 +34,8 @@ from taskrel.probes import Probe
 from taskrel.runner import Runner
 from taskrel.store import RunSpec
 from taskrel.study.capacity import matched_baselines
+from taskrel.study.checks import Checked
+from taskrel.study.findings import Grouping, StudyLayout, ValidationRow
 from taskrel.suite import Suite
 from taskrel.train import TrainConfig
 
@@ -86,45 +88,69 @@ def layout_of(suite: Suite, tasks: Sequence[str], blocks: Sequence[Sequence[str]
 @dataclass
 class Probed:
     """What the probes gave: the fitted probes and their affinities, per-probe facts (kind,
-    seeds, cost, error) and gradient-cosine trajectories, by probe name."""
+    seeds, cost, error; for the grouping source of a width study, its runs at each width) and
+    gradient-cosine trajectories, by probe name; ``at_width``: the grouping source fitted on the
+    suite at each other width (a width study's)."""
 
     fitted: dict[str, Probe] = field(default_factory=dict)
     affinities: dict[str, Affinity] = field(default_factory=dict)
     info: dict[str, dict[str, Any]] = field(default_factory=dict)
     trajectories: dict[str, dict[str, list]] = field(default_factory=dict)
+    at_width: dict[float, Probe] = field(default_factory=dict)
 
 
-def probe_step(probes: Mapping[str, Probe], suite: Suite, runner: Runner, log: Log) -> Probed:
-    """Every probe's runs in one queue (saying up front how many the store holds), then each
-    probe fitted on the filled store."""
-    specs = [s for p in probes.values() for s in p.plan(suite)]
-    keys = {s.key(suite) for s in specs}
+def probe_step(checked: Checked, suite: Suite, runner: Runner, log: Log) -> Probed:
+    """Every probe's runs, and a width study's runs at its other widths, in one queue (saying
+    up front how many the store holds), then each probe fitted on the filled store with the
+    plan the checks made (:class:`~taskrel.study.checks.Checked`): nothing is planned twice."""
+    jobs = checked.queue(suite)
+    keys = {s.key(at) for at, specs in jobs for s in specs}
     held = sum(k in runner.store for k in keys)
-    log.say(f"{len(probes)} probes plan {len(keys)} distinct runs: {held} already in the store, {len(keys) - held} to train")
-    log.guard("probe runs", lambda: runner.run(suite, specs, desc="probe runs"))
+    log.say(f"{len(checked.probes)} probes plan {len(keys)} distinct runs: {held} already in the store, {len(keys) - held} to train")
+    queued = log.guard("probe runs", lambda: runner.run_all(jobs, desc="probe runs")) or []
     out = Probed()
-    for name, probe in probes.items():
+    for name, probe in checked.probes.items():
         log.say(f"probe {name} ({probe.kind}, seeds {probe.seed_list()})")
         t0 = time.perf_counter()
-        ok = log.guard(f"probe {name}", lambda p=probe: p.fit(suite, runner))
+        ok = log.guard(f"probe {name}", lambda p=probe, n=name: p.fit(suite, runner, plan=checked.plans[n]))
         info: dict[str, Any] = {"kind": probe.kind, "seeds": probe.seed_list(), "params": _params(probe),
                                 "seconds": time.perf_counter() - t0}
         if ok is None:
             info["error"] = log.errors[-1]["error"]
         else:
             out.fitted[name] = probe
-            aff: Affinity = probe.affinity_
-            out.affinities[name] = aff
-            info |= {"cost": {"steps": aff.cost.steps, "examples": aff.cost.examples, "seconds": aff.cost.seconds,
-                              "runs": aff.cost.runs, "measure_seconds": float(aff.meta.get("measure_seconds", 0.0))},
-                     "measure": aff.measure, "failed": len(probe.failed_)}
-            if aff.missing is not None:  # entries no seed measured: their tasks are left out of the analyses
-                info["missing"] = int(aff.missing.sum())
+            out.affinities[name] = probe.affinity_
+            info |= _probe_facts(probe)
             traj = getattr(probe, "trajectory_", None)
             if traj is not None and "cosine" in traj:
                 out.trajectories[name] = cosine_trajectory(traj)
         out.info[name] = info
+    _widths(checked, queued[1:], runner, out, log)
     return out
+
+
+def _probe_facts(probe: Probe) -> dict[str, Any]:
+    """A fitted probe's cost, measure and failures (and missing entries) for the result."""
+    aff: Affinity = probe.affinity_
+    info = {"cost": {"steps": aff.cost.steps, "examples": aff.cost.examples, "seconds": aff.cost.seconds,
+                     "runs": aff.cost.runs, "measure_seconds": float(aff.meta.get("measure_seconds", 0.0))},
+            "measure": aff.measure, "failed": len(probe.failed_)}
+    if aff.missing is not None:  # entries no seed measured: their tasks are left out of the analyses
+        info["missing"] = int(aff.missing.sum())
+    return info
+
+
+def _widths(checked: Checked, queued: Sequence[Any], runner: Runner, out: Probed, log: Log) -> None:
+    """The grouping source fitted at each other width (its runs came with the probes' queue);
+    its runs and how many the queue trained, per width, in the source's info."""
+    queued = [*queued, *[None] * len(checked.widths)]  # None: the queue failed (its error is in the log)
+    for (w, (at, probe, plan)), runs in zip(checked.widths.items(), queued):
+        name = f"{probe.kind} at width {w:g}"
+        if log.guard(name, lambda p=probe, a=at, pl=plan: p.fit(a, runner, plan=pl)) is not None:
+            out.at_width[w] = probe
+        if checked.source in out.info:
+            out.info[checked.source].setdefault("widths", {})[f"{w:g}"] = {
+                "runs": len({s.key(at) for s in plan}), "trained": None if runs is None else int(runs.trained)}
 
 
 def _params(probe: Probe) -> dict[str, Any]:
@@ -200,31 +226,31 @@ def random_groupings(blocks, tasks, count: int, seed: int = 0) -> list[list[list
     return out
 
 
-def validation_layouts(validation: Any, layouts: Mapping[str, dict[str, Any]], grouping: Mapping[str, Any] | None,
-                       suite: Suite, tasks: Sequence[str], widths: bool, log: Log) -> dict[str, tuple[SharingLayout, dict[str, Any]]]:
+def validation_layouts(validation: Any, layouts: Mapping[str, StudyLayout], grouping: Grouping | None,
+                       suite: Suite, tasks: Sequence[str], widths: bool, log: Log) -> dict[str, StudyLayout]:
     """The layouts to validate, by name, each with the entry it gets in the result's layouts:
     the study's layouts, the front's (``validation.front``), random groupings of the
     recommendation's sizes and widths (``validation.random``) and the width-matched baselines
     (``validation.matched``; by default when the grouping chose ``widths``)."""
-    named = {n: (SharingLayout.from_dict(layouts[n]), layouts[n]) for n in ORDER if n in layouts}
-    front = [row for row in (grouping or {}).get("front", []) if row.get("layout")] if validation.front else []
+    named = {n: layouts[n] for n in ORDER if n in layouts}
+    front = [row for row in grouping.front if row.layout is not None] if validation.front and grouping else []
     if len(front) > FRONT_LIMIT:  # many budgets (many tasks): the front is not trained layout by layout
         log.say(f"validation: the front has {len(front)} groupings; only the recommendation is trained against the "
                 f"baselines (name at most {FRONT_LIMIT} budgets to validate the front)")
         front = []
     for row in front:
-        named[front_name(row["budget"])] = (SharingLayout.from_dict(row["layout"]), row["layout"])
-    rec = named.get("recommended", (None,))[0]
+        named[front_name(row.budget)] = StudyLayout(row.layout)
+    rec = named["recommended"].layout if "recommended" in named else None
     if rec is not None and validation.random:
         # the i-th largest random group takes the width of the i-th largest recommended group
         sizes = [rec.width_of(b[0]) for b in sorted(rec.blocks(0), key=lambda b: -len(b))]
         for i, blocks in enumerate(random_groupings(rec.blocks(0), list(tasks), validation.random), 1):
             lay = layout_of(suite, tasks, blocks, {t: w for b, w in zip(blocks, sizes) for t in b})
-            named[f"random {i}"] = (lay, lay.to_dict())
+            named[f"random {i}"] = StudyLayout(lay)
     matched = validation.matched if validation.matched is not None else widths
     if rec is not None and matched:
         for name, (lay, info) in matched_baselines(suite, list(tasks), rec).items():
-            named[name] = (lay, {**lay.to_dict(), **info})
+            named[name] = StudyLayout(lay, **info)
             log.say(f"validation: {name} at width {info['width']:g}: {info['n_parameters']} parameters "
                     f"(the recommendation has {info['target_parameters']})")
     return named
@@ -232,28 +258,27 @@ def validation_layouts(validation: Any, layouts: Mapping[str, dict[str, Any]], g
 
 @dataclass
 class Validated:
-    """The validation's layouts (name -> layout entry), rows (one per layout, seed and task:
-    ``layout``, ``seed``, ``task``, ``test_loss``, ``test_metric``, ``val_loss``,
-    ``n_parameters``, ``status``) and the cost its records state."""
+    """The validation's layouts by name, its rows (one per layout, seed and task) and the cost
+    its records state."""
 
-    layouts: dict[str, dict[str, Any]]
-    rows: list[dict[str, Any]]
-    cost: dict[str, Any]
+    layouts: dict[str, StudyLayout]
+    rows: list[ValidationRow]
+    cost: Cost
 
 
-def validate_step(validation: Any, config: TrainConfig, named: Mapping[str, tuple[SharingLayout, dict[str, Any]]],
+def validate_step(validation: Any, config: TrainConfig, named: Mapping[str, StudyLayout],
                   suite: Suite, tasks: Sequence[str], runner: Runner, log: Log) -> Validated:
     """Train every layout of ``named`` over the validation's seeds (one queue) and table the
     test scores."""
     from taskrel.probes.base import cost_of
 
-    layouts = {n: entry for n, (_, entry) in named.items()}
-    plan = {n: (lay, config) for n, (lay, _) in named.items()}
+    layouts = dict(named)
+    plan = {n: (entry.layout, config) for n, entry in named.items()}
     if validation.aggregator and "all-shared" in plan:
         name = control_name(validation.aggregator)
         shared = plan["all-shared"][0]
         plan[name] = (shared, config.with_(aggregator=validation.aggregator))
-        layouts[name] = {**shared.to_dict(), "aggregator": validation.aggregator}  # not an alias of all-shared
+        layouts[name] = StudyLayout(shared, aggregator=validation.aggregator)  # not an alias of all-shared
     runs = [(name, seed, RunSpec(lay, cfg, seed, label=f"validate {name} seed{seed}"))
             for name, (lay, cfg) in plan.items() for seed in validation.seeds]
     log.say(f"validation: {len({lay for lay, _ in plan.values()})} distinct layouts x {len(validation.seeds)} seeds, "
@@ -264,11 +289,10 @@ def validate_step(validation: Any, config: TrainConfig, named: Mapping[str, tupl
     for (name, seed, _), rec in zip(runs, records):
         for t in tasks:
             ok = rec.ok
-            rows.append({"layout": name, "seed": seed, "task": t,
-                         "test_loss": rec.loss(t, "test") if ok else None, "test_metric": rec.metric(t, "test") if ok else None,
-                         "val_loss": rec.loss(t, "val") if ok else None, "n_parameters": rec.n_parameters if ok else None,
-                         "status": "ok" if ok else "failed"})
-    return Validated(layouts, rows, {"steps": c.steps, "examples": c.examples, "seconds": c.seconds, "runs": c.runs})
+            rows.append(ValidationRow(name, seed, t, rec.loss(t, "test") if ok else None, rec.metric(t, "test") if ok else None,
+                                      rec.loss(t, "val") if ok else None, rec.n_parameters if ok else None,
+                                      "ok" if ok else "failed"))
+    return Validated(layouts, rows, Cost(c.steps, c.examples, c.seconds, c.runs))
 
 
 __all__ = ["Log", "Probed", "Validated", "control_name", "cosine_trajectory", "error_text", "front_name", "layout_of",

@@ -31,7 +31,7 @@ from taskrel.errors import TaskrelError
 from taskrel.probes import Probe
 from taskrel.runner import Runner, as_runner
 from taskrel.store import RunStore
-from taskrel.study.checks import check_study, study_problems
+from taskrel.study.checks import Checked, check_study, study_problems
 from taskrel.study.result import StudyResult, failed_runs, invocation_of, study_folder
 from taskrel.study.settings import Grouping, Validation, plain
 from taskrel.study.steps import Log
@@ -229,7 +229,8 @@ class Study(Estimator):
         """
         t_start = time.perf_counter()
         suite = suite if suite is not None else self.build_suite()
-        tasks, budgets, budget = check_study(self, suite)
+        checked = check_study(self, suite)  # every check, and each probe's plan, made once
+        tasks, budgets, budget = checked.tasks, checked.budgets, checked.budget
         own = not isinstance(runner, Runner)
         runner = as_runner(runner, progress=self.verbose)
         result = StudyResult(
@@ -241,7 +242,7 @@ class Study(Estimator):
         log = Log(self.verbose, result.errors)
         log.say(f"{self.name!r}: suite {suite.name}, {len(tasks)} tasks, store {runner.store.path}")
         try:
-            self._steps(suite, tasks, runner, budgets, budget, result, log)
+            self._steps(suite, checked, runner, result, log)
         finally:
             if own:
                 runner.close()
@@ -250,14 +251,14 @@ class Study(Estimator):
         self.result_ = result.settle()  # decided once, stored with the result
         return self
 
-    def _steps(self, suite: Suite, tasks: list[str], runner: Runner, budgets: list[float] | None, budget: float | None,
-               result: StudyResult, log: Log) -> None:
+    def _steps(self, suite: Suite, checked: Checked, runner: Runner, result: StudyResult, log: Log) -> None:
         """Probes, analyses and validation, each a function of typed inputs; outputs into ``result``."""
         from taskrel.study.analyses import analyse
         from taskrel.study.steps import leave_out, probe_step, validate_step, validation_layouts
 
+        tasks, budgets, budget = checked.tasks, checked.budgets, checked.budget
         t0 = time.perf_counter()
-        probed = probe_step(self.prepared_probes(tasks), suite, runner, log)
+        probed = probe_step(checked, suite, runner, log)
         result.affinities = {k: a.to_dict() for k, a in probed.affinities.items()}
         result.probes, result.trajectories = probed.info, probed.trajectories
         result.seconds["probes"] = time.perf_counter() - t0

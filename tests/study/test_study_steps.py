@@ -63,3 +63,73 @@ def test_pairwise_at_96_tasks_is_refused_up_front_and_the_cheap_route_passes():
     assert "plan 9314 runs (pairwise 9312, gradient 2)" in errors[0] and "4656 runs per seed at 96 tasks" in errors[0]
     assert "[probes.gradient], [probes.gradfeature]" in errors[0]
     assert check_toml(text=head + "[probes.gradient]\nseeds = 2\n") == []
+
+
+# ---------------------------------------------------------------------- plans made once, one queue
+PLANS: list[int] = []
+
+
+def _counting_pairwise():
+    from taskrel.probes import PairwiseProbe
+
+    class Counting(PairwiseProbe):
+        """A pairwise probe that counts its plans (class-wide: a study fits copies)."""
+
+        def plan(self, suite):
+            PLANS.append(1)
+            return super().plan(suite)
+
+    return Counting
+
+
+def _calls_runner(store):
+    """A runner that records, for every call, its description and the runs it trained per suite."""
+    from taskrel.runner import Runner
+
+    class Recording(Runner):
+        calls: list = []
+
+        def run_all(self, jobs, desc="runs"):
+            out = super().run_all(jobs, desc)
+            self.calls.append((desc, [r.trained for r in out]))
+            return out
+
+    return Recording(store, n_jobs=1, progress=False)
+
+
+def test_a_study_plans_each_probe_once_per_fit(tmp_path):
+    """The checks (run budget), the one queue and the probe's own fit share one plan: a probe
+    counting its plan calls sees one per study fit, on a fresh store and on a rerun."""
+    from taskrel.study import Study
+    from taskrel.train import TrainConfig
+
+    suite = get_suite("planted", n_examples=100)
+    study = Study(probes=[_counting_pairwise()()], tasks=TASKS[:3], config=TrainConfig(epochs=1), clustering=None,
+                  branched=False, validation=None, verbose=False)
+    runner = _calls_runner(tmp_path / "store")
+    for trained in (6, 0):  # 3 singles and 3 pairs; then nothing: every run is stored
+        PLANS.clear()
+        assert study.fit(suite, runner).result_.errors == []
+        assert len(PLANS) == 1
+        assert sum(sum(t) for _, t in runner.calls) == trained
+        runner.calls.clear()
+
+
+def test_a_width_study_trains_its_width_runs_in_the_probes_one_queue(tmp_path):
+    """A width study's runs at width 0.5 train in the same runner call as the probe's runs at
+    width 1: that call trains all 12, no other call trains any (there is no validation)."""
+    from taskrel.analysis import GroupingSearch
+    from taskrel.study import Grouping, Study
+    from taskrel.train import TrainConfig
+
+    suite = get_suite("planted", n_examples=100)
+    study = Study(probes=[_counting_pairwise()()], grouping=Grouping(GroupingSearch(budget=1), widths=[0.5, 1.0]),
+                  tasks=TASKS[:3], config=TrainConfig(epochs=1), clustering=None, branched=False,
+                  validation=None, verbose=False)
+    runner = _calls_runner(tmp_path / "store")
+    result = study.fit(suite, runner).result_
+    assert result.errors == [] and result.layouts.get("recommended")
+    training = [(desc, t) for desc, t in runner.calls if sum(t)]
+    assert training == [("probe runs", [6, 6])], runner.calls
+    assert result.probes["pairwise"]["widths"] == {"0.5": {"runs": 6, "trained": 6}}
+    assert result.grouping["capacity"]["runs"] == {"0.5": 6, "1": 6}

@@ -234,7 +234,8 @@ def test_a_study_offers_every_group_at_both_widths(fitted):
     g = result.grouping
     assert g["n_candidates"] == 2 * 7  # every group of three tasks at 0.5 and at 1
     assert g["capacity"]["widths"] == [0.5, 1.0] and g["capacity"]["cost"] == "params"
-    assert g["capacity"]["runs"] == {"0.5": 6, "1": 6} and g["capacity"]["trained"] == {"0.5": 6}
+    assert g["capacity"]["runs"] == {"0.5": 6, "1": 6}
+    assert result.probes["pairwise"]["widths"] == {"0.5": {"runs": 6, "trained": 6}}  # in the probes' queue
     reference = g["capacity"]["reference_parameters"]
     assert reference == network_parameters(suite, result.tasks)
     for row in g["front"]:
@@ -277,7 +278,7 @@ def test_validation_has_both_width_matched_baselines(fitted):
 
 def test_a_second_fit_trains_nothing(fitted):
     _, _, result, again, _ = fitted
-    assert again.grouping["capacity"]["trained"] == {"0.5": 0}
+    assert again.probes["pairwise"]["widths"] == {"0.5": {"runs": 6, "trained": 0}}
     assert again.layouts["recommended"] == result.layouts["recommended"]
     got = {(r["layout"], r["task"]): r["test_loss"] for r in again.validation}
     assert got == {(r["layout"], r["task"]): r["test_loss"] for r in result.validation}
@@ -291,7 +292,7 @@ def test_networks_cost_is_the_width_in_full_networks(fitted):
                       cost="networks", validation=None)
     got = networks.fit(suite, Runner(store, n_jobs=1, progress=False)).result_
     assert got.grouping["capacity"]["cost"] == "networks"
-    assert got.grouping["capacity"]["trained"] == {"0.5": 0}
+    assert got.probes["pairwise"]["widths"]["0.5"]["trained"] == 0
     for row in got.grouping["front"]:
         lay = SharingLayout.from_dict(row["layout"])
         assert row["cost"] == pytest.approx(sum(lay.width_of(b[0]) for b in lay.blocks(0)))
