@@ -127,6 +127,25 @@ def test_moleculeace_refuses_unknown_tasks_by_name():
         get_suite("moleculeace", tasks=["CHEMBL0_Ki"])
 
 
+@needs_mace
+def test_moleculeace_single_task_run_steps_through_its_own_labelled_rows_only():
+    """rows='labelled' on the real sparse suite: a run sees exactly its task's labelled training
+    molecules each epoch; rows='all' sees every training molecule (labelled for it or not)."""
+    from taskrel.layout import SharingLayout
+    from taskrel.train import TrainConfig, train
+
+    s = get_suite("moleculeace", tasks=SMALL, fp_bits=32)
+    task = SMALL[0]
+    own = int((~np.isnan(s.targets[task][s.split["train"]])).sum())
+    assert own < 0.8 * len(s.split["train"])
+    cfg = TrainConfig(epochs=2, batch_size=256, patience=5)
+    lay = SharingLayout.shared([task], s.n_stages)
+    labelled = train(s, lay, cfg.with_(rows="labelled"), seed=0)
+    every = train(s, lay, cfg, seed=0)
+    assert labelled.examples == 2 * own and every.examples == 2 * len(s.split["train"])
+    assert np.isfinite(labelled.loss(task, "test"))
+
+
 def test_moleculeace_refuses_bad_options_before_loading():
     with pytest.raises(TaskrelError, match="fp_bits"):
         get_suite("moleculeace", fp_bits=4)
