@@ -298,10 +298,6 @@ class RunStore:
             self._quarantine(key, f"run {key}: its weights cannot be loaded ({type(e).__name__})")
             raise MissingWeights(f"store: weights of run {key} are missing (damaged); it will be trained again") from None
 
-    def has_weights(self, key: str) -> bool:
-        rec = self.get(key)
-        return rec is not None and rec.ok and bool(rec.spec.get("keep_weights"))
-
     def keys(self) -> list[str]:
         """Keys of the records present (not yet verified); other files are ignored, said once."""
         out = []
