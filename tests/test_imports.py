@@ -116,7 +116,7 @@ def test_the_cycle_finder_finds_a_planted_cycle():
 
 def test_no_import_cycle():
     graph = {m: edges(m) for m in MODULES}
-    found = [" -> ".join(f"{a} (line {graph[a][b]} imports {b})" for a in comp for b in sorted(graph[a]) if b in comp)
+    found = [f"{', '.join(comp)}, through: " + "; ".join(f"{a}:{graph[a][b]} imports {b}" for a in comp for b in sorted(graph[a]) if b in comp)
              for comp in cycles(graph)]
     assert found == [], "import circles:\n" + "\n".join(found)
 
