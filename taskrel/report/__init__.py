@@ -61,9 +61,10 @@ def build_figures(result) -> tuple[list[Any], list[str]]:
 
     figs: list[Any] = []
     errors: list[str] = []
-    order = F.task_order(result.tasks, result.clustering)
-    affs = {k: v.subset([t for t in order if t in v.tasks]) for k, v in result.affinity_objects().items()}
-    stage_names = list(result.suite.get("stages") or [])
+    cl = result.clustering
+    order = F.task_order(result.tasks, None if cl is None else cl.order)
+    affs = {k: v.subset([t for t in order if t in v.tasks]) for k, v in result.affinities.items()}
+    stage_names = result.stage_names
     n = len(result.tasks)
     remaining = [t for t in order if t not in result.left_out]  # the tasks the analyses cover
     side = draw.heatmap_side(n)
@@ -98,12 +99,11 @@ def build_figures(result) -> tuple[list[Any], list[str]]:
         hm = F.heatmap_data(aff, order, title=name if aff.measure in ("", name) else f"{name} ({aff.measure})")
         add(f"heatmap-{safe_name(name)}", f"Affinity: {name}", F.heatmap_caption(hm, aff.n_seeds) + F.missing_caption(aff, result.left_out),
             (side + 1.6, side), lambda fig, hm=hm: draw.draw_heatmap(hm, fig.add_subplot()))
-    cl = result.clustering
-    if cl and cl.get("dendrogram"):
+    if cl is not None and cl.dendrogram is not None:
         groups = [list(b) for b in rec.blocks(0)] if rec is not None else None
-        note = F.cluster_note(cl, groups, (result.grouping or {}).get("budget"))
-        add("dendrogram", "Task clusters", f"Hierarchical clustering of the {cl['probe']} affinity; {cl['n_clusters']} clusters. {note}",
-            (5.5, max(2.6, 0.32 * n + 0.8)), lambda fig: draw.draw_dendrogram(cl["dendrogram"], cl["clusters"], fig.add_subplot()))
+        note = F.cluster_note(cl.clusters, groups, None if result.grouping is None else result.grouping.budget)
+        add("dendrogram", "Task clusters", f"Hierarchical clustering of the {cl.probe} affinity; {cl.n_clusters} clusters. {note}",
+            (5.5, max(2.6, 0.32 * n + 0.8)), lambda fig: draw.draw_dendrogram(cl.dendrogram, cl.clusters, fig.add_subplot()))
     for name, aff in affs.items():
         if aff.is_staged:
             maps = F.stage_heatmaps(aff, order)
@@ -124,7 +124,7 @@ def build_figures(result) -> tuple[list[Any], list[str]]:
         rows, cols = draw.grid_shape(len(panels))
         add("agreement", "Probe agreement", "Do the probes agree? Each point is one source→target pair; legend: Spearman's rank correlation and each probe's compute time.",
             (3.6 * cols, 3.3 * rows), lambda fig: draw.draw_agreement_grid(panels, fig))
-    for primary in dict.fromkeys(e["primary"] for e in result.auxiliary):
+    for primary in dict.fromkeys(e.primary for e in result.auxiliary):
         df = F.auxiliary_data(result.auxiliary, primary)
         add(f"auxiliary-{safe_name(primary)}", f"Auxiliary tasks for {primary}", "Which tasks help the primary task most (error bars: std over seeds).",
             (min(3.2 * df["probe"].nunique() + 1.2, 10.5), max(2.5, 0.34 * df["source"].nunique() + 1.2)),
@@ -143,14 +143,12 @@ def _with_recorded_seconds(result, panels: list[Any]) -> list[Any]:
 
 def _recorded(result, label: str, fallback: float) -> float:
     """A probe's compute seconds from its runs' records (``label`` may carry a stage suffix)."""
-    from taskrel.report.access import probe_compute_seconds
-
-    seconds = probe_compute_seconds(result, label.split(" [", 1)[0])
+    seconds = result.probe_compute_seconds(label.split(" [", 1)[0])
     return fallback if seconds is None else seconds
 
 
 def _budget_caption(result, d) -> str:
-    budget = (result.grouping or {}).get("budget")
+    budget = None if result.grouping is None else result.grouping.budget
     scale = ("Predicted (blue: the search's estimate of the loss per task, validation split) and measured (red: the "
              "grouping chosen at each budget, trained and scored on the test split) share one axis, so their gap is "
              "the search's error." if d.same_scale else
@@ -170,7 +168,6 @@ def write_report(result, out: str | Path, quiet: bool = True) -> dict[str, Path]
     Reproduce commands work.
     """
     from taskrel.files import atomic_write_bytes, atomic_write_text, remove_stale_temporaries
-    from taskrel.report.access import decision_of
     from taskrel.report.answer import decided_file, decided_width, needs_study_file, summary
     from taskrel.report.html import html_report, markdown_report
 
@@ -195,13 +192,13 @@ def write_report(result, out: str | Path, quiet: bool = True) -> dict[str, Path]
     if result.recommended is not None:
         paths["layout"] = inside(out, "layout.json")
         atomic_write_text(paths["layout"], json.dumps(result.recommended.to_dict(), indent=1))
-    d = decision_of(result)
+    d = result.decision
     if decided_width(result, d) is not None:  # a width-matched baseline won: its layout, for the train command
         paths["decided"] = inside(out, decided_file(d))
         atomic_write_text(paths["decided"], json.dumps(result.layout(d.decided_by).to_dict(), indent=1))
     if needs_study_file(result):
         paths["study"] = inside(out, "study.toml")
-        atomic_write_text(paths["study"], result.study["source"])
+        atomic_write_text(paths["study"], result.source)
     if fig_errors and not quiet:
         for e in fig_errors:
             print(f"taskrel report: figure not drawn: {e}", file=sys.stderr)

@@ -11,13 +11,12 @@ import json
 import math
 import shlex
 import textwrap
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from taskrel.report.access import built_in_python, decision_of
 from taskrel.report.capacity import (
     CapacityView,
     capacity_view,
@@ -28,6 +27,7 @@ from taskrel.report.capacity import (
 from taskrel.report.figures import headline
 from taskrel.report.heatmaps import decimals_for, fmt
 from taskrel.study.decision import CANNOT_TELL, SEPARATE, SHARE, SHARED, Decision
+from taskrel.study.findings import GroupingFront
 from taskrel.study.result import RESULT_FILE
 
 BASELINE_FIRST = ("all-shared", "all-separate", "all-shared matched", "all-separate matched", "branched")
@@ -53,11 +53,9 @@ def shown_path(path: str | Path, cwd: str | None) -> str:
 
 
 def _out_as_typed(result, out: str | Path | None) -> str:
-    inv = result.invocation or {}
-    cwd = inv.get("cwd")
     if out is None:
-        return inv.get("out") or "."
-    return shown_path(Path(out).resolve(), cwd)
+        return result.invocation.out or "."
+    return shown_path(Path(out).resolve(), result.invocation.cwd)
 
 
 def train_command(result, out: str | Path | None = None, layout: str | None = None) -> str:
@@ -71,13 +69,12 @@ def train_command(result, out: str | Path | None = None, layout: str | None = No
     >>> train_command(r, "/p/reports/x")
     'taskrel train digits --tasks a,b --epochs 5 --layout reports/x/layout.json'
     """
-    study = result.study
-    opts = "".join(f" -o {shlex.quote(f'{k}={json.dumps(v)}')}" for k, v in (study.get("suite_options") or {}).items())
-    train = study.get("train") or {}
+    opts = "".join(f" -o {shlex.quote(f'{k}={json.dumps(v)}')}" for k, v in result.suite_options.items())
+    train = result.train_settings
     extra = "".join(f" --{k} {shlex.quote(str(train[k]))}" for k in ("epochs", "lr") if k in train)
     layout = layout or (Path(_out_as_typed(result, out)) / "layout.json").as_posix()
     tasks = ",".join(result.remaining_tasks)  # a left-out task is in no recommended layout
-    return (f"taskrel train {shlex.quote(str(study.get('suite')))}{opts} --tasks {shlex.quote(tasks)}"
+    return (f"taskrel train {shlex.quote(result.suite_name)}{opts} --tasks {shlex.quote(tasks)}"
             f"{extra} --layout {shlex.quote(layout)}")
 
 
@@ -86,19 +83,18 @@ def reproduce_commands(result, out: str | Path | None = None) -> list[str]:
     study ran. A study given as an object (no file) is rerun from ``study.toml``, which the
     report writes next to itself. A study built in Python gets no ``taskrel study`` command
     (no file describes it), and ``taskrel report`` only where its saved result is in ``out``."""
-    inv = result.invocation or {}
-    cwd = inv.get("cwd")
+    inv = result.invocation
     where = _out_as_typed(result, out)
-    if built_in_python(result):
+    if result.built_in_python:
         saved = out is not None and (Path(out) / RESULT_FILE).is_file()
         return [f"taskrel report {shlex.quote(where)}"] if saved else []
-    if inv.get("study_file"):
-        study_file = shown_path(inv["study_file"], cwd)
+    if inv.study_file:
+        study_file = shown_path(inv.study_file, inv.cwd)
     elif needs_study_file(result):
         study_file = (Path(where) / "study.toml").as_posix()
     else:  # the built-in default study
         study_file = ""
-    store = shown_path(inv["store"], cwd) if inv.get("store") else "runs"
+    store = shown_path(inv.store, inv.cwd) if inv.store else "runs"
     study = f"taskrel study {shlex.quote(study_file)} " if study_file else "taskrel study "
     return [f"{study}--store {shlex.quote(store)} --out {shlex.quote(where)}", f"taskrel report {shlex.quote(where)}"]
 
@@ -108,10 +104,9 @@ def needs_study_file(result) -> bool:
     run from a parsed object, other than the built-in default study."""
     from importlib.resources import files
 
-    source = result.study.get("source") or ""
-    if (result.invocation or {}).get("study_file") or not source:
+    if result.study_file or not result.source:
         return False
-    return source != files("taskrel.study").joinpath("default.toml").read_text(encoding="utf-8")
+    return result.source != files("taskrel.study").joinpath("default.toml").read_text(encoding="utf-8")
 
 
 def python_snippet(result, out: str | Path | None = None) -> str | None:
@@ -135,9 +130,9 @@ def python_snippet(result, out: str | Path | None = None) -> str | None:
     model = taskrel.build_model(layout, suite)  # a torch.nn.Module: train it in your own loop, or
     trained = train(suite, layout, taskrel.TrainConfig(epochs=5, lr=0.01), seed=0)
     """
-    if not built_in_python(result):
+    if not result.built_in_python:
         return None
-    d = decision_of(result)
+    d = result.decision
     tasks = list(result.remaining_tasks)
     chosen = decided_layout(result, d, out)
     if chosen in ("separate", "shared"):
@@ -147,7 +142,7 @@ def python_snippet(result, out: str | Path | None = None) -> str | None:
         path = chosen or (Path(_out_as_typed(result, out)) / "layout.json").as_posix()
         make = f"taskrel.SharingLayout.from_dict(json.load(open({json.dumps(path)})))"
         lines = ["import json", "import taskrel", "from taskrel.train import train", ""]
-    train = result.study.get("train") or {}
+    train = result.train_settings
     cfg = ", ".join(f"{k}={train[k]!r}" for k in ("epochs", "lr", "batch_size") if k in train)
     return "\n".join(lines + [
         "# suite: the taskrel.Suite you passed to Study.fit",
@@ -217,24 +212,24 @@ def comparison_table(d: Decision, n_tasks: int) -> tuple[list[str], list[list[st
 
 
 def answer_view(result, out: str | Path | None = None) -> AnswerView:
-    d = decision_of(result)
+    d = result.decision
     head = headline(result)
     groups = head["groups"]
-    budget = (result.grouping or {}).get("budget")
+    g = result.grouping
+    budget = None if g is None else g.budget
     note = ""
     if budget is not None:
-        cost = ((result.grouping or {}).get("capacity") or {}).get("cost")
-        unit = " (parameters over the width-1 all-shared network's)" if cost == "params" else " network(s)"
-        where = "" if built_in_python(result) else " (the study file's analysis.grouping.budget)"
+        unit = " (parameters over the width-1 all-shared network's)" if g.params_cost else " network(s)"
+        where = "" if result.built_in_python else " (the study file's analysis.grouping.budget)"
         note = (f"Budget: at most {budget:g}{unit}{where}; the groups above are what the search chose within it. "
                 "The budget figure below shows what each other budget predicted and measured.")
     ch, cr = comparison_table(d, len(result.remaining_tasks))
     python = python_snippet(result, out)
     return AnswerView(d, decision_title(d, len(groups) if groups else None, decided_width(result, d)), answer_style(d),
                       groups, note, cr, ch, measured_line(head["measured"], len(result.remaining_tasks)),
-                      result.compute_seconds(), result.seconds.get("total"),
+                      result.compute_seconds(), result.wall_seconds,
                       "" if python else train_command(result, out, decided_layout(result, d, out)),
-                      reproduce_commands(result, out), (result.invocation or {}).get("cwd", ""),
+                      reproduce_commands(result, out), result.invocation.cwd or "",
                       group_labels(result.recommended, is_width_study(result), " + "), capacity_view(result, d), python)
 
 
@@ -294,8 +289,8 @@ def decided_layout(result, d: Decision, out: str | Path | None) -> str | None:
 
 def decided_width(result, d: Decision) -> float | None:
     """The width of the baseline whose win is the decision, when it is a width-matched one."""
-    w = (result.layouts.get(d.decided_by or "") or {}).get("width")
-    return None if w is None else float(w)
+    entry = result.layouts.get(d.decided_by or "")
+    return None if entry is None or entry.width is None else float(entry.width)
 
 
 # ---------------------------------------------------------------------- JSON and terminal
@@ -304,7 +299,7 @@ def summary(result, out: str | Path | None = None) -> dict[str, Any]:
     from taskrel.study.result import jsonable
 
     head = headline(result)
-    d = decision_of(result)
+    d = result.decision
     widths = is_width_study(result)
     title = decision_title(d, len(head["groups"]) if head["groups"] else None, decided_width(result, d))
     cap = capacity_view(result, d)
@@ -318,26 +313,34 @@ def summary(result, out: str | Path | None = None) -> dict[str, Any]:
               "stability_ari": d.stability_ari, "probe_agreement": d.probe_agreement}
     return jsonable({
         "study": result.name,
-        "suite": result.suite.get("name"),
+        "suite": result.suite.get("name"),  # the name the suite gave itself (suite_name: the one the study asked for)
         "tasks": result.tasks,
         "left_out": result.left_out,
         "answer": answer,
-        "recommended_layout": result.layouts.get("recommended"),
+        "recommended_layout": None if result.recommended is None else result.recommended.to_dict(),
         "validation": result.validation_summary().to_dict(orient="records"),
-        "grouping": None if not result.grouping else {k: v for k, v in result.grouping.items() if k != "front"}
-        | {"front": [{**{k: r.get(k) for k in ("budget", "cost", "objective", "blocks", "networks")},
-                      "groups": front_groups(r, widths)} for r in result.grouping["front"]]},
-        "clusters": (result.clustering or {}).get("clusters"),
-        "probes": result.probes,
-        "failed_runs": result.failed_runs,
-        "errors": result.errors,
+        "grouping": _grouping_summary(result.grouping, widths),
+        "clusters": None if result.clustering is None else result.clustering.clusters,
+        "probes": {k: p.to_dict() for k, p in result.probes.items()},
+        "failed_runs": [r.to_dict() for r in result.failed_runs],
+        "errors": [p.to_dict() for p in result.problems],
         "compute_seconds": result.compute_seconds(),
-        "validation_cost": result.validation_cost,
+        "validation_cost": asdict(result.validation_cost),
         "seconds": result.seconds,
         "reproduce": reproduce_commands(result, out),
         "train": train_command(result, out),
         "created": result.created,
     })
+
+
+def _grouping_summary(g: GroupingFront | None, widths: bool) -> dict[str, Any] | None:
+    """The grouping for the JSON summary: each front row's budget, cost, objective, blocks,
+    networks and groups (with widths in a width study)."""
+    if g is None:
+        return None
+    front = [{"budget": r.budget, "cost": r.cost, "objective": r.objective, "blocks": r.blocks, "networks": r.networks,
+              "groups": front_groups(r, widths)} for r in g.front]
+    return {k: v for k, v in g.to_dict().items() if k != "front"} | {"front": front}
 
 
 def aligned(rows: list[list[str]], numeric: set[int] = frozenset()) -> list[str]:
@@ -354,7 +357,7 @@ def aligned(rows: list[list[str]], numeric: set[int] = frozenset()) -> list[str]
 def summary_text(result) -> str:
     """The end of ``taskrel study`` in a terminal: the decision, why, how sure, and the paired
     comparisons as an aligned table."""
-    d = decision_of(result)
+    d = result.decision
     head = headline(result)
     labels = " | ".join(group_labels(result.recommended, is_width_study(result)) or [])
     at = decided_width(result, d)

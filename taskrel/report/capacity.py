@@ -19,6 +19,7 @@ from typing import Any
 
 from taskrel.layout import SharingLayout
 from taskrel.study.decision import MATCHED_DECISION, Comparison, Decision, seeds_needed
+from taskrel.study.findings import FrontRow
 
 MATCHED_WORDS = {"all-shared matched": "all-shared widened", "all-separate matched": "all-separate narrowed"}
 
@@ -27,14 +28,15 @@ def is_width_study(result) -> bool:
     """Whether the study chose widths or validated width-matched baselines or layouts with widths.
 
     >>> from taskrel.study.result import StudyResult
-    >>> is_width_study(StudyResult(study={}, suite={}, tasks=["a"], grouping={"capacity": {"widths": [0.5, 1.0]}}))
+    >>> grouping = {"source": "p", "table": "hoa", "capacity": {"widths": [0.5, 1.0], "cost": "params"}}
+    >>> is_width_study(StudyResult(study={}, suite={}, tasks=["a"], grouping=grouping))
     True
     >>> is_width_study(StudyResult(study={}, suite={}, tasks=["a"]))
     False
     """
-    if (result.grouping or {}).get("capacity"):
+    if result.grouping is not None and result.grouping.capacity is not None:
         return True
-    return any(name in MATCHED_DECISION or lay.get("widths") for name, lay in result.layouts.items())
+    return any(name in MATCHED_DECISION or entry.layout.widths for name, entry in result.layouts.items())
 
 
 def block_label(layout: SharingLayout, block, widths: bool = False, sep: str = "+") -> str:
@@ -59,22 +61,21 @@ def group_labels(layout: SharingLayout | None, widths: bool = False, sep: str = 
     return [block_label(layout, b, widths, sep) for b in layout.blocks(0)]
 
 
-def front_groups(row: dict[str, Any], widths: bool = False) -> str:
+def front_groups(row: FrontRow, widths: bool = False) -> str:
     """A budget-front row's groups, each with its width (from the row's layout), or
     ``"infeasible"`` when nothing fits the budget.
 
     >>> lay = SharingLayout.groups([["a", "b"], ["c"]], 2).with_widths({"a": 0.5, "b": 0.5})
-    >>> front_groups({"blocks": [["a", "b"], ["c"]], "layout": lay.to_dict()}, widths=True)
+    >>> front_groups(FrontRow(2.0, blocks=[["a", "b"], ["c"]], layout=lay), widths=True)
     'a+b@0.5 | c@1'
-    >>> front_groups({"blocks": None})
+    >>> front_groups(FrontRow(0.5))
     'infeasible'
     """
-    if not row.get("blocks"):
+    if not row.feasible:
         return "infeasible"
-    if row.get("layout"):
-        lay = SharingLayout.from_dict(row["layout"])
-        return " | ".join(block_label(lay, b, widths) for b in lay.blocks(0))
-    return " | ".join("+".join(b) for b in row["blocks"])
+    if row.layout is not None:
+        return " | ".join(block_label(row.layout, b, widths) for b in row.layout.blocks(0))
+    return " | ".join("+".join(b) for b in row.blocks)
 
 
 # ---------------------------------------------------------------------- the paragraph
@@ -115,10 +116,10 @@ def _row(result, d: Decision, name: str) -> CapacityRow | None:
     info = result.layouts.get(name)
     if info is None:
         return None
-    width, n, target = info.get("width"), info.get("n_parameters"), info.get("target_parameters")
+    width, n, target = info.width, info.n_parameters, info.target_parameters
     c = _comparison_of(d, name)
     if c is None:  # the same layout as the recommendation, or no paired seeds
-        same = result.recommended is not None and SharingLayout.from_dict(info) == result.recommended
+        same = result.recommended is not None and info.layout == result.recommended
         return CapacityRow(name, width, n, target, 0.0 if same else None, None, 0,
                            "the recommendation itself" if same else "not measured")
     gain = -c.mean_diff
@@ -175,15 +176,14 @@ def capacity_view(result, d: Decision | None = None) -> CapacityView | None:
     narrowed to its parameter count, each paired over seeds with its 95% interval."""
     if not any(n in result.layouts for n in MATCHED_DECISION):
         return None
-    from taskrel.report.access import decision_of
-
-    d = d or decision_of(result)
+    d = d or result.decision
     rows = [r for r in (_row(result, d, n) for n in ("all-shared matched", "all-separate matched")) if r is not None]
     target = next((r.target_parameters for r in rows if r.target_parameters), None)
     parts = [_sentence(r, d) for r in rows]
     head = f"The recommendation has {target} parameters. " if target else ""
     body = "At the same parameter count, " + "; ".join(parts) + "." if parts else ""
-    widths = [float(w) for w in ((result.grouping or {}).get("capacity") or {}).get("widths", [])]
+    cap = None if result.grouping is None else result.grouping.capacity
+    widths = [] if cap is None else [float(w) for w in cap.widths]
     return CapacityView(rows, (head + body + " " + _conclusion(rows)).strip(), target, widths)
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from taskrel.report.figures import AgreementPanel, BudgetData, GradientCurves, HeatmapData, TreeData
+from taskrel.study.findings import Dendrogram
 
 # Text in the figures: points at SAVEFIG_DPI. A label of LABEL_PT is LABEL_PT * SAVEFIG_DPI / 72
 # pixels in the PNG (about 15 px), so it stays >= 11 px on the page unless the browser shrinks
@@ -131,11 +132,11 @@ def _wrap(text: str, width: int = 34) -> str:
     return "\n".join(textwrap.wrap(text, width))
 
 
-def draw_dendrogram(dendro: dict[str, Any], clusters: list[list[str]], ax) -> None:
+def draw_dendrogram(dendro: Dendrogram, clusters: list[list[str]], ax) -> None:
     colour = {t: PALETTE[c % len(PALETTE)] for c, ts in enumerate(clusters) for t in ts}
-    for xs, ys in zip(dendro["icoord"], dendro["dcoord"]):
+    for xs, ys in zip(dendro.icoord, dendro.dcoord):
         ax.plot(ys, xs, color="#555555", lw=1.4)
-    leaves = dendro["ivl"]
+    leaves = dendro.ivl
     ys = [5 + 10 * i for i in range(len(leaves))]
     ax.set_yticks(ys)
     ax.set_yticklabels(leaves)

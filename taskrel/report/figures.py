@@ -18,21 +18,22 @@ from taskrel.affinity import Affinity
 from taskrel.layout import SharingLayout
 from taskrel.report.capacity import front_groups
 from taskrel.report.heatmaps import HeatmapData, heatmap_caption, heatmap_data, stage_heatmaps
+from taskrel.study.findings import AuxiliaryRanking, GroupingFront
 
 __all__ = ["HeatmapData", "heatmap_caption", "heatmap_data", "stage_heatmaps"]  # re-exported: figure data lives here
 
 
-def task_order(tasks: list[str], clustering: dict[str, Any] | None = None) -> list[str]:
-    """Tasks in the clustering's order (dendrogram leaves), else as given.
+def task_order(tasks: list[str], order: list[str] | None = None) -> list[str]:
+    """Tasks in the clustering's ``order`` (dendrogram leaves), else as given.
 
-    >>> task_order(["a", "b", "c"], {"order": ["c", "a", "b"]})
+    >>> task_order(["a", "b", "c"], ["c", "a", "b"])
     ['c', 'a', 'b']
-    >>> task_order(["a", "b"], {"order": ["b", "x"]})
+    >>> task_order(["a", "b"], ["b", "x"])
     ['b', 'a']
     """
-    if not clustering or not clustering.get("order"):
+    if not order:
         return list(tasks)
-    head = [t for t in clustering["order"] if t in tasks]
+    head = [t for t in order if t in tasks]
     return head + [t for t in tasks if t not in head]
 
 
@@ -146,17 +147,17 @@ def _ranks(v: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------- auxiliary
-def auxiliary_data(entries: list[dict[str, Any]], primary: str) -> pd.DataFrame:
+def auxiliary_data(entries: list[AuxiliaryRanking], primary: str) -> pd.DataFrame:
     """Rankings of every source for ``primary``, one row per (probe, source), best first.
 
     The order of sources is the first probe's ranking.
     """
     rows = []
     for e in entries:
-        if e["primary"] != primary:
+        if e.primary != primary:
             continue
-        for r in e["rows"]:
-            rows.append({"probe": e["probe"], "source": r["source"], "affinity": r["affinity"], "std": r["std"]})
+        for r in e.rows:
+            rows.append({"probe": e.probe, "source": r.source, "affinity": r.affinity, "std": r.std})
     df = pd.DataFrame(rows, columns=["probe", "source", "affinity", "std"])
     if df.empty:
         return df
@@ -169,7 +170,7 @@ def auxiliary_data(entries: list[dict[str, Any]], primary: str) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------- Pareto front
-def pareto_data(grouping: dict[str, Any] | None, summary: pd.DataFrame | None, n_tasks: int) -> pd.DataFrame:
+def pareto_data(grouping: GroupingFront | None, summary: pd.DataFrame | None, n_tasks: int) -> pd.DataFrame:
     """Per budget: the cost used, predicted loss (or score) per task, validated test loss.
 
     ``predicted`` is the search objective divided by the number of tasks (the mean over tasks
@@ -179,20 +180,20 @@ def pareto_data(grouping: dict[str, Any] | None, summary: pd.DataFrame | None, n
     cols = ["budget", "cost", "predicted", "validated_mean", "validated_std", "groups"]
     if not grouping:
         return pd.DataFrame(columns=cols)
-    from taskrel.report.access import front_name
+    from taskrel.study.steps import front_name
 
     val = {} if summary is None or summary.empty else summary.set_index("layout")
     rows = []
-    for r in grouping["front"]:
-        name = front_name(r["budget"])
+    for r in grouping.front:
+        name = front_name(r.budget)
         has = len(val) and name in val.index
         rows.append({
-            "budget": float(r["budget"]),
-            "cost": np.nan if r["cost"] is None else float(r["cost"]),
-            "predicted": np.nan if r["objective"] is None else float(r["objective"]) / n_tasks,
+            "budget": float(r.budget),
+            "cost": np.nan if r.cost is None else float(r.cost),
+            "predicted": np.nan if r.objective is None else float(r.objective) / n_tasks,
             "validated_mean": float(val.loc[name, "test_loss_mean"]) if has else np.nan,
             "validated_std": float(val.loc[name, "test_loss_std"]) if has else np.nan,
-            "groups": front_groups(r, bool(grouping.get("capacity"))) if r.get("blocks") else "",
+            "groups": front_groups(r, grouping.capacity is not None) if r.feasible else "",
         })
     return pd.DataFrame(rows, columns=cols).sort_values("budget").reset_index(drop=True)
 
@@ -212,15 +213,14 @@ class BudgetData:
     unit: str = "networks trained"  # what the budget counts
 
 
-def budget_data(grouping: dict[str, Any] | None, summary: pd.DataFrame | None, n_tasks: int) -> BudgetData:
+def budget_data(grouping: GroupingFront | None, summary: pd.DataFrame | None, n_tasks: int) -> BudgetData:
     """:func:`pareto_data` with the measured baselines: all-shared at one network, all-separate
     at one network per task. A study that chose widths at a cost in parameters puts every
     baseline (the width-matched ones too) at its parameter count over the width-1 all-shared
     network's, the unit its budgets are in."""
     df = pareto_data(grouping, summary, n_tasks)
-    g = grouping or {}
-    cap = g.get("capacity") or {}
-    ref = cap.get("reference_parameters") if cap.get("cost") == "params" else None
+    cap = None if grouping is None else grouping.capacity
+    ref = cap.reference_parameters if grouping is not None and grouping.params_cost else None
     base: dict[str, tuple[float, float, float]] = {}
     s = summary.set_index("layout") if summary is not None and not summary.empty else None
     for name, x in (("all-shared", 1.0), ("all-separate", float(n_tasks)), ("all-shared matched", None),
@@ -233,25 +233,26 @@ def budget_data(grouping: dict[str, Any] | None, summary: pd.DataFrame | None, n
             base[name] = (x, float(s.loc[name, "test_loss_mean"]), float(s.loc[name, "test_loss_std"]))
     unit = "parameters / the width-1 all-shared network's" if ref else \
         "networks trained (a network at width w counts w)" if cap else "networks trained"
-    return BudgetData(df, base, g.get("budget"), not g.get("higher_is_better", False), unit)
+    return BudgetData(df, base, None if grouping is None else grouping.budget,
+                      grouping is None or not grouping.higher_is_better, unit)
 
 
-def cluster_note(clustering: dict[str, Any] | None, groups: list[list[str]] | None, budget: float | None) -> str:
+def cluster_note(clusters: list[list[str]] | None, groups: list[list[str]] | None, budget: float | None) -> str:
     """One sentence reconciling the dendrogram's clusters with the recommended groups.
 
-    >>> cluster_note({"clusters": [["a", "b"], ["c"]], "n_clusters": 2}, [["a", "b"], ["c"]], 2)
+    >>> cluster_note([["a", "b"], ["c"]], [["a", "b"], ["c"]], 2)
     'The recommended groups are these clusters.'
-    >>> cluster_note({"clusters": [["a", "b", "c"]], "n_clusters": 1}, [["a"], ["b", "c"]], 2)[:60]
+    >>> cluster_note([["a", "b", "c"]], [["a"], ["b", "c"]], 2)[:60]
     'The recommended groups (2, from the grouping search under a '
     """
-    if not clustering or not groups:
+    if not clusters or not groups:
         return ""
-    same = {frozenset(c) for c in clustering["clusters"]} == {frozenset(g) for g in groups}
+    same = {frozenset(c) for c in clusters} == {frozenset(g) for g in groups}
     if same:
         return "The recommended groups are these clusters."
     b = f"{budget:g}" if budget is not None else "?"
     return (f"The recommended groups ({len(groups)}, from the grouping search under a budget of {b} networks, which "
-            f"predicts each group's loss) differ from these {clustering['n_clusters']} clusters (from the affinity "
+            f"predicts each group's loss) differ from these {len(clusters)} clusters (from the affinity "
             "alone): the two answer different questions, and where they disagree the measured validation decides.")
 
 
@@ -307,8 +308,7 @@ def headline(result) -> dict[str, Any]:
 
     ``gain_vs_*`` is the relative reduction of mean test loss, in percent (positive = better).
     """
-    summary = result.validation_summary()
-    rows = {r["layout"]: r for r in summary.to_dict(orient="records")}
+    rows = {r.layout: r for r in result.validation_summary().itertuples(index=False)}
     out: dict[str, Any] = {"recommended": None, "groups": None, "measured": {}, "gain_vs": {}}
     rec = result.recommended
     if rec is not None:
@@ -317,9 +317,9 @@ def headline(result) -> dict[str, Any]:
     for name in ("recommended", "branched", "all-shared", "all-separate"):
         if name in rows:
             r = rows[name]
-            out["measured"][name] = {"test_loss": r["test_loss_mean"], "std": r["test_loss_std"],
-                                     "test_metric": r["test_metric_mean"], "metric_std": r["test_metric_std"],
-                                     "seeds": int(r["n_seeds"]), "parameters": r["n_parameters"]}
+            out["measured"][name] = {"test_loss": r.test_loss_mean, "std": r.test_loss_std,
+                                     "test_metric": r.test_metric_mean, "metric_std": r.test_metric_std,
+                                     "seeds": int(r.n_seeds), "parameters": r.n_parameters}
     pooled = _random_pool(result)
     if pooled is not None:
         out["measured"]["random groupings"] = pooled

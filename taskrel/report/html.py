@@ -104,23 +104,22 @@ def _count(x: Any) -> str:
 def validation_table(result) -> tuple[list[str], list[list[Any]]]:
     """The validation table: one row per trained layout, named ones first; each layout's
     parameter count beside its loss, and in a width study each group's width."""
-    metric = ", ".join(sorted({t.get("metric", "") for t in result.suite.get("tasks", [])})) or "metric"
+    metric = ", ".join(result.metrics) or "metric"
     head = ["layout", "groups", "parameters", "test loss per task (mean ± std)", f"test {metric}", "seeds"]
     order = ["recommended", "branched", *BASELINES, "all-shared matched", "all-separate matched"]
-    summ = result.validation_summary().to_dict(orient="records")
-    summ.sort(key=lambda r: (order.index(r["layout"]) if r["layout"] in order else len(order), r["layout"]))
+    summ = list(result.validation_summary().itertuples(index=False))
+    summ.sort(key=lambda r: (order.index(r.layout) if r.layout in order else len(order), r.layout))
     named = {n: result.layout(n) for n in order if n in result.layouts}
-    stages = list(result.suite.get("stages") or [])
     widths = is_width_study(result)
     rows = []
     for r in summ:
-        label = r["layout"]
+        label = r.layout
         if label not in named and label in result.layouts:
             same = [n for n, lay in named.items() if lay == result.layout(label)]
             label += f" (= {same[0]})" if same else ""
-        text = layout_text(result.layout(r["layout"]), stages, widths) if r["layout"] in result.layouts else ""
-        rows.append([label, text, _count(r["n_parameters"]), f"{_num(r['test_loss_mean'])} ± {_num(r['test_loss_std'])}",
-                     f"{_num(r['test_metric_mean'], 3)} ± {_num(r['test_metric_std'], 3)}", r["n_seeds"]])
+        text = layout_text(result.layout(r.layout), result.stage_names, widths) if r.layout in result.layouts else ""
+        rows.append([label, text, _count(r.n_parameters), f"{_num(float(r.test_loss_mean))} ± {_num(float(r.test_loss_std))}",
+                     f"{_num(float(r.test_metric_mean), 3)} ± {_num(float(r.test_metric_std), 3)}", int(r.n_seeds)])
     return head, rows
 
 
@@ -130,11 +129,11 @@ PROBE_HEAD = ["probe", "kind", "seeds", "runs", "compute (s, from its runs' reco
 def probe_rows(result) -> list[list[Any]]:
     rows = []
     for name, p in result.probes.items():
-        cost = p.get("cost") or {}
-        rows.append([name, p["kind"], ", ".join(map(str, p["seeds"])), cost.get("runs", "–"),
-                     _num(float(cost["seconds"]), 1) if cost else "–", _num(float(p["seconds"]), 1),
-                     f"failed: {p['error']}" if p.get("error") else
-                     f"partial: {p['missing']} entries with no successful run" if p.get("missing") else "ok"])
+        cost = p.cost
+        rows.append([name, p.kind, ", ".join(map(str, p.seeds)), "–" if cost is None else cost.runs,
+                     "–" if cost is None else _num(float(cost.seconds), 1), _num(float(p.seconds), 1),
+                     f"failed: {p.error}" if p.error else
+                     f"partial: {p.missing} entries with no successful run" if p.missing else "ok"])
     return rows
 
 
@@ -146,14 +145,13 @@ def front_table(result) -> tuple[list[str], list[list[str]]]:
     """The budget front: budget, cost, predicted loss per task and the groups (each with its
     width in a width study); budget and cost in the table's unit (networks, or parameters
     relative to the width-1 all-shared network)."""
-    g = result.grouping or {}
+    g = result.grouping
     n = len(result.remaining_tasks)
-    params = (g.get("capacity") or {}).get("cost") == "params"
-    unit = "parameters / width-1 all-shared" if params else "networks"
+    unit = "parameters / width-1 all-shared" if g is not None and g.params_cost else "networks"
     head = [f"budget ({unit})", f"cost ({unit})", "predicted loss per task (val)", "groups"]
     widths = is_width_study(result)
-    rows = [[_g(r["budget"]), _g(r["cost"]), _num(None if r["objective"] is None else r["objective"] / n),
-             front_groups(r, widths)] for r in g.get("front", [])]
+    rows = [[_g(r.budget), _g(r.cost), _num(None if r.objective is None else r.objective / n),
+             front_groups(r, widths)] for r in ([] if g is None else g.front)]
     return head, rows
 
 
@@ -176,13 +174,11 @@ def context(result, figs: list[Any], fig_errors: list[str], out: str | Path | No
     """Everything the templates show, as plain data."""
     view = answer_view(result, out)
     vh, vr = validation_table(result)
-    inv = result.invocation or {}
     compute = view.compute_seconds
-    runs = sum(int((p.get("cost") or {}).get("runs") or 0) for p in result.probes.values()) + \
-        int(result.validation_cost.get("runs") or 0)
+    runs = result.compute_runs()
     return {
-        "r": result, "name": result.name, "suite": result.suite, "tasks": result.tasks, "view": view, "d": view.decision,
-        "created": result.created, "description": result.study.get("description"),
+        "r": result, "name": result.name, "suite_name": result.suite.get("name"), "tasks": result.tasks, "view": view,
+        "d": view.decision, "created": result.created, "description": result.description,
         "compute_line": f"{compute / 60:.1f} min of training in {runs} runs (from their records, whenever they were trained)"
         if compute else "",
         "wall_line": f"{view.wall_seconds:.0f} s wall time for the invocation that wrote this result"
@@ -194,10 +190,10 @@ def context(result, figs: list[Any], fig_errors: list[str], out: str | Path | No
         "sections": _sections(figs), "section_titles": {k: t for k, t, _ in SECTIONS},
         "probe_head": PROBE_HEAD, "probe_rows": probe_rows(result),
         "left_out": list(result.left_out.items()), "remaining": result.remaining_tasks,
-        "problems": [f"{e['part']}: {e['error']}" for e in result.errors] + [f"figure not drawn: {e}" for e in fig_errors],
-        "failed_rows": [[r["label"] or r["key"], r["seed"], f"{r['error']}" + (f" (step {r['step']})" if r.get("step") is not None else "")]
+        "problems": [f"{e.part}: {e.error}" for e in result.problems] + [f"figure not drawn: {e}" for e in fig_errors],
+        "failed_rows": [[r.label or r.key, r.seed, f"{r.error}" + (f" (step {r.step})" if r.step is not None else "")]
                         for r in result.failed_runs],
-        "source": result.study.get("source") or "", "cwd": inv.get("cwd", ""),
+        "source": result.source, "cwd": result.invocation.cwd or "",
         "times": ", ".join(f"{k} {v:.0f} s" for k, v in result.seconds.items()),
     }
 

@@ -34,7 +34,17 @@ from taskrel.probes import Probe
 from taskrel.probes.partial import restrict_candidates
 from taskrel.runner import Runner
 from taskrel.study.capacity import capacity_table
+from taskrel.study.findings import (
+    AuxiliaryRanking,
+    Capacity,
+    Clustering,
+    Dendrogram,
+    FrontRow,
+    GroupingFront,
+    Stability,
+)
 from taskrel.study.steps import Log, layout_of
+from taskrel.study.validated import StudyLayout
 from taskrel.suite import Suite
 
 
@@ -43,11 +53,11 @@ class Analysed:
     """What the analyses found (the study result's fields of the same names)."""
 
     analysis_probe: str | None = None
-    clustering: dict[str, Any] | None = None
-    stability: dict[str, Any] | None = None
-    auxiliary: list[dict[str, Any]] = field(default_factory=list)
-    grouping: dict[str, Any] | None = None
-    layouts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    clustering: Clustering | None = None
+    stability: Stability | None = None
+    auxiliary: list[AuxiliaryRanking] = field(default_factory=list)
+    grouping: GroupingFront | None = None
+    layouts: dict[str, StudyLayout] = field(default_factory=dict)
     branched: dict[str, str] = field(default_factory=dict)  # probe -> its branched layout, described
 
 
@@ -64,8 +74,8 @@ def analyse(study: Any, suite: Suite, tasks: Sequence[str], affs: Mapping[str, A
         for primary in study.auxiliary:
             rows = log.guard(f"auxiliary ranking for {primary}", lambda p=primary: auxiliary_rows(affs, p, tasks))
             out.auxiliary += rows or []
-    out.layouts["all-shared"] = SharingLayout.shared(list(tasks), suite.n_stages).to_dict()
-    out.layouts["all-separate"] = SharingLayout.separate(list(tasks), suite.n_stages).to_dict()
+    out.layouts["all-shared"] = StudyLayout(SharingLayout.shared(list(tasks), suite.n_stages))
+    out.layouts["all-separate"] = StudyLayout(SharingLayout.separate(list(tasks), suite.n_stages))
     plan = study.grouping_plan()
     if plan is not None:
         log.guard("grouping", lambda: _grouping(plan, study.source_probe(), suite, tasks, affs, fitted, runner,
@@ -95,25 +105,22 @@ def _clustering(study: Any, main: tuple[str, Affinity], out: Analysed) -> None:
     name, aff = main
     tc = clone(study.clustering).fit(aff)
     order = list(getattr(tc, "dendrogram_", {}).get("ivl", [])) or [t for c in tc.clusters_ for t in c]
-    out.clustering = {
-        "probe": name, "method": tc.method, "tasks": tc.tasks_, "labels": [int(x) for x in tc.labels_],
-        "clusters": tc.clusters_, "n_clusters": tc.n_clusters_, "order": order,
-        "dendrogram": getattr(tc, "dendrogram_", None),
-        "linkage": np.asarray(getattr(tc, "linkage_matrix_", np.zeros((0, 4)))).tolist(),
-        "scores": tc.scores_.reset_index().to_dict(orient="records"),
-    }
+    dendrogram = getattr(tc, "dendrogram_", None)
+    out.clustering = Clustering(
+        name, tc.method, list(tc.tasks_), [int(x) for x in tc.labels_], [list(c) for c in tc.clusters_], int(tc.n_clusters_),
+        order, None if dendrogram is None else Dendrogram.from_dict(dendrogram),
+        np.asarray(getattr(tc, "linkage_matrix_", np.zeros((0, 4)))).tolist(), tc.scores_.reset_index().to_dict(orient="records"))
     if study.stability and aff.per_seed is not None and aff.per_seed.shape[0] >= 2:
         c = study.clustering
         st = cluster_stability(aff, method=c.method, n_clusters=tc.n_clusters_, linkage=c.linkage, random_state=c.random_state)
-        out.stability = {
-            "mean_ari": st.mean_ari, "mean_ari_vs_mean": st.mean_ari_vs_mean, "n_clusters": st.n_clusters,
-            "coassignment": [[None if np.isnan(v) else float(v) for v in row] for row in st.coassignment.values],
-            "tasks": list(st.coassignment.index), "seeds_used": list(st.seeds_used),
-            "skipped": {str(k): v for k, v in st.skipped.items()},  # seeds with gaps (failed runs)
-        }
+        out.stability = Stability(
+            st.mean_ari, st.mean_ari_vs_mean, int(st.n_clusters),
+            [[None if np.isnan(v) else float(v) for v in row] for row in st.coassignment.values],
+            list(st.coassignment.index), list(st.seeds_used),
+            {str(k): v for k, v in st.skipped.items()})  # seeds with gaps (failed runs)
 
 
-def auxiliary_rows(affs: Mapping[str, Affinity], primary: str, tasks: Sequence[str]) -> list[dict[str, Any]]:
+def auxiliary_rows(affs: Mapping[str, Affinity], primary: str, tasks: Sequence[str]) -> list[AuxiliaryRanking]:
     """The auxiliary ranking for ``primary`` from every flat affinity that holds it."""
     if primary not in tasks:
         raise TaskrelError(f"auxiliary: task {primary!r} was left out (no probe could measure it; see left out)")
@@ -122,7 +129,7 @@ def auxiliary_rows(affs: Mapping[str, Affinity], primary: str, tasks: Sequence[s
         if aff.is_staged or primary not in aff.tasks:
             continue
         frame = rank_auxiliaries(aff.subset([t for t in tasks if t in aff.tasks]), primary)
-        rows.append({"primary": primary, "probe": name, "measure": aff.measure, "rows": frame.to_dict(orient="records")})
+        rows.append(AuxiliaryRanking(primary, name, aff.measure, frame.to_dict(orient="records")))
     return rows
 
 
@@ -170,32 +177,29 @@ def _grouping(plan: Any, source: str | None, suite: Suite, tasks: Sequence[str],
         cheapest, size = minimal_cost(table, bool(g.partition)), len(table)
     else:  # unit network costs: the fewest networks of at most max_size tasks
         cheapest, size = float(ceil(len(tasks) / (plan.max_size or len(tasks)))), None
-    rows = [front_row(g, table, b, suite, tasks) if b >= cheapest else
-            {"budget": b, "cost": None, "objective": None, "groups": None, "blocks": None} for b in budgets]
-    rule = table.meta.get("rule") if isinstance(table, CandidateTable) else next(
-        (r.get("rule") for r in rows if r.get("rule")), None)
+    rows = [front_row(g, table, b, suite, tasks) if b >= cheapest else FrontRow(b) for b in budgets]
+    rule = table.meta.get("rule") if isinstance(table, CandidateTable) else next((r.rule for r in rows if r.rule), None)
     recommend = getattr(plan, "recommend", "search")
-    out.grouping = {"source": source, "table": kind, "rule": rule,
-                    "higher_is_better": bool(getattr(table, "higher_is_better", True)),
-                    "n_candidates": size if size is not None else max((r.get("columns") or 0 for r in rows), default=0),
-                    "partition": bool(g.partition), "budget": budget, "front": rows, "recommend": recommend,
-                    **({"capacity": table.meta["capacity"]} if isinstance(table, CandidateTable) and "capacity" in table.meta else {})}
+    capacity = table.meta.get("capacity") if isinstance(table, CandidateTable) else None
+    out.grouping = GroupingFront(source, kind, rule, bool(getattr(table, "higher_is_better", True)),
+                            size if size is not None else max((r.columns or 0 for r in rows), default=0),
+                            bool(g.partition), budget, rows, recommend, None if capacity is None else Capacity.from_dict(capacity))
     if recommend == "clusters":
         if out.clustering is None:
             raise TaskrelError("grouping: recommend = 'clusters' needs the clustering, which gave nothing (see its error above)")
-        blocks = [[t for t in c if t in tasks] for c in out.clustering["clusters"]]
+        blocks = [[t for t in c if t in tasks] for c in out.clustering.clusters]
         lay = layout_of(suite, tasks, [b for b in blocks if b], {})
-        out.layouts["recommended"] = lay.to_dict()
+        out.layouts["recommended"] = StudyLayout(lay)
         log.say(f"recommended grouping: the {len(blocks)} clusters: " + " | ".join(lay.label(b) for b in lay.blocks(0)))
         return
-    chosen = next((r for r in rows if r["budget"] == budget), None)
-    if chosen is None or chosen["blocks"] is None:
+    chosen = next((r for r in rows if r.budget == budget), None)
+    if chosen is None or chosen.blocks is None or chosen.layout is None:
         raise TaskrelError(f"grouping: no grouping fits the budget {budget:g} (the cheapest covering costs {cheapest:g})")
-    out.layouts["recommended"] = chosen["layout"]
-    log.say(f"recommended grouping at budget {budget:g}: " + " | ".join(SharingLayout.from_dict(chosen["layout"]).label(b) for b in chosen["blocks"]))
+    out.layouts["recommended"] = StudyLayout(chosen.layout)
+    log.say(f"recommended grouping at budget {budget:g}: " + " | ".join(chosen.layout.label(b) for b in chosen.blocks))
 
 
-def front_row(search: Any, table: CandidateTable | Affinity, budget: float, suite: Suite, tasks: Sequence[str]) -> dict[str, Any]:
+def front_row(search: Any, table: CandidateTable | Affinity, budget: float, suite: Suite, tasks: Sequence[str]) -> FrontRow:
     """The grouping ``search`` chooses at ``budget`` (on a table, or asking an affinity for
     groups), as a row of the front; a search stopped by its time limit says so."""
     gs = clone(search, budget=budget).fit(table)
@@ -205,11 +209,10 @@ def front_row(search: Any, table: CandidateTable | Affinity, budget: float, suit
         served.setdefault(gs.assignment_[t], []).append(t)
     widths = {t: float(searched.width[searched.index(n)]) for t, n in gs.assignment_.items()}
     lay = layout_of(suite, tasks, list(served.values()), widths)
-    row = {"budget": budget, "cost": gs.cost_, "objective": gs.total_, "networks": list(gs.networks_),
-           "groups": ["+".join(x) for x in gs.groups_], "blocks": [list(b) for b in lay.blocks(0)], "layout": lay.to_dict(),
-           "status": getattr(gs, "status_", None), "gap": getattr(gs, "gap_", None)}
+    row = FrontRow(budget, gs.cost_, gs.total_, list(gs.networks_), ["+".join(x) for x in gs.groups_],
+                   [list(b) for b in lay.blocks(0)], lay, getattr(gs, "status_", None), getattr(gs, "gap_", None))
     if not isinstance(table, CandidateTable):
-        row.update({"rule": getattr(gs, "rule_", None), "columns": int((gs.stats_ or {}).get("columns") or len(searched))})
+        row.rule, row.columns = getattr(gs, "rule_", None), int((gs.stats_ or {}).get("columns") or len(searched))
     return row
 
 
@@ -221,7 +224,7 @@ def _branched(affs: Mapping[str, Affinity], tasks: Sequence[str], n_stages: int,
         return
     name, aff = staged
     lay = branched_layout(aff.subset(list(tasks)), budget=None if budget is None else budget * n_stages)
-    out.layouts["branched"] = lay.to_dict()
+    out.layouts["branched"] = StudyLayout(lay)
     out.branched[name] = lay.describe()
 
 

@@ -37,6 +37,8 @@ from typing import Any
 
 import numpy as np
 
+from taskrel.study.validated import ValidationRow
+
 SHARE = "share as recommended"
 SEPARATE = "keep these tasks separate"
 SHARED = "share everything"
@@ -117,24 +119,22 @@ def _finite(v: float) -> float | None:  # NaN and infinities as JSON null
 
 
 # ---------------------------------------------------------------------- paired differences
-def per_seed_totals(rows: list[dict[str, Any]], tasks: list[str]) -> dict[str, dict[int, float]]:
+def per_seed_totals(rows: list[ValidationRow], tasks: list[str]) -> dict[str, dict[int, float]]:
     """Total test loss over ``tasks`` per layout and seed, from validation rows; a (layout,
     seed) with any task failed or missing is left out.
 
-    >>> rows = [{"layout": "x", "seed": 0, "task": t, "test_loss": v, "status": "ok"}
-    ...         for t, v in (("a", 1.0), ("b", 2.0))]
+    >>> rows = [ValidationRow("x", 0, t, v, None, None, 10, "ok") for t, v in (("a", 1.0), ("b", 2.0))]
     >>> per_seed_totals(rows, ["a", "b"])
     {'x': {0: 3.0}}
     """
     cells: dict[tuple[str, int], dict[str, float]] = {}
     bad: set[tuple[str, int]] = set()
     for r in rows:
-        key = (str(r["layout"]), int(r["seed"]))
-        loss = r.get("test_loss")
-        if r.get("status") != "ok" or loss is None or not math.isfinite(float(loss)):
+        key = (str(r.layout), int(r.seed))
+        if not r.ok or r.test_loss is None or not math.isfinite(float(r.test_loss)):
             bad.add(key)
         else:
-            cells.setdefault(key, {})[str(r["task"])] = float(loss)
+            cells.setdefault(key, {})[str(r.task)] = float(r.test_loss)
     out: dict[str, dict[int, float]] = {}
     for (layout, seed), losses in cells.items():
         if (layout, seed) not in bad and all(t in losses for t in tasks):
@@ -191,19 +191,14 @@ def comparisons(result) -> list[Comparison]:
 
 def _same_layout(result, a: str, b: str) -> bool:
     la, lb = result.layouts.get(a), result.layouts.get(b)
-    return la is not None and lb is not None and la.get("partitions") == lb.get("partitions") and \
-        la.get("tasks") == lb.get("tasks") and la.get("widths") == lb.get("widths") and la.get("aggregator") == lb.get("aggregator")
+    return la is not None and lb is not None and la.same_as(lb)
 
 
 # ---------------------------------------------------------------------- confidence
 def probe_agreement(result) -> float | None:
     """Median Spearman's rho between the analysis probe and every other probe (per-stage
     probes by their last stage), or between all pairs when no probe is the analysis probe."""
-    from taskrel.affinity import Affinity
-
-    plain = {}
-    for name, d in result.affinities.items():
-        plain[name] = Affinity.from_dict(d).plain()
+    plain = {name: aff.plain() for name, aff in result.affinities.items()}
     ref = result.analysis_probe if result.analysis_probe in plain else None
     names = list(plain)
     pairs = [(ref, b) for b in names if b != ref] if ref else [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
@@ -250,7 +245,7 @@ def decide(result) -> Decision:
     'cannot tell'
     """
     comps = comparisons(result)
-    ari = (result.stability or {}).get("mean_ari")
+    ari = None if result.stability is None else result.stability.mean_ari
     agree = probe_agreement(result)
     level, why = confidence(ari, agree)
     best, best_loss = _best(result)
@@ -274,8 +269,8 @@ def parameters_of(result) -> dict[str, int]:
     """Each validated layout's parameter count, from its successful validation runs."""
     out: dict[str, int] = {}
     for r in result.validation:
-        if r.get("status") == "ok" and r.get("n_parameters") is not None:
-            out.setdefault(str(r["layout"]), int(r["n_parameters"]))
+        if r.ok and r.n_parameters is not None:
+            out.setdefault(str(r.layout), int(r.n_parameters))
     return out
 
 
@@ -311,9 +306,9 @@ def _ci(c: Comparison) -> str:
 def _who(result, c: Comparison) -> str:
     """``c``'s layout, with its width and parameter count when it is a width-matched baseline."""
     info = next((result.layouts[n] for n in (c.layout, *c.same_as) if n in MATCHED_DECISION and n in result.layouts), None)
-    if not info or "width" not in info:
+    if info is None or info.width is None:
         return c.layout
-    return f"{c.layout} at width {info['width']:g} ({info.get('n_parameters')} parameters; the recommendation has {info.get('target_parameters')})"
+    return f"{c.layout} at width {info.width:g} ({info.n_parameters} parameters; the recommendation has {info.target_parameters})"
 
 
 def _larger_note(result, big: list[Comparison]) -> str:

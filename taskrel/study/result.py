@@ -1,87 +1,57 @@
 """What a study found: the report is rendered from this alone.
 
-One place serialises it (:meth:`StudyResult.save`, :meth:`StudyResult.load`): the file carries
-its schema and a SHA-256 checksum of its content, and a damaged file is refused. Files of
-schema 1 (written before checksums) are still read, so older studies still render.
+:class:`StudyResult` holds typed parts (:mod:`taskrel.study.findings`): Affinity objects, probe
+summaries, the clustering and its stability, the grouping front, the named layouts, one row per
+validation run, and the :class:`~taskrel.study.decision.Decision`, computed once and stored.
+
+One place serialises it: :meth:`StudyResult.to_dict` / :meth:`~StudyResult.from_dict` (and
+:meth:`~StudyResult.save` / :meth:`~StudyResult.load`, which call them). The file carries its
+schema and a SHA-256 checksum of its content, and a damaged file is refused. Schema 3 stores
+the validation as columns; files of schema 2 (rows as objects) and schema 1 (written before
+checksums) are still read, to the same parts, so older studies still render and decide alike.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
-import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from taskrel.affinity import Affinity
+from taskrel.affinity import Affinity, Cost
 from taskrel.errors import TaskrelError
 from taskrel.files import read_json
 from taskrel.layout import SharingLayout
+from taskrel.study.findings import (
+    AuxiliaryRanking,
+    Clustering,
+    FailedRun,
+    GroupingFront,
+    Invocation,
+    ProbeSummary,
+    Problem,
+    Stability,
+)
+from taskrel.study.folders import (  # noqa: F401 (the folder names and file format; here before folders.py)
+    RESULT_FILE,
+    content_checksum,
+    find_result,
+    invocation_of,
+    jsonable,
+    safe_name,
+    study_folder,
+)
+from taskrel.study.schema import READABLE_SCHEMAS, RESULT_SCHEMA, check_schema, read_field
+from taskrel.study.validated import (
+    VALIDATION_COLUMNS,
+    StudyLayout,
+    ValidationRow,
+    summarise,
+    validation_frame,
+)
 
-RESULT_FILE = "study_result.json"
-RESULT_SCHEMA = 2
-READABLE_SCHEMAS = (1, 2)  # 1: before checksums and the stored decision
 BASELINES = ("all-shared", "all-separate")
-
-
-def safe_name(name: str, default: str = "study") -> str:
-    """A file-name-safe version of ``name`` (letters, digits, ``-``, ``_``, ``.``; no path).
-
-    >>> safe_name("../../etc/passwd"), safe_name("<script>"), safe_name("digits default")
-    ('etc_passwd', 'script', 'digits_default')
-    """
-    s = re.sub(r"[^A-Za-z0-9._-]+", "_", str(name)).strip("._-")
-    s = re.sub(r"_+", "_", s)
-    return s[:80] or default
-
-
-def jsonable(x: Any) -> Any:
-    """``x`` as plain JSON data: numpy arrays and numbers to lists and floats, NaN to None."""
-    if isinstance(x, dict):
-        return {str(k): jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return jsonable(x.tolist())
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    if isinstance(x, (np.floating, float)):
-        v = float(x)
-        return v if np.isfinite(v) else None
-    return x
-
-
-def study_folder(name: str) -> str:
-    """The folder name of a study called ``name``: readable, and unique per name.
-
-    Letters and digits of any script are kept; anything else becomes ``_``. When that changed
-    the name (or the name is empty), a short hash of the exact name is appended, so two
-    different names never share a folder.
-
-    >>> study_folder("planted"), study_folder("研究一"), study_folder("研究二")
-    ('planted', '研究一', '研究二')
-    >>> study_folder("digits default") != study_folder("digits_default")
-    True
-    >>> study_folder("../../etc/passwd").startswith("etc_passwd-")
-    True
-    """
-    text = unicodedata.normalize("NFC", str(name))
-    s = "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
-    s = re.sub(r"_+", "_", s).strip("._-")[:80]
-    if s == text and s:
-        return s
-    return f"{s or 'study'}-{hashlib.sha256(text.encode('utf-8')).hexdigest()[:8]}"
-
-
-def content_checksum(body: dict[str, Any]) -> str:
-    """SHA-256 of a JSON body in canonical form (sorted keys, no spaces)."""
-    text = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 # the report writer, registered by taskrel.report when it is imported (study never imports report)
@@ -97,8 +67,8 @@ def register_report_writer(writer: Callable[..., Any]) -> None:
 class StudyResult:
     """Everything a study measured and decided (see the field comments).
 
-    ``validation`` rows: one per (layout, seed, task): ``layout``, ``seed``, ``task``,
-    ``test_loss``, ``test_metric``, ``val_loss``, ``n_parameters``, ``status``.
+    The parts are typed (:mod:`taskrel.study.findings`); a field set to its plain form (a dict,
+    as results before schema 3 stored it) is read into its part on assignment.
 
     ``left_out`` maps each task the analyses left out to why (no probe could measure it: for
     example every run holding it diverged). The clusters, rankings, grouping, layouts,
@@ -106,28 +76,31 @@ class StudyResult:
     recommended layout.
     """
 
-    study: dict[str, Any]  # the parsed study (Study.to_dict)
-    suite: dict[str, Any]  # name, description, tasks (name, kind, metric), stages
+    study: dict[str, Any]  # the study as its file describes it (Study.to_dict), read through the properties below
+    suite: dict[str, Any]  # name, description, tasks (name, kind, metric), stages, fingerprint
     tasks: list[str]
-    affinities: dict[str, dict[str, Any]] = field(default_factory=dict)  # probe -> Affinity dict
-    probes: dict[str, dict[str, Any]] = field(default_factory=dict)  # kind, seeds, seconds, error
-    trajectories: dict[str, dict[str, list]] = field(default_factory=dict)  # gradient cosines
+    affinities: dict[str, Affinity] = field(default_factory=dict)  # probe -> its affinity
+    probes: dict[str, ProbeSummary] = field(default_factory=dict)
+    trajectories: dict[str, dict[str, list]] = field(default_factory=dict)  # gradient cosines, one list per column
     analysis_probe: str | None = None
-    clustering: dict[str, Any] | None = None
-    stability: dict[str, Any] | None = None
-    auxiliary: list[dict[str, Any]] = field(default_factory=list)
-    grouping: dict[str, Any] | None = None
-    layouts: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> layout dict
-    validation: list[dict[str, Any]] = field(default_factory=list)
-    failed_runs: list[dict[str, Any]] = field(default_factory=list)
-    errors: list[dict[str, str]] = field(default_factory=list)  # {"part", "error"}
+    clustering: Clustering | None = None
+    stability: Stability | None = None
+    auxiliary: list[AuxiliaryRanking] = field(default_factory=list)
+    grouping: GroupingFront | None = None
+    layouts: dict[str, StudyLayout] = field(default_factory=dict)  # by name: recommended, baselines, front, random
+    validation: list[ValidationRow] = field(default_factory=list)  # one per (layout, seed, task)
+    failed_runs: list[FailedRun] = field(default_factory=list)
+    errors: list[Problem] = field(default_factory=list)  # the study's steps append {"part", "error"}: see problems
     left_out: dict[str, str] = field(default_factory=dict)  # task -> why the analyses left it out
     seconds: dict[str, float] = field(default_factory=dict)  # wall time of the invocation that wrote this
-    invocation: dict[str, Any] = field(default_factory=dict)  # cwd, study_file, store, out (see invocation_of)
-    validation_cost: dict[str, Any] = field(default_factory=dict)  # steps, examples, seconds, runs of its records
+    invocation: Invocation = field(default_factory=Invocation)  # where it ran (see invocation_of)
+    validation_cost: Cost = field(default_factory=Cost)  # of its runs, from their records
     created: str = ""
     schema: int = RESULT_SCHEMA
     decided: Any = field(default=None, repr=False)  # the Decision, stored once the result is complete
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, read_field(name, value))
 
     # ---------------------------------------------------------------- access
     @property
@@ -146,15 +119,77 @@ class StudyResult:
     def affinity(self, name: str) -> Affinity:
         if name not in self.affinities:
             raise TaskrelError(f"study result: no affinity from probe {name!r}; have {sorted(self.affinities)}")
-        return Affinity.from_dict(self.affinities[name])
-
-    def affinity_objects(self) -> dict[str, Affinity]:
-        return {k: self.affinity(k) for k in self.affinities}
+        return self.affinities[name]
 
     def layout(self, name: str) -> SharingLayout:
         if name not in self.layouts:
             raise TaskrelError(f"study result: no layout {name!r}; have {sorted(self.layouts)}")
-        return SharingLayout.from_dict(self.layouts[name])
+        return self.layouts[name].layout
+
+    # the study and suite as recorded (their owners' plain descriptions), read by name
+    @property
+    def suite_name(self) -> str:
+        """The suite's name as the study recorded it."""
+        return str(self.study.get("suite") or self.suite.get("name") or "")
+
+    @property
+    def source(self) -> str:
+        """The study file's text as the study recorded it ('' for a study built in Python)."""
+        return self.study.get("source") or ""
+
+    @property
+    def description(self) -> str | None:
+        return self.study.get("description")
+
+    @property
+    def train_settings(self) -> dict[str, Any]:
+        """The study's ``[train]`` table (epochs, lr, batch size, ...)."""
+        return dict(self.study.get("train") or {})
+
+    @property
+    def suite_options(self) -> dict[str, Any]:
+        return dict(self.study.get("suite_options") or {})
+
+    @property
+    def stage_names(self) -> list[str]:
+        return list(self.suite.get("stages") or [])
+
+    @property
+    def metrics(self) -> list[str]:
+        """The metrics of the suite's tasks, sorted, each once."""
+        return sorted({t.get("metric", "") for t in self.suite.get("tasks", [])})
+
+    @property
+    def study_file(self) -> str | None:
+        """The study file the invocation read (None for a study given as an object)."""
+        return self.invocation.study_file
+
+    @property
+    def built_in_python(self) -> bool:
+        """Whether the study was built in Python rather than read from a study file: its suite
+        may be the user's own, so no CLI command can rebuild it.
+
+        >>> StudyResult(study={"suite": "mine"}, suite={}, tasks=["a"]).built_in_python
+        True
+        """
+        return not self.study_file and not self.source
+
+    @property
+    def problems(self) -> list[Problem]:
+        """The parts of the study that failed, and why (the steps append to ``errors``)."""
+        return [Problem.from_dict(e) for e in self.errors]
+
+    @property
+    def wall_seconds(self) -> float | None:
+        """Wall time of the invocation that wrote this result (None when not recorded)."""
+        return self.seconds.get("total")
+
+    def probe_compute_seconds(self, name: str) -> float | None:
+        """Seconds of compute probe ``name`` cost as its runs' records state them (plus its
+        measuring time), whenever those runs were trained; None without its cost. This, not
+        the affinity's own clock, is what it cost: runs read back from the store take no time."""
+        p = self.probes.get(name)
+        return None if p is None or p.cost is None else float(p.cost.seconds)
 
     @property
     def recommended(self) -> SharingLayout | None:
@@ -249,54 +284,46 @@ class StudyResult:
     def compute_seconds(self) -> float:
         """Training seconds of every run behind the result (probes and validation), as their
         records state them, whenever they were trained (a resumed study keeps its cost)."""
-        probes = sum(float((p.get("cost") or {}).get("seconds") or 0.0) for p in self.probes.values())
-        return probes + float(self.validation_cost.get("seconds") or 0.0)
+        probes = sum(float(p.cost.seconds or 0.0) for p in self.probes.values() if p.cost is not None)
+        return probes + float(self.validation_cost.seconds or 0.0)
+
+    def compute_runs(self) -> int:
+        """The runs behind the result (probes and validation), as their records state them."""
+        return sum(int(p.cost.runs or 0) for p in self.probes.values() if p.cost is not None) + int(self.validation_cost.runs)
 
     def validation_frame(self):
-        import pandas as pd
-
-        cols = ["layout", "seed", "task", "test_loss", "test_metric", "val_loss", "n_parameters", "status"]
-        return pd.DataFrame(self.validation, columns=cols)
+        """The validation rows as a DataFrame (one column per :class:`ValidationRow` field)."""
+        return validation_frame(self.validation)
 
     def validation_summary(self):
         """Per layout: mean over tasks of test loss (and metric), then mean / std over seeds."""
-        import pandas as pd
-
-        df = self.validation_frame()
-        df = df[df["status"] == "ok"]
-        cols = ["layout", "test_loss_mean", "test_loss_std", "test_metric_mean", "test_metric_std", "n_seeds", "n_parameters"]
-        if df.empty:
-            return pd.DataFrame(columns=cols)
-        per_seed = df.groupby(["layout", "seed"], sort=False).agg(
-            test_loss=("test_loss", "mean"), test_metric=("test_metric", "mean"), n_parameters=("n_parameters", "first")
-        ).reset_index()
-        out = per_seed.groupby("layout", sort=False).agg(
-            test_loss_mean=("test_loss", "mean"),
-            test_loss_std=("test_loss", lambda s: float(s.std(ddof=1)) if len(s) > 1 else 0.0),
-            test_metric_mean=("test_metric", "mean"),
-            test_metric_std=("test_metric", lambda s: float(s.std(ddof=1)) if len(s) > 1 else 0.0),
-            n_seeds=("seed", "nunique"),
-            n_parameters=("n_parameters", "first"),
-        ).reset_index()
-        return out[cols]
+        return summarise(self.validation)
 
     # ---------------------------------------------------------------- files
     def to_dict(self) -> dict[str, Any]:
-        """The result as plain JSON data (the decision included, once decided)."""
-        out = jsonable(asdict(self))
+        """The result as plain JSON data of schema 3 (the decision included, once decided):
+        each part in its plain form, the validation as one list per column."""
+        out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("decided", "schema")}
+        out |= {"affinities": {k: a.to_dict() for k, a in self.affinities.items()},
+                "probes": {k: p.to_dict() for k, p in self.probes.items()},
+                "clustering": None if self.clustering is None else self.clustering.to_dict(),
+                "stability": None if self.stability is None else self.stability.to_dict(),
+                "auxiliary": [a.to_dict() for a in self.auxiliary],
+                "grouping": None if self.grouping is None else self.grouping.to_dict(),
+                "layouts": {k: e.to_dict() for k, e in self.layouts.items()},
+                "validation": {c: [getattr(r, c) for r in self.validation] for c in VALIDATION_COLUMNS},
+                "failed_runs": [r.to_dict() for r in self.failed_runs], "errors": [p.to_dict() for p in self.problems],
+                "validation_cost": asdict(self.validation_cost), "invocation": self.invocation.to_dict()}
+        out = jsonable(out)
         out["schema"] = RESULT_SCHEMA
         out["decided"] = None if self.decided is None else jsonable(self.decided.to_dict())
         return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> StudyResult:
-        """The result of :meth:`to_dict` (schema 1 or 2); decided once here."""
-        if not isinstance(d, dict) or "study" not in d or "tasks" not in d:
-            raise TaskrelError("study result: not a taskrel study result (fields 'study' and 'tasks' missing)")
-        schema = d.get("schema", RESULT_SCHEMA)
-        if schema not in READABLE_SCHEMAS:
-            raise TaskrelError(f"study result: schema {schema!r} is not supported (this taskrel reads "
-                               f"{', '.join(map(str, READABLE_SCHEMAS))}); rerun the study with this version")
+        """The result of :meth:`to_dict` (schema 3, 2 or 1: each part read from the form its
+        schema stored); decided once here."""
+        check_schema(d)
         known = {f.name for f in fields(cls)} - {"decided", "schema"}
         return cls(**{k: v for k, v in d.items() if k in known}).settle()
 
@@ -332,45 +359,16 @@ class StudyResult:
         return cls.from_dict(data)
 
 
-def failed_runs(store: Any, suite: Any, tasks: Sequence[str]) -> list[dict[str, Any]]:
+def failed_runs(store: Any, suite: Any, tasks: Sequence[str]) -> list[FailedRun]:
     """Failed records of this suite's data whose tasks are among the study's."""
     keep = set(tasks)
     out = []
     for rec in store.records():
         if rec.ok or not set(rec.tasks) <= keep or rec.spec.get("suite") != suite.fingerprint(rec.tasks):
             continue
-        out.append({"key": rec.key, "label": rec.label, "tasks": rec.tasks, "seed": rec.spec.get("seed"),
-                    "error": rec.error, "step": rec.failed_step})
+        out.append(FailedRun(rec.key, rec.label, list(rec.tasks), rec.spec.get("seed"), rec.error, rec.failed_step))
     return out
 
 
-def invocation_of(study_file: str | Path | None, store: str | Path, out: str | Path) -> dict[str, Any]:
-    """Where a study ran and the paths as they were given, so that the report can show
-    commands that work when pasted where the study ran.
-
-    >>> inv = invocation_of("studies/planted.toml", "runs", "out/planted")
-    >>> inv["study_file"], inv["store"], inv["out"], Path(inv["cwd"]).is_absolute()
-    ('studies/planted.toml', 'runs', 'out/planted', True)
-    """
-    import os
-
-    return {"cwd": os.getcwd(), "study_file": None if study_file is None else str(study_file),
-            "store": str(store), "out": str(out)}
-
-
-def find_result(path: str | Path) -> Path:
-    """The result file behind ``path``: the file, an output folder or a run store."""
-    p = Path(path)
-    if p.is_file():
-        return p
-    if not p.exists():
-        raise TaskrelError(f"report: {str(p)!r} does not exist")
-    if (p / RESULT_FILE).is_file():
-        return p / RESULT_FILE
-    found = sorted((p / "studies").glob(f"*/{RESULT_FILE}")) if (p / "studies").is_dir() else []
-    if len(found) == 1:
-        return found[0]
-    if len(found) > 1:
-        names = ", ".join(f.parent.name for f in found)
-        raise TaskrelError(f"report: the store {str(p)!r} holds several studies ({names}); pass {str(p)}/studies/NAME")
-    raise TaskrelError(f"report: no study result in {str(p)!r} (looked for {RESULT_FILE} and studies/*/{RESULT_FILE})")
+__all__ = ["BASELINES", "READABLE_SCHEMAS", "RESULT_FILE", "RESULT_SCHEMA", "StudyResult", "content_checksum", "failed_runs",
+           "find_result", "invocation_of", "jsonable", "register_report_writer", "safe_name", "study_folder"]

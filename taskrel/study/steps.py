@@ -35,7 +35,8 @@ from taskrel.runner import Runner
 from taskrel.store import RunSpec
 from taskrel.study.capacity import matched_baselines
 from taskrel.study.checks import Checked
-from taskrel.study.findings import Grouping, StudyLayout, ValidationRow
+from taskrel.study.findings import GroupingFront
+from taskrel.study.validated import StudyLayout, ValidationRow
 from taskrel.suite import Suite
 from taskrel.train import TrainConfig
 
@@ -226,13 +227,14 @@ def random_groupings(blocks, tasks, count: int, seed: int = 0) -> list[list[list
     return out
 
 
-def validation_layouts(validation: Any, layouts: Mapping[str, StudyLayout], grouping: Grouping | None,
+def validation_layouts(validation: Any, layouts: Mapping[str, StudyLayout], grouping: GroupingFront | None,
                        suite: Suite, tasks: Sequence[str], widths: bool, log: Log) -> dict[str, StudyLayout]:
     """The layouts to validate, by name, each with the entry it gets in the result's layouts:
     the study's layouts, the front's (``validation.front``), random groupings of the
     recommendation's sizes and widths (``validation.random``) and the width-matched baselines
     (``validation.matched``; by default when the grouping chose ``widths``)."""
-    named = {n: layouts[n] for n in ORDER if n in layouts}
+    named = {n: StudyLayout.from_dict(layouts[n]) for n in ORDER if n in layouts}  # plain forms read too
+    grouping = None if grouping is None else GroupingFront.from_dict(grouping)
     front = [row for row in grouping.front if row.layout is not None] if validation.front and grouping else []
     if len(front) > FRONT_LIMIT:  # many budgets (many tasks): the front is not trained layout by layout
         log.say(f"validation: the front has {len(front)} groupings; only the recommendation is trained against the "

@@ -31,7 +31,9 @@ from taskrel.study.decision import (
     SHARED,
     decide,
 )
+from taskrel.study.findings import Capacity, FrontRow, GroupingFront
 from taskrel.study.result import StudyResult
+from taskrel.study.validated import StudyLayout, ValidationRow
 from taskrel.suites import get_suite
 from taskrel.train import TrainConfig
 
@@ -50,21 +52,18 @@ def make_result(totals: dict[str, list[float]], params: dict[str, int] | None = 
     """A width study's result whose layout ``name`` has total test loss ``totals[name][seed]``
     (split evenly over the tasks) and ``params[name]`` parameters."""
     params = {**PARAMS, **(params or {})}
-    layouts = {"recommended": REC.to_dict(), "all-shared": SharingLayout.shared(TASKS, 3).to_dict(),
-               "all-separate": SharingLayout.separate(TASKS, 3).to_dict()}
+    layouts = {"recommended": REC, "all-shared": SharingLayout.shared(TASKS, 3), "all-separate": SharingLayout.separate(TASKS, 3)}
     if matched:
         for name, base in zip(MATCHED, (SharingLayout.shared(TASKS, 3), SharingLayout.separate(TASKS, 3))):
-            layouts[name] = {**base.with_widths(WIDTHS[name]).to_dict(), "width": WIDTHS[name], "n_parameters": params[name],
-                             "target_parameters": params["recommended"],
-                             "relative_difference": params[name] / params["recommended"] - 1}
-    rows = [{"layout": name, "seed": seed, "task": t, "test_loss": total / len(TASKS), "test_metric": 0.5, "val_loss": 0.1,
-             "n_parameters": params[name], "status": "ok"}
+            layouts[name] = StudyLayout(base.with_widths(WIDTHS[name]), width=WIDTHS[name], n_parameters=params[name],
+                                        target_parameters=params["recommended"],
+                                        relative_difference=params[name] / params["recommended"] - 1)
+    rows = [ValidationRow(name, seed, t, total / len(TASKS), 0.5, 0.1, params[name], "ok")
             for name, per_seed in totals.items() for seed, total in enumerate(per_seed) for t in TASKS]
-    grouping = {"budget": 1.0, "higher_is_better": False, "capacity": {"widths": [0.5, 1.0], "cost": "params",
-                                                                       "reference_parameters": 400},
-                "front": [{"budget": 1.0, "cost": 0.99, "objective": 4.0, "networks": ["a+b@0.5", "c+d"],
-                           "blocks": [["a", "b"], ["c", "d"]], "layout": REC.to_dict()},
-                          {"budget": 0.5, "cost": None, "objective": None, "blocks": None, "layout": None}]}
+    grouping = GroupingFront("pairwise", "hoa", budget=1.0, higher_is_better=False,
+                        capacity=Capacity([0.5, 1.0], "params", reference_parameters=400),
+                        front=[FrontRow(1.0, 0.99, 4.0, ["a+b@0.5", "c+d"], blocks=[["a", "b"], ["c", "d"]], layout=REC),
+                               FrontRow(0.5)])
     study = {"name": "widths", "suite": "planted", "source": 'name = "widths"'}  # from a study file: CLI commands
     return StudyResult(study=study, suite={"name": "planted"}, tasks=list(TASKS), layouts=layouts, validation=rows,
                        grouping=grouping)
@@ -181,8 +180,8 @@ def test_a_layout_within_the_tolerance_still_decides():
 
 def test_a_study_without_widths_has_no_capacity_paragraph():
     r = make_result({k: v for k, v in totals().items() if k not in MATCHED}, matched=False)
-    r.grouping.pop("capacity")
-    r.layouts["recommended"] = SharingLayout.groups([["a", "b"], ["c", "d"]], 3).to_dict()
+    r.grouping.capacity = None
+    r.layouts["recommended"] = StudyLayout(SharingLayout.groups([["a", "b"], ["c", "d"]], 3))
     assert not is_width_study(r) and capacity_view(r) is None
     assert "capacity:" not in summary_text(r) and "@" not in summary_text(r)
 
@@ -239,23 +238,23 @@ def width_study(tmp_path_factory):
 
 def test_a_real_width_study_reports_widths_and_capacity(width_study):
     result, paths = width_study
-    assert result.errors == [] and set(MATCHED) <= {r["layout"] for r in result.validation}
+    assert result.errors == [] and set(MATCHED) <= {r.layout for r in result.validation}
     rec = result.recommended
     labels = [f"{'+'.join(b)}@{rec.width_of(b[0]):g}" for b in rec.blocks(0)]
     page, md = paths["html"].read_text(), paths["markdown"].read_text()
     for label in labels:
         assert f"<span>{label.replace('+', ' + ')}</span>" in page and f"**{label.replace('+', ' + ')}**" in md
-    for row in result.grouping["front"]:  # every front row's groups, with their widths
-        if row["layout"]:
-            lay = SharingLayout.from_dict(row["layout"])
+    for row in result.grouping.front:  # every front row's groups, with their widths
+        if row.layout is not None:
+            lay = row.layout
             groups = " | ".join(f"{'+'.join(b)}@{lay.width_of(b[0]):g}" for b in lay.blocks(0))
             assert f"<td>{groups}</td>" in page and groups.replace("|", "\\|") in md
     cap = capacity_view(result)
-    assert cap is not None and cap.parameters == next(r["n_parameters"] for r in result.validation if r["layout"] == "recommended")
+    assert cap is not None and cap.parameters == next(r.n_parameters for r in result.validation if r.layout == "recommended")
     assert '<p id="capacity"><b>Capacity:</b>' in page and "**Capacity:**" in md
     assert "all-shared widened to width" in md and "all-separate narrowed to width" in md
     for name in MATCHED:  # each matched baseline's parameter count beside its loss
-        n = result.layouts[name]["n_parameters"]
+        n = result.layouts[name].n_parameters
         assert re.search(rf"<td>{name}</td><td>[^<]*</td><td class=\"num\">{n:,}</td>", page)
     assert "capacity:" in summary_text(result)
 
@@ -275,12 +274,12 @@ def test_the_capacity_benchmark_reads_as_share_at_equal_parameters():
     rows, layouts = [], {}
     for name, r in lays.items():
         for seed, diff in enumerate(r["recommended_minus_this"]["per_seed"]):
-            rows.append({"layout": name, "seed": seed, "task": "t", "test_loss": base - diff, "status": "ok",
-                         "n_parameters": r["n_parameters"]})
-        if name != "recommended":
-            layouts[name] = {**SharingLayout.groups([[name]], 3).to_dict(), "tasks": [name]}  # distinct placeholders
-            layouts[name].update({k: r[k] for k in ("width", "target_parameters") if k in r} | {"n_parameters": r["n_parameters"]})
-    layouts["recommended"] = SharingLayout.groups([["t"]], 3).to_dict()
+            rows.append(ValidationRow(name, seed, "t", base - diff, None, None, r["n_parameters"], "ok"))
+        if name != "recommended":  # distinct placeholders: the one task at its own width
+            layouts[name] = StudyLayout(SharingLayout.groups([["t"]], 3).with_widths({"t": 2.0 + len(layouts)}),
+                                        width=r.get("width"), n_parameters=r["n_parameters"],
+                                        target_parameters=r.get("target_parameters"))
+    layouts["recommended"] = SharingLayout.groups([["t"]], 3)
     r = StudyResult(study={}, suite={}, tasks=tasks, layouts=layouts, validation=rows)
     d = decide(r)
     assert d.decision == SHARE and "all-separate, with 7302 parameters (3.0x the recommendation's)" in d.reason
@@ -297,6 +296,6 @@ def test_the_budget_figure_puts_every_baseline_at_its_parameter_cost():
     assert {k: v[0] for k, v in bd.baselines.items()} == {k: pytest.approx(PARAMS[k] / 400) for k in
                                                           ("all-shared", "all-separate", *MATCHED)}
     assert list(bd.frame["groups"]) == ["", "a+b@0.5 | c+d@1"]  # by budget: 0.5 (infeasible), 1
-    r.grouping["capacity"]["cost"] = "networks"  # a network's cost is its width: the plain baselines at 1 and n
+    r.grouping.capacity.cost = "networks"  # a network's cost is its width: the plain baselines at 1 and n
     bd = budget_data(r.grouping, r.validation_summary(), len(TASKS))
     assert {k: v[0] for k, v in bd.baselines.items()} == {"all-shared": 1.0, "all-separate": 4.0}

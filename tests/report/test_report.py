@@ -25,7 +25,6 @@ from taskrel.errors import TaskrelError  # noqa: E402
 from taskrel.layout import SharingLayout  # noqa: E402
 from taskrel.report import build_figures, inside, write_report  # noqa: E402
 from taskrel.report import figures as F  # noqa: E402
-from taskrel.report.access import decision_of  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +38,8 @@ def study_run(tmp_path_factory):
 # ---------------------------------------------------------------------- figure data
 def test_heatmap_follows_the_clustering_order(study_run):
     result, _, _ = study_run
-    order = F.task_order(result.tasks, result.clustering)
-    assert order == result.clustering["order"] and sorted(order) == sorted(TASKS)
+    order = F.task_order(result.tasks, result.clustering.order)
+    assert order == result.clustering.order and sorted(order) == sorted(TASKS)
     aff = result.affinity("pairwise")
     hm = F.heatmap_data(aff, order)
     assert hm.tasks == order and (hm.xlabel, hm.ylabel) == ("target task", "source task")
@@ -67,7 +66,7 @@ def test_pareto_data_is_monotone_and_matches_validation(study_run):
     assert (np.diff(pred) <= 1e-12).all()  # more budget never predicts worse
     assert (df["cost"].dropna() <= df["budget"][df["cost"].notna()] + 1e-9).all()
     summ = result.validation_summary().set_index("layout")
-    row = df[df["budget"] == result.grouping["budget"]].iloc[0]
+    row = df[df["budget"] == result.grouping.budget].iloc[0]
     assert row["validated_mean"] == pytest.approx(summ.loc["recommended", "test_loss_mean"])
 
 
@@ -88,7 +87,7 @@ def test_gradient_curves_and_agreement(study_run):
     curves = F.gradient_curves(result.trajectories["gradient"])
     assert set(curves.highlight) <= set(curves.frame["pair"])
     assert curves.frame["cosine"].between(-1, 1).all()
-    affs = result.affinity_objects()
+    affs = result.affinities
     panels = F.agreement_data(affs, TASKS)
     names = {(p.x_probe, p.y_probe) for p in panels}
     assert ("pairwise", "gradient") in names and any("similarity [" in y for _, y in names)
@@ -130,7 +129,7 @@ def test_outputs_escape_names_and_stay_in_the_folder(study_run, tmp_path):
     assert page.count("data:image/png;base64,") >= 8
     assert "training loss became nan" in page
     for e in result.errors:
-        assert html.escape(e["error"]) in page
+        assert html.escape(e.error) in page
     assert XSS not in paths["markdown"].read_text()
     summary = json.loads(paths["summary"].read_text())
     assert summary["tasks"] == TASKS and summary["answer"]["groups"]
@@ -274,7 +273,7 @@ def test_budget_data_puts_baselines_on_the_same_axis(study_run):
     result, _, _ = study_run
     d = F.budget_data(result.grouping, result.validation_summary(), len(result.tasks))
     summ = result.validation_summary().set_index("layout")
-    assert d.same_scale == (not result.grouping["higher_is_better"]) and d.chosen == result.grouping["budget"]
+    assert d.same_scale == (not result.grouping.higher_is_better) and d.chosen == result.grouping.budget
     x, mean, _ = d.baselines["all-shared"]
     assert x == 1 and mean == pytest.approx(summ.loc["all-shared", "test_loss_mean"])
     assert d.baselines["all-separate"][0] == len(result.tasks)
@@ -283,8 +282,8 @@ def test_budget_data_puts_baselines_on_the_same_axis(study_run):
 def test_cluster_note_reconciles_clusters_and_groups(study_run):
     result, _, _ = study_run
     groups = [list(b) for b in result.recommended.blocks(0)]
-    note = F.cluster_note(result.clustering, groups, result.grouping["budget"])
-    same = {frozenset(c) for c in result.clustering["clusters"]} == {frozenset(g) for g in groups}
+    note = F.cluster_note(result.clustering.clusters, groups, result.grouping.budget)
+    same = {frozenset(c) for c in result.clustering.clusters} == {frozenset(g) for g in groups}
     assert note == "The recommended groups are these clusters." if same else "differ from these" in note
     figs, _ = build_figures(result)
     assert note in next(f for f in figs if f.key == "dendrogram").caption
@@ -344,25 +343,25 @@ def test_a_resumed_study_keeps_its_cost(study_run, tmp_path_factory):
     again, _, _ = small_study(tmp_path_factory.getbasetemp() / "small-study")  # every run from the store
 
     def training(cost):  # the runs' seconds as their records state them
-        return cost["seconds"] - cost["measure_seconds"]
+        return cost.seconds - cost.measure_seconds
 
     for name, p in first.probes.items():
-        if p.get("cost"):
+        if p.cost is not None:
             # the same runs and their seconds as the records state them (a fresh record and the
             # stored one differ by about 10 ms a run), not this invocation's near-zero wall time;
             # the probe's own measuring time is this invocation's and is reported apart
-            runs = p["cost"]["runs"]
-            assert again.probes[name]["cost"]["runs"] == runs
-            assert training(again.probes[name]["cost"]) == pytest.approx(training(p["cost"]), rel=0.01, abs=0.03 * runs)
-            assert again.probes[name]["cost"]["measure_seconds"] > 0
+            runs = p.cost.runs
+            assert again.probes[name].cost.runs == runs
+            assert training(again.probes[name].cost) == pytest.approx(training(p.cost), rel=0.01, abs=0.03 * runs)
+            assert again.probes[name].cost.measure_seconds > 0
     def trained(result):  # compute seconds less this invocation's measuring time
-        return result.compute_seconds() - sum(p["cost"]["measure_seconds"] for p in result.probes.values() if p.get("cost"))
+        return result.compute_seconds() - sum(p.cost.measure_seconds for p in result.probes.values() if p.cost is not None)
 
-    slack = 0.03 * sum((p.get("cost") or {}).get("runs", 0) for p in first.probes.values())
+    slack = 0.03 * sum(p.cost.runs for p in first.probes.values() if p.cost is not None)
     assert trained(again) == pytest.approx(trained(first), rel=0.01, abs=slack)
     assert trained(first) > slack  # so a near-zero resumed cost would still fail
-    assert again.seconds["total"] < first.compute_seconds()
-    assert again.validation_cost["runs"] == first.validation_cost["runs"] > 0
+    assert again.wall_seconds < first.compute_seconds()
+    assert again.validation_cost.runs == first.validation_cost.runs > 0
 
 
 def test_terminal_summary_is_aligned(study_run):
@@ -370,7 +369,7 @@ def test_terminal_summary_is_aligned(study_run):
 
     result, _, _ = study_run
     text = summary_text(result)
-    d = decision_of(result)
+    d = result.decision
     assert text.startswith(f"decision: {d.decision}")
     table = [line for line in text.splitlines() if line.startswith("    ")]
     assert len(table) == len(d.comparisons) + 1
@@ -429,7 +428,7 @@ window.addEventListener('load', function () {
         win.study.update(r.study)
         win.invocation = r.invocation
         page = write_report(win, tmp_path / "win")["html"].read_text()
-        d = decision_of(win)
+        d = win.decision
         assert d.decision == "share as recommended" and "baseline-warning" not in page
         # green only where the confidence is medium or high
         assert f'class="answer {"none" if d.confidence == "low" else "good"}"' in page
@@ -478,7 +477,7 @@ def test_python_built_suite_gets_python_not_commands_that_cannot_work(tmp_path, 
     monkeypatch.chdir(tmp_path)
     scope = {"suite": tiny_suite(r.tasks)}
     exec(compile(snippet, "report-snippet", "exec"), scope)  # the snippet runs as shown
-    decided = decision_of(r).decision
+    decided = r.decision.decision
     assert set(scope["layout"].tasks) == set(r.tasks)
     n_nets = len(scope["layout"].blocks(0))
     assert n_nets == (len(r.tasks) if decided == "keep these tasks separate" else 2)
@@ -519,8 +518,6 @@ def test_headline_colour_follows_the_confidence(decision, confidence, style):
 
 
 def test_agreement_legend_uses_the_runs_recorded_seconds(study_run, monkeypatch):
-    from taskrel.report.access import probe_compute_seconds
-
     result, _, _ = study_run
     seen = []
     real = F.agreement_data
@@ -529,8 +526,8 @@ def test_agreement_legend_uses_the_runs_recorded_seconds(study_run, monkeypatch)
     if not seen:
         pytest.skip("this study has fewer than two plain affinities to compare")
     for p in seen:  # a probe's compute as its runs' records state it, not its affinity's own clock
-        assert p.x_seconds == pytest.approx(probe_compute_seconds(result, p.x_probe.split(" [")[0]))
-        assert p.y_seconds == pytest.approx(probe_compute_seconds(result, p.y_probe.split(" [")[0]))
+        assert p.x_seconds == pytest.approx(result.probe_compute_seconds(p.x_probe.split(" [")[0]))
+        assert p.y_seconds == pytest.approx(result.probe_compute_seconds(p.y_probe.split(" [")[0]))
 
 
 def test_many_tasks_stay_readable():
@@ -592,7 +589,7 @@ def test_top_box_in_a_browser(kind, study_run, tmp_path):
     dom = _browser(["--window-size=1200,2000", "--virtual-time-budget=10000", "--dump-dom", probe.as_uri()], tmp_path)
     assert "taskrel-box" in dom.stdout, dom.stderr[-2000:]
     cls, decision, _, train, python, scale, n_ari, _size = dom.stdout.split('id="taskrel-box">', 1)[1].split("<", 1)[0].split("|")
-    d = decision_of(result)
+    d = result.decision
     assert decision == d.decision
     style = cls.split()[-1]
     assert not (style == "good" and d.confidence == "low")  # no green beside "confidence low"

@@ -17,7 +17,8 @@ import pytest
 
 from taskrel.layout import SharingLayout
 from taskrel.study.decision import Comparison, choose, confidence
-from taskrel.study.result import StudyResult
+from taskrel.study.result import StudyResult, jsonable
+from taskrel.study.validated import ValidationRow
 
 RESULTS = Path(__file__).resolve().parents[2] / "studies" / "results"
 COMMITTED = sorted(p.parent for p in RESULTS.glob("*/summary.json"))
@@ -27,12 +28,12 @@ def committed_result(folder: Path) -> tuple[StudyResult, list[Comparison], dict]
     summary = json.loads((folder / "summary.json").read_text())
     rec = SharingLayout.from_dict(json.loads((folder / "layout.json").read_text()))
     tasks, n_stages = summary["tasks"], len(rec.partitions)
-    layouts = {"recommended": rec.to_dict(), "all-shared": SharingLayout.shared(tasks, n_stages).to_dict(),
-               "all-separate": SharingLayout.separate(tasks, n_stages).to_dict()}
-    rows = [{"layout": v["layout"], "seed": 0, "task": tasks[0], "test_loss": v["test_loss_mean"], "test_metric": None,
-             "val_loss": None, "n_parameters": v.get("n_parameters"), "status": "ok"} for v in summary["validation"]]
-    for v in summary["validation"]:
-        layouts.setdefault(v["layout"], {"tasks": tasks, "partitions": [[[v["layout"]]]]})  # some other layout
+    layouts = {"recommended": rec, "all-shared": SharingLayout.shared(tasks, n_stages),
+               "all-separate": SharingLayout.separate(tasks, n_stages)}
+    rows = [ValidationRow(v["layout"], 0, tasks[0], v["test_loss_mean"], None, None, v.get("n_parameters"), "ok")
+            for v in summary["validation"]]
+    for i, v in enumerate(summary["validation"]):  # some other layout (its own widths make it unlike the others)
+        layouts.setdefault(v["layout"], rec.with_widths({t: 2.0 + i for t in tasks}))
     comps = [Comparison(c["layout"], c["mean_diff"], tuple(float("inf") if x is None else x for x in c["ci95"]),
                         c["n_seeds"], c["sd_diff"], c["recommended_loss"], c["layout_loss"], c.get("same_as", []))
              for c in summary["answer"]["comparisons"]]
@@ -60,3 +61,68 @@ def test_a_changed_number_changes_the_decision():
     sep = next(c for c in comps if c.layout == "all-separate")
     sep.ci95 = (-abs(sep.ci95[1]), abs(sep.ci95[1]))
     assert choose(result, comps)[0] != answer["decision"]
+
+
+# ---------------------------------------------------------------------- results written before schema 3
+# tests/data/results/<name>/ holds a study_result.json of schema 2 and the summary.json and report.md that taskrel
+# 5b0db8c (the last version before the typed StudyResult) rendered from it into /tmp/h1golden/<name>: a real default
+# study on digits (its numbers are the committed studies/results/digits-default's), the small hostile study of
+# tests/study/test_study.py (every probe, clusters, stability, auxiliary ranking, front, random groupings, a failed
+# run, a branched layout) and a width study (width-matched baselines, capacity, an aggregator control).
+OLD = Path(__file__).resolve().parents[1] / "data" / "results"
+OLD_RESULTS = sorted(p.parent for p in OLD.glob("*/study_result.json"))
+
+
+def _rendered(folder: Path, out: Path, placeholder: str) -> tuple[dict, str]:
+    def norm(text: str) -> str:
+        return text.replace(str(out), "OUT")
+
+    return json.loads(norm((folder / "summary.json").read_text())), norm((folder / "report.md").read_text())
+
+
+def _schema_1(body: dict) -> dict:
+    """A schema-2 body as schema 1 wrote it: no checksum, no stored decision."""
+    old = {k: v for k, v in body.items() if k not in ("checksum", "decided")}
+    return old | {"schema": 1}
+
+
+def test_there_are_results_of_older_schemas():
+    assert len(OLD_RESULTS) >= 3, OLD_RESULTS
+    assert {json.loads((f / "study_result.json").read_text())["schema"] for f in OLD_RESULTS} == {2}
+
+
+@pytest.mark.parametrize("folder", OLD_RESULTS, ids=lambda p: p.name)
+def test_an_older_result_loads_decides_and_renders_as_before(folder, tmp_path):
+    import taskrel.report  # noqa: F401  (the report writer)
+
+    want_summary, want_md = _rendered(folder, Path("/tmp/h1golden") / folder.name, "OUT")
+    result = StudyResult.load(folder / "study_result.json")
+    answer = want_summary["answer"]
+    d = result.decision
+    assert (d.decision, d.reason, d.what_would_tell, d.confidence, d.confidence_why) == \
+        (answer["decision"], answer["reason"], answer["what_would_tell"], answer["confidence"], answer["confidence_why"])
+    assert jsonable([c.to_dict() for c in d.comparisons]) == answer["comparisons"]  # the same numbers, to the last digit
+    assert jsonable(result.validation_summary().to_dict(orient="records")) == want_summary["validation"]
+    out = tmp_path / folder.name
+    out.mkdir()
+    (out / "study_result.json").write_bytes((folder / "study_result.json").read_bytes())
+    result.write_report(out)
+    got_summary, got_md = _rendered(out, out, "OUT")
+    assert got_summary == want_summary
+    assert got_md == want_md
+
+
+@pytest.mark.parametrize("folder", OLD_RESULTS, ids=lambda p: p.name)
+def test_an_older_result_saved_as_schema_3_and_as_schema_1_reads_the_same(folder, tmp_path):
+    old = StudyResult.load(folder / "study_result.json")
+    path = old.save(tmp_path)
+    body = json.loads(path.read_text())
+    assert body["schema"] == 3 and isinstance(body["validation"], dict)  # schema 3: the validation as columns
+    new = StudyResult.load(path)
+    assert new.to_dict() == old.to_dict()
+    assert new.decision.to_dict() == old.decision.to_dict()
+    assert new.validation == old.validation and new.layouts == old.layouts and new.grouping == old.grouping
+    one = tmp_path / "one"
+    one.mkdir()
+    (one / "study_result.json").write_text(json.dumps(_schema_1(json.loads((folder / "study_result.json").read_text()))))
+    assert StudyResult.load(one).to_dict() == old.to_dict()
