@@ -7,8 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from taskrel.suite import Suite, Task
+from taskrel.suites.mlp import mlp_suite
 from taskrel.suites.registry import register_suite
-from taskrel.widths import mlp_stages
 
 # Properties of the digit shown: each a binary task.
 PROPERTIES: dict[str, set[int]] = {
@@ -49,17 +49,6 @@ def digits_suite(tasks: Sequence[str] | None = None, width: int = 64, split_seed
     X = (d.data / 16.0).astype(np.float32)
     task_list, targets = digit_tasks(d.target, list(tasks) if tasks else ALL_TASKS)
     w = int(width)
-    at_width = mlp_stages(64, [w, w // 2, w // 4])  # every size times the width multiplier
-    return Suite(
-        "digits",
-        X,
-        task_list,
-        targets,
-        at_width(1.0),
-        split=(0.6, 0.2, 0.2),
-        split_seed=split_seed,
-        stage_names=["fc1", "fc2", "fc3"],
-        truth={"digit": d.target.tolist()},
-        description="scikit-learn digits (8x8), binary one-vs-rest and property tasks",
-        stages_at_width=at_width,
-    )
+    return mlp_suite("digits", X, task_list, targets, [w, w // 2, w // 4],  # every size times the width
+                     split=(0.6, 0.2, 0.2), split_seed=split_seed, truth={"digit": d.target.tolist()},
+                     description="scikit-learn digits (8x8), binary one-vs-rest and property tasks")

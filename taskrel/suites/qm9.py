@@ -42,8 +42,8 @@ import numpy as np
 from taskrel.errors import TaskrelError
 from taskrel.suite import Suite, Task
 from taskrel.suite_checks import check_number
+from taskrel.suites.mlp import mlp_suite
 from taskrel.suites.registry import register_suite
-from taskrel.widths import mlp_stages
 
 # task name -> column of the qm9pack CSV files (the twelve standard QM9 targets, in their order)
 TARGETS: dict[str, str] = {
@@ -206,16 +206,10 @@ def qm9_suite(
     targets = {t: Z[:, j] for j, t in enumerate(names)}
 
     w = int(width)
-    at_width = mlp_stages(X.shape[1], [w, w // 2, w // 4])  # every size times the width multiplier
-    return Suite(
-        "qm9",
-        X,
-        [Task(t, "regression") for t in names],
-        targets,
-        at_width(1.0),
+    return mlp_suite(
+        "qm9", X, [Task(t, "regression") for t in names], targets, [w, w // 2, w // 4],  # times the width
         split=split,
         split_seed=split_seed,
-        stage_names=["fc1", "fc2", "fc3"],
         truth={
             "molecule": [str(m) for m in ids[keep]],
             "target_mean": {t: float(mean[j]) for j, t in enumerate(names)},
@@ -225,5 +219,4 @@ def qm9_suite(
         description=f"QM9 ({n:,} of {N_MOLECULES:,} molecules, from qm9pack): properties z-scored on "
         f"the training split; Morgan fingerprints ({fp_bits} bits, radius {radius})"
         + (" + 12 RDKit counts" if descriptors else ""),
-        stages_at_width=at_width,
     )

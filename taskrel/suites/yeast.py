@@ -11,8 +11,8 @@ import numpy as np
 
 from taskrel.errors import TaskrelError
 from taskrel.suite import Suite, Task
+from taskrel.suites.mlp import mlp_suite
 from taskrel.suites.registry import register_suite
-from taskrel.widths import mlp_stages
 
 
 def load_yeast() -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -39,7 +39,5 @@ def yeast_suite(tasks: Sequence[str] | None = None, split_seed: int = 0) -> Suit
     if unknown:
         raise TaskrelError(f"yeast tasks {unknown} are unknown; known: {', '.join(labels)}")
     targets = {t: Y[:, labels.index(t)] for t in names}
-    at_width = mlp_stages(X.shape[1], [64, 32, 16])  # every size times the width multiplier
-    return Suite("yeast", X, [Task(t, "binary") for t in names], targets, at_width(1.0), split_seed=split_seed,
-                 stage_names=["fc1", "fc2", "fc3"], description="yeast gene functional classes (multi-label), 103 features",
-                 stages_at_width=at_width)
+    return mlp_suite("yeast", X, [Task(t, "binary") for t in names], targets, [64, 32, 16], split_seed=split_seed,
+                     description="yeast gene functional classes (multi-label), 103 features")
