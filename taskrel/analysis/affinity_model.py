@@ -29,6 +29,7 @@ import numpy as np
 from taskrel.affinity import Affinity
 from taskrel.errors import TaskrelError
 from taskrel.tables.group_estimates import RULE_OF, RULES
+from taskrel.tables.pricing import effects_form
 
 
 def rule_for(affinity: Affinity, rule: str = "auto") -> str:
@@ -99,3 +100,27 @@ class AffinityGroupModel:
             gain = self._base + sign * scale * gain
             sem = (scale * sem) if self.rule == "hoa" else sem
         return np.where(m, gain, np.nan), np.where(m, sem, np.nan)
+
+    def quadratic_form(self, weights, size_cost):
+        """The reduced cost ``sum_{t in g} (sign * v_t(g) - weights[t]) + size_cost[|g|]`` as a
+        quadratic in membership, size by size: ``form(k) -> (const, lin, Q)`` (the form that
+        :func:`~taskrel.analysis.pricing_bound.certify` proves bounds for; ``sign`` is -1 for
+        scores, +1 for losses). Member ``t`` of a group of ``k`` is worth ``base[t] + b[t] *
+        sum_{s in mates} onto[s, t] / (k - 1)``.
+
+        >>> from taskrel.affinity import Affinity
+        >>> aff = Affinity(["a", "b", "c"], [[0, .4, 0], [.2, 0, .1], [0, 0, 0]], measure="pairwise")
+        >>> const, lin, Q = AffinityGroupModel(aff).quadratic_form([0, 0, 0], [0, 0, 0, 0])(2)
+        >>> Q.round(2).tolist()  # scores enter negated: a and b lower each other's cost by .6
+        [[0.0, -0.6, 0.0], [-0.6, 0.0, -0.1], [0.0, -0.1, 0.0]]
+        """
+        n = len(self.tasks)
+        if self._base is None:
+            base, scale = np.zeros(n), np.ones(n)
+        else:
+            sign = 1.0 if self.higher_is_better else -1.0
+            scale = sign * (np.abs(self._base) if self.rule == "hoa" else np.ones(n))
+            base = self._base
+        averaged = self._onto * scale[None, :]
+        return effects_form(base, np.zeros((n, n)), averaged, weights, size_cost,
+                            self.higher_is_better)

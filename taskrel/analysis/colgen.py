@@ -60,6 +60,7 @@ from taskrel.analysis.pricing import (
     pair_gains,
     reduced_costs,
 )
+from taskrel.analysis.pricing_bound import certify, lagrangian_bound
 from taskrel.analysis.search_clock import SearchClock
 from taskrel.errors import TaskrelError
 
@@ -203,7 +204,7 @@ def _generate(oracle, pool, budget, cost_of_size, min_size, max_size, clock, gai
               lp_share, max_rounds, rng, patience: int = 6) -> dict:
     """Rounds of master LP and pricing; returns the bound and what it cost."""
     model = oracle.model
-    exact = _exact(model)
+    exact, quad = _exact(model), callable(getattr(model, "quadratic_form", None))
     n = oracle.n
     kappa = min(n / min_size, budget / float(cost_of_size[min_size:max_size + 1].min()))
     big = 10.0 * (np.abs(oracle.totals(np.eye(n, dtype=bool))).sum() + 1.0)
@@ -211,12 +212,13 @@ def _generate(oracle, pool, budget, cost_of_size, min_size, max_size, clock, gai
     out = {"rounds": 0, "converged": False, "bound": None, "bound_proven": False,
            "pricing": "model (exact)" if exact else
            ("model" if callable(getattr(model, "price", None)) else "heuristic local search")}
-    best, still = np.inf, 0
+    if quad and not exact:
+        out["pricing"] += " + proven quadratic bound"
+    best, still, proven = np.inf, 0, -np.inf
     for rnd in range(max_rounds):
         members = pool.matrix()
         totals = oracle.totals(members)
-        cost = cost_of_size[members.sum(axis=1)]
-        master = _master(members, totals, cost, budget, big, clock)
+        master = _master(members, totals, cost_of_size[members.sum(axis=1)], budget, big, clock)
         if master is None:
             clock.hit = True
             break
@@ -231,22 +233,61 @@ def _generate(oracle, pool, budget, cost_of_size, min_size, max_size, clock, gai
         # exact pricing: the Lagrangian bound is proven; heuristic: the master's value
         out["bound"] = value + kappa * least if exact else value
         out["bound_proven"] = exact
-        clock.update(bound=out["bound"] if exact else None,
-                     stage=f"column generation round {rnd + 1}")
         still = still + 1 if value >= best - 1e-9 * (1.0 + abs(best)) else 0
         best = min(best, value)
-        new = [r for r, v in zip(found, rc) if v < -1e-9 * (1.0 + abs(value))]
-        if not new or not pool.add(new, min_size, max_size):
+        tol = 1e-9 * (1.0 + abs(value))
+        added = pool.add([r for r, v in zip(found, rc) if v < -tol], min_size, max_size)
+        spent = clock.expired() or (stop_at is not None and clock.elapsed() > stop_at)
+        if quad and not exact and (not added or still >= patience or spent):
+            bound, extra = _certify(oracle, pi, size_cost, value, budget, cost_of_size,
+                                    min_size, max_size, clock, stop_at, out, full=spent)
+            proven = max(proven, bound)
+            if extra is not None and pool.add(extra, min_size, max_size) and not spent:
+                still = 0
+                continue
+        if proven > -np.inf:
+            out["bound"], out["bound_proven"] = proven, True
+        clock.update(bound=out["bound"] if out["bound_proven"] else None,
+                     stage=f"column generation round {rnd + 1}")
+        if not added:
             out["converged"] = True
             break
         if not exact and still >= patience:
             out["stopped"] = f"master value unchanged for {patience} rounds"
             break
-        if clock.expired() or (stop_at is not None and clock.elapsed() > stop_at):
+        if spent:
             clock.hit = clock.hit or clock.expired()
             out["stopped"] = "time share for column generation spent"
             break
+    if proven > -np.inf:
+        out["bound"], out["bound_proven"] = proven, True
     return out
+
+
+def _certify(oracle, pi, size_cost, value, budget, cost_of_size, min_size, max_size, clock,
+             stop_at, out, full: bool):
+    """The proven Lagrangian bound of this round and the negative columns the proof met
+    (:mod:`taskrel.analysis.pricing_bound`); checks the model's form against its values.
+    Unless ``full``, it stops at the first two sizes with a negative column (pricing)."""
+    n = oracle.n
+    seconds = 30.0 if clock.time_limit is None else max(stop_at - clock.elapsed(),
+                                                        0.1 * clock.time_limit)
+    seconds = min(seconds, 0.5 * clock.left())
+    form = oracle.model.quadratic_form(pi.copy(), size_cost.copy())
+    cert = certify(form, n, min_size, max_size, seconds, tol=1e-9 * (1.0 + abs(value)),
+                   enough=None if full else 2)
+    out["certified"] = out.get("certified", 0) + 1
+    out["certify_how"] = cert.how
+    bound = lagrangian_bound(value, cert.bounds, min_size, cost_of_size, budget, n)
+    if not len(cert.groups):
+        return bound, None
+    rc = reduced_costs(oracle, cert.groups, pi, size_cost)
+    if np.abs(rc - cert.costs).max() > 1e-6 * (1.0 + np.abs(rc).max()):
+        raise TaskrelError(f"grouping: the model's quadratic_form disagrees with its "
+                           f"predict_members (reduced cost {cert.costs[0]:.6g} against "
+                           f"{rc[0]:.6g}); fix the form or remove it")
+    neg = cert.groups[rc < -1e-9 * (1.0 + abs(value))]
+    return bound, (neg if len(neg) else None)
 
 
 def _exact(model) -> bool:
