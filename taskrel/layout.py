@@ -202,17 +202,9 @@ class SharingLayout:
             widths = {t: widths for t in self.tasks}
         return SharingLayout(self.tasks, self.partitions, widths)
 
-    def n_blocks(self) -> int:
-        """Stage copies in the model (the cost of a layout in units of one stage)."""
-        return sum(len(p) for p in self.partitions)
-
     def shared_blocks(self) -> list[tuple[int, Block]]:
         """(stage, block) pairs that more than one task shares."""
         return [(k, b) for k, p in enumerate(self.partitions) for b in p if len(b) > 1]
-
-    def flat_groups(self) -> list[Block]:
-        """The top-stage blocks: the groups of tasks that share anything at all."""
-        return self.blocks(0)
 
     def with_stages(self, n_stages: int) -> SharingLayout:
         if n_stages != self.n_stages:
