@@ -42,26 +42,14 @@ DIRECTIONS = ("max", "min")
 
 
 class TaskLike(Protocol):
-    """What a loss or metric reads of a task; :class:`taskrel.suite.Task` is one.
+    """What a loss or metric reads of a task; :class:`taskrel.task.Task` is one (a protocol, so
+    that this module, which ``taskrel.task`` imports, imports nothing back)."""
 
-    Written as a protocol so that this module needs nothing from ``taskrel.suite`` (which
-    imports it).
-    """
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def kind(self) -> str: ...
-
-    @property
-    def metric(self) -> str | Callable[..., Any] | None: ...
-
-    @property
-    def loss(self) -> Callable[..., Any] | None: ...
-
-    @property
-    def direction(self) -> str | None: ...
+    name: str
+    kind: str
+    metric: str | Callable[..., Any] | None
+    loss: Callable[..., Any] | None
+    direction: str | None
 
 
 def arity(fn: Callable[..., Any], what: str) -> int:
