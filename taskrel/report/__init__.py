@@ -114,7 +114,7 @@ def build_figures(result) -> tuple[list[Any], list[str]]:
                 (min(side * per_row * 0.85 + 1.6, draw.MAX_FIGURE_INCHES), side * 0.9 * (len(maps) // per_row)),
                 lambda fig, maps=maps, k=per_row: draw.draw_stage_heatmaps(maps, fig, per_row=k))
     for name, traj in result.trajectories.items():
-        if traj:
+        if traj.cosine:
             curves = F.gradient_curves(traj)
             add(f"gradient-{safe_name(name)}", f"Gradient alignment over training: {name}", "Cosine between per-task gradients on the shared encoder, mean over seeds (band: ± std). Coloured: the most aligned and most conflicting pairs.",
                 (8.0, 3.6), lambda fig, c=curves: draw.draw_gradient(c, fig.add_subplot()))

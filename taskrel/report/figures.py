@@ -18,7 +18,7 @@ from taskrel.affinity import Affinity
 from taskrel.layout import SharingLayout
 from taskrel.report.capacity import front_groups
 from taskrel.report.heatmaps import HeatmapData, heatmap_caption, heatmap_data, stage_heatmaps
-from taskrel.study.findings import AuxiliaryRanking, GroupingFront
+from taskrel.study.findings import AuxiliaryRanking, GroupingFront, Trajectory
 
 __all__ = ["HeatmapData", "heatmap_caption", "heatmap_data", "stage_heatmaps"]  # re-exported: figure data lives here
 
@@ -46,7 +46,7 @@ class GradientCurves:
     highlight: list[str]  # the pairs to name (most aligned and most conflicting on average)
 
 
-def gradient_curves(traj: dict[str, list], n_highlight: int = 3, smooth: int | None = None) -> GradientCurves:
+def gradient_curves(traj: Trajectory | dict[str, list], n_highlight: int = 3, smooth: int | None = None) -> GradientCurves:
     """Cosine per pair and step from a stored trajectory, averaged over seeds and smoothed
     (a centred rolling mean over ``smooth`` probe steps; default about a tenth of them).
 
@@ -55,7 +55,7 @@ def gradient_curves(traj: dict[str, list], n_highlight: int = 3, smooth: int | N
     >>> gradient_curves(t, smooth=1).frame["cosine"].round(2).tolist()
     [0.3, 0.5]
     """
-    df = pd.DataFrame(traj)
+    df = pd.DataFrame(traj.to_dict() if isinstance(traj, Trajectory) else traj)
     if df.empty:
         return GradientCurves(pd.DataFrame(columns=["step", "pair", "cosine", "std"]), [])
     df["pair"] = df["source"].astype(str) + " · " + df["target"].astype(str)

@@ -116,6 +116,17 @@ class ProbeSummary(Keyed):
             self.cost = ProbeCost.from_dict(self.cost)
 
 
+@dataclass
+class Trajectory(Keyed):
+    """Gradient cosines over training: one entry per (seed, step, pair), source before target."""
+
+    seed: list[int] = field(default_factory=list)
+    step: list[int] = field(default_factory=list)
+    source: list[str] = field(default_factory=list)
+    target: list[str] = field(default_factory=list)
+    cosine: list[float] = field(default_factory=list)
+
+
 # ---------------------------------------------------------------------- clusters
 @dataclass
 class Dendrogram(Keyed):
@@ -290,4 +301,4 @@ class Problem(Keyed):
 
 
 __all__ = ["AuxiliaryRanking", "AuxiliaryRow", "Capacity", "Clustering", "Dendrogram", "FailedRun", "FrontRow",
-           "GroupingFront", "Invocation", "Keyed", "Problem", "ProbeCost", "ProbeSummary", "Stability"]
+           "GroupingFront", "Invocation", "Keyed", "Problem", "ProbeCost", "ProbeSummary", "Stability", "Trajectory"]

@@ -32,6 +32,7 @@ from taskrel.study.findings import (
     ProbeSummary,
     Problem,
     Stability,
+    Trajectory,
 )
 from taskrel.study.folders import (  # noqa: F401 (the folder names and file format; here before folders.py)
     RESULT_FILE,
@@ -81,7 +82,7 @@ class StudyResult:
     tasks: list[str]
     affinities: dict[str, Affinity] = field(default_factory=dict)  # probe -> its affinity
     probes: dict[str, ProbeSummary] = field(default_factory=dict)
-    trajectories: dict[str, dict[str, list]] = field(default_factory=dict)  # gradient cosines, one list per column
+    trajectories: dict[str, Trajectory] = field(default_factory=dict)  # gradient cosines over training, by probe
     analysis_probe: str | None = None
     clustering: Clustering | None = None
     stability: Stability | None = None
@@ -306,6 +307,7 @@ class StudyResult:
         out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("decided", "schema")}
         out |= {"affinities": {k: a.to_dict() for k, a in self.affinities.items()},
                 "probes": {k: p.to_dict() for k, p in self.probes.items()},
+                "trajectories": {k: t.to_dict() for k, t in self.trajectories.items()},
                 "clustering": None if self.clustering is None else self.clustering.to_dict(),
                 "stability": None if self.stability is None else self.stability.to_dict(),
                 "auxiliary": [a.to_dict() for a in self.auxiliary],

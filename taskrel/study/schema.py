@@ -24,6 +24,7 @@ from taskrel.study.findings import (
     ProbeSummary,
     Problem,
     Stability,
+    Trajectory,
 )
 from taskrel.study.validated import StudyLayout, ValidationRow, validation_cost
 
@@ -61,7 +62,7 @@ def _each(cls: Any) -> Any:
 
 READERS = {
     "affinities": lambda v: {k: a if isinstance(a, Affinity) else Affinity.from_dict(a) for k, a in v.items()},
-    "probes": _each(ProbeSummary), "clustering": _optional(Clustering), "stability": _optional(Stability),
+    "probes": _each(ProbeSummary), "trajectories": _each(Trajectory), "clustering": _optional(Clustering), "stability": _optional(Stability),
     "auxiliary": lambda v: [AuxiliaryRanking.from_dict(x) for x in v], "grouping": _optional(GroupingFront),
     "layouts": _each(StudyLayout), "validation": _rows, "failed_runs": lambda v: [FailedRun.from_dict(x) for x in v],
     "validation_cost": validation_cost, "errors": lambda v: [Problem.from_dict(x) for x in v],

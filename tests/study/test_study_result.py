@@ -16,6 +16,7 @@ from taskrel.affinity import Affinity
 from taskrel.errors import TaskrelError
 from taskrel.layout import SharingLayout
 from taskrel.study.decision import SEPARATE, SHARE, SHARED
+from taskrel.study.findings import Trajectory
 from taskrel.study.result import RESULT_FILE, StudyResult, study_folder
 
 TASKS = ["a", "b", "c", "d"]
@@ -56,7 +57,7 @@ def test_decision_is_a_property_decided_once():
 
 def test_repr_is_short_and_summary_leads_with_the_decision():
     r = result_with(SEP_WINS)
-    r.trajectories["gradient"] = {"cosine": [0.5] * 160_000}  # a long record: never in the repr
+    r.trajectories["gradient"] = Trajectory(cosine=[0.5] * 160_000)  # a long record: never in the repr
     text = repr(r)
     assert len(text) < 300 and "keep these tasks separate" in text
     assert "decision: keep these tasks separate" in r.summary()
