@@ -97,6 +97,8 @@ def test_a_row_listed_twice_in_a_split_is_refused():
     ("multimnist", {"n_examples": -5}, "multimnist: option n_examples must be"),
     ("mnist-dense", {"n_examples": float("nan")}, "mnist-dense: option n_examples must be"),
     ("mnist", {"split_seed": -1}, "mnist: option split_seed must be an integer >= 0"),
+    ("multimnist", {"seed": -1}, "multimnist: option seed must be an integer >= 0"),  # was numpy's ValueError
+    ("mnist-dense", {"split_seed": 1.5}, "mnist-dense: option split_seed must be an integer >= 0"),
 ])
 def test_a_built_in_suite_names_its_bad_option(name, options, match):
     with pytest.raises(TaskrelError, match=match):

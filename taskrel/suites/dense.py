@@ -31,8 +31,7 @@ from torch import nn
 
 from taskrel.errors import TaskrelError
 from taskrel.suite import Suite, Task
-from taskrel.suite_checks import check_number
-from taskrel.suites.mnist import load_mnist
+from taskrel.suites.mnist import sample_mnist
 from taskrel.suites.registry import register_suite
 from taskrel.widths import scaled
 
@@ -119,13 +118,7 @@ def dense_suite(tasks: Sequence[str] | None = None, n_examples: int | None = 100
     unknown = [t for t in names if t not in TASKS]
     if unknown:
         raise TaskrelError(f"suite 'mnist-dense': unknown tasks {unknown}; tasks are {', '.join(ALL_TASKS)}")
-    X, labels = load_mnist()
-    rng = np.random.default_rng(split_seed)
-    check_number("mnist-dense", "n_examples", n_examples, low=1, high=len(X), integer=True, none=True)
-    check_number("mnist-dense", "split_seed", split_seed, low=0, integer=True)
-    if n_examples is not None and n_examples < len(X):
-        keep = np.sort(rng.permutation(len(X))[: int(n_examples)])
-        X, labels = X[keep], labels[keep]
+    X, labels, rng = sample_mnist("mnist-dense", n_examples, split_seed)
     clean = X[:, 0]
     noisy = (X + NOISE * rng.standard_normal(X.shape)).astype(np.float32)
     targets = dense_targets(clean, labels)

