@@ -73,7 +73,8 @@ OLD = Path(__file__).resolve().parents[1] / "data" / "results"
 OLD_RESULTS = sorted(p.parent for p in OLD.glob("*/study_result.json"))
 
 
-def _rendered(folder: Path, out: Path, placeholder: str) -> tuple[dict, str]:
+def _rendered(folder: Path, out: Path) -> tuple[dict, str]:
+    """summary.json and report.md of a report folder, the folder it was written to named OUT."""
     def norm(text: str) -> str:
         return text.replace(str(out), "OUT")
 
@@ -95,7 +96,7 @@ def test_there_are_results_of_older_schemas():
 def test_an_older_result_loads_decides_and_renders_as_before(folder, tmp_path):
     import taskrel.report  # noqa: F401  (the report writer)
 
-    want_summary, want_md = _rendered(folder, Path("/tmp/h1golden") / folder.name, "OUT")
+    want_summary, want_md = _rendered(folder, Path("/tmp/h1golden") / folder.name)
     result = StudyResult.load(folder / "study_result.json")
     answer = want_summary["answer"]
     d = result.decision
@@ -107,7 +108,7 @@ def test_an_older_result_loads_decides_and_renders_as_before(folder, tmp_path):
     out.mkdir()
     (out / "study_result.json").write_bytes((folder / "study_result.json").read_bytes())
     result.write_report(out)
-    got_summary, got_md = _rendered(out, out, "OUT")
+    got_summary, got_md = _rendered(out, out)
     assert got_summary == want_summary
     assert got_md == want_md
 
@@ -126,3 +127,31 @@ def test_an_older_result_saved_as_schema_3_and_as_schema_1_reads_the_same(folder
     one.mkdir()
     (one / "study_result.json").write_text(json.dumps(_schema_1(json.loads((folder / "study_result.json").read_text()))))
     assert StudyResult.load(one).to_dict() == old.to_dict()
+
+
+def test_the_committed_default_study_loads_from_its_schema_2_file_with_its_committed_numbers():
+    """tests/data/results/digits-default/study_result.json is the committed default study's result
+    (studies/results/digits-default, rerun from its store): read by this version it gives the
+    committed decision, comparisons and validation summary, number for number."""
+    committed = json.loads((RESULTS / "digits-default" / "summary.json").read_text())
+    result = StudyResult.load(OLD / "digits-default" / "study_result.json")
+    d, answer = result.decision, committed["answer"]
+    assert (d.decision, d.reason, d.confidence, d.confidence_why) == \
+        (answer["decision"], answer["reason"], answer["confidence"], answer["confidence_why"])
+    assert jsonable([c.to_dict() for c in d.comparisons]) == answer["comparisons"]
+    assert jsonable(result.validation_summary().to_dict(orient="records")) == committed["validation"]
+    assert result.recommended == SharingLayout.from_dict(json.loads((RESULTS / "digits-default" / "layout.json").read_text()))
+
+
+def test_the_older_result_check_can_fail(tmp_path):
+    """One validation loss changed in an older file (loaded as schema 1, no checksum to refuse it):
+    its validation summary and paired comparisons no longer match what was rendered from it."""
+    folder = OLD / "digits-default"
+    body = _schema_1(json.loads((folder / "study_result.json").read_text()))
+    row = next(r for r in body["validation"] if r["layout"] == "recommended" and r["status"] == "ok")
+    row["test_loss"] += 0.01
+    (tmp_path / "study_result.json").write_text(json.dumps(body))
+    want = json.loads((folder / "summary.json").read_text())
+    changed = StudyResult.load(tmp_path)
+    assert jsonable(changed.validation_summary().to_dict(orient="records")) != want["validation"]
+    assert jsonable([c.to_dict() for c in changed.decision.comparisons]) != want["answer"]["comparisons"]
