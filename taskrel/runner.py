@@ -174,24 +174,19 @@ class Runner:
         return self.check(suite, [spec])[0]
 
     def run(self, suite: Suite, specs: Iterable[RunSpec], desc: str = "runs") -> RunList:
-        """Train the specs the store lacks; return every spec's record, in the order given.
-
-        A run that fails is recorded with its reason and the others go on.
-        """
+        """Train the specs the store lacks; return every spec's record, in the order given (a
+        run that fails is recorded with its reason and the others go on)."""
         return self.run_all([(suite, specs)], desc)[0]
 
     def run_all(self, jobs: Iterable[tuple[Suite, Iterable[RunSpec]]], desc: str = "runs") -> list[RunList]:
         """Train the runs of several suites (for example one suite built at several widths) in
         one queue: ``jobs`` is ``[(suite, specs), ...]``; one :class:`RunList` per job, each
-        aligned with its specs (its ``trained`` and ``reused`` count that job's runs).
-
-        Every spec is checked against its suite before anything trains; a run two jobs share
-        (the same key) trains once.
+        aligned with its specs (its ``trained`` and ``reused`` count that job's runs). Every
+        spec is checked against its suite before anything trains; a run two jobs share trains once.
 
         >>> import tempfile
         >>> from taskrel.suites import get_suite
         >>> from taskrel.layout import SharingLayout
-        >>> from taskrel.store import RunSpec
         >>> from taskrel.train import TrainConfig
         >>> suite = get_suite("planted", n_examples=100)
         >>> spec = RunSpec(SharingLayout.separate(["c0t0"], 3), TrainConfig(epochs=1))

@@ -2,7 +2,7 @@
 with a :class:`StudyResult`. A study file (TOML) describes one: ``Study.from_toml(path)``.
 
 >>> study = Study.from_toml()          # the built-in default study (digits)
->>> study.suite, list(study.named_probes())[:1]
+>>> study.suite_name(), list(study.named_probes())[:1]
 ('digits', ['pairwise'])
 """
 
@@ -14,7 +14,8 @@ from typing import Any
 from taskrel.base import clone
 from taskrel.study.checks import check_study, planned_runs
 from taskrel.study.result import StudyResult, find_result, safe_name, study_folder
-from taskrel.study.study import Grouping, Study, Validation, as_study, check_toml, run_study
+from taskrel.study.running import as_study, run_study
+from taskrel.study.study import Clustering, Grouping, Study, Validation, check_toml
 from taskrel.study.toml import to_toml
 from taskrel.suite import Suite
 
@@ -63,6 +64,7 @@ def study_from_spec(study: Study) -> Study:
 
 
 __all__ = [
+    "Clustering",
     "Grouping",
     "Study",
     "StudyResult",

@@ -1,6 +1,7 @@
-"""The settings of a study's steps: :class:`Validation` (what validation trains) and
-:class:`Grouping` (the grouping search over a front of budgets), each an Estimator whose
-constructor a study file's table goes straight to.
+"""The settings of a study's steps: :class:`Clustering` (a task clustering that says whether
+to measure its stability), :class:`Grouping` (the grouping search over a front of budgets) and
+:class:`Validation` (what validation trains), each an Estimator whose constructor a study
+file's table goes straight to.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from taskrel.analysis.cluster import TaskClustering
 from taskrel.base import Estimator
 from taskrel.errors import TaskrelError
 from taskrel.train import TrainConfig
@@ -35,6 +37,29 @@ def changed_params(obj: Any) -> dict[str, Any]:
 
 def plain(d: dict[str, Any]) -> dict[str, Any]:
     return {k: (list(v) if isinstance(v, tuple) else dict(v) if isinstance(v, Mapping) else v) for k, v in d.items()}
+
+
+class Clustering(TaskClustering):
+    """A study's clustering: a :class:`~taskrel.analysis.TaskClustering` (its parameters, as
+    there) that also says whether the study measures the clusters' stability over seeds
+    (:func:`~taskrel.analysis.cluster_stability`, needing two seeds or more). A study file's
+    ``[analysis.clustering]`` table goes straight to it.
+
+    Parameters
+    ----------
+    method, n_clusters, linkage, random_state, n_neighbors : as :class:`~taskrel.analysis.TaskClustering`.
+    stability : measure the clusters' stability over the affinity's seeds (default true).
+
+    >>> c = Clustering(n_clusters=2, stability=False)
+    >>> c.n_clusters, c.stability, isinstance(c, TaskClustering)
+    (2, False, True)
+    """
+
+    def __init__(self, method: str = "hierarchical", n_clusters: int | None = None, linkage: str = "average",
+                 random_state: int = 0, n_neighbors: int | str = "auto", stability: bool = True):
+        super().__init__(method=method, n_clusters=n_clusters, linkage=linkage, random_state=random_state,
+                         n_neighbors=n_neighbors)
+        self.stability = stability
 
 
 class Validation(Estimator):
@@ -142,4 +167,4 @@ class Grouping(Estimator):
         return self.searcher().budget
 
 
-__all__ = ["Grouping", "Validation", "changed_params", "param_names", "plain"]
+__all__ = ["Clustering", "Grouping", "Validation", "changed_params", "param_names", "plain"]

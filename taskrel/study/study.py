@@ -20,7 +20,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -32,8 +31,8 @@ from taskrel.probes import Probe
 from taskrel.runner import Runner, as_runner
 from taskrel.store import RunStore
 from taskrel.study.checks import Checked, check_study, study_problems
-from taskrel.study.result import StudyResult, failed_runs, invocation_of, study_folder
-from taskrel.study.settings import Grouping, Validation, plain
+from taskrel.study.result import StudyResult, failed_runs
+from taskrel.study.settings import Clustering, Grouping, Validation, plain
 from taskrel.study.steps import Log
 from taskrel.suite import Suite
 from taskrel.train import TrainConfig
@@ -49,27 +48,35 @@ class Study(Estimator):
     Parameters
     ----------
     probes : probes (``[PairwiseProbe(), ...]``, named by kind) or ``{name: probe}``.
-    clustering : a :class:`~taskrel.analysis.TaskClustering` (None: no clustering).
+    clustering : a :class:`~taskrel.analysis.TaskClustering` (the clusters' stability over
+        seeds is measured), or a :class:`Clustering` (the same, with ``stability=False`` to
+        skip that); None: no clustering.
     grouping : a :class:`Grouping` (a bare ``GroupingSearch`` is its ``search``). None: no
         grouping, no recommendation.
     validation : a :class:`Validation` (None: no validation).
     auxiliary : primary tasks to rank auxiliary tasks for.
     affinity : the probe whose affinity the analyses read (default: the first of pairwise,
         transfer, lookahead, gradient, similarity).
-    stability : measure the clusters' stability over seeds.
     branched : search a branched layout from a per-stage affinity.
     tasks : the study's tasks (default: every task of the suite).
     config : training config of every probe and validation run that gives none.
     name, description : how the study is named in its result and report.
-    suite, suite_options : a built-in suite to use when ``fit`` gets none.
+    suite : the built-in suite to use when ``fit`` gets none: its name (``"planted"``), or
+        ``{"name": "planted", "options": {...}}`` with options for its builder.
     verbose : progress lines on stderr.
-    source : the study file's text, when it came from one (kept in the result).
     max_runs : the most distinct probe runs the study may plan (default 2,000); a study whose
         probes plan more is refused before any training, with each probe's count and the cheap
         route (gradient and gradient-feature probes). None: no limit.
 
-    ``fit(suite, runner)`` returns the study; the :class:`~taskrel.study.StudyResult` is ``result_``.
+    ``fit(suite, runner)`` returns the study; the :class:`~taskrel.study.StudyResult` is
+    ``result_``. A study read from a file (:meth:`from_toml`) keeps the file's text in
+    ``file_text`` (not a parameter: '' for a study built in Python) and its result records it.
+
+    >>> Study(probes=[], suite={"name": "planted", "options": {"n_examples": 100}}).suite_options()
+    {'n_examples': 100}
     """
+
+    file_text: str = ""  # the study file's text, set by from_toml; kept by the study's own copies
 
     def __init__(
         self,
@@ -79,16 +86,13 @@ class Study(Estimator):
         validation: Validation | None = None,
         auxiliary: Sequence[str] = (),
         affinity: str | None = None,
-        stability: bool = True,
         branched: bool = True,
         tasks: Sequence[str] | None = None,
         config: TrainConfig | None = None,
         name: str = "study",
         description: str = "",
-        suite: str | None = None,
-        suite_options: Mapping[str, Any] | None = None,
+        suite: str | Mapping[str, Any] | None = None,
         verbose: bool = True,
-        source: str = "",
         max_runs: int | None = 2000,
     ):
         self.probes = probes
@@ -97,16 +101,13 @@ class Study(Estimator):
         self.validation = validation
         self.auxiliary = auxiliary
         self.affinity = affinity
-        self.stability = stability
         self.branched = branched
         self.tasks = tasks
         self.config = config
         self.name = name
         self.description = description
         self.suite = suite
-        self.suite_options = suite_options
         self.verbose = verbose
-        self.source = source
         self.max_runs = max_runs
 
     @classmethod
@@ -134,6 +135,40 @@ class Study(Estimator):
         return to_toml(self)
 
     # ------------------------------------------------------------------ derived
+    @property
+    def stability(self) -> bool:
+        """Whether the clusters' stability over seeds is measured (the clustering's
+        ``stability``, true for a plain TaskClustering; false without a clustering)."""
+        return self.clustering is not None and bool(getattr(self.clustering, "stability", True))
+
+    def suite_name(self) -> str | None:
+        """The name of the built-in suite the study names (None: none)."""
+        return self._suite_table()[0]
+
+    def suite_options(self) -> dict[str, Any]:
+        """The options of the built-in suite's builder (empty: none)."""
+        return self._suite_table()[1]
+
+    def _suite_table(self) -> tuple[str | None, dict[str, Any]]:
+        s = self.suite
+        if s is None or isinstance(s, str):
+            return s, {}
+        if not isinstance(s, Mapping):
+            raise TaskrelError(f"study: field 'suite': a suite's name or {{'name': ..., 'options': {{...}}}}, got {s!r}")
+        unknown = sorted(set(s) - {"name", "options"})
+        if unknown:
+            raise TaskrelError(f"study: field 'suite.{unknown[0]}': unknown key; valid keys here are ['name', 'options']")
+        options = s.get("options") or {}
+        if not isinstance(options, Mapping):
+            raise TaskrelError(f"study: field 'suite.options': must be a table of the suite builder's options, got {options!r}")
+        return s.get("name"), dict(options)
+
+    def copy_with(self, **changes: Any) -> Study:
+        """A new, unfitted study with these parameters changed (its file's text kept)."""
+        new = clone(self, **changes)
+        new.file_text = self.file_text
+        return new
+
     def grouping_plan(self) -> Grouping | None:
         """The grouping step (a bare GroupingSearch given as ``grouping`` becomes its search)."""
         if self.grouping is None or isinstance(self.grouping, Grouping):
@@ -168,12 +203,13 @@ class Study(Estimator):
         """The built-in suite this study names (a TaskrelError naming the field if none)."""
         from taskrel.suites import get_suite, list_suites
 
-        if self.suite is None:
+        name, options = self._suite_table()
+        if name is None:
             raise TaskrelError("study: field 'suite.name': no suite given (pass one to fit, or name a built-in suite)")
-        if self.suite not in list_suites():
-            raise TaskrelError(f"study: field 'suite.name': unknown suite {self.suite!r}; built-in suites are {sorted(list_suites())}")
+        if name not in list_suites():
+            raise TaskrelError(f"study: field 'suite.name': unknown suite {name!r}; built-in suites are {sorted(list_suites())}")
         try:
-            return get_suite(self.suite, **dict(self.suite_options or {}))
+            return get_suite(name, **options)
         except TaskrelError as e:
             raise TaskrelError(f"study: field 'suite.options': {e}") from None
 
@@ -205,7 +241,7 @@ class Study(Estimator):
         val = self.validation
         if val is not None:
             val = clone(val, config=(val.config or self.base_config()).with_(device=device))
-        return clone(self, probes=probes, validation=val, config=self.base_config().with_(device=device))
+        return self.copy_with(probes=probes, validation=val, config=self.base_config().with_(device=device))
 
     def prepared_probes(self, tasks: Sequence[str] | None = None) -> dict[str, Probe]:
         """The probes as fitted: the study's tasks and config where a probe gives none."""
@@ -300,15 +336,15 @@ class Study(Estimator):
             "partition": bool(gs.partition), "max_size": g.max_size,
         } | ({"widths": [float(w) for w in g.widths], "cost": g.cost} if g.widths else {})
         c = self.clustering
-        clustering = None if c is None else {**plain({k: getattr(c, k) for k in ("method", "n_clusters", "linkage", "random_state") if hasattr(c, k)}), "stability": bool(self.stability)}
+        clustering = None if c is None else {**plain({k: getattr(c, k) for k in ("method", "n_clusters", "linkage", "random_state") if hasattr(c, k)}), "stability": self.stability}
         v = self.validation
         validation = None if v is None else {"seeds": list(v.seeds), "train": (v.config or self.base_config()).to_dict(),
                                              "front": bool(v.front), "random": int(v.random), "matched": v.matched}
         return {
             "name": self.name, "suite": suite.name, "description": self.description, "tasks": list(tasks),
-            "suite_options": dict(self.suite_options or {}), "train": self.base_config().to_dict(), "probes": probes,
+            "suite_options": self.suite_options(), "train": self.base_config().to_dict(), "probes": probes,
             "affinity": self.analysis_probe(), "clustering": clustering, "auxiliary": list(self.auxiliary),
-            "grouping": grouping, "branched": bool(self.branched), "validation": validation, "source": self.source,
+            "grouping": grouping, "branched": bool(self.branched), "validation": validation, "source": self.file_text,
         }
 
 
@@ -336,63 +372,4 @@ def check_toml(path: str | Path | None = None, text: str | None = None, suite: S
     return study_problems(study, built)
 
 
-# ---------------------------------------------------------------------- running a study file
-def as_study(study: Study | str | Path | None) -> Study:
-    """A :class:`Study` from itself, a study file's path, or None (the built-in default study)."""
-    if isinstance(study, Study):
-        return study
-    return Study.from_toml(study)
-
-
-def run_study(
-    study: Study | str | Path | None,
-    store: Runner | RunStore | str | Path,
-    out: str | Path | None = None,
-    n_jobs: int = -1,
-    quiet: bool = False,
-    suite: Any = None,
-    backend: str = "loky",
-    device: str | None = None,
-    scheduler: str | None = None,
-    retries: int = 0,
-) -> StudyResult:
-    """Fit ``study`` with the runs in ``store``; save the result in ``out`` and in the store.
-
-    ``suite`` replaces the study's named suite (a user's own :class:`~taskrel.suite.Suite`).
-    ``out`` defaults to ``<store>/studies/<study folder>`` (:func:`~taskrel.study.result.study_folder`:
-    one folder per study name). A store that cannot be written (read-only, all its runs
-    finished) is only read: the result goes to ``out``. One :class:`~taskrel.runner.Runner`
-    (``n_jobs``, ``backend``, ``scheduler``, ``retries``) trains every run of the study; a
-    ``Runner`` given as ``store`` is used as it is.
-    """
-    study_file = study if isinstance(study, (str, Path)) else None
-    study = as_study(study)
-    if device:
-        study = study.with_device(device)
-    if quiet:
-        study = clone(study, verbose=False)
-    own = not isinstance(store, Runner)
-    runner = as_runner(store, n_jobs=n_jobs, backend=backend, scheduler=scheduler, progress=not quiet, retries=retries)
-    try:
-        result = study.fit(suite, runner).result_
-    finally:
-        if own:
-            runner.close()
-    folder = runner.store.path / "studies" / study_folder(study.name)
-    result.invocation = invocation_of(study_file, runner.store.path, out if out is not None else folder)
-    if out is not None:
-        result.save(out)
-    if out is None or Path(out).resolve() != folder.resolve():
-        try:
-            result.save(folder)
-        except OSError as e:  # a read-only store: its runs were read, the result went to out
-            if out is None:
-                raise TaskrelError(f"study: cannot write the result into the store ({folder}: {e.strerror}); "
-                                   "pass an output folder (--out) you can write") from None
-            if not quiet:
-                print(f"taskrel study: the store is not writable ({e.strerror}); the result is in {out} only",
-                      file=sys.stderr)
-    return result
-
-
-__all__ = ["AFFINITY_PREFERENCE", "Grouping", "Study", "Validation", "as_study", "check_toml", "run_study"]
+__all__ = ["AFFINITY_PREFERENCE", "Clustering", "Grouping", "Study", "Validation", "check_toml"]

@@ -24,7 +24,7 @@ A study file (see ``studies/default.toml``)::
 
     [analysis]
     affinity = "pairwise"              # the probe whose affinity the analyses read
-    [analysis.clustering]              # TaskClustering's parameters, and stability = true|false
+    [analysis.clustering]              # Clustering's: TaskClustering's, and stability = true|false
     [analysis.auxiliary]
     primary = ["is3"]                  # rank auxiliary tasks for these primary tasks
     [analysis.grouping]                # Grouping's parameters (budgets, source, max_size,
@@ -51,7 +51,7 @@ from typing import Any
 
 from taskrel.errors import TaskrelError
 from taskrel.files import read_text
-from taskrel.study.settings import Grouping, Validation, changed_params, param_names
+from taskrel.study.settings import Clustering, Grouping, Validation, changed_params, param_names
 from taskrel.train import TrainConfig
 
 try:  # Python 3.11+
@@ -143,9 +143,7 @@ def _names(value: Any, where: str, problems: Problems) -> list[str]:
     return list(value)
 
 
-def _config(train: dict[str, Any], where: str, problems: Problems):
-    from taskrel.train import TrainConfig
-
+def _config(train: dict[str, Any], where: str, problems: Problems) -> TrainConfig | None:
     return problems.attempt(where, lambda: TrainConfig.from_dict(train))
 
 
@@ -183,19 +181,19 @@ def _probes(raw: Any, train: dict[str, Any], problems: Problems) -> dict[str, An
     return out
 
 
-def _clustering(raw: Any, problems: Problems) -> tuple[Any, bool]:
-    """The TaskClustering of ``[analysis.clustering]`` (None when ``false``), and stability."""
-    from taskrel.analysis import TaskClustering
-
+def _clustering(raw: Any, problems: Problems) -> Clustering | None:
+    """The :class:`~taskrel.study.settings.Clustering` of ``[analysis.clustering]`` (its
+    ``stability`` key included); None when ``false``."""
     if raw is False:
-        return None, False
+        return None
     table = _table(raw, "analysis.clustering", problems)
-    stability = table.pop("stability", True)
+    stability = table.get("stability", True)
     if not isinstance(stability, bool):
         problems.add("analysis.clustering.stability", f"must be true or false, got {stability!r}")
-    if not unknown_keys(table, param_names(TaskClustering) + ["stability"], "analysis.clustering", problems):
-        return None, bool(stability)
-    return problems.attempt("analysis.clustering", lambda: TaskClustering(**table)), bool(stability)
+        return None
+    if not unknown_keys(table, param_names(Clustering), "analysis.clustering", problems):
+        return None
+    return problems.attempt("analysis.clustering", lambda: Clustering(**table))
 
 
 def _grouping(raw: Any, problems: Problems) -> Grouping | None:
@@ -240,8 +238,7 @@ def _validation(raw: Any, train: dict[str, Any], problems: Problems) -> Validati
 
 def _read(data: dict[str, Any], source: str, problems: Problems, cls: type) -> Any:
     """The Study of a parsed file, every problem recorded; None when any was found."""
-    if not unknown_keys(data, TOP_KEYS, "", problems):
-        pass
+    unknown_keys(data, TOP_KEYS, "", problems)
     name = data.get("name")
     if not isinstance(name, str) or not name.strip():
         problems.add("name", f"a study needs a non-empty name, got {name!r}")
@@ -259,7 +256,7 @@ def _read(data: dict[str, Any], source: str, problems: Problems, cls: type) -> A
     probes = _probes(data.get("probes"), train, problems)
     analysis = _table(data.get("analysis"), "analysis", problems)
     unknown_keys(analysis, ANALYSIS_KEYS, "analysis", problems)
-    clustering, stability = _clustering(analysis.get("clustering", {}), problems)
+    clustering = _clustering(analysis.get("clustering", {}), problems)
     aux = _table(analysis.get("auxiliary"), "analysis.auxiliary", problems)
     unknown_keys(aux, ("primary",), "analysis.auxiliary", problems)
     primary = _names(aux["primary"], "analysis.auxiliary.primary", problems) if "primary" in aux else []
@@ -272,10 +269,12 @@ def _read(data: dict[str, Any], source: str, problems: Problems, cls: type) -> A
     validation = _validation(data.get("validation", {}), train, problems)
     if problems.errors:
         return None
-    return cls(probes=probes, clustering=clustering, grouping=grouping, validation=validation, auxiliary=primary,
-                 affinity=analysis.get("affinity"), stability=stability, branched=branched, tasks=tasks, config=config,
-                 name=name.strip(), description=description, suite=suite["name"], suite_options=options, source=source,
-                 **({"max_runs": data["max_runs"]} if "max_runs" in data else {}))
+    study = cls(probes=probes, clustering=clustering, grouping=grouping, validation=validation, auxiliary=primary,
+                affinity=analysis.get("affinity"), branched=branched, tasks=tasks, config=config, name=name.strip(),
+                description=description, suite={"name": suite["name"], "options": options} if options else suite["name"],
+                **({"max_runs": data["max_runs"]} if "max_runs" in data else {}))
+    study.file_text = source
+    return study
 
 
 # ---------------------------------------------------------------------- entry points
@@ -343,8 +342,7 @@ def study_tables(study: Any) -> dict[str, Any]:
                         **({"train": train} if train else {})}
     analysis: dict[str, Any] = {"affinity": study.affinity}
     c = study.clustering
-    analysis["clustering"] = False if c is None else {**changed_params(c),
-                                                      "stability": bool(study.stability)}
+    analysis["clustering"] = False if c is None else changed_params(Clustering(**{**c.get_params(), "stability": study.stability}))
     if study.auxiliary:
         analysis["auxiliary"] = {"primary": list(study.auxiliary)}
     g = study.grouping_plan()
@@ -360,8 +358,9 @@ def study_tables(study: Any) -> dict[str, Any]:
         validation = {k: x for k, x in changed_params(v).items() if k != "config"}
         vtrain = {k: x for k, x in (v.config or study.base_config()).to_dict().items() if x != base.get(k)}
         validation |= {"train": vtrain} if vtrain else {}
-    suite = {"name": study.suite, **({"tasks": list(study.tasks)} if study.tasks else {}),
-             **({"options": dict(study.suite_options)} if study.suite_options else {})}
+    options = study.suite_options()
+    suite = {"name": study.suite_name(), **({"tasks": list(study.tasks)} if study.tasks else {}),
+             **({"options": options} if options else {})}
     return {"name": study.name, "description": study.description,
             **({"max_runs": study.max_runs} if study.max_runs != 2000 and study.max_runs is not None else {}), "suite": suite,
             "train": {k: x for k, x in base.items() if x is not None and x != default_train.get(k)}, "probes": probes,

@@ -252,12 +252,12 @@ seeds = [0]
 def test_every_shipped_study_file_is_valid(path):
     """The study files under studies/ (and their suites) pass the checks that run before training."""
     study = load_study(path)
-    needs = {"qm9": ("rdkit", "qm9pack"), "yeast": ("river",), "moleculeace": ("rdkit", "MoleculeACE")}.get(study.suite)
+    needs = {"qm9": ("rdkit", "qm9pack"), "yeast": ("river",), "moleculeace": ("rdkit", "MoleculeACE")}.get(study.suite_name())
     if needs:
         import importlib.util
 
         if any(importlib.util.find_spec(m) is None for m in needs):
-            pytest.skip(f"the {study.suite} suite needs the 'studies' extra"
+            pytest.skip(f"the {study.suite_name()} suite needs the 'studies' extra"
                         + (" and pip install --no-deps MoleculeACE==3.0.0" if "MoleculeACE" in needs else ""))
     suite = validate_study(study)
     assert suite.check_tasks(study.tasks) if study.tasks else suite.task_names
@@ -299,7 +299,7 @@ def test_from_toml_only_constructs(monkeypatch):
 
     monkeypatch.setattr(suites, "get_suite", lambda *a, **k: pytest.fail("from_toml must not build a suite"))
     study = Study.from_toml()
-    assert study.suite == "digits" and study.grouping.budget == 3
+    assert study.suite == "digits" and study.grouping.budget == 3 and study.file_text.startswith("#")
     assert [p.kind for p in study.named_probes().values()][:1] == ["pairwise"]
 
 
@@ -363,3 +363,76 @@ def test_to_toml_round_trips_every_shipped_study():
         study = load_study(path)
         again = parse_study(to_toml(study))
         assert to_toml(again) == to_toml(study), path
+
+
+# ---------------------------------------------------------------------- parameters and their homes
+def _structure(x):
+    """An object's parameters, recursively (estimators by class and parameters, configs as dicts)."""
+    from taskrel.train import TrainConfig
+
+    if isinstance(x, TrainConfig):
+        return x.to_dict()
+    if hasattr(x, "get_params"):
+        return (type(x).__name__, _structure(x.get_params()))
+    if isinstance(x, dict):
+        return {k: _structure(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_structure(v) for v in x]
+    return x
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[2] / "studies").glob("*.toml")), ids=lambda p: p.stem)
+def test_study_to_toml_to_study_gives_equal_parameters(path):
+    study = load_study(path)
+    again = parse_study(to_toml(study))
+    assert _structure(again) == _structure(study)
+    assert study.file_text == path.read_text(encoding="utf-8").lstrip("\ufeff") and again.file_text == to_toml(study)
+
+
+def test_stability_lives_on_the_clustering_and_the_suite_is_one_parameter():
+    from taskrel.analysis import GroupingSearch, TaskClustering
+    from taskrel.probes import PairwiseProbe
+    from taskrel.study import Clustering
+
+    study = Study(probes=[PairwiseProbe(seeds=[0, 1])], clustering=Clustering(n_clusters=2, stability=False),
+                  grouping=GroupingSearch(budget=2), suite={"name": "planted", "options": {"n_examples": 120}},
+                  max_runs=50, verbose=False)
+    text = to_toml(study)
+    assert "stability = false" in text and "n_examples = 120" in text
+    again = parse_study(text)
+    assert again.stability is False and again.clustering.n_clusters == 2
+    assert again.suite_name() == "planted" and again.suite_options() == {"n_examples": 120}
+    assert _structure(parse_study(to_toml(again))) == _structure(again)
+    assert Study(probes=[], clustering=TaskClustering()).stability is True  # a plain clustering measures it
+    assert Study(probes=[], clustering=None).stability is False
+    assert len(study.build_suite().inputs) == 120
+    with pytest.raises(TaskrelError, match="field 'suite.size': unknown key"):
+        Study(probes=[], suite={"name": "planted", "size": 3}).build_suite()
+    # old files' keys keep their meaning: stability under [analysis.clustering], options under [suite]
+    old = parse_study(SMALL.replace("[analysis.auxiliary]", "[analysis.clustering]\nstability = false\n[analysis.auxiliary]"))
+    assert old.stability is False and isinstance(old.clustering, Clustering)
+
+
+def test_the_study_clustering_has_every_task_clustering_parameter():
+    """Clustering is TaskClustering plus ``stability``: same parameters, same defaults."""
+    import inspect
+
+    from taskrel.analysis import TaskClustering
+    from taskrel.study import Clustering
+
+    def defaults(cls):
+        return {p.name: p.default for p in inspect.signature(cls.__init__).parameters.values() if p.name != "self"}
+
+    assert defaults(Clustering) == {**defaults(TaskClustering), "stability": True}
+
+
+def test_a_study_files_text_reaches_its_result_through_run_studys_copies(tmp_path):
+    """The file's text is not a parameter: from_toml keeps it, the study's copies (quiet, a
+    device) keep it, and the result records it (the report's Reproduce needs it)."""
+    text = ('name = "t"\nvalidation = false\n[suite]\nname = "planted"\noptions = { n_examples = 100 }\n'
+            'tasks = ["c0t0", "c0t1"]\n[train]\nepochs = 1\n[probes.pairwise]\n[analysis]\nclustering = false\n'
+            '[analysis.grouping]\nbudget = 1\n')
+    study = parse_study(text)
+    assert study.with_device("cpu").copy_with(verbose=False).file_text == text
+    result = run_study(study, tmp_path / "store", tmp_path / "out", n_jobs=1, quiet=True)
+    assert result.study["source"] == text

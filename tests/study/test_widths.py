@@ -202,16 +202,15 @@ def test_random_controls_keep_the_recommendations_widths_and_parameters():
     rec = SharingLayout.groups([["c0t0", "c0t1"], ["c1t0", "conflict"]], suite.n_stages).with_widths({"c0t0": 0.5, "c0t1": 0.5})
     validation = Validation(seeds=[0], front=False, random=2)
     found = validation_layouts(validation, {"recommended": rec.to_dict()}, None, suite, tasks, True, Log(verbose=False))
-    named = {name: lay for name, (lay, _) in found.items()}
-    entries = {name: entry for name, (_, entry) in found.items()}
+    named = {name: entry.layout for name, entry in found.items()}  # each a StudyLayout
     assert {"random 1", "random 2", *MATCHED} <= set(named)
     target = layout_parameters(suite, rec)
     for name in ("random 1", "random 2"):
         assert sorted(named[name].width_of(b[0]) for b in named[name].blocks(0)) == [0.5, 1.0]
         assert layout_parameters(suite, named[name]) == target  # the same sizes at the same widths
     for name in MATCHED:
-        assert entries[name]["n_parameters"] == layout_parameters(suite, named[name])
-        assert abs(entries[name]["relative_difference"]) < 0.05
+        assert found[name].n_parameters == layout_parameters(suite, named[name])
+        assert abs(found[name].relative_difference) < 0.05
 
 
 # ---------------------------------------------------------------------- a tiny study choosing widths
