@@ -91,6 +91,8 @@ def test_a_schema_1_result_still_loads(tmp_path):
     body = result_with(SEP_WINS).to_dict()
     body["schema"] = 1
     body.pop("decided")
+    columns = body["validation"]  # schema 1 and 2 stored a list of rows, schema 3 stores columns
+    body["validation"] = [dict(zip(columns, values)) for values in zip(*columns.values())]
     (tmp_path / RESULT_FILE).write_text(json.dumps(body))
     assert StudyResult.load(tmp_path).decision.decision == SEPARATE
     body["schema"] = 2  # a schema-2 file without its checksum was tampered with
@@ -180,3 +182,28 @@ def test_two_non_ascii_names_and_a_read_only_store(tmp_path, monkeypatch):
     assert len(list(RunStore(store).records())) == n_records  # nothing trained
     with pytest.raises(TaskrelError, match="--out"):
         run_study(tiny_study("研究一"), store, None, n_jobs=1, quiet=True, suite=suite)
+
+
+def test_parts_are_typed_whatever_form_they_are_given_in():
+    """A field set to its plain form (as schema-2 files and older code hold it) is read into its
+    typed part, and the part's plain form round-trips."""
+    from taskrel.study.findings import FrontRow, GroupingFront
+    from taskrel.study.validated import StudyLayout, ValidationRow
+
+    r = result_with(REC_WINS)
+    assert all(isinstance(row, ValidationRow) for row in r.validation) and isinstance(r.affinities["pairwise"], Affinity)
+    assert all(isinstance(e, StudyLayout) for e in r.layouts.values())
+    r.grouping = {"source": "pairwise", "table": "hoa", "budget": 2.0,
+                  "front": [{"budget": 2.0, "cost": 2.0, "blocks": [["a", "b"], ["c", "d"]],
+                             "layout": r.layout("recommended").to_dict()}]}
+    assert isinstance(r.grouping, GroupingFront) and isinstance(r.grouping.front[0], FrontRow)
+    assert r.grouping.front[0].layout == r.layout("recommended")
+    assert GroupingFront.from_dict(r.grouping.to_dict()) == r.grouping
+    assert r.validation[0]["status"] == r.validation[0].status == "ok"  # key access still answers, for older code
+
+
+def test_a_part_missing_a_field_is_refused_with_its_name():
+    body = result_with(REC_WINS).to_dict()
+    body["validation"] = [{"layout": "recommended", "seed": 0}]
+    with pytest.raises(TaskrelError, match=r"ValidationRow needs field\(s\) task, test_loss"):
+        StudyResult.from_dict(body)
