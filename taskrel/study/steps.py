@@ -107,7 +107,8 @@ def probe_step(checked: Checked, suite: Suite, runner: Runner, log: Log) -> Prob
     jobs = checked.queue(suite)
     keys = {s.key(at) for at, specs in jobs for s in specs}
     held = sum(k in runner.store for k in keys)
-    log.say(f"{len(checked.probes)} probes plan {len(keys)} distinct runs: {held} already in the store, {len(keys) - held} to train")
+    at = f" (with the {checked.source} probe's at width {', '.join(f'{w:g}' for w in checked.widths)})" if checked.widths else ""
+    log.say(f"{len(checked.probes)} probes plan {len(keys)} distinct runs{at}: {held} already in the store, {len(keys) - held} to train")
     queued = log.guard("probe runs", lambda: runner.run_all(jobs, desc="probe runs")) or []
     out = Probed()
     for name, probe in checked.probes.items():
