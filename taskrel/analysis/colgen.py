@@ -60,7 +60,7 @@ from taskrel.analysis.pricing import (
     pair_gains,
     reduced_costs,
 )
-from taskrel.analysis.pricing_bound import certify, lagrangian_bound
+from taskrel.analysis.pricing_bound import certify, lagrangian_bound, tighten
 from taskrel.analysis.search_clock import SearchClock
 from taskrel.errors import TaskrelError
 
@@ -268,14 +268,20 @@ def _certify(oracle, pi, size_cost, value, budget, cost_of_size, min_size, max_s
              stop_at, out, full: bool):
     """The proven Lagrangian bound of this round and the negative columns the proof met
     (:mod:`taskrel.analysis.pricing_bound`); checks the model's form against its values.
-    Unless ``full``, it stops at the first two sizes with a negative column (pricing)."""
-    n = oracle.n
-    seconds = 30.0 if clock.time_limit is None else max(stop_at - clock.elapsed(),
-                                                        0.1 * clock.time_limit)
-    seconds = min(seconds, 0.5 * clock.left())
+    Unless ``full``, it stops at the first two sizes with a negative column (pricing); when
+    none is found, the rest of its time tightens the sizes the bound rests on."""
+    n, start = oracle.n, clock.elapsed()
+    seconds = 30.0 if clock.time_limit is None else max(stop_at - start, 0.1 * clock.time_limit)
+    if full or clock.time_limit is None:
+        seconds = min(seconds, 0.5 * clock.left())
+    else:  # the final proof may use what the MILP over the columns does not need
+        seconds = min(max(seconds, clock.left() - 0.25 * clock.time_limit), 0.7 * clock.left())
+    tol = 1e-9 * (1.0 + abs(value))
     form = oracle.model.quadratic_form(pi.copy(), size_cost.copy())
-    cert = certify(form, n, min_size, max_size, seconds, tol=1e-9 * (1.0 + abs(value)),
-                   enough=None if full else 2)
+    cert = certify(form, n, min_size, max_size, seconds, tol=tol, enough=None if full else 2)
+    neg = cert.groups[cert.costs < -tol]
+    if full or not len(neg):
+        tighten(cert, cost_of_size, budget, n, seconds - (clock.elapsed() - start))
     out["certified"] = out.get("certified", 0) + 1
     out["certify_how"] = cert.how
     bound = lagrangian_bound(value, cert.bounds, min_size, cost_of_size, budget, n)
@@ -286,7 +292,7 @@ def _certify(oracle, pi, size_cost, value, budget, cost_of_size, min_size, max_s
         raise TaskrelError(f"grouping: the model's quadratic_form disagrees with its "
                            f"predict_members (reduced cost {cert.costs[0]:.6g} against "
                            f"{rc[0]:.6g}); fix the form or remove it")
-    neg = cert.groups[rc < -1e-9 * (1.0 + abs(value))]
+    neg = cert.groups[rc < -tol]
     return bound, (neg if len(neg) else None)
 
 

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import combinations
 from math import comb
 
@@ -61,8 +61,8 @@ Form = Callable[[int], tuple[float, np.ndarray, np.ndarray]]
 @dataclass
 class Certificate:
     """What :func:`certify` proved: ``bounds[i]`` is a lower bound on the least reduced cost
-    of a group of ``min_size + i`` tasks (``exact[i]`` where it is attained), ``groups`` the
-    best groups met (membership rows, lowest reduced cost first) with their ``costs``."""
+    of a group of ``min_size + i`` tasks (``exact_sizes[i]`` where it is attained), ``groups``
+    the best groups met (membership rows, lowest reduced cost first) with their ``costs``."""
 
     min_size: int
     bounds: np.ndarray
@@ -70,6 +70,8 @@ class Certificate:
     groups: np.ndarray
     costs: np.ndarray
     how: dict
+    forms: dict = field(default_factory=dict, repr=False)
+    tries: dict = field(default_factory=dict, repr=False)
 
     @property
     def exact(self) -> bool:
@@ -78,6 +80,36 @@ class Certificate:
     @property
     def least(self) -> float:
         return float(self.bounds.min())
+
+    def settle(self, i: int, seconds: float, n: int, keep: int, enumerate_up_to: int) -> float:
+        """Bound size ``min_size + i`` by listing its groups or by a MILP of ``seconds``;
+        returns the least reduced cost of the groups met (inf if none)."""
+        k = self.min_size + i
+        const, lin, Q = self.forms[k]
+        if comb(n, k) <= enumerate_up_to:
+            self.bounds[i], g, c = _enumerate(const, lin, Q, n, k, keep)
+            self.exact_sizes[i] = True
+            self._add(g, c)
+            self.how["enumerated"] += 1
+            return float(c[0])
+        bound, g, proven = _milp(const, lin, Q, n, k, seconds)
+        self.tries[i] = self.tries.get(i, 0) + 1
+        self.how["milp"] += 1
+        self.how["milp_proven"] += proven
+        self.bounds[i] = max(self.bounds[i], bound)
+        if g is None:
+            return np.inf
+        c = group_cost(const, lin, Q, g)
+        self._add(g[None, :], np.array([c]))
+        if proven:
+            self.bounds[i], self.exact_sizes[i] = c, True
+        return c
+
+    def _add(self, rows, costs) -> None:
+        rows = np.concatenate([self.groups.reshape(-1, rows.shape[1]), rows])
+        costs = np.concatenate([self.costs, costs])
+        order = np.argsort(costs, kind="stable")
+        self.groups, self.costs = rows[order], costs[order]
 
 
 def row_bound(const: float, lin: np.ndarray, Q: np.ndarray, k: int) -> float:
@@ -179,71 +211,72 @@ def certify(form: Form, n: int, min_size: int, max_size: int, time_limit: float,
     sizes not reached keep their row bound, so every bound stays valid).
     """
     start = time.perf_counter()
-    top = min(int(max_size), n)
-    sizes = np.arange(int(min_size), top + 1)
-    bounds = np.empty(len(sizes))
-    exact = np.zeros(len(sizes), dtype=bool)
-    forms, groups, costs = {}, [], []
-    how = {"row": 0, "enumerated": 0, "milp": 0, "milp_proven": 0}
+    sizes = np.arange(int(min_size), min(int(max_size), n) + 1)
+    cert = Certificate(int(min_size), np.empty(len(sizes)), sizes <= 1, np.zeros((0, n), bool),
+                       np.zeros(0), {"row": 0, "enumerated": 0, "milp": 0, "milp_proven": 0})
     for i, k in enumerate(sizes):
         const, lin, Q = form(int(k))
-        forms[k] = (float(const), np.asarray(lin, dtype=float), np.asarray(Q, dtype=float))
-        bounds[i] = row_bound(*forms[k], int(k))
-        exact[i] = k <= 1
+        cert.forms[k] = (float(const), np.asarray(lin, dtype=float), np.asarray(Q, dtype=float))
+        cert.bounds[i] = row_bound(*cert.forms[k], int(k))
         if k <= 1:
-            bounds[i], g, c = _enumerate(*forms[k], n, 1, keep)
-            groups += list(g)
-            costs += list(c)
-    todo = [i for i in np.argsort(bounds) if bounds[i] < -tol and not exact[i]]
+            cert.settle(i, 0.0, n, keep, enumerate_up_to=n)
+            cert.how["enumerated"] -= 1
+    todo = [i for i in np.argsort(cert.bounds) if cert.bounds[i] < -tol
+            and not cert.exact_sizes[i]]
     hits = 0
     for j, i in enumerate(todo):
         if enough is not None and hits >= enough:
             break
-        k = int(sizes[i])
-        const, lin, Q = forms[k]
-        if comb(n, k) <= enumerate_up_to:
-            bounds[i], g, c = _enumerate(const, lin, Q, n, k, keep)
-            exact[i] = True
-            groups += list(g)
-            costs += list(c)
-            how["enumerated"] += 1
-            hits += bool(c[0] < -tol)
-            continue
         left = time_limit - (time.perf_counter() - start)
-        if left <= 0.05:
+        if left <= 0.05 and comb(n, int(sizes[i])) > enumerate_up_to:
             continue
         share = max(left / (len(todo) - j), min(left, MILP_SECONDS))
-        bound, g, proven = _milp(const, lin, Q, n, k, share)
-        how["milp"] += 1
-        how["milp_proven"] += proven
-        bounds[i] = max(bounds[i], bound)
-        if g is not None:
-            c = group_cost(const, lin, Q, g)
-            groups.append(g)
-            costs.append(c)
-            hits += c < -tol
-            if proven:
-                bounds[i], exact[i] = c, True
-    how["row"] = int(len(sizes) - how["enumerated"] - how["milp"] - (sizes <= 1).sum())
-    order = np.argsort(costs, kind="stable")
-    rows = np.array(groups, dtype=bool).reshape(-1, n)[order]
-    return Certificate(int(min_size), bounds, exact, rows, np.asarray(costs)[order], how)
+        hits += cert.settle(i, share, n, keep, enumerate_up_to) < -tol
+    cert.how["row"] = int(len(sizes) - cert.how["enumerated"] - cert.how["milp"]
+                          - (sizes <= 1).sum())
+    return cert
+
+
+def tighten(cert: Certificate, cost_of_size: np.ndarray, budget: float, n: int,
+            time_limit: float, keep: int = 8) -> Certificate:
+    """Spend ``time_limit`` seconds where the Lagrangian bound is decided: re-solve, with
+    twice the time each round, the sizes that the bound's small LP uses and that are not yet
+    exact, until they all are or time is up (the bound then cannot rise further)."""
+    start = time.perf_counter()
+    while True:
+        _, X = _lagrangian(cert.bounds, cert.min_size, cost_of_size, budget, n)
+        open_ = [i for i in np.flatnonzero(X > 1e-12) if not cert.exact_sizes[i]]
+        left = time_limit - (time.perf_counter() - start)
+        if not open_ or left <= 0.05:
+            return cert
+        for i in open_:
+            seconds = MILP_SECONDS * 2 ** (cert.tries.get(i, 0) + 1)
+            cert.settle(i, min(seconds, left / len(open_)), n, keep, ENUMERATE_UP_TO)
+
+
+def _lagrangian(bounds, min_size: int, cost_of_size, budget: float, n: int):
+    """(least of ``sum_k min(0, b_k) X_k``, the ``X`` attaining it) under the size and budget
+    limits (module docstring)."""
+    r = np.minimum(np.asarray(bounds, dtype=float), 0.0)
+    X = np.zeros(len(r))
+    if not (r < 0).any():
+        return 0.0, X
+    if not np.isfinite(r).all():
+        return -np.inf, X
+    sizes = np.arange(min_size, min_size + len(r))
+    cost = np.asarray(cost_of_size, dtype=float)[sizes]
+    ok = np.isfinite(cost)
+    res = linprog(r[ok], A_ub=np.vstack([sizes[ok], cost[ok]]), b_ub=[n, budget],
+                  bounds=(0, None), method="highs")
+    if res.status != 0:  # sum_k X_k <= n / min_size <= n
+        X[int(np.argmin(r))] = n
+        return float(n * r.min()), X
+    X[ok] = res.x
+    return float(res.fun), X
 
 
 def lagrangian_bound(value: float, bounds: np.ndarray, min_size: int, cost_of_size: np.ndarray,
                      budget: float, n: int) -> float:
     """A lower bound on the integer optimum from the master's value and the size bounds
     (module docstring); ``bounds[i]`` is for groups of ``min_size + i`` tasks."""
-    r = np.minimum(np.asarray(bounds, dtype=float), 0.0)
-    if not (r < 0).any():
-        return float(value)
-    if not np.isfinite(r).all():
-        return -np.inf
-    sizes = np.arange(min_size, min_size + len(r))
-    cost = np.asarray(cost_of_size, dtype=float)[sizes]
-    ok = np.isfinite(cost)
-    res = linprog(r[ok], A_ub=np.vstack([sizes[ok], cost[ok]]), b_ub=[n, budget],
-                  bounds=(0, None), method="highs")
-    if res.status != 0:
-        return float(value + n * r.min())  # sum_k X_k <= n / min_size <= n
-    return float(value + res.fun)
+    return float(value + _lagrangian(bounds, min_size, cost_of_size, budget, n)[0])
