@@ -49,10 +49,11 @@ import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 
+from taskrel.blocks import check_factories, check_heads, check_loss_gradients
 from taskrel.digest import function_digest, module_digest
 from taskrel.errors import TaskrelError
-from taskrel.suite import SPLITS, Suite, Task, default_head
-from taskrel.suite_checks import check_factories, check_heads, check_loss_gradients, check_split
+from taskrel.splits import SPLITS, check_split, make_split
+from taskrel.suite import Suite, Task, default_head
 
 
 def _target(value: Any) -> np.ndarray:
@@ -129,7 +130,7 @@ class DatasetSuite(Suite):
             self.split = {s: np.arange(cut[k], cut[k + 1]) for k, s in enumerate(SPLITS)}
         else:
             self.data = data
-            self.split = self._make_split(split, split_seed, len(data))
+            self.split = make_split(split, split_seed, len(data))
         check_split(self.split, len(self.data))
         self.split_seed, self.sample, self.data_version = split_seed, int(sample), data_version
         self.workers, self.collate, self.pin_memory, self.train_transform = int(workers), collate, bool(pin_memory), train_transform

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from taskrel.errors import TaskrelError
-from taskrel.suite_checks import module_key
+from taskrel.task import module_key
 
 SCHEMA_VERSION = 1
 Block = tuple[str, ...]

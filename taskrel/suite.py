@@ -7,29 +7,45 @@ import copy
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from taskrel.blocks import check_factories, check_heads, check_loss_gradients, check_stage_module
 from taskrel.digest import digest_of, module_digest
 from taskrel.errors import TaskrelError
-from taskrel.suite_checks import (
-    as_float32_inputs,
-    check_classes,
-    check_factories,
-    check_heads,
-    check_loss_gradients,
-    check_split,
-    check_split_labels,
-    check_stage_module,
-)
-from taskrel.task import KINDS, METRICS, Task
+from taskrel.splits import SPLITS, check_split, check_split_labels, make_split
+from taskrel.task import KINDS, METRICS, Task, check_classes, check_targets
 from taskrel.widths import WidthStages, suite_at_width
 
-SPLITS = ("train", "val", "test")
+
+def as_float32_inputs(where: str, inputs: Any) -> np.ndarray:
+    """The inputs as a float32 array (what taskrel trains on), checked: numeric, finite, and
+    within float32's range (a float64 value past 3.4e38 would silently become inf).
+
+    >>> as_float32_inputs("suite 's'", np.array([[1.0, 1e39]]))
+    Traceback (most recent call last):
+    ...
+    taskrel.errors.TaskrelError: suite 's': inputs overflow float32: 1 value(s) beyond its largest, 3.4e+38 (first 1e+39 in row 0); taskrel trains in float32: rescale the inputs
+    """
+    X = np.asarray(inputs)
+    if X.ndim < 2 or X.shape[0] == 0:
+        raise TaskrelError(f"{where}: inputs must be an array (n_examples, ...) with n >= 1, got shape {X.shape}")
+    if not np.issubdtype(X.dtype, np.number):
+        raise TaskrelError(f"{where}: inputs must be numeric, got dtype {X.dtype}")
+    bad = ~np.isfinite(X)
+    if bad.any():
+        row = int(np.argwhere(bad)[0][0])
+        raise TaskrelError(f"{where}: inputs contain NaN or inf ({int(bad.sum())} values; first in row {row})")
+    big = np.abs(X) > np.finfo(np.float32).max
+    if big.any():
+        first = tuple(np.argwhere(big)[0])
+        raise TaskrelError(f"{where}: inputs overflow float32: {int(big.sum())} value(s) beyond its largest, "
+                           f"{float(np.finfo(np.float32).max):.2g} (first {float(X[first]):.3g} in row {int(first[0])}); "
+                           "taskrel trains in float32: rescale the inputs")
+    return X.astype(np.float32)
 
 
 def default_head(task: Task, in_features: int) -> nn.Module:
@@ -128,11 +144,11 @@ class Suite:
         for t in tasks:
             if t.name not in targets:
                 raise TaskrelError(f"{where}, task {t.name!r}: no targets given")
-            y, t = self._check_target(t, targets[t.name], n)
+            y, t = check_targets(f"{where}, task {t.name!r}", t, targets[t.name], n)
             check_classes(f"{where}, task {t.name!r}", t.kind, y)
             self.targets[t.name] = y
             self.tasks.append(t)
-        self.split = self._make_split(split, split_seed, n)
+        self.split = make_split(split, split_seed, n)
         check_split(self.split, n)
         self.split_seed = split_seed
         check_split_labels(where, self.tasks, self.targets, self.split)
@@ -147,63 +163,6 @@ class Suite:
         with torch.random.fork_rng(devices=[]):  # building blocks must not move the caller's seed
             check_heads(where, self.tasks, self.head, self._stage_outputs()[-1])
             check_loss_gradients(where, self.tasks, self.head, lambda r: self._stage_outputs(torch.from_numpy(self.inputs[r]))[-1], self.targets, self.split["train"])
-
-    # ------------------------------------------------------------------ validation
-    def _check_target(self, t: Task, y: Any, n: int) -> tuple[np.ndarray, Task]:
-        where = f"suite {self.name!r}, task {t.name!r}"
-        try:
-            y = np.asarray(y, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise TaskrelError(f"{where}: targets are not numeric") from None
-        if y.shape[0] != n:
-            raise TaskrelError(f"{where}: targets have {y.shape[0]} rows, inputs have {n}")
-        if np.isinf(y).any():
-            raise TaskrelError(f"{where}: targets contain inf (use NaN for a missing label)")
-        known = y[~np.isnan(y)]
-        if t.kind == "multilabel":
-            if y.ndim != 2:
-                raise TaskrelError(f"{where}: multilabel targets must be (n, labels), got shape {y.shape}")
-            if t.n_outputs not in (None, y.shape[1]):
-                raise TaskrelError(f"{where}: n_outputs={t.n_outputs} but targets have {y.shape[1]} labels")
-            t = replace(t, n_outputs=y.shape[1])
-        elif t.kind == "custom":
-            if t.n_outputs not in (None, int(np.prod(y.shape[1:]))):
-                raise TaskrelError(f"{where}: n_outputs={t.n_outputs} but targets have shape {y.shape[1:]} per example")
-            return y, replace(t, n_outputs=int(np.prod(y.shape[1:])))
-        elif y.ndim != 1:
-            raise TaskrelError(f"{where}: {t.kind} targets must be one-dimensional, got shape {y.shape}")
-        if t.kind in ("binary", "multilabel") and not np.isin(known, (0.0, 1.0)).all():
-            bad = known[~np.isin(known, (0.0, 1.0))][0]
-            raise TaskrelError(f"{where}: {t.kind} targets must be 0 or 1 (or NaN), found {bad}")
-        if t.kind == "multiclass":
-            if (known != np.round(known)).any() or (known < 0).any():
-                raise TaskrelError(f"{where}: multiclass targets must be class indices 0..C-1")
-            c = int(known.max()) + 1 if known.size else 1
-            if t.n_outputs is not None and c > t.n_outputs:
-                raise TaskrelError(f"{where}: class index {c - 1} >= n_outputs={t.n_outputs}")
-            t = replace(t, n_outputs=t.n_outputs or max(c, 2))
-        if t.kind in ("binary", "regression"):
-            t = replace(t, n_outputs=1)
-        return y, t
-
-    @staticmethod
-    def _make_split(split: Any, seed: int, n: int) -> dict[str, np.ndarray]:
-        if isinstance(split, Mapping):
-            missing = [s for s in SPLITS if s not in split]
-            if missing:
-                raise TaskrelError(f"split: missing {missing}; give train, val and test indices")
-            out = {s: np.asarray(split[s], dtype=np.int64) for s in SPLITS}
-            for s, idx in out.items():
-                if idx.size == 0 or idx.min() < 0 or idx.max() >= n:
-                    raise TaskrelError(f"split {s!r}: indices must be non-empty and within 0..{n - 1}")
-            return out
-        fr = tuple(float(f) for f in split)
-        if len(fr) != 3 or min(fr) <= 0 or abs(sum(fr) - 1) > 1e-6:
-            raise TaskrelError(f"split fractions must be three positive numbers summing to 1, got {split}")
-        perm = np.random.default_rng(seed).permutation(n)
-        a = int(round(fr[0] * n))
-        b = a + int(round(fr[1] * n))
-        return {"train": np.sort(perm[:a]), "val": np.sort(perm[a:b]), "test": np.sort(perm[b:])}
 
     # ------------------------------------------------------------------ access
     @property

@@ -37,9 +37,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from taskrel.blocks import check_factories, check_heads
 from taskrel.errors import TaskrelError
 from taskrel.layout import SharingLayout, build_model
-from taskrel.suite_checks import check_factories, check_heads
 
 WidthStages = Callable[[float], Sequence[Callable[[], nn.Module]]]
 MIN_WIDTH, MAX_WIDTH = 1 / 64, 64.0

@@ -143,7 +143,7 @@ def test_module_key_is_one_to_one_and_acceptable_to_torch():
     from hypothesis import given
     from hypothesis import strategies as st
 
-    from taskrel.suite_checks import module_key
+    from taskrel.task import module_key
 
     @given(st.lists(st.text(alphabet="ab.~dy", min_size=1, max_size=6), unique=True, max_size=8))
     def check(names):

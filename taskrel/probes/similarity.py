@@ -36,8 +36,9 @@ from taskrel.layout import build_model
 from taskrel.plans import Plan
 from taskrel.probes.base import Probe, register_probe, single_task_specs
 from taskrel.probes.partial import place
+from taskrel.splits import SPLITS
 from taskrel.store import RunRecord, RunSpec, RunStore
-from taskrel.suite import SPLITS, Suite
+from taskrel.suite import Suite
 from taskrel.train import TrainConfig
 
 ALL_KINDS = ("linear", "debiased", "rbf", "rsa")

@@ -9,8 +9,8 @@ import numpy as np
 from torch import nn
 
 from taskrel.suite import Suite
-from taskrel.suite_checks import check_number
 from taskrel.suites.digits import ALL_TASKS, digit_tasks
+from taskrel.suites.options import check_number
 from taskrel.suites.registry import register_suite
 from taskrel.widths import scaled
 

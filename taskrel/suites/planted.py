@@ -33,8 +33,8 @@ import numpy as np
 
 from taskrel.errors import TaskrelError
 from taskrel.suite import Suite, Task
-from taskrel.suite_checks import check_memory, check_number
 from taskrel.suites.mlp import mlp_suite
+from taskrel.suites.options import check_memory, check_number
 from taskrel.suites.registry import register_suite
 
 CONFLICTS = ("feature", "sign")

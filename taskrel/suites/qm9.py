@@ -41,8 +41,8 @@ import numpy as np
 
 from taskrel.errors import TaskrelError
 from taskrel.suite import Suite, Task
-from taskrel.suite_checks import check_number
 from taskrel.suites.mlp import mlp_suite
+from taskrel.suites.options import check_number
 from taskrel.suites.registry import register_suite
 
 # task name -> column of the qm9pack CSV files (the twelve standard QM9 targets, in their order)
