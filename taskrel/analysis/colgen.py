@@ -43,6 +43,7 @@ been missed, and the search then reports no gap of its own.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -312,7 +313,9 @@ def _price(oracle, pool, members, x, pi, size_cost, min_size, max_size, gain, n_
     n = oracle.n
     want = max(2 * n, 16)
     if callable(getattr(model, "price", None)):
-        got = np.asarray(model.price(pi.copy(), size_cost.copy(), max_size, want), dtype=bool)
+        options = price_options(model.price, min_size, clock)
+        got = np.asarray(model.price(pi.copy(), size_cost.copy(), max_size, want, **options),
+                         dtype=bool)
         got = got.reshape(-1, n)
         if exact or len(got):
             return got
@@ -324,6 +327,29 @@ def _price(oracle, pool, members, x, pi, size_cost, min_size, max_size, gain, n_
     seeds = np.concatenate([seeds, eye[extra]]) if len(extra) else seeds
     return np.array(local_search(oracle, pi, size_cost, 1, max_size, seeds, gain, clock=clock),
                     dtype=bool).reshape(-1, n)
+
+
+def price_options(price, min_size: int, clock: SearchClock | None) -> dict:
+    """The keywords a model's ``price`` accepts among ``min_size`` and ``time_limit`` (a
+    quarter of what is left of the clock): older models that take neither still work.
+
+    >>> def price(weights, size_cost, max_size, n_groups=1, *, min_size=1):
+    ...     return []
+    >>> price_options(price, 2, SearchClock(10))
+    {'min_size': 2}
+    """
+    try:
+        params = inspect.signature(price).parameters
+    except (TypeError, ValueError):
+        return {}
+    anything = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    options = {}
+    if anything or "min_size" in params:
+        options["min_size"] = int(min_size)
+    left = np.inf if clock is None else clock.left()
+    if (anything or "time_limit" in params) and np.isfinite(left):
+        options["time_limit"] = max(0.1, 0.25 * left)
+    return options
 
 
 def _integer(members, totals, cost_of_size, budget, clock, stats):

@@ -174,3 +174,31 @@ def test_a_form_that_disagrees_with_the_model_is_refused():
     model.quadratic_form = Quadratic(np.zeros_like(E))._form
     with pytest.raises(TaskrelError, match="quadratic_form disagrees"):
         GroupingSearch(budget=3, time_limit=30).fit(model)
+
+
+class KeywordPricing(Quadratic):
+    """Exact brute-force pricing that takes the contract's new keywords (and records them)."""
+
+    price_exact = True
+
+    def __init__(self, effect):
+        super().__init__(effect, hidden=True)
+        self.asked_with = []
+
+    def price(self, weights, size_cost, max_size, n_groups, *, min_size=1, time_limit=None):
+        self.asked_with.append((min_size, time_limit))
+        n = len(self.tasks)
+        mem = np.concatenate([every_group(n, k) for k in range(min_size, max_size + 1)])
+        rc = reduced_costs(ModelOracle(self), mem, weights, size_cost)
+        return mem[np.argsort(rc, kind="stable")[:n_groups]]
+
+
+def test_price_gets_min_size_and_a_time_limit_when_it_takes_them():
+    rng = np.random.default_rng(0)
+    E = rng.normal(0, 0.1, (7, 7))
+    np.fill_diagonal(E, 0.0)
+    model = KeywordPricing(E)
+    gs = GroupingSearch(budget=3, allow_singletons=False, time_limit=30).fit(model)
+    assert model.asked_with and all(m == 2 for m, _ in model.asked_with)
+    assert all(0 < t <= 30 for _, t in model.asked_with)
+    assert min(len(g) for g in gs.groups_) >= 2 and gs.bound_proven_
