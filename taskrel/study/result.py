@@ -213,6 +213,7 @@ class StudyResult:
         """Decide once and store the decision (the result is complete); returns self."""
         from taskrel.study.decision import decide
 
+        self.errors = self.errors  # the steps appended plain {"part", "error"}: read into Problems
         self.decided = None
         self.decided = decide(self)
         return self
