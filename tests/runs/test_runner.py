@@ -40,6 +40,25 @@ def test_records_are_aligned_with_the_specs_and_nothing_trains_twice(suite, tmp_
     assert [r.key for r in again] == list(reversed(records.keys))
 
 
+def test_runs_of_several_suites_train_in_one_call_each_on_its_suite(suite, tmp_path):
+    """run_all: one queue over a suite and the same suite at half width; each job's records are
+    aligned with its specs and trained on its own suite; a run two jobs share trains once."""
+    runner = Runner(tmp_path, n_jobs=1, progress=False)
+    half = suite.at_width(0.5)
+    a, b = single("c0t0"), single("c0t1")
+    full, narrow, again = runner.run_all([(suite, [a, b]), (half, [b, a]), (suite, [b])])
+    assert (full.trained, narrow.trained, again.trained) == (2, 2, 1)  # again's run: full's, trained once
+    assert len(runner.store) == 4 and again[0] is full[1]
+    assert full.keys == [runner.key(suite, a), runner.key(suite, b)]
+    assert narrow.keys == [runner.key(half, b), runner.key(half, a)] and not set(full.keys) & set(narrow.keys)
+    assert all(n.n_parameters < f.n_parameters for n, f in zip(narrow, reversed(full)))  # built at width 0.5
+    bad = RunSpec(SharingLayout.separate(["nope"], 3), CFG)
+    with pytest.raises(TaskrelError, match="nope"):  # every job is checked before anything trains
+        runner.run_all([(suite, [single("c0t0", seed=5)]), (half, [bad])])
+    assert len(runner.store) == 4
+    assert runner.run_all([]) == []
+
+
 def test_a_single_pending_run_starts_no_pool(suite, tmp_path):
     runner = Runner(tmp_path, n_jobs=2, progress=False)
     assert runner.workers == 2 and Runner(tmp_path).workers == available_cores()

@@ -133,3 +133,23 @@ def test_a_width_study_trains_its_width_runs_in_the_probes_one_queue(tmp_path):
     assert training == [("probe runs", [6, 6])], runner.calls
     assert result.probes["pairwise"]["widths"] == {"0.5": {"runs": 6, "trained": 6}}
     assert result.grouping["capacity"]["runs"] == {"0.5": 6, "1": 6}
+
+
+def test_a_probe_fits_on_the_plan_it_is_given_and_refuses_anything_else(tmp_path):
+    """Probe.fit(suite, runner, plan): a given plan is used as it is (no second plan); a plan
+    that is not a Plan is refused before anything trains."""
+    import pytest
+
+    from taskrel.errors import TaskrelError
+    from taskrel.store import RunStore
+    from taskrel.train import TrainConfig
+
+    suite = get_suite("planted", n_examples=100)
+    probe = _counting_pairwise()(tasks=TASKS[:2], config=TrainConfig(epochs=1))
+    with pytest.raises(TaskrelError, match="plan must be the Plan"):
+        probe.fit(suite, tmp_path / "store", plan=list(probe.plan(suite)))
+    assert not (tmp_path / "store").exists() or len(RunStore(tmp_path / "store")) == 0
+    PLANS.clear()
+    plan = probe.plan(suite)
+    probe.fit(suite, tmp_path / "store", plan=plan)
+    assert len(PLANS) == 1 and len(probe.records_) == len(plan) == 3  # two singles and their pair
