@@ -201,11 +201,6 @@ def split_effects(intercept: np.ndarray, betas: list[np.ndarray], effects: list[
     return np.array(intercept, dtype=float), summed, averaged
 
 
-def n_effects(n: int, effects: str) -> int:
-    """Columns of the main effects (after the intercept) of a target among ``n`` tasks."""
-    return (n - 1) * (2 if effects == "both" else 1)
-
-
 def cross_validate(members: np.ndarray, j: int, y: np.ndarray, sem: np.ndarray | None, maps, alphas,
                    pairwise: bool) -> dict[tuple[str, float], float]:
     """Leave-one-group-out error of each (feature map, alpha) for target ``j``.
@@ -264,4 +259,4 @@ def ridge(Z: np.ndarray, y: np.ndarray, sem: np.ndarray | None, alpha: float, ta
     return beta, cov, float(np.sqrt(sigma2)) if np.isfinite(sigma2) else np.nan, dof
 
 __all__ = ["ExtrapolationWarning", "IdentifiabilityWarning", "check_alpha", "check_identifiable", "check_std",
-           "choose_forms", "cross_validate", "design", "n_effects", "pair_contrast", "split_effects", "ridge", "stack_tables", "table_sem"]
+           "choose_forms", "cross_validate", "design", "pair_contrast", "split_effects", "ridge", "stack_tables", "table_sem"]
