@@ -77,6 +77,7 @@ def examine(study: Any, suite: Suite) -> tuple[list[str], Checked | None]:
             errors.append(str(e))
             return None
 
+    attempt(study.suite_options)  # the suite parameter's form, also when fit is given a suite
     tasks = attempt(lambda: _tasks(study, suite))
     named = attempt(study.named_probes)
     if tasks is None or named is None:
@@ -200,6 +201,8 @@ def _check_clustering(clustering: Any, n: int) -> None:
     k = getattr(clustering, "n_clusters", None)
     if k is not None and (not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= n):
         _fail("analysis.clustering.n_clusters", f"must be an integer between 1 and {n}, got {k!r}")
+    if not isinstance(getattr(clustering, "stability", True), bool):
+        _fail("analysis.clustering.stability", f"must be true or false, got {clustering.stability!r}")
 
 
 def _number(value: Any) -> bool:

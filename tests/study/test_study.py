@@ -405,9 +405,17 @@ def test_stability_lives_on_the_clustering_and_the_suite_is_one_parameter():
     assert _structure(parse_study(to_toml(again))) == _structure(again)
     assert Study(probes=[], clustering=TaskClustering()).stability is True  # a plain clustering measures it
     assert Study(probes=[], clustering=None).stability is False
-    assert len(study.build_suite().inputs) == 120
     with pytest.raises(TaskrelError, match="field 'suite.size': unknown key"):
         Study(probes=[], suite={"name": "planted", "size": 3}).build_suite()
+    suite = study.build_suite()
+    assert len(suite.inputs) == 120
+    # bad forms are refused before training, also when fit gets a suite
+    for bad, field in (({"name": "planted", "size": 3}, "suite.size"), ({"name": "planted", "options": 3}, "suite.options"),
+                       (["planted"], "suite")):
+        with pytest.raises(TaskrelError, match=f"field '{field}'"):
+            study.copy_with(suite=bad).fit(suite, "/nonexistent/never-written")
+    with pytest.raises(TaskrelError, match="field 'analysis.clustering.stability'"):
+        study.copy_with(clustering=Clustering(stability="no")).fit(suite, "/nonexistent/never-written")
     # old files' keys keep their meaning: stability under [analysis.clustering], options under [suite]
     old = parse_study(SMALL.replace("[analysis.auxiliary]", "[analysis.clustering]\nstability = false\n[analysis.auxiliary]"))
     assert old.stability is False and isinstance(old.clustering, Clustering)
