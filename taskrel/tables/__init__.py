@@ -15,11 +15,12 @@ The probes build these tables; the analyses (:mod:`taskrel.analysis`) search the
 """
 
 from taskrel.tables.active import most_uncertain
-from taskrel.tables.candidates import CandidateTable, default_name, hoa_candidates
+from taskrel.tables.candidates import CandidateTable, default_name
 from taskrel.tables.combined import CorrectedModel
 from taskrel.tables.formats import TableFiles
 from taskrel.tables.group_model import GroupValueModel, check_model
 from taskrel.tables.group_values import GroupValues
+from taskrel.tables.hoa import hoa_candidates
 from taskrel.tables.surrogate import (
     ExtrapolationWarning,
     IdentifiabilityWarning,

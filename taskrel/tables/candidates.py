@@ -32,7 +32,6 @@ from taskrel.tables.group_estimates import (
     CostSpec,
     WidthCost,
     affinity_arrays,
-    hoa_arrays,
 )
 
 
@@ -372,39 +371,3 @@ class CandidateTable(TableFiles):
     def __repr__(self) -> str:
         kind = "scores" if self.higher_is_better else "losses"
         return f"CandidateTable({len(self)} networks, {self.n_tasks} tasks, {kind})"
-
-
-def hoa_candidates(
-    tasks: list[str],
-    single_loss: Mapping[str, float] | Mapping[float, Mapping[str, float]],
-    pair_loss: Mapping[tuple[str, str], Mapping[str, float]] | Mapping[float, Mapping],
-    max_size: int | None = None,
-    cost: CostSpec = 1.0,
-    higher_is_better: bool = False,
-    width_cost: WidthCost = None,
-) -> CandidateTable:
-    """Standley's higher-order approximation: every group's per-task value from pair runs.
-
-    ``pair_loss[(a, b)] = {a: value of a trained with b, b: value of b trained with a}`` for
-    every pair. The value of ``t`` in group ``G`` (size >= 2) is the mean of its pair values
-    with the other members; a singleton has ``single_loss[t]``. Values are losses, or scores
-    with ``higher_is_better=True``. Networks of several widths: give ``single_loss`` and
-    ``pair_loss`` as ``{width: ...}`` (a width with singles only lists singletons, as
-    Standley's half-size networks). ``cost`` is the cost of a full-width network: one number,
-    a dict size -> cost, or a function of the group's task tuple; a network of width ``w``
-    costs ``w`` times it (or ``width_cost(w)`` times it). Groups of every size up to
-    ``max_size`` (default: all tasks) are listed; beyond a few million, pass ``max_size``.
-
-    >>> t = hoa_candidates(["a", "b", "c"], {"a": 1, "b": 1, "c": 1},
-    ...     {("a", "b"): {"a": .8, "b": 1.1}, ("a", "c"): {"a": .6, "c": .9},
-    ...      ("b", "c"): {"b": .7, "c": 1.0}})
-    >>> len(t), t.value(("a", "b", "c"), "a")
-    (7, 0.7)
-    >>> half = hoa_candidates(["a", "b"], {1: {"a": 1, "b": 1}, .5: {"a": 1.2, "b": 1.1}},
-    ...                       {1: {("a", "b"): {"a": .9, "b": 1.0}}})
-    >>> half.names, half.cost.tolist()
-    (['a', 'b', 'a+b', 'a@0.5', 'b@0.5'], [1.0, 1.0, 1.0, 0.5, 0.5])
-    """
-    return CandidateTable.from_arrays(**hoa_arrays(tasks, single_loss, pair_loss, max_size,
-                                                   cost, higher_is_better, width_cost),
-                                      check_duplicates=False)

@@ -1,9 +1,10 @@
 """Every group's per-task values estimated from pair runs or an affinity, at one or more widths.
 
-The builders behind :func:`~taskrel.tables.hoa_candidates` and
-:meth:`~taskrel.tables.CandidateTable.from_affinity`. Each returns the arrays of a candidate
-table (``tasks, members, cost, values, width, higher_is_better, meta``); the table is built
-by :mod:`taskrel.tables.candidates`.
+What :meth:`~taskrel.tables.CandidateTable.from_affinity` (through :func:`affinity_arrays`)
+and :func:`~taskrel.tables.hoa_candidates` (:mod:`taskrel.tables.hoa`) build on: groups listed
+size by size, values from group mates, costs per network, and :class:`Rows`, which stacks them
+into the arrays of a candidate table (``tasks, members, cost, values, width, higher_is_better,
+meta``).
 
 The rule that turns an affinity into group values depends on what the affinity's zero means
 (``Affinity.calibration``):
@@ -155,7 +156,7 @@ def width_scale(width_cost: WidthCost, width: float) -> float:
     return number(width_cost[width], f"width_cost[{width:g}]")
 
 
-class _Rows:
+class Rows:
     """Rows gathered width by width, then stacked into table arrays."""
 
     def __init__(self, tasks: list[str]):
@@ -176,61 +177,6 @@ class _Rows:
         members, values, cost, width = (np.concatenate(x) for x in zip(*self.parts))
         return {"tasks": self.tasks, "members": members, "cost": cost, "values": values,
                 "width": width, "higher_is_better": higher_is_better, "meta": meta}
-
-
-def _pair_matrix(tasks: list[str], pairs: Mapping, what: str) -> np.ndarray:
-    """``onto[s, t]`` = value of ``t`` trained with ``s``; NaN where no pair was given."""
-    index = {t: i for i, t in enumerate(tasks)}
-    onto = np.full((len(tasks), len(tasks)), np.nan)
-    if not isinstance(pairs, Mapping):
-        raise TaskrelError(f"hoa: {what} must map (a, b) -> {{a: value, b: value}}")
-    for key, vals in pairs.items():
-        if not isinstance(key, tuple) or len(key) != 2 or key[0] == key[1]:
-            raise TaskrelError(f"hoa: pair key must be a tuple of two tasks, got {key!r}")
-        a, b = key
-        for t in (a, b):
-            if t not in index:
-                raise TaskrelError(f"hoa: pair {key!r}: unknown task {t!r}; tasks are {tasks}")
-            if not isinstance(vals, Mapping) or t not in vals:
-                raise TaskrelError(f"hoa: pair {key!r}: value of {t!r} is missing")
-        ia, ib = index[a], index[b]
-        if not np.isnan(onto[ib, ia]):
-            raise TaskrelError(f"hoa: pair {a!r}+{b!r} is given more than once")
-        onto[ib, ia] = number(vals[a], f"pair {key!r}: value of {a!r}")
-        onto[ia, ib] = number(vals[b], f"pair {key!r}: value of {b!r}")
-    return onto
-
-
-def hoa_arrays(tasks, single_loss, pair_loss, max_size=None, cost: CostSpec = 1.0,
-               higher_is_better: bool = False, width_cost: WidthCost = None) -> dict[str, Any]:
-    """Arrays of :func:`~taskrel.tables.hoa_candidates` (its docstring says what they hold)."""
-    tasks = [str(t) for t in tasks]
-    if len(set(tasks)) != len(tasks) or not tasks:
-        raise TaskrelError(f"hoa: task names must be distinct and non-empty, got {tasks}")
-    max_size = check_max_size(max_size, len(tasks))
-    singles = by_width(single_loss, "single_loss") if single_loss is not None else {}
-    pairs = by_width(pair_loss, "pair_loss") if pair_loss else {}
-    rows = _Rows(tasks)
-    for w in sorted(set(singles) | set(pairs), reverse=True):
-        scale = width_scale(width_cost, w)
-        low = 1 if w in singles else 2
-        onto = None
-        if max_size >= 2 and w in pairs:
-            onto = _pair_matrix(tasks, pairs[w], f"pair_loss at width {w:g}")
-            np.fill_diagonal(onto, 0.0)
-            missing = np.argwhere(np.isnan(onto))
-            if len(missing):
-                i, j = missing[0]
-                raise TaskrelError(f"hoa: no pair value for {tasks[i]!r}+{tasks[j]!r} "
-                                   f"at width {w:g}")
-        top = max_size if onto is not None else 1
-        for k, idx in enumerate_groups(len(tasks), top, low) if low <= top else []:
-            if k == 1:
-                vals = per_task(singles[w], tasks, f"single_loss at width {w:g}")[idx]
-            else:
-                vals = mean_from_mates(onto, idx)
-            rows.add(idx, vals, network_costs(cost, tasks, idx, scale), w)
-    return rows.arrays(bool(higher_is_better), {"rule": "hoa", "value": "HOA estimate from pairs"})
 
 
 def affinity_arrays(affinity: Affinity, base=None, max_size=None, cost: CostSpec = 1.0,
@@ -263,7 +209,7 @@ def affinity_arrays(affinity: Affinity, base=None, max_size=None, cost: CostSpec
                            f"(max_size={max_size}, {n} task(s))")
     onto = np.array(affinity.values, dtype=np.float64)
     bases = by_width(base, "base_loss") if base is not None else {1.0: None}
-    rows = _Rows(tasks)
+    rows = Rows(tasks)
     for w in sorted(bases, reverse=True):
         b = None if bases[w] is None else per_task(bases[w], tasks, f"base_loss at width {w:g}")
         scale = width_scale(width_cost, w)
@@ -283,5 +229,5 @@ def affinity_arrays(affinity: Affinity, base=None, max_size=None, cost: CostSpec
     return rows.arrays(bool(higher_is_better) if base is not None else True, meta)
 
 
-__all__ = ["CALIBRATIONS", "RULES", "RULE_OF", "affinity_arrays", "enumerate_groups",
-           "hoa_arrays", "mean_from_mates", "network_costs"]
+__all__ = ["CALIBRATIONS", "RULES", "RULE_OF", "Rows", "affinity_arrays", "by_width", "check_max_size",
+           "enumerate_groups", "mean_from_mates", "network_costs", "number", "per_task", "width_scale"]
