@@ -111,6 +111,15 @@ def normalised(rows: list[dict]) -> dict[str, dict[int, float]]:
     return {lay: {s: float(np.mean(v)) for s, v in by.items()} for lay, by in acc.items()}
 
 
+def validation_rows(result: dict) -> list[dict]:
+    """The study's validation rows (stored as columns since schema 3, as a list of rows before)."""
+    v = result.get("validation") or []
+    if isinstance(v, dict):
+        keys = list(v)
+        return [dict(zip(keys, vals)) for vals in zip(*(v[k] for k in keys))]
+    return list(v)
+
+
 def planted_rows(suite, result: dict, store: Path, n_jobs: int) -> list[dict]:
     """Train the planted grouping on the validation seeds and config (through the same store)."""
     import taskrel
@@ -118,7 +127,7 @@ def planted_rows(suite, result: dict, store: Path, n_jobs: int) -> list[dict]:
     from taskrel.store import RunSpec
 
     cfg = validation_config(result)
-    seeds = sorted({r["seed"] for r in result["validation"]})
+    seeds = sorted({r["seed"] for r in validation_rows(result)})
     tasks = result["tasks"]
     groups = [[t for t in g if t in tasks] for g in suite.truth["groups"]]
     lay = SharingLayout.from_groups([g for g in groups if g], suite.n_stages)
@@ -138,7 +147,8 @@ def validation_config(result: dict):
     import taskrel
 
     study = result["study"]
-    v = (study.get("validation") or {}).get("config") or study.get("train") or study.get("config") or {}
+    val = study.get("validation") or {}
+    v = val.get("config") or val.get("train") or study.get("train") or study.get("config") or {}
     return taskrel.TrainConfig(**{k: v[k] for k in v if k in taskrel.TrainConfig.__dataclass_fields__})
 
 
@@ -163,7 +173,8 @@ def summarise(n: int, res: dict, out: Path, suite, n_jobs: int, store: Path) -> 
         cl = res["clustering"].get("clusters") or []
         if cl:
             row["ari_clusters"] = round(float(adjusted_rand_score(labels_of(truth, tasks), labels_of(cl, tasks))), 3)
-    rows = list(res["validation"]) + (planted_rows(suite, res, store, n_jobs) if res["validation"] else [])
+    validated = validation_rows(res)
+    rows = validated + (planted_rows(suite, res, store, n_jobs) if validated else [])
     norm = normalised(rows)
     row["normalised_test_loss"] = {k: round(float(np.mean(list(v.values()))), 4) for k, v in norm.items()}
     against = ["all-shared", "planted"] + sorted(k for k in norm if k.startswith("random"))
@@ -213,12 +224,12 @@ def main() -> None:
         row["load"] = {"before": [round(x, 2) for x in load_before], "after": [round(x, 2) for x in os.getloadavg()]}
         rows.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
-    out = {"benchmark": "scale", "study": os.path.relpath(args.study, ROOT), "n_jobs": args.n_jobs,
-           "cores": os.cpu_count(), "rows": rows}
-    text = json.dumps(out, indent=1)
+        out = {"benchmark": "scale", "study": os.path.relpath(args.study, ROOT), "n_jobs": args.n_jobs,
+               "cores": os.cpu_count(), "rows": sorted(rows, key=lambda r: r["n_tasks"])}
+        text = json.dumps(out, indent=1)
+        if args.json:  # after every row: a run stopped part-way keeps the rows it measured
+            Path(args.json).write_text(text + "\n")
     print(text)
-    if args.json:
-        Path(args.json).write_text(text + "\n")
 
 
 if __name__ == "__main__":

@@ -364,3 +364,30 @@ def test_phases_are_the_first_and_last_quarter_of_the_probe_steps(mirror):
         GradientProbe(phase="middle").fit(suite, store)
     with pytest.raises(TaskrelError, match="a window or a phase"):
         GradientProbe(phase="early", window=(0, 5)).fit(suite, store)
+
+
+def test_shipped_many_task_study_window_falls_on_its_stored_blocks():
+    """studies/planted-many.toml averages a window of probe steps: that window must lie on the
+    blocks its summary trajectory stores for the steps its probe config trains, or the study
+    would fail after training (in_window refuses a window that cuts a block)."""
+    from math import ceil
+    from pathlib import Path
+
+    from taskrel.probes.trajectory import in_window
+    from taskrel.step import ProbeLog, Reading
+    from taskrel.study import from_toml
+
+    study = from_toml(Path(__file__).resolve().parents[2] / "studies" / "planted-many.toml")
+    probe = study.named_probes()["gradient"]
+    cfg = probe.train_config()
+    n_train = 600  # planted-many's default training rows (the study does not change it)
+    steps = cfg.epochs * ceil(n_train / cfg.batch_size)
+    assert cfg.patience >= cfg.epochs  # no early stop: every run probes every step
+    log = ProbeLog(["a", "b"], lookahead=False)
+    reading = Reading(np.eye(2), np.ones(2))
+    for step in range(0, steps, probe.every):
+        log.add(step, reading)
+    tr = {"first": np.array([b["first"] for b in log.blocks]), "last": np.array([b["last"] for b in log.blocks]),
+          "count": np.array([b["count"] for b in log.blocks])}
+    kept = in_window(tr, probe.window)
+    assert kept["count"].sum() == min(probe.window[1], steps) - probe.window[0]
