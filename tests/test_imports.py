@@ -6,6 +6,7 @@ and functions of a readable size."""
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -23,8 +24,14 @@ def module_name(path: Path) -> str:
 MODULES = {module_name(p): p for p in sorted(ROOT.rglob("*.py"))}
 
 
+@functools.cache
+def _parse(path: Path, mtime: float) -> ast.Module:
+    return ast.parse(path.read_text(encoding="utf-8"))
+
+
 def _tree(name: str) -> ast.Module:
-    return ast.parse(MODULES[name].read_text(encoding="utf-8"))
+    path = MODULES[name]
+    return _parse(path, path.stat().st_mtime)
 
 
 def imports(name: str) -> list[tuple[str, list[str], int]]:
