@@ -1,5 +1,9 @@
 """Built-in suites. All data ships inside installed packages: nothing is downloaded.
 
+A new suite is one module here whose builder is decorated with
+:func:`~taskrel.suites.registry.register_suite` (:func:`~taskrel.suites.mlp.mlp_suite` builds an
+MLP encoder), named in ``_load_builtins`` below.
+
 >>> sorted(list_suites())[1:5]
 ['digits', 'mnist', 'mnist-dense', 'mnist-scarce']
 >>> get_suite("nope")
