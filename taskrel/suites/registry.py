@@ -1,12 +1,9 @@
 """The suite registry: builders registered by name, which ``get_suite`` and ``taskrel suites``
 read. Each built-in suite module registers itself with :func:`register_suite`.
 
->>> from taskrel.suite import Suite
->>> @register_suite("doc-example", "a suite made in a doctest")
-... def build() -> Suite: ...
->>> registered_suites()["doc-example"][1]
-'a suite made in a doctest'
->>> forget_suite("doc-example")
+>>> import taskrel.suites.planted  # a built-in suite's module registers it when imported
+>>> registered_suites()["planted"][1].split(":")[0]
+'synthetic, known truth'
 """
 
 from __future__ import annotations
@@ -32,9 +29,4 @@ def registered_suites() -> dict[str, tuple[Callable[..., Any], str]]:
     return dict(sorted(_REGISTRY.items()))
 
 
-def forget_suite(name: str) -> None:
-    """Remove a registered suite (a test's or a notebook's own); an unknown name is ignored."""
-    _REGISTRY.pop(name, None)
-
-
-__all__ = ["forget_suite", "register_suite", "registered_suites"]
+__all__ = ["register_suite", "registered_suites"]
