@@ -21,8 +21,18 @@ at 96 tasks (every group up to 3, HOA from random pairs) with the default 60 s l
 ``minimal_cost`` on random unit-cost tables at (25 tasks, groups up to 4), (50, 3), (96, 3)
 and (201, 2) (every group up to that size, random values).
 
+Part 3 (``bound``, ``--bound``): the proven gap. Two models whose reduced cost is quadratic in
+membership, so column generation proves its bound (``taskrel.analysis.pricing_bound``) when
+its heuristic pricing stalls: the HOA group values of a planted affinity (``GroupingSearch``
+given the ``Affinity`` itself, the route of every many-task study: clusters of 4 to 12,
+affinity 0.3 inside a cluster and -0.2 across, plus N(0, 0.05^2)) and the planted additive
+model of part 1 with its ``quadratic_form``. Per budget: seconds, status, the proven gap and
+bound, how the bound was proven, and ARI. ``python benchmarks/search_scale.py --bound
+[--sizes 100] [--budgets 2 5 10 15 20 30]``; committed as
+``benchmarks/results/search_scale_bound.json``.
+
 Usage: ``python benchmarks/search_scale.py [--quick] [--sizes 100 200] [--budgets 2 5 ...]
-[--max-size 8] [--skip-hangs]``; prints JSON. The committed results:
+[--max-size 8] [--skip-hangs] [--bound]``; prints JSON. The committed results:
 ``benchmarks/results/grouping_scale.json`` (no size limit, and the hangs) and
 ``benchmarks/results/grouping_scale_max8.json`` (``--sizes 100 200 --budgets 13 15 20 30
 --max-size 8 --skip-hangs``; 200 tasks need 25 networks of 8).
@@ -40,8 +50,9 @@ from itertools import combinations
 import numpy as np
 from sklearn.metrics import adjusted_rand_score
 
-from taskrel import TaskrelError
+from taskrel import Affinity, TaskrelError
 from taskrel.analysis import CandidateTable, GroupingSearch, hoa_candidates, minimal_cost
+from taskrel.tables.pricing import effects_form
 
 
 class PlantedAdditive:
@@ -68,6 +79,54 @@ class PlantedAdditive:
         m = np.asarray(members, dtype=bool)
         loss = 1.0 - m.astype(np.float64) @ self.effect
         return np.where(m, loss, np.nan), np.where(m, 0.01, np.nan)
+
+
+class PlantedAdditiveForm(PlantedAdditive):
+    """The same model, with its reduced cost as a quadratic form (a proven bound)."""
+
+    def quadratic_form(self, weights, size_cost):
+        n = len(self.tasks)
+        return effects_form(np.ones(n), -self.effect, np.zeros((n, n)), weights, size_cost,
+                            False)
+
+
+def planted_affinity(n: int, seed: int = 0) -> tuple[Affinity, np.ndarray]:
+    """Relative gains 0.3 inside a cluster (4 to 12 tasks), -0.2 across, plus noise."""
+    rng = np.random.default_rng(seed)
+    sizes = []
+    while sum(sizes) < n:
+        sizes.append(int(rng.integers(4, 13)))
+    sizes[-1] -= sum(sizes) - n
+    labels = np.repeat(np.arange(len(sizes)), sizes)
+    values = np.where(labels[:, None] == labels[None, :], 0.3, -0.2)
+    values = values + rng.normal(0, 0.05, (n, n))
+    return Affinity([f"t{i:03d}" for i in range(n)], values, measure="pairwise"), labels
+
+
+def bound_row(kind: str, n: int, budget: int, time_limit: float) -> dict:
+    if kind == "affinity (HOA)":
+        model, labels = planted_affinity(n)
+    else:
+        model = PlantedAdditiveForm(n)
+        labels = model.labels
+    t0 = time.perf_counter()
+    gs = GroupingSearch(budget=budget, time_limit=time_limit).fit(model)
+    secs = time.perf_counter() - t0
+    found = np.empty(n, dtype=int)
+    for k, group in enumerate(gs.groups_):
+        for t in group:
+            found[int(t[1:])] = k
+    return {"model": kind, "n_tasks": n, "budget": budget, "clusters": int(labels.max() + 1),
+            "seconds": round(secs, 2), "status": gs.status_, "bound_proven": gs.bound_proven_,
+            "gap": None if gs.gap_ is None else round(gs.gap_, 5),
+            "objective": round(gs.total_, 4),
+            "lower_bound": None if gs.lower_bound_ is None else round(gs.lower_bound_, 4),
+            "networks": len(gs.networks_), "ari": round(adjusted_rand_score(labels, found), 4),
+            "pricing": gs.stats_.get("pricing"), "cg_rounds": gs.stats_.get("rounds"),
+            "cg_converged": gs.stats_.get("converged"), "cg_stopped": gs.stats_.get("stopped"),
+            "certified": gs.stats_.get("certified"), "certify_how": gs.stats_.get("certify_how"),
+            "columns": gs.stats_.get("columns"), "milp": gs.stats_.get("milp"),
+            "load": round(os.getloadavg()[0], 2)}
 
 
 def ari(gs, model) -> float:
@@ -163,7 +222,10 @@ def main() -> None:
     ap.add_argument("--time-limit", type=float, default=60.0)
     ap.add_argument("--skip-hangs", action="store_true")
     ap.add_argument("--max-size", type=int, default=None)
+    ap.add_argument("--bound", action="store_true", help="part 3 only: the proven gap")
     args = ap.parse_args()
+    if args.bound:
+        return print(json.dumps(bound_part(args), indent=1))
     sizes = args.sizes or ([100] if args.quick else [100, 200, 500])
     budgets = args.budgets or ([5, 12] if args.quick else [2, 5, 10, 15, 20, 30])
     load = os.getloadavg()
@@ -178,6 +240,19 @@ def main() -> None:
         out["hangs"] = hang_rows(args.quick)
     out["load_after"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(out, indent=1))
+
+
+def bound_part(args) -> dict:
+    load = os.getloadavg()
+    out = {"benchmark": "search_scale_bound", "python": platform.python_version(),
+           "cpu_count": os.cpu_count(), "load_before": [round(x, 2) for x in load],
+           "time_limit": args.time_limit, "rows": []}
+    for n in args.sizes or [100]:
+        for kind in ("affinity (HOA)", "additive + quadratic_form"):
+            for b in args.budgets or [2, 5, 10, 15, 20, 30]:
+                out["rows"].append(bound_row(kind, n, b, args.time_limit))
+    out["load_after"] = [round(x, 2) for x in os.getloadavg()]
+    return out
 
 
 if __name__ == "__main__":
