@@ -147,14 +147,6 @@ class ClusterStability(Estimator):
         self.seeds_used_, self.skipped_ = used, skipped
         return self
 
-    # the names of the former result object, read by callers still moving to the fitted attributes
-    coassignment = property(lambda self: self.coassignment_)
-    mean_ari = property(lambda self: self.mean_ari_)
-    mean_ari_vs_mean = property(lambda self: self.mean_ari_vs_mean_)
-    seeds_used = property(lambda self: self.seeds_used_)
-    skipped = property(lambda self: self.skipped_)
-    labels = property(lambda self: self.labels_)
-
 
 def cluster_stability(
     affinity: Affinity, method: str = "hierarchical", n_clusters: int | None = None, **kwargs: Any

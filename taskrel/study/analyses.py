@@ -114,10 +114,10 @@ def _clustering(study: Any, main: tuple[str, Affinity], out: Analysed) -> None:
         c = study.clustering
         st = cluster_stability(aff, method=c.method, n_clusters=tc.n_clusters_, linkage=c.linkage, random_state=c.random_state)
         out.stability = Stability(
-            st.mean_ari, st.mean_ari_vs_mean, int(st.n_clusters),
-            [[None if np.isnan(v) else float(v) for v in row] for row in st.coassignment.values],
-            list(st.coassignment.index), list(st.seeds_used),
-            {str(k): v for k, v in st.skipped.items()})  # seeds with gaps (failed runs)
+            st.mean_ari_, st.mean_ari_vs_mean_, int(st.n_clusters_),
+            [[None if np.isnan(v) else float(v) for v in row] for row in st.coassignment_.values],
+            list(st.coassignment_.index), list(st.seeds_used_),
+            {str(k): v for k, v in st.skipped_.items()})  # seeds with gaps (failed runs)
 
 
 def auxiliary_rows(affs: Mapping[str, Affinity], primary: str, tasks: Sequence[str]) -> list[AuxiliaryRanking]:
