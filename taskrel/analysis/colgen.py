@@ -282,7 +282,7 @@ def _certify(oracle, pi, size_cost, value, budget, cost_of_size, min_size, max_s
     cert = certify(form, n, min_size, max_size, seconds, tol=tol, enough=None if full else 2)
     neg = cert.groups[cert.costs < -tol]
     if full or not len(neg):
-        tighten(cert, cost_of_size, budget, n, seconds - (clock.elapsed() - start))
+        tighten(cert, cost_of_size, budget, n, seconds - (clock.elapsed() - start), tol=tol)
     out["certified"] = out.get("certified", 0) + 1
     out["certify_how"] = cert.how
     bound = lagrangian_bound(value, cert.bounds, min_size, cost_of_size, budget, n)

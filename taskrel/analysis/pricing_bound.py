@@ -16,7 +16,10 @@ met on the way (the columns a heuristic missed):
   ``t``; so ``rc_k >= const_k +`` the sum of the ``k`` smallest ``lin[t] + 1/2 *
   (k - 1 smallest of Q[t])``;
 * **enumeration** where a size has at most ``enumerate_up_to`` groups (exact);
-* **MILP** otherwise, for the sizes the row bound leaves below zero. Small groups (``k <=
+* **branch and bound** (:mod:`taskrel.analysis.group_branch`) otherwise, for the sizes the
+  row bound leaves below zero: exact, or a proof that the size has no group below ``-tol``,
+  when it finishes in its time, and a valid bound when it does not;
+* **MILP** where branch and bound did not finish. Small groups (``k <=
   n / 3``): the products ``y_st`` linearised (``y_st <= z_s``, ``y_st <= z_t``) with the
   reformulation rows ``sum_s y_st = (k - 1) z_t``, which make ``y`` the product at binary
   ``z``. Large groups: Glover's compact form, ``w_t`` standing for ``z_t r_t`` with ``r_t =
@@ -53,6 +56,8 @@ import numpy as np
 from scipy import sparse
 from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
+from taskrel.analysis.group_branch import least_group
+
 ENUMERATE_UP_TO = 20_000  # groups of one size listed (exact) before a MILP is used instead
 MILP_SECONDS = 0.5  # the least time one size's MILP is given while time is left
 Form = Callable[[int], tuple[float, np.ndarray, np.ndarray]]
@@ -81,9 +86,11 @@ class Certificate:
     def least(self) -> float:
         return float(self.bounds.min())
 
-    def settle(self, i: int, seconds: float, n: int, keep: int, enumerate_up_to: int) -> float:
-        """Bound size ``min_size + i`` by listing its groups or by a MILP of ``seconds``;
-        returns the least reduced cost of the groups met (inf if none)."""
+    def settle(self, i: int, seconds: float, n: int, keep: int, enumerate_up_to: int,
+               tol: float = 0.0) -> float:
+        """Bound size ``min_size + i`` by listing its groups, else by branch and bound and,
+        if that does not finish in ``seconds``, a MILP of as long; returns the least
+        reduced cost of the groups met (inf if none)."""
         k = self.min_size + i
         const, lin, Q = self.forms[k]
         if comb(n, k) <= enumerate_up_to:
@@ -92,18 +99,27 @@ class Certificate:
             self._add(g, c)
             self.how["enumerated"] += 1
             return float(c[0])
-        bound, g, proven = _milp(const, lin, Q, n, k, seconds)
         self.tries[i] = self.tries.get(i, 0) + 1
+        bound, g, done = least_group(const, lin, Q, k, tol, seconds)
+        self.bounds[i] = max(self.bounds[i], bound)
+        c = np.inf if g is None else group_cost(const, lin, Q, g)
+        if g is not None:
+            self._add(g[None, :], np.array([c]))
+        if done:  # exact, or proven to be at least -tol
+            self.exact_sizes[i] = True
+            self.how["branched"] += 1
+            return c
+        bound, g, proven = milp_bound(const, lin, Q, n, k, seconds)
         self.how["milp"] += 1
         self.how["milp_proven"] += proven
         self.bounds[i] = max(self.bounds[i], bound)
         if g is None:
-            return np.inf
-        c = group_cost(const, lin, Q, g)
-        self._add(g[None, :], np.array([c]))
+            return c
+        c_milp = group_cost(const, lin, Q, g)
+        self._add(g[None, :], np.array([c_milp]))
         if proven:
-            self.bounds[i], self.exact_sizes[i] = c, True
-        return c
+            self.bounds[i], self.exact_sizes[i] = c_milp, True
+        return min(c, c_milp)
 
     def _add(self, rows, costs) -> None:
         rows = np.concatenate([self.groups.reshape(-1, rows.shape[1]), rows])
@@ -142,7 +158,7 @@ def _enumerate(const, lin, Q, n: int, k: int, keep: int):
     return float(cost[best[0]]), rows, cost[best]
 
 
-def _milp(const, lin, Q, n: int, k: int, time_limit: float):
+def milp_bound(const, lin, Q, n: int, k: int, time_limit: float):
     """(dual bound, best group or None, proven) of ``min rc_k`` by a linearised MILP."""
     if 3 * k > n:
         return _solve(*_glover(lin, Q, n, k), const, n, k, time_limit)
@@ -213,7 +229,8 @@ def certify(form: Form, n: int, min_size: int, max_size: int, time_limit: float,
     start = time.perf_counter()
     sizes = np.arange(int(min_size), min(int(max_size), n) + 1)
     cert = Certificate(int(min_size), np.empty(len(sizes)), sizes <= 1, np.zeros((0, n), bool),
-                       np.zeros(0), {"row": 0, "enumerated": 0, "milp": 0, "milp_proven": 0})
+                       np.zeros(0), {"row": 0, "enumerated": 0, "branched": 0, "milp": 0,
+                        "milp_proven": 0})
     for i, k in enumerate(sizes):
         const, lin, Q = form(int(k))
         cert.forms[k] = (float(const), np.asarray(lin, dtype=float), np.asarray(Q, dtype=float))
@@ -231,14 +248,14 @@ def certify(form: Form, n: int, min_size: int, max_size: int, time_limit: float,
         if left <= 0.05 and comb(n, int(sizes[i])) > enumerate_up_to:
             continue
         share = max(left / (len(todo) - j), min(left, MILP_SECONDS))
-        hits += cert.settle(i, share, n, keep, enumerate_up_to) < -tol
-    cert.how["row"] = int(len(sizes) - cert.how["enumerated"] - cert.how["milp"]
+        hits += cert.settle(i, share, n, keep, enumerate_up_to, tol) < -tol
+    cert.how["row"] = int(len(sizes) - len(cert.tries) - cert.how["enumerated"]
                           - (sizes <= 1).sum())
     return cert
 
 
 def tighten(cert: Certificate, cost_of_size: np.ndarray, budget: float, n: int,
-            time_limit: float, keep: int = 8) -> Certificate:
+            time_limit: float, keep: int = 8, tol: float = 0.0) -> Certificate:
     """Spend ``time_limit`` seconds where the Lagrangian bound is decided: re-solve, with
     twice the time each round, the sizes that the bound's small LP uses and that are not yet
     exact, until they all are or time is up (the bound then cannot rise further)."""
@@ -251,7 +268,7 @@ def tighten(cert: Certificate, cost_of_size: np.ndarray, budget: float, n: int,
             return cert
         for i in open_:
             seconds = MILP_SECONDS * 2 ** (cert.tries.get(i, 0) + 1)
-            cert.settle(i, min(seconds, left / len(open_)), n, keep, ENUMERATE_UP_TO)
+            cert.settle(i, min(seconds, left / len(open_)), n, keep, ENUMERATE_UP_TO, tol)
 
 
 def _lagrangian(bounds, min_size: int, cost_of_size, budget: float, n: int):

@@ -12,8 +12,15 @@ import pytest
 
 from taskrel import Affinity, TaskrelError
 from taskrel.analysis import AffinityGroupModel, CandidateTable, GroupingSearch
+from taskrel.analysis.group_branch import least_group
 from taskrel.analysis.pricing import ModelOracle, local_search, reduced_costs
-from taskrel.analysis.pricing_bound import certify, group_cost, lagrangian_bound, row_bound
+from taskrel.analysis.pricing_bound import (
+    certify,
+    group_cost,
+    lagrangian_bound,
+    milp_bound,
+    row_bound,
+)
 from taskrel.tables.pricing import effects_form
 
 
@@ -47,12 +54,24 @@ def test_every_size_bound_is_below_the_true_least_reduced_cost(seed):
         truth = least_by_size(form, n)
         rows = np.array([row_bound(*form(k), k) for k in range(1, n + 1)])
         assert (rows <= truth + 1e-9).all()
-        # every size by MILP (nothing enumerated): both linearisations are exercised
+        for k in range(2, n + 1):
+            const, lin, Q = form(k)
+            # the MILP: both linearisations (products up to n / 3, Glover's form beyond)
+            bound, group, proven = milp_bound(const, lin, Q, n, k, 20.0)
+            assert bound <= truth[k - 1] + 1e-7 and proven  # 9 tasks: HiGHS proves it
+            assert np.isclose(group_cost(const, lin, Q, group), truth[k - 1])
+            # branch and bound: exact when it finishes; a valid bound when cut short
+            bound, group, done = least_group(const, lin, Q, k, -np.inf, 20.0)
+            assert done and np.isclose(bound, truth[k - 1]) and group.sum() == k
+            bound, _, done = least_group(const, lin, Q, k, -np.inf, 20.0, node_limit=3)
+            assert bound <= truth[k - 1] + 1e-9
+            # with tol 0 it proves "nothing below 0" or finds the least below 0
+            bound, _, done = least_group(const, lin, Q, k, 0.0, 20.0)
+            assert done and bound <= truth[k - 1] + 1e-9
+            assert np.isclose(bound, truth[k - 1]) if truth[k - 1] < 0 else bound >= 0
         cert = certify(form, n, 1, n, time_limit=20, enumerate_up_to=0, tol=-np.inf)
-        assert cert.how["milp"] == n - 1
-        assert (cert.bounds <= truth + 1e-7).all()
-        assert np.allclose(cert.bounds[cert.exact_sizes], truth[cert.exact_sizes], atol=1e-7)
-        assert cert.exact  # 9 tasks: HiGHS proves every size
+        assert (cert.bounds <= truth + 1e-7).all() and cert.exact
+        assert np.allclose(cert.bounds, truth, atol=1e-7)
         assert np.isclose(cert.costs[0], truth.min())
 
 
