@@ -114,13 +114,13 @@ def _run(args: argparse.Namespace, path: Path | None, study, out: Path) -> int:
     write_report(result, out, quiet=args.quiet)
     print(summary_text(result))
     for e in result.errors:
-        print(f"  problem: {e['part']}: {e['error']}", file=sys.stderr)
+        print(f"  problem: {e.part}: {e.error}", file=sys.stderr)
     if result.failed_runs:
         print(f"  {len(result.failed_runs)} run(s) failed; listed in the report", file=sys.stderr)
     for task, why in result.left_out.items():
         print(f"  left out: task {task!r}: {why}", file=sys.stderr)
     print(f"report: {out / 'report.html'}")
-    empty = [name for name, info in result.probes.items() if "error" in info]
+    empty = [name for name, info in result.probes.items() if info.error is not None]
     if empty:
         print(f"taskrel: probe(s) {', '.join(empty)} produced nothing (see the problems above)", file=sys.stderr)
     if study.grouping is not None and result.recommended is None:

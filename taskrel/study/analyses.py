@@ -62,9 +62,11 @@ class Analysed:
 
 
 def analyse(study: Any, suite: Suite, tasks: Sequence[str], affs: Mapping[str, Affinity], fitted: Mapping[str, Probe],
-            runner: Runner, budgets: list[float] | None, budget: float | None, log: Log) -> Analysed:
+            runner: Runner, budgets: list[float] | None, budget: float | None, log: Log,
+            at_width: Mapping[float, Probe] | None = None) -> Analysed:
     """Clusters, auxiliary rankings, the grouping front (``budget``: the recommendation's) and
-    layouts of ``study`` (a :class:`~taskrel.study.Study`) on ``tasks``."""
+    layouts of ``study`` (a :class:`~taskrel.study.Study`) on ``tasks``; ``at_width``: a width
+    study's source probe already fitted at each other width (the probing step's)."""
     out = Analysed()
     main = _main_affinity(study.analysis_probe(), affs, tasks, log)
     if main is not None:
@@ -79,7 +81,7 @@ def analyse(study: Any, suite: Suite, tasks: Sequence[str], affs: Mapping[str, A
     plan = study.grouping_plan()
     if plan is not None:
         log.guard("grouping", lambda: _grouping(plan, study.source_probe(), suite, tasks, affs, fitted, runner,
-                                                budgets or [], float(budget), out, log))
+                                                budgets or [], float(budget), out, log, at_width))
     if study.branched:
         log.guard("branched layout", lambda: _branched(affs, tasks, suite.n_stages, budget, out))
     return out
@@ -135,7 +137,8 @@ def auxiliary_rows(affs: Mapping[str, Affinity], primary: str, tasks: Sequence[s
 
 # ---------------------------------------------------------------------- grouping
 def candidate_table(plan: Any, source: str | None, suite: Suite, tasks: Sequence[str], affs: Mapping[str, Affinity],
-                    fitted: Mapping[str, Probe], runner: Runner, log: Log) -> tuple[str, CandidateTable | Affinity]:
+                    fitted: Mapping[str, Probe], runner: Runner, log: Log,
+                    at_width: Mapping[float, Probe] | None = None) -> tuple[str, CandidateTable | Affinity]:
     """The table the grouping reads and its kind: groups at every width (``plan.widths``), the
     source probe's own table (``candidates``; pairwise: HOA), else one built from its affinity;
     an affinity with more groups (up to ``plan.max_size``) than
@@ -145,7 +148,7 @@ def candidate_table(plan: Any, source: str | None, suite: Suite, tasks: Sequence
 
     probe = fitted.get(source)
     if plan.widths:  # groups offered at several widths
-        return "hoa", capacity_table(plan, source, probe, suite, list(tasks), runner, log.say)
+        return "hoa", capacity_table(plan, source, probe, suite, list(tasks), runner, log.say, at_width)
     table = _probe_table(probe, plan.max_size, tasks)
     if table is not None:
         return ("hoa" if probe.kind == "pairwise" else probe.kind), table
@@ -168,11 +171,12 @@ def _probe_table(probe: Probe | None, max_size: int | None, tasks: Sequence[str]
 
 
 def _grouping(plan: Any, source: str | None, suite: Suite, tasks: Sequence[str], affs: Mapping[str, Affinity],
-              fitted: Mapping[str, Probe], runner: Runner, budgets: list[float], budget: float, out: Analysed, log: Log) -> None:
+              fitted: Mapping[str, Probe], runner: Runner, budgets: list[float], budget: float, out: Analysed, log: Log,
+              at_width: Mapping[float, Probe] | None = None) -> None:
     g = plan.searcher()
     if plan.max_size is not None:
         g = clone(g, max_size=plan.max_size)
-    kind, table = candidate_table(plan, source, suite, tasks, affs, fitted, runner, log)
+    kind, table = candidate_table(plan, source, suite, tasks, affs, fitted, runner, log, at_width)
     if isinstance(table, CandidateTable):
         cheapest, size = minimal_cost(table, bool(g.partition)), len(table)
     else:  # unit network costs: the fewest networks of at most max_size tasks

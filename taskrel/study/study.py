@@ -295,17 +295,18 @@ class Study(Estimator):
         tasks, budgets, budget = checked.tasks, checked.budgets, checked.budget
         t0 = time.perf_counter()
         probed = probe_step(checked, suite, runner, log)
-        result.affinities = {k: a.to_dict() for k, a in probed.affinities.items()}
+        result.affinities = dict(probed.affinities)
         result.probes, result.trajectories = probed.info, probed.trajectories
         result.seconds["probes"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         remaining, result.left_out = leave_out(probed.affinities, tasks, log)
         if len(remaining) >= 2:
-            found = analyse(self, suite, remaining, probed.affinities, probed.fitted, runner, budgets, budget, log)
+            found = analyse(self, suite, remaining, probed.affinities, probed.fitted, runner, budgets, budget, log,
+                            probed.at_width)
             result.analysis_probe, result.clustering, result.stability = found.analysis_probe, found.clustering, found.stability
             result.auxiliary, result.grouping, result.layouts = found.auxiliary, found.grouping, found.layouts
             for name, described in found.branched.items():
-                result.probes.setdefault(name, {})["branched_layout"] = described
+                result.probes[name].branched_layout = described  # branched layouts come from probes' affinities
         result.seconds["analyses"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         v = self.validation

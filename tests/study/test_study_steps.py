@@ -117,7 +117,8 @@ def test_a_study_plans_each_probe_once_per_fit(tmp_path):
 
 def test_a_width_study_trains_its_width_runs_in_the_probes_one_queue(tmp_path):
     """A width study's runs at width 0.5 train in the same runner call as the probe's runs at
-    width 1: that call trains all 12, no other call trains any (there is no validation)."""
+    width 1: that call trains all 12, no other call trains any (there is no validation); the
+    probe is planned once at each width (the grouping reads the width probes the queue fitted)."""
     from taskrel.analysis import GroupingSearch
     from taskrel.study import Grouping, Study
     from taskrel.train import TrainConfig
@@ -127,8 +128,10 @@ def test_a_width_study_trains_its_width_runs_in_the_probes_one_queue(tmp_path):
                   tasks=TASKS[:3], config=TrainConfig(epochs=1), clustering=None, branched=False,
                   validation=None, verbose=False)
     runner = _calls_runner(tmp_path / "store")
+    PLANS.clear()
     result = study.fit(suite, runner).result_
     assert result.errors == [] and result.layouts.get("recommended")
+    assert len(PLANS) == 2, PLANS  # width 1 and width 0.5, once each
     training = [(desc, t) for desc, t in runner.calls if sum(t)]
     assert training == [("probe runs", [6, 6])], runner.calls
     assert result.probes["pairwise"]["widths"] == {"0.5": {"runs": 6, "trained": 6}}
