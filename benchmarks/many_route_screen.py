@@ -37,6 +37,7 @@ def main() -> None:
     ap.add_argument("--seeds", default="10,11,12")
     ap.add_argument("--every", type=int, default=1)
     ap.add_argument("--train", default="{}", help="JSON: TrainConfig fields over planted_many.TRAIN")
+    ap.add_argument("--no-lookahead", action="store_true", help="cosines only (no TAG lookahead: faster)")
     ap.add_argument("--store", default="/tmp/h7/store")
     ap.add_argument("--out", default="/tmp/h7/screen")
     args = ap.parse_args()
@@ -45,13 +46,14 @@ def main() -> None:
     for n in (int(x) for x in args.sizes.split(",")):
         suite = get_suite("planted-many", n_tasks=n, seed=args.data_seed, relatedness=args.relatedness)
         t0 = time.perf_counter()
-        p = GradientProbe(every=args.every, config=cfg, seeds=seeds, trajectory="full").fit(suite, Runner(args.store, n_jobs=1, progress=False))
+        p = GradientProbe(every=args.every, config=cfg, seeds=seeds, trajectory="full", lookahead=not args.no_lookahead)
+        p = p.fit(suite, Runner(args.store, n_jobs=1, progress=False))
         names = list(p.affinity_.tasks)
         trs = [trajectory_arrays(r, names) for r in p.records_]
         m = min(len(t["steps"]) for t in trs)
         out = f"{args.out}-n{n}.npz"
         np.savez_compressed(out, cosine=np.stack([t["cosine"][:m] for t in trs]),
-                            lookahead=np.stack([t["lookahead"][:m] for t in trs]),
+                            lookahead=np.stack([t["lookahead"][:m] for t in trs]) if "lookahead" in trs[0] else np.zeros(0),
                             log_norm=np.stack([t["log_norm"][:m] for t in trs]),
                             tasks=np.array(names), truth=json.dumps(suite.truth))
         print(json.dumps({"n": n, "steps": [len(t["steps"]) for t in trs], "out": out,

@@ -4,6 +4,7 @@ the report. Prints JSON (one row per study) and writes it with ``--json``.
     python benchmarks/scale.py                          # n = 12, 24, 48, 96
     python benchmarks/scale.py --sizes 24 --n-jobs 2    # one size
     python benchmarks/scale.py --json benchmarks/results/scale.json
+    python benchmarks/scale.py --json out.json --add-per-seed KEPT   # per-seed rows of a kept run
 
 Each row runs ``taskrel study`` in its own process on a copy of ``--study`` (default
 ``studies/planted-many.toml``) with ``n_tasks`` set, a fresh store and a fresh output folder,
@@ -21,7 +22,9 @@ The front's ``budgets`` in the study file are replaced by about n/8 and n/4 netw
 * quality, against the suite's planted truth: ``ari`` (adjusted Rand index of the recommended
   grouping against the planted grouping: every cluster, each unrelated and harmful task alone),
   ``ari_clusters`` (the same for the study's clustering), ``harmful_apart`` (no harmful task
-  shares a network with a task of the cluster it opposes, in the recommended grouping).
+  shares a network with a task of the cluster it opposes, in the recommended grouping);
+  ``per_seed``: the same two for each probe seed's affinity clustered alone (the spread over
+  seeds of a one-seed probe; the study clusters their mean).
 * paired validation: every validated layout's test loss per task, divided by all-separate's on
   the same seed and task, averaged over tasks: one number per seed. ``paired`` gives, for the
   recommendation against each baseline (all-shared, each random grouping of the same sizes,
@@ -152,6 +155,31 @@ def validation_config(result: dict):
     return taskrel.TrainConfig(**{k: v[k] for k in v if k in taskrel.TrainConfig.__dataclass_fields__})
 
 
+def per_seed_quality(res: dict, truth: list[list[str]], hurts: list[list[str]]) -> dict | None:
+    """Each probe seed's affinity clustered alone (as the study clusters the mean): its ARI
+    against the planted grouping and whether harmful tasks stay apart; None without per-seed
+    values. The spread says how much one seed's probe varies; the study averages them all."""
+    from sklearn.metrics import adjusted_rand_score
+
+    from taskrel.affinity import Affinity
+    from taskrel.analysis.cluster import TaskClustering
+
+    name = (res.get("clustering") or {}).get("probe")
+    aff = (res.get("affinities") or {}).get(name) or {}
+    per_seed, tasks = aff.get("per_seed"), aff.get("tasks")
+    if not per_seed or not tasks:
+        return None
+    method = (res.get("clustering") or {}).get("method", "hierarchical")
+    aris, apart = [], []
+    for values in per_seed:
+        v = np.array([[np.nan if x is None else x for x in row] for row in values], dtype=float)
+        c = TaskClustering(method=method).fit(Affinity(tasks, np.nan_to_num(v)))
+        aris.append(round(float(adjusted_rand_score(labels_of(truth, tasks), labels_of(c.clusters_, tasks))), 3))
+        where = {t: i for i, b in enumerate(c.clusters_) for t in b}
+        apart.append(all(where[a] != where[b] for a, b in hurts if a in where and b in where))
+    return {"ari": aris, "harmful_apart": apart}
+
+
 def summarise(n: int, res: dict, out: Path, suite, n_jobs: int, store: Path) -> dict:
     rec = res["layouts"].get("recommended")
     tasks = res["tasks"]
@@ -173,6 +201,7 @@ def summarise(n: int, res: dict, out: Path, suite, n_jobs: int, store: Path) -> 
         cl = res["clustering"].get("clusters") or []
         if cl:
             row["ari_clusters"] = round(float(adjusted_rand_score(labels_of(truth, tasks), labels_of(cl, tasks))), 3)
+        row["per_seed"] = per_seed_quality(res, truth, suite.truth["hurts"])
     validated = validation_rows(res)
     rows = validated + (planted_rows(suite, res, store, n_jobs) if validated else [])
     norm = normalised(rows)
@@ -191,6 +220,23 @@ def summarise(n: int, res: dict, out: Path, suite, n_jobs: int, store: Path) -> 
     return row
 
 
+def add_per_seed(path: str, kept: str) -> None:
+    """Add ``per_seed`` to the rows of the JSON at ``path`` from the study folders a run kept
+    under ``kept`` (``--keep``), without running anything again."""
+    from taskrel.suites import get_suite
+
+    d = json.loads(Path(path).read_text())
+    for row in d["rows"]:
+        found = [f for w in sorted(Path(kept).glob(f"scale{row['n_tasks']}-*")) for f in (w / "out").rglob("study_result.json")]
+        if not found:
+            continue
+        res = json.loads(found[-1].read_text())
+        suite = get_suite("planted-many", n_tasks=row["n_tasks"])
+        truth = [[t for t in g if t in res["tasks"]] for g in suite.truth["groups"]]
+        row["per_seed"] = per_seed_quality(res, truth, suite.truth["hurts"])
+    Path(path).write_text(json.dumps(d, indent=1) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="12,24,48,96")
@@ -198,7 +244,11 @@ def main() -> None:
     ap.add_argument("--n-jobs", type=int, default=2)
     ap.add_argument("--json", default=None, help="also write the JSON here")
     ap.add_argument("--keep", default=None, help="keep each study's folder under this directory")
+    ap.add_argument("--add-per-seed", default=None, metavar="KEPT",
+                    help="only add per_seed to the rows of --json from the folders a run kept here")
     args = ap.parse_args()
+    if args.add_per_seed:
+        return add_per_seed(args.json, args.add_per_seed)
     from taskrel.suites import get_suite
 
     text = Path(args.study).read_text()
@@ -226,10 +276,10 @@ def main() -> None:
         print(json.dumps(row), file=sys.stderr, flush=True)
         out = {"benchmark": "scale", "study": os.path.relpath(args.study, ROOT), "n_jobs": args.n_jobs,
                "cores": os.cpu_count(), "rows": sorted(rows, key=lambda r: r["n_tasks"])}
-        text = json.dumps(out, indent=1)
+        dump = json.dumps(out, indent=1)
         if args.json:  # after every row: a run stopped part-way keeps the rows it measured
-            Path(args.json).write_text(text + "\n")
-    print(text)
+            Path(args.json).write_text(dump + "\n")
+    print(dump)
 
 
 if __name__ == "__main__":
