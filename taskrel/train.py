@@ -289,7 +289,7 @@ def _train(suite: Suite, layout: SharingLayout, cfg: TrainConfig, seed: int, cal
     t0 = time.perf_counter()
     gen = torch.Generator().manual_seed(int(seed) * 7919 + 17)
     data = None if getattr(suite, "streams", False) else suite.tensors("train", names, device)  # once per run
-    train_idx = training_rows(suite, names, cfg, gen, data)
+    train_idx = _training_rows(suite, names, cfg, gen, data)
     loop = _Loop(suite, names, tasks, lw, device, cfg, model, opt, stepper, callbacks, data, train_idx)
     torch.manual_seed(seed)
     history, best_epoch = loop.fit(gen)
@@ -312,7 +312,7 @@ def labelled_rows(ys: dict[str, torch.Tensor]) -> torch.Tensor:
     return torch.stack([(~torch.isnan(y)).reshape(n, -1).any(1).cpu() for y in ys.values()]).any(0)
 
 
-def training_rows(suite: Suite, names: Sequence[str], cfg: TrainConfig, gen: torch.Generator,
+def _training_rows(suite: Suite, names: Sequence[str], cfg: TrainConfig, gen: torch.Generator,
                   data: tuple | None) -> torch.Tensor:
     """Positions in the training split that an epoch steps through (sorted): every row, or with
     ``cfg.rows == "labelled"`` those labelled for one of ``names`` (``data``: the split's
