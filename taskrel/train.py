@@ -313,7 +313,7 @@ def labelled_rows(ys: dict[str, torch.Tensor]) -> torch.Tensor:
 
 
 def _training_rows(suite: Suite, names: Sequence[str], cfg: TrainConfig, gen: torch.Generator,
-                  data: tuple | None) -> torch.Tensor:
+                   data: tuple | None) -> torch.Tensor:
     """Positions in the training split that an epoch steps through (sorted): every row, or with
     ``cfg.rows == "labelled"`` those labelled for one of ``names`` (``data``: the split's
     tensors, None for a streaming suite); then a ``cfg.data_fraction`` of them, drawn from ``gen``."""
