@@ -318,7 +318,7 @@ def scale(d: dict) -> str:
     rows = []
     for r in d["rows"]:
         if "error" in r:
-            rows.append([r["n_tasks"], _f(r["wall_seconds"], ".0f"), "failed", "", "", "", "", "", ""])
+            rows.append([r["n_tasks"], _f(r["wall_seconds"], ".0f"), "failed", "", "", "", "", "", "", "", "", "", ""])
             continue
         p = r.get("paired", {})
 
@@ -328,15 +328,17 @@ def scale(d: dict) -> str:
 
         rnd = next((k for k in sorted(p) if k.startswith("random")), None)
         rows.append([r["n_tasks"], _f(r["wall_seconds"], ".0f"), r["runs"], r["pair_runs_avoided"], _f(r["peak_mb"], ".0f"),
-                     _f(r.get("ari"), ".2f"), "yes" if r.get("harmful_apart") else "no", cell("all-shared"),
+                     _f(r.get("ari"), ".2f"), " / ".join(f"{a:.2f}" for a in (r.get("per_seed") or {}).get("ari", [])),
+                     "yes" if r.get("harmful_apart") else "no", cell("all-shared"),
                      cell(rnd) if rnd else "", cell("planted"), (r.get("decision") or {}).get("decision", ""),
                      f"{r['load']['before'][0]:.1f}"])
-    head = ["tasks", "wall s", "runs", "pair runs (one seed)", "peak MB", "ARI", "harmful apart",
+    head = ["tasks", "wall s", "runs", "pair runs (one seed)", "peak MB", "ARI", "ARI per probe seed", "harmful apart",
             "vs all-shared", "vs random", "vs planted", "decision", "load"]
     return (f"`python benchmarks/scale.py --json benchmarks/results/scale.json` on `{d['study']}` ({d['n_jobs']} jobs, "
             f"{d['cores']} cores): each study from an empty store to its report. The paired columns are the recommendation "
             "minus each layout in test loss normalised by all-separate's, mean over seeds and 95% interval (negative: the "
-            "recommendation is better).\n\n" + _table(head, rows))
+            "recommendation is better). ARI per probe seed: each seed's affinity clustered alone (the study clusters their "
+            "mean)." + (f" {d['note']}" if d.get("note") else "") + "\n\n" + _table(head, rows))
 
 
 def clustering_scale(d: dict) -> str:
