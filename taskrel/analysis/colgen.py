@@ -27,7 +27,11 @@ least reduced cost (``kappa`` bounds the number of chosen networks) is a proven 
 the LP over *all* groups, hence on the optimum. With heuristic pricing the bound reported is
 the master's value once pricing finds nothing new (or the value has not moved for
 ``patience`` rounds): it is not proven (``bound_proven`` False), since a better group may have
-been missed, and the search then reports no gap of its own.
+been missed, and the search then reports no gap of its own. A model whose reduced cost is a
+quadratic in membership (``quadratic_form``, as :class:`~taskrel.analysis.AffinityGroupModel`)
+keeps the fast heuristic pricing, and whenever it stalls every group size is bounded
+(:mod:`taskrel.analysis.pricing_bound`): the groups found below zero are added, and the
+Lagrangian bound from the size bounds is proven.
 
 >>> class Pairs:  # tasks 0+1 and 2+3 help each other; across they harm
 ...     tasks, higher_is_better = ["a", "b", "c", "d"], False
