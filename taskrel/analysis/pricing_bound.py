@@ -58,7 +58,7 @@ from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
 from taskrel.analysis.group_branch import least_group
 
-ENUMERATE_UP_TO = 20_000  # groups of one size listed (exact) before a MILP is used instead
+ENUMERATE_UP_TO = 20_000  # groups of one size listed (exact) before branch and bound
 MILP_SECONDS = 0.5  # the least time one size's MILP is given while time is left
 Form = Callable[[int], tuple[float, np.ndarray, np.ndarray]]
 
@@ -66,8 +66,9 @@ Form = Callable[[int], tuple[float, np.ndarray, np.ndarray]]
 @dataclass
 class Certificate:
     """What :func:`certify` proved: ``bounds[i]`` is a lower bound on the least reduced cost
-    of a group of ``min_size + i`` tasks (``exact_sizes[i]`` where it is attained), ``groups``
-    the best groups met (membership rows, lowest reduced cost first) with their ``costs``."""
+    of a group of ``min_size + i`` tasks (``exact_sizes[i]`` where it is settled: attained,
+    or proven to be at least ``-tol``), ``groups`` the best groups met (membership rows,
+    lowest reduced cost first) with their ``costs``."""
 
     min_size: int
     bounds: np.ndarray
