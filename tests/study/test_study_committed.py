@@ -18,7 +18,7 @@ import pytest
 from taskrel.layout import SharingLayout
 from taskrel.study.decision import Comparison, choose, confidence
 from taskrel.study.result import StudyResult, jsonable
-from taskrel.study.validated import ValidationRow
+from taskrel.study.validated import StudyLayout, ValidationRow
 
 RESULTS = Path(__file__).resolve().parents[2] / "studies" / "results"
 COMMITTED = sorted(p.parent for p in RESULTS.glob("*/summary.json"))
@@ -32,6 +32,9 @@ def committed_result(folder: Path) -> tuple[StudyResult, list[Comparison], dict]
                "all-separate": SharingLayout.separate(tasks, n_stages)}
     rows = [ValidationRow(v["layout"], 0, tasks[0], v["test_loss_mean"], None, None, v.get("n_parameters"), "ok")
             for v in summary["validation"]]
+    for k, row in enumerate((summary["answer"].get("capacity") or {}).get("rows", [])):  # width-matched: width, counts
+        layouts[row["layout"]] = StudyLayout(rec.with_widths({t: 1.5 + k / 8 for t in tasks}), width=row["width"],
+                                             n_parameters=row["n_parameters"], target_parameters=row["target_parameters"])
     for i, v in enumerate(summary["validation"]):  # some other layout (its own widths make it unlike the others)
         layouts.setdefault(v["layout"], rec.with_widths({t: 2.0 + i for t in tasks}))
     comps = [Comparison(c["layout"], c["mean_diff"], tuple(float("inf") if x is None else x for x in c["ci95"]),
