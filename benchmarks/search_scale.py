@@ -28,8 +28,9 @@ given the ``Affinity`` itself, the route of every many-task study: clusters of 4
 affinity 0.3 inside a cluster and -0.2 across, plus N(0, 0.05^2)) and the planted additive
 model of part 1 with its ``quadratic_form``. Per budget: seconds, status, the proven gap and
 bound, how the bound was proven, and ARI. ``python benchmarks/search_scale.py --bound
-[--sizes 100] [--budgets 2 5 10 15 20 30]``; committed as
-``benchmarks/results/search_scale_bound.json``.
+[--sizes 100] [--budgets 2 5 10 15 20 30] [--models "affinity (HOA)"]``; committed as
+``benchmarks/results/search_scale_bound.json`` (100 tasks, both models) and
+``benchmarks/results/search_scale_bound_200.json`` (``--sizes 200 --models "affinity (HOA)"``).
 
 Usage: ``python benchmarks/search_scale.py [--quick] [--sizes 100 200] [--budgets 2 5 ...]
 [--max-size 8] [--skip-hangs] [--bound]``; prints JSON. The committed results:
@@ -223,6 +224,8 @@ def main() -> None:
     ap.add_argument("--skip-hangs", action="store_true")
     ap.add_argument("--max-size", type=int, default=None)
     ap.add_argument("--bound", action="store_true", help="part 3 only: the proven gap")
+    ap.add_argument("--models", nargs="*", default=["affinity (HOA)", "additive + quadratic_form"],
+                    help="part 3: which models")
     args = ap.parse_args()
     if args.bound:
         return print(json.dumps(bound_part(args), indent=1))
@@ -248,7 +251,7 @@ def bound_part(args) -> dict:
            "cpu_count": os.cpu_count(), "load_before": [round(x, 2) for x in load],
            "time_limit": args.time_limit, "rows": []}
     for n in args.sizes or [100]:
-        for kind in ("affinity (HOA)", "additive + quadratic_form"):
+        for kind in args.models:
             for b in args.budgets or [2, 5, 10, 15, 20, 30]:
                 out["rows"].append(bound_row(kind, n, b, args.time_limit))
     out["load_after"] = [round(x, 2) for x in os.getloadavg()]

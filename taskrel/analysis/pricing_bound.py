@@ -90,8 +90,8 @@ class Certificate:
     def settle(self, i: int, seconds: float, n: int, keep: int, enumerate_up_to: int,
                tol: float = 0.0) -> float:
         """Bound size ``min_size + i`` by listing its groups, else by branch and bound and,
-        if that does not finish in ``seconds``, a MILP of as long; returns the least
-        reduced cost of the groups met (inf if none)."""
+        if that does not finish, a MILP (``seconds`` for both); returns the least reduced
+        cost of the groups met (inf if none)."""
         k = self.min_size + i
         const, lin, Q = self.forms[k]
         if comb(n, k) <= enumerate_up_to:
@@ -101,7 +101,7 @@ class Certificate:
             self.how["enumerated"] += 1
             return float(c[0])
         self.tries[i] = self.tries.get(i, 0) + 1
-        bound, g, done = least_group(const, lin, Q, k, tol, seconds)
+        bound, g, done = least_group(const, lin, Q, k, tol, 0.6 * seconds)
         self.bounds[i] = max(self.bounds[i], bound)
         c = np.inf if g is None else group_cost(const, lin, Q, g)
         if g is not None:
@@ -110,7 +110,7 @@ class Certificate:
             self.exact_sizes[i] = True
             self.how["branched"] += 1
             return c
-        bound, g, proven = milp_bound(const, lin, Q, n, k, seconds)
+        bound, g, proven = milp_bound(const, lin, Q, n, k, 0.4 * seconds)
         self.how["milp"] += 1
         self.how["milp_proven"] += proven
         self.bounds[i] = max(self.bounds[i], bound)
@@ -148,15 +148,29 @@ def group_cost(const: float, lin: np.ndarray, Q: np.ndarray, z: np.ndarray) -> f
 
 
 def _enumerate(const, lin, Q, n: int, k: int, keep: int):
-    idx = np.array(list(combinations(range(n), k)), dtype=np.intp).reshape(-1, k)
-    cost = const + lin[idx].sum(axis=1)
-    if k > 1:
-        a, b = np.triu_indices(k, 1)
+    """Every group of ``k`` tasks; past ``n / 2`` listed by the ``n - k`` tasks left out
+    (``rc(all - J) = const + sum lin - sum_J lin + P - sum_{t in J} R_t + P_J``, with ``P``
+    the sum over all pairs, ``R_t`` row ``t``'s sum and ``P_J`` the pairs inside ``J``), so
+    the work is that of the smaller side."""
+    j = min(k, n - k)
+    idx = np.array(list(combinations(range(n), j)), dtype=np.intp).reshape(-1, j) if j else \
+        np.zeros((1, 0), dtype=np.intp)
+    cost = lin[idx].sum(axis=1)
+    if j > 1:
+        a, b = np.triu_indices(j, 1)
         cost = cost + Q[idx[:, a], idx[:, b]].sum(axis=1)
+    if j < k:  # idx are the tasks left out
+        off = np.where(np.eye(n, dtype=bool), 0.0, Q)
+        rows = off.sum(axis=1)
+        cost = lin.sum() + np.triu(off, 1).sum() - lin[idx].sum(axis=1) - rows[idx].sum(axis=1) \
+            + (cost - lin[idx].sum(axis=1))
+    cost = const + cost
     best = np.argsort(cost, kind="stable")[:keep]
-    rows = np.zeros((len(best), n), dtype=bool)
-    rows[np.arange(len(best))[:, None], idx[best]] = True
-    return float(cost[best[0]]), rows, cost[best]
+    out = np.zeros((len(best), n), dtype=bool)
+    out[np.arange(len(best))[:, None], idx[best]] = True
+    if j < k:
+        out = ~out
+    return float(cost[best[0]]), out, cost[best]
 
 
 def milp_bound(const, lin, Q, n: int, k: int, time_limit: float):

@@ -69,6 +69,8 @@ def test_every_size_bound_is_below_the_true_least_reduced_cost(seed):
             bound, _, done = least_group(const, lin, Q, k, 0.0, 20.0)
             assert done and bound <= truth[k - 1] + 1e-9
             assert np.isclose(bound, truth[k - 1]) if truth[k - 1] < 0 else bound >= 0
+        listed = certify(form, n, 1, n, time_limit=20, tol=-np.inf)  # every size listed
+        assert listed.how["enumerated"] == n - 1 and np.allclose(listed.bounds, truth)
         cert = certify(form, n, 1, n, time_limit=20, enumerate_up_to=0, tol=-np.inf)
         assert (cert.bounds <= truth + 1e-7).all() and cert.exact
         assert np.allclose(cert.bounds, truth, atol=1e-7)
