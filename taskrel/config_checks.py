@@ -161,4 +161,17 @@ def check_loss_weights(cfg: Any, task_names: Sequence[str]) -> None:
                                f"tasks are {list(task_names)}")
 
 
-__all__ = ["PRECISIONS", "ROWS", "check_config", "check_loss_weights"]
+def check_rows(cfg: Any, suite: Any) -> None:
+    """Refuse ``rows="labelled"`` on a suite that streams from a Dataset (its labels are not
+    read before training), before anything trains.
+
+    >>> from taskrel.suites import get_suite
+    >>> from taskrel.train import TrainConfig
+    >>> check_rows(TrainConfig(rows="labelled"), get_suite("planted", n_examples=100))  # in memory: fine
+    """
+    if cfg.rows != "all" and getattr(suite, "streams", False):
+        raise TaskrelError(f"train config: rows={cfg.rows!r} needs an in-memory suite; suite {suite.name!r} streams from a "
+                           "Dataset, whose labels are not read before training: use rows='all'")
+
+
+__all__ = ["PRECISIONS", "ROWS", "check_config", "check_loss_weights", "check_rows"]

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from taskrel.config_checks import check_config, check_loss_weights
+from taskrel.config_checks import check_config, check_loss_weights, check_rows
 from taskrel.errors import TaskrelError
 from taskrel.layout import MultiTaskNet, SharingLayout, build_model
 from taskrel.losses import task_loss, task_metric
@@ -317,9 +317,7 @@ def _training_rows(suite: Suite, names: Sequence[str], cfg: TrainConfig, gen: to
     """Positions in the training split that an epoch steps through (sorted): every row, or with
     ``cfg.rows == "labelled"`` those labelled for one of ``names`` (``data``: the split's
     tensors, None for a streaming suite); then a ``cfg.data_fraction`` of them, drawn from ``gen``."""
-    if data is None and cfg.rows != "all":
-        raise TaskrelError(f"train config: rows={cfg.rows!r} needs an in-memory suite; suite {suite.name!r} streams from a "
-                           "Dataset, whose labels are not read before training: use rows='all'")
+    check_rows(cfg, suite)
     train_idx = torch.arange(len(suite.split["train"]))
     if cfg.rows == "labelled":
         train_idx = torch.nonzero(labelled_rows(data[1])).flatten()

@@ -230,7 +230,7 @@ def test_rows_bad_values_are_refused():
             TrainConfig(rows=bad)
 
 
-def test_rows_labelled_on_a_streaming_suite_is_a_clear_error():
+def test_rows_labelled_on_a_streaming_suite_is_a_clear_error(tmp_path):
     from taskrel.datasets import DatasetSuite
 
     class Items(torch.utils.data.Dataset):
@@ -238,9 +238,19 @@ def test_rows_labelled_on_a_streaming_suite_is_a_clear_error():
             return 40
 
         def __getitem__(self, i):
-            return torch.tensor([float(i % 5), 1.0]), {"y": None if i % 3 else float(i % 5)}
+            return torch.tensor([float(i % 5), 1.0]), {"y": None if i % 3 else float(i % 5), "z": float(i % 2)}
 
-    s = DatasetSuite("items", Items(), [Task("y", "regression")], stages=[lambda: nn.Linear(2, 4)], split=(0.6, 0.2, 0.2))
+    tasks = [Task("y", "regression"), Task("z", "regression")]
+    s = DatasetSuite("items", Items(), tasks, stages=[lambda: nn.Linear(2, 4)], split=(0.6, 0.2, 0.2))
     with pytest.raises(TaskrelError, match="rows='labelled' needs an in-memory suite; suite 'items' streams"):
         train(s, SharingLayout.shared(["y"], 1), TrainConfig(epochs=1, rows="labelled"))
     assert train(s, SharingLayout.shared(["y"], 1), TrainConfig(epochs=1), seed=0).examples == 24
+    # a study says so before anything trains, naming the field
+    from taskrel.probes import PairwiseProbe
+    from taskrel.study import Study
+
+    study = Study(probes=[PairwiseProbe()], config=TrainConfig(epochs=1, rows="labelled"), clustering=None,
+                  validation=None, verbose=False)
+    with pytest.raises(TaskrelError, match="field 'train.rows'.*streams"):
+        study.fit(s, tmp_path / "store")
+    assert not (tmp_path / "store").exists() or not any((tmp_path / "store").rglob("*.json"))

@@ -23,6 +23,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--layout", default="shared", help="shared | separate | groups:a+b,c | path to a layout JSON")
     p.add_argument("--epochs", type=int, default=60)
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--batch-size", type=int, default=None, help="examples per step (default: TrainConfig's, 64)")
+    p.add_argument("--patience", type=int, default=None, help="epochs without improvement before stopping (default 10)")
+    p.add_argument("--rows", choices=("all", "labelled"), default=None,
+                   help="labelled: step only through rows labelled for the layout's tasks (sparse labels)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--store", default=None, help="store the run in this run store (reused if present)")
@@ -81,7 +85,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     suite = load_suite(args)
     layout = parse_layout(args.layout, suite.task_names, suite.n_stages)
-    cfg = TrainConfig(epochs=args.epochs, lr=args.lr, device=args.device)
+    given = {"batch_size": args.batch_size, "patience": args.patience, "rows": args.rows}
+    cfg = TrainConfig(epochs=args.epochs, lr=args.lr, device=args.device, **{k: v for k, v in given.items() if v is not None})
     print(f"suite {suite.name}: {layout.describe()}")
     if args.store:
         from taskrel.runner import Runner

@@ -56,7 +56,7 @@ def build_figures(result) -> tuple[list[Any], list[str]]:
     """Every figure of the report, in order, and the figures that could not be drawn."""
     from taskrel.report import draw
     from taskrel.report import figures as F
-    from taskrel.report.capacity import group_labels, is_width_study
+    from taskrel.report.capacity import chose_widths, group_labels
     from taskrel.study.result import safe_name
 
     figs: list[Any] = []
@@ -80,7 +80,7 @@ def build_figures(result) -> tuple[list[Any], list[str]]:
     if rec is not None:
         tree = F.layout_tree(rec, stage_names, order)
         widths = ""
-        if is_width_study(result):
+        if chose_widths(result):
             widths = (" Widths of the encoder (multiplier of the suite's own; the search chose them): "
                       + ", ".join(group_labels(rec, True) or []) + ".")
         add("layout", "Recommended layout", tree_caption + widths, draw.tree_size(n, rec.n_stages),

@@ -20,9 +20,9 @@ import numpy as np
 from taskrel.report.capacity import (
     CapacityView,
     capacity_view,
+    chose_widths,
     front_groups,
     group_labels,
-    is_width_study,
 )
 from taskrel.report.figures import headline
 from taskrel.report.heatmaps import decimals_for, fmt
@@ -60,7 +60,8 @@ def _out_as_typed(result, out: str | Path | None) -> str:
 
 def train_command(result, out: str | Path | None = None, layout: str | None = None) -> str:
     """The command that trains the recommended layout (``layout.json`` in the report folder
-    ``out``) on the study's suite, with the study's epochs and learning rate; ``layout``
+    ``out``) on the study's suite, with the study's epochs, learning rate, batch size, patience
+    and rows; ``layout``
     (``"separate"``, ``"shared"``) trains that instead.
 
     >>> from taskrel.study.result import StudyResult
@@ -71,7 +72,8 @@ def train_command(result, out: str | Path | None = None, layout: str | None = No
     """
     opts = "".join(f" -o {shlex.quote(f'{k}={json.dumps(v)}')}" for k, v in result.suite_options.items())
     train = result.train_settings
-    extra = "".join(f" --{k} {shlex.quote(str(train[k]))}" for k in ("epochs", "lr") if k in train)
+    extra = "".join(f" --{k.replace('_', '-')} {shlex.quote(str(train[k]))}"
+                    for k in ("epochs", "lr", "batch_size", "patience", "rows") if k in train)
     layout = layout or (Path(_out_as_typed(result, out)) / "layout.json").as_posix()
     tasks = ",".join(result.remaining_tasks)  # a left-out task is in no recommended layout
     return (f"taskrel train {shlex.quote(result.suite_name)}{opts} --tasks {shlex.quote(tasks)}"
@@ -223,6 +225,10 @@ def answer_view(result, out: str | Path | None = None) -> AnswerView:
         where = "" if result.built_in_python else " (the study file's analysis.grouping.budget)"
         note = (f"Budget: at most {budget:g}{unit}{where}; the groups above are what the search chose within it. "
                 "The budget figure below shows what each other budget predicted and measured.")
+        if g.recommend == "clusters":  # the clustering is the answer; the search only drew the front
+            note = (f"The groups above are the clusters of the {result.analysis_probe or 'analysed'} affinity (their "
+                    "number chosen automatically), not a choice under a budget; the budget figure below shows what the "
+                    "search chose at each budget of the front.")
     ch, cr = comparison_table(d, len(result.remaining_tasks))
     python = python_snippet(result, out)
     return AnswerView(d, decision_title(d, len(groups) if groups else None, decided_width(result, d)), answer_style(d),
@@ -230,7 +236,7 @@ def answer_view(result, out: str | Path | None = None) -> AnswerView:
                       result.compute_seconds(), result.wall_seconds,
                       "" if python else train_command(result, out, decided_layout(result, d, out)),
                       reproduce_commands(result, out), result.invocation.cwd or "",
-                      group_labels(result.recommended, is_width_study(result), " + "), capacity_view(result, d), python)
+                      group_labels(result.recommended, chose_widths(result), " + "), capacity_view(result, d), python)
 
 
 def answer_style(d: Decision) -> str:
@@ -300,7 +306,7 @@ def summary(result, out: str | Path | None = None) -> dict[str, Any]:
 
     head = headline(result)
     d = result.decision
-    widths = is_width_study(result)
+    widths = chose_widths(result)
     title = decision_title(d, len(head["groups"]) if head["groups"] else None, decided_width(result, d))
     cap = capacity_view(result, d)
     head["group_labels"] = group_labels(result.recommended, widths)
@@ -359,7 +365,7 @@ def summary_text(result) -> str:
     comparisons as an aligned table."""
     d = result.decision
     head = headline(result)
-    labels = " | ".join(group_labels(result.recommended, is_width_study(result)) or [])
+    labels = " | ".join(group_labels(result.recommended, chose_widths(result)) or [])
     at = decided_width(result, d)
     lines = [f"decision: {d.decision}" + (f" ({labels})" if d.decision == SHARE and labels else "")
              + (f" (at width {at:g}, the recommendation's parameter count)" if at is not None else "")]

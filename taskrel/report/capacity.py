@@ -39,6 +39,21 @@ def is_width_study(result) -> bool:
     return any(name in MATCHED_DECISION or entry.layout.widths for name, entry in result.layouts.items())
 
 
+def chose_widths(result) -> bool:
+    """Whether the grouping chose the widths of its groups (a width study's search), so that the
+    recommendation's groups are labelled with them; width-matched baselines alone do not make
+    the recommendation's widths a choice.
+
+    >>> from taskrel.study.result import StudyResult
+    >>> chose_widths(StudyResult(study={}, suite={}, tasks=["a"]))
+    False
+    """
+    if result.grouping is not None and result.grouping.capacity is not None:
+        return True
+    rec = result.recommended
+    return bool(rec is not None and rec.widths)
+
+
 def block_label(layout: SharingLayout, block, widths: bool = False, sep: str = "+") -> str:
     """A group as ``a+b``, with ``@width`` when not 1 or when ``widths`` (then always).
 
@@ -187,4 +202,4 @@ def capacity_view(result, d: Decision | None = None) -> CapacityView | None:
     return CapacityView(rows, (head + body + " " + _conclusion(rows)).strip(), target, widths)
 
 
-__all__ = ["CapacityRow", "CapacityView", "block_label", "capacity_view", "front_groups", "group_labels", "is_width_study"]
+__all__ = ["CapacityRow", "CapacityView", "block_label", "chose_widths", "capacity_view", "front_groups", "group_labels", "is_width_study"]

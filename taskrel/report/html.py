@@ -19,7 +19,7 @@ from typing import Any
 from markupsafe import Markup
 
 from taskrel.report.answer import answer_view
-from taskrel.report.capacity import block_label, front_groups, is_width_study
+from taskrel.report.capacity import block_label, chose_widths, front_groups, is_width_study
 from taskrel.study.result import BASELINES
 
 
@@ -149,7 +149,7 @@ def front_table(result) -> tuple[list[str], list[list[str]]]:
     n = len(result.remaining_tasks)
     unit = "parameters / width-1 all-shared" if g is not None and g.params_cost else "networks"
     head = [f"budget ({unit})", f"cost ({unit})", "predicted loss per task (val)", "groups"]
-    widths = is_width_study(result)
+    widths = chose_widths(result)
     rows = [[_g(r.budget), _g(r.cost), _num(None if r.objective is None else r.objective / n),
              front_groups(r, widths)] for r in ([] if g is None else g.front)]
     return head, rows

@@ -12,7 +12,7 @@ from typing import Any
 
 from taskrel.analysis.cluster import LINKAGES
 from taskrel.analysis.cluster import METHODS as CLUSTER_METHODS
-from taskrel.config_checks import check_loss_weights
+from taskrel.config_checks import check_loss_weights, check_rows
 from taskrel.errors import TaskrelError
 from taskrel.suite import Suite
 
@@ -150,6 +150,10 @@ def _check_train(config: Any, suite: Suite) -> None:
         check_loss_weights(config, suite.task_names)
     except TaskrelError as e:
         raise TaskrelError(f"study: field 'train.loss_weights': {e}") from None
+    try:
+        check_rows(config, suite)
+    except TaskrelError as e:
+        raise TaskrelError(f"study: field 'train.rows': {e}") from None
 
 
 def _check_probe(name: str, probe: Any, suite: Suite, base: Any = None) -> Any:

@@ -601,3 +601,27 @@ def test_top_box_in_a_browser(kind, study_run, tmp_path):
         assert (train, python) == ("no-train", "python")
     if scale != "none":  # the layout diagram's labels as shown: points at the PNG's dpi, times the page's scaling
         assert draw.LABEL_PT * draw.SAVEFIG_DPI / 72 * float(scale) >= 11
+
+
+def test_clusters_as_the_recommendation_are_not_called_the_search_choice(tmp_path):
+    """With recommend = "clusters" the answer says the groups are the clusters (not what the
+    search chose within a budget); with width-matched baselines but no width search the
+    recommendation's groups carry no "@w" label."""
+    from taskrel.analysis import GroupingSearch, TaskClustering
+    from taskrel.probes import GradientProbe
+    from taskrel.report.answer import answer_view, summary
+    from taskrel.study import Grouping, Study, Validation
+    from taskrel.suites import get_suite
+    from taskrel.train import TrainConfig
+
+    suite = get_suite("planted", n_clusters=2, n_examples=200)
+    study = Study(probes=[GradientProbe(seeds=[0, 1])], clustering=TaskClustering(n_clusters=2),
+                  grouping=Grouping(GroupingSearch(budget=2), budgets=[1, 2], recommend="clusters"),
+                  validation=Validation(seeds=[0], front=False, matched=True), tasks=["c0t0", "c0t1", "c1t0", "c1t1"],
+                  config=TrainConfig(epochs=2), branched=False, verbose=False)
+    result = study.fit(suite, tmp_path / "store").result_
+    assert result.grouping.recommend == "clusters" and "all-shared matched" in result.layouts
+    note = answer_view(result, tmp_path).budget_note
+    assert "clusters of the gradient affinity" in note and "what the search chose within it" not in note
+    labels = summary(result, tmp_path)["answer"]["group_labels"]
+    assert labels and not any("@" in g for g in labels), labels
