@@ -257,7 +257,7 @@ def _generate(oracle, pool, budget, cost_of_size, min_size, max_size, clock, gai
         if not added:
             out["converged"] = True
             break
-        if not exact and still >= patience:
+        if not exact and not quad and still >= patience:  # a quadratic model's proof decides
             out["stopped"] = f"master value unchanged for {patience} rounds"
             break
         if spent:
