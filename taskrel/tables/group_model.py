@@ -18,7 +18,13 @@ enumerating them. The contract, in losses or scores as the model says:
   Returns a boolean (k, n) membership matrix, k <= ``n_groups``, best first. A model that can
   solve this exactly (sum-of-effects models: a quadratic binary program) says so with
   ``price_exact = True``; the search then proves optimality from it. Without ``price`` the
-  search prices by heuristic search over ``predict_members``.
+  search prices by heuristic search over ``predict_members``. ``price`` may also take the
+  keywords ``min_size`` (the smallest group wanted) and ``time_limit`` (seconds it may use);
+  the search passes them only to a ``price`` whose signature names them.
+* optionally ``quadratic_form(weights, size_cost)`` : for models whose reduced cost is a
+  quadratic in membership (an affinity's HOA values, sum-of-effects): a function ``form(k)``
+  giving ``(const, lin (n,), Q (n, n))`` for groups of ``k`` tasks, from which the search
+  proves a bound (:mod:`taskrel.analysis.pricing_bound`) even where its pricing is heuristic.
 
 Fitted estimators give the contract through their ``group_model()``
 (:class:`~taskrel.tables.GroupValues`): :class:`~taskrel.tables.SubsetSurrogate`, the surrogate

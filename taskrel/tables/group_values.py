@@ -74,8 +74,9 @@ class GroupValues:
         """(m, n) boolean membership -> ((m, n) values, (m, n) standard errors), NaN outside."""
         return self._predict(check_members(members, len(self.tasks), self.estimator or "group values"))
 
-    def _price_call(self, weights, size_cost, max_size, n_groups: int = 1) -> np.ndarray:
-        return self._price(weights, size_cost, max_size, n_groups)
+    def _price_call(self, weights, size_cost, max_size, n_groups: int = 1, *, min_size: int = 1,
+                    time_limit: float | None = None) -> np.ndarray:
+        return self._price(weights, size_cost, max_size, n_groups, min_size=min_size, time_limit=time_limit)
 
     @property
     def price_exact(self) -> bool:

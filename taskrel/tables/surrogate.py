@@ -375,13 +375,14 @@ class SubsetSurrogate:
         each pricing call, after which ``price_exact`` turns False)."""
         self._check_fitted()
         state = {"exact": True}
-        price = None
+        price, default_limit = None, float(time_limit)
         if not self.pairwise:
             base, summed, averaged = self.effect_matrices()
 
-            def price(weights, size_cost, max_size, n_groups=1):
+            def price(weights, size_cost, max_size, n_groups=1, *, min_size=1, time_limit=None):
                 form = effects_form(base, summed, averaged, weights, size_cost, self.higher_is_better_)
-                groups, exact = price_quadratic(form, len(base), max_size, n_groups, time_limit)
+                limit = default_limit if time_limit is None else min(float(time_limit), default_limit)
+                groups, exact = price_quadratic(form, len(base), max_size, n_groups, limit, min_size=min_size)
                 state["exact"] = state["exact"] and exact
                 return groups
 

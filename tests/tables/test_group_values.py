@@ -121,6 +121,11 @@ def test_pricing_finds_the_cheapest_group_that_brute_force_finds(effects, milp, 
         assert got[0] == pytest.approx(best, abs=1e-8)
         assert all(a <= b + 1e-12 for a, b in zip(got, got[1:]))  # best first
         assert groups.sum(1).max() <= 5
+        # with min_size (the search's keyword) the best group of 3 to 5 tasks, as brute force finds it
+        big = gm.price(weights, size_cost, 5, n_groups=2, min_size=3, time_limit=5.0)
+        wide = allm.sum(1) >= 3
+        assert big.sum(1).min() >= 3
+        assert cost[np.all(allm == big[0], axis=1)][0] == pytest.approx(cost[wide].min(), abs=1e-8)
     assert gm.price_exact
 
 
