@@ -374,8 +374,7 @@ class SubsetSurrogate:
         pairwise terms (a quadratic binary program per group size; ``time_limit`` seconds for
         each pricing call, after which ``price_exact`` turns False)."""
         self._check_fitted()
-        state = {"exact": True}
-        price, default_limit = None, float(time_limit)
+        state, price, default_limit = {"exact": True}, None, float(time_limit)
         if not self.pairwise:
             base, summed, averaged = self.effect_matrices()
 
