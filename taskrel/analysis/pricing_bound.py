@@ -47,7 +47,6 @@ small LP.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import combinations
 from math import comb
@@ -57,10 +56,10 @@ from scipy import sparse
 from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
 from taskrel.analysis.group_branch import least_group
+from taskrel.tables.pricing import Form, group_cost
 
 ENUMERATE_UP_TO = 20_000  # groups of one size listed (exact) before branch and bound
 MILP_SECONDS = 0.5  # the least time one size's MILP is given while time is left
-Form = Callable[[int], tuple[float, np.ndarray, np.ndarray]]
 
 
 @dataclass
@@ -139,12 +138,6 @@ def row_bound(const: float, lin: np.ndarray, Q: np.ndarray, k: int) -> float:
     part = np.partition(off, k - 2, axis=1)[:, :k - 1].sum(axis=1)
     per = lin + 0.5 * part
     return float(const + np.partition(per, k - 1)[:k].sum())
-
-
-def group_cost(const: float, lin: np.ndarray, Q: np.ndarray, z: np.ndarray) -> float:
-    """``rc_k`` of one membership row."""
-    idx = np.flatnonzero(z)
-    return float(const + lin[idx].sum() + np.triu(Q[np.ix_(idx, idx)], 1).sum())
 
 
 def _enumerate(const, lin, Q, n: int, k: int, keep: int):

@@ -73,12 +73,13 @@ def _milp(const, lin, Q, n: int, k: int, time_limit: float) -> tuple[list[tuple[
                bounds=Bounds(0, 1), options={"time_limit": max(time_limit, 0.01)})
     if res.x is None:
         return [], False
-    g = tuple(int(i) for i in np.nonzero(res.x[:n] > 0.5)[0])
-    return [(_cost(const, lin, Q, g), g)], bool(res.status == 0)
+    z = res.x[:n] > 0.5
+    return [(group_cost(const, lin, Q, z), tuple(int(i) for i in np.flatnonzero(z)))], bool(res.status == 0)
 
 
-def _cost(const, lin, Q, g) -> float:
-    idx = list(g)
+def group_cost(const: float, lin: np.ndarray, Q: np.ndarray, z: np.ndarray) -> float:
+    """``cost_k`` of one boolean membership row ``z``."""
+    idx = np.flatnonzero(z)
     return float(const + lin[idx].sum() + np.triu(Q[np.ix_(idx, idx)], 1).sum())
 
 
@@ -101,8 +102,7 @@ def _local(const, lin, Q, n: int, k: int, rng: np.random.Generator, starts: int 
             if delta[i, o] >= -1e-12:
                 break
             z[inside[i]], z[outside[o]] = False, True
-        g = tuple(int(i) for i in np.nonzero(z)[0])
-        best = min(best, (_cost(const, lin, Q, g), g))
+        best = min(best, (group_cost(const, lin, Q, z), tuple(int(i) for i in np.flatnonzero(z))))
     return best
 
 
@@ -167,4 +167,4 @@ def price_quadratic(form: Form, n: int, max_size: int, n_groups: int = 1, time_l
     return out, exact
 
 
-__all__ = ["ENUMERATE_UP_TO", "effects_form", "price_quadratic"]
+__all__ = ["ENUMERATE_UP_TO", "Form", "effects_form", "group_cost", "price_quadratic"]
