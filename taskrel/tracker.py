@@ -188,7 +188,6 @@ class AffinityTracker:
         self.method = method
         self.model = model
         self.calls_ = 0
-        self.steps_: list[int] = []
         self.log_ = ProbeLog(self.tasks, "full", lookahead=self.lookahead)
         self.seconds_ = {"gradient": 0.0, "lookahead": 0.0}
 
@@ -247,10 +246,14 @@ class AffinityTracker:
         for part in ("gradient", "lookahead"):
             self.seconds_[part] += reading.seconds[part]
         self.log_.add(call, reading)
-        self.steps_.append(call)
         return True
 
     # ------------------------------------------------------------------ results
+    @property
+    def steps_(self) -> list[int]:
+        """The calls (0-based) that were probed (the probe log's steps)."""
+        return self.log_.steps
+
     @property
     def cosine_(self) -> np.ndarray:
         n = len(self.tasks)
