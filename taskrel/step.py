@@ -273,18 +273,30 @@ class ProbeLog:
         return out
 
 
-def _block(step: int, r: Reading, lookahead: bool) -> dict[str, Any]:
+def block_sums(cosine: np.ndarray, norms: np.ndarray, lookahead: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """The sums a block keeps, of one probe step or (with leading axes) of each of many: the
+    cosine, its negative entries (``conflict``), the log gradient norm and the lookahead, each
+    with non-finite values as 0 and its count of finite values (``*_n``).
+
+    >>> b = block_sums(np.array([[1.0, -0.5], [-0.5, np.nan]]), np.array([1.0, 0.0]))
+    >>> b["conflict"].tolist(), b["cosine_n"].tolist(), b["log_norm_n"].tolist()
+    ([[0, 1], [1, 0]], [[1, 1], [1, 0]], [1, 0])
+    """
+    cos = np.asarray(cosine, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
-        logn = np.log(np.asarray(r.norms, dtype=np.float64))
-    cos = np.asarray(r.cosine, dtype=np.float64)
-    b = {"first": int(step), "last": int(step), "count": 1,
-         "cosine": np.nan_to_num(cos, nan=0.0), "cosine_n": np.isfinite(cos).astype(np.int64),
-         "conflict": (np.isfinite(cos) & (cos < 0)).astype(np.int64),
-         "log_norm": np.where(np.isfinite(logn), logn, 0.0), "log_norm_n": np.isfinite(logn).astype(np.int64)}
-    if lookahead and r.lookahead is not None:
-        z = np.asarray(r.lookahead, dtype=np.float64)
-        b["lookahead"], b["lookahead_n"] = np.where(np.isfinite(z), z, 0.0), np.isfinite(z).astype(np.int64)
-    return b
+        logn = np.log(np.asarray(norms, dtype=np.float64))
+    out = {"cosine": np.where(np.isfinite(cos), cos, 0.0), "cosine_n": np.isfinite(cos).astype(np.int64),
+           "conflict": (np.isfinite(cos) & (np.nan_to_num(cos) < 0)).astype(np.int64),
+           "log_norm": np.where(np.isfinite(logn), logn, 0.0), "log_norm_n": np.isfinite(logn).astype(np.int64)}
+    if lookahead is not None:
+        z = np.asarray(lookahead, dtype=np.float64)
+        out["lookahead"], out["lookahead_n"] = np.where(np.isfinite(z), z, 0.0), np.isfinite(z).astype(np.int64)
+    return out
+
+
+def _block(step: int, r: Reading, lookahead: bool) -> dict[str, Any]:
+    return {"first": int(step), "last": int(step), "count": 1,
+            **block_sums(r.cosine, r.norms, r.lookahead if lookahead else None)}
 
 
 def _merged(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
@@ -315,4 +327,4 @@ def _block_json(b: dict[str, Any], upper: tuple[np.ndarray, np.ndarray]) -> dict
     return out
 
 
-__all__ = ["AUTOCAST", "KEEP", "Lookahead", "ProbeLog", "Reading", "Stepper", "autocast", "check_first_batch", "diverged", "probe_step", "undisturbed"]
+__all__ = ["AUTOCAST", "KEEP", "Lookahead", "ProbeLog", "Reading", "Stepper", "autocast", "block_sums", "check_first_batch", "diverged", "probe_step", "undisturbed"]

@@ -15,6 +15,7 @@ import numpy as np
 
 from taskrel.affinity import Cost
 from taskrel.errors import TaskrelError
+from taskrel.step import block_sums
 from taskrel.store import RunRecord
 
 CALLBACK = "gradient"
@@ -29,24 +30,12 @@ def _flat(r: Any) -> list:
     return [v for row in r for v in row] if r and isinstance(r[0], list) else list(r)
 
 
-def _nan0(a: np.ndarray) -> np.ndarray:
-    return np.where(np.isfinite(a), a, 0.0)
-
-
 def _full_blocks(ex: dict[str, Any], n: int) -> dict[str, np.ndarray]:
     """A trajectory stored in full (every step's matrices) as blocks of one step each."""
     steps = np.asarray(ex["steps"], dtype=np.int64)
-    cos = _array(ex["cosine"], (n, n))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        logn = np.log(_array(ex["norms"], (n,)))
-    out = {"first": steps, "last": steps, "count": np.ones(len(steps), dtype=np.int64),
-           "cosine": _nan0(cos), "cosine_n": np.isfinite(cos).astype(np.int64),
-           "conflict": (np.isfinite(cos) & (np.nan_to_num(cos) < 0)).astype(np.int64),
-           "log_norm": _nan0(logn), "log_norm_n": np.isfinite(logn).astype(np.int64)}
-    if ex.get("lookahead") is not None:
-        z = _array(ex["lookahead"], (n, n))
-        out["lookahead"], out["lookahead_n"] = _nan0(z), np.isfinite(z).astype(np.int64)
-    return out
+    look = _array(ex["lookahead"], (n, n)) if ex.get("lookahead") is not None else None
+    return {"first": steps, "last": steps, "count": np.ones(len(steps), dtype=np.int64),
+            **block_sums(_array(ex["cosine"], (n, n)), _array(ex["norms"], (n,)), look)}
 
 
 def _summary_blocks(ex: dict[str, Any], n: int) -> dict[str, np.ndarray]:
