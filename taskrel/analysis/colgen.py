@@ -93,6 +93,10 @@ class Pool:
     def matrix(self) -> np.ndarray:
         return np.array(self.members, dtype=bool).reshape(-1, self.n)
 
+    def index(self, rows) -> np.ndarray:
+        """Pool positions of ``rows`` (each already added)."""
+        return np.array([self.keys[np.packbits(r).tobytes()] for r in rows], dtype=np.intp)
+
 
 @dataclass
 class ModelSolution:
@@ -134,7 +138,7 @@ def solve_model(oracle: ModelOracle, budget: float, cost_of_size: np.ndarray, mi
     with clock.reserve(polish_share):  # time kept for the task moves after the MILP
         chosen, milp_proven = _integer(members, totals, cost_of_size, budget, clock, stats)
     if incumbent is not None:
-        rows = np.array([pool.keys[np.packbits(r).tobytes()] for r in incumbent[0]])
+        rows = pool.index(incumbent[0])
         if chosen is None or totals[rows].sum() < totals[chosen].sum() - 1e-12:
             chosen, milp_proven = np.sort(rows), False
     if chosen is None:
@@ -145,7 +149,7 @@ def solve_model(oracle: ModelOracle, budget: float, cost_of_size: np.ndarray, mi
         pool.add(polished, 1, n)
         members = pool.matrix()
         totals = oracle.totals(members)
-        chosen = np.sort([pool.keys[np.packbits(r).tobytes()] for r in polished])
+        chosen = np.sort(pool.index(polished))
         milp_proven = False
         stats["polished"] = True
         clock.update(incumbent=float(totals[chosen].sum()), stage="task moves")

@@ -62,8 +62,8 @@ def improve_partition(oracle: ModelOracle, groups: np.ndarray, cost_of_size: np.
             G = np.vstack([G, np.zeros((1, n), dtype=bool)])
         moves = _best_moves(oracle, G, cost_of_size, budget, min_size, max_size)
         if not moves and gain is not None:
-            moves = _best_swaps(oracle, G[G.any(axis=1)], gain)
             G = G[G.any(axis=1)]
+            moves = _best_swaps(oracle, G, gain)
         if not moves:
             break
         for t, src, dst in moves:
