@@ -36,6 +36,7 @@ from taskrel.store import RunSpec
 from taskrel.study.capacity import matched_baselines
 from taskrel.study.checks import Checked
 from taskrel.study.findings import GroupingFront
+from taskrel.study.settings import plain
 from taskrel.study.validated import StudyLayout, ValidationRow
 from taskrel.suite import Suite
 from taskrel.train import TrainConfig
@@ -115,7 +116,7 @@ def probe_step(checked: Checked, suite: Suite, runner: Runner, log: Log) -> Prob
         log.say(f"probe {name} ({probe.kind}, seeds {probe.seed_list()})")
         t0 = time.perf_counter()
         ok = log.guard(f"probe {name}", lambda p=probe, n=name: p.fit(suite, runner, plan=checked.plans[n]))
-        info: dict[str, Any] = {"kind": probe.kind, "seeds": probe.seed_list(), "params": _params(probe),
+        info: dict[str, Any] = {"kind": probe.kind, "seeds": probe.seed_list(), "params": probe_params(probe),
                                 "seconds": time.perf_counter() - t0}
         if ok is None:
             info["error"] = log.errors[-1]["error"]
@@ -155,9 +156,9 @@ def _widths(checked: Checked, queued: Sequence[Any], runner: Runner, out: Probed
                 "runs": len({s.key(at) for s in plan}), "trained": None if runs is None else int(runs.trained)}
 
 
-def _params(probe: Probe) -> dict[str, Any]:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in probe.get_params().items()
-            if k not in ("tasks", "config", "seeds")}
+def probe_params(probe: Probe) -> dict[str, Any]:
+    """A probe's own parameters as plain data (its tasks, config and seeds are recorded apart)."""
+    return plain({k: v for k, v in probe.get_params().items() if k not in ("tasks", "config", "seeds")})
 
 
 def cosine_trajectory(frame: Any) -> dict[str, list]:
@@ -287,16 +288,16 @@ def validate_step(validation: Any, config: TrainConfig, named: Mapping[str, Stud
     log.say(f"validation: {len({lay for lay, _ in plan.values()})} distinct layouts x {len(validation.seeds)} seeds, "
             "scored on the test split")
     records = runner.run(suite, [spec for _, _, spec in runs], desc="validation")
-    c = cost_of(records)  # from the records: a resumed study keeps the cost of its first run
+    cost = cost_of(records)  # from the records: a resumed study keeps the cost of its first run
     rows = []
     for (name, seed, _), rec in zip(runs, records):
+        ok = rec.ok
         for t in tasks:
-            ok = rec.ok
             rows.append(ValidationRow(name, seed, t, rec.loss(t, "test") if ok else None, rec.metric(t, "test") if ok else None,
                                       rec.loss(t, "val") if ok else None, rec.n_parameters if ok else None,
                                       "ok" if ok else "failed"))
-    return Validated(layouts, rows, Cost(c.steps, c.examples, c.seconds, c.runs))
+    return Validated(layouts, rows, cost)
 
 
 __all__ = ["Log", "Probed", "Validated", "control_name", "cosine_trajectory", "error_text", "front_name", "layout_of",
-           "leave_out", "probe_step", "random_groupings", "validate_step", "validation_layouts"]
+           "leave_out", "probe_params", "probe_step", "random_groupings", "validate_step", "validation_layouts"]

@@ -33,7 +33,7 @@ from taskrel.store import RunStore
 from taskrel.study.checks import Checked, check_study, study_problems
 from taskrel.study.result import StudyResult, failed_runs
 from taskrel.study.settings import Clustering, Grouping, Validation, plain
-from taskrel.study.steps import Log
+from taskrel.study.steps import Log, probe_params
 from taskrel.suite import Suite
 from taskrel.train import TrainConfig
 
@@ -327,9 +327,8 @@ class Study(Estimator):
         """The study as plain data (the ``study`` field of its result)."""
         probes = []
         for name, p in self.prepared_probes(tasks).items():
-            params = {k: v for k, v in p.get_params().items() if k not in ("tasks", "config", "seeds")}
             probes.append({"name": name, "kind": p.kind, "seeds": p.seed_list(), "train": p.train_config().to_dict(),
-                           "params": plain(params)})
+                           "params": probe_params(p)})
         g = self.grouping_plan()
         gs = None if g is None else g.searcher()
         grouping = None if g is None else {
