@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from taskrel.errors import TaskrelError
+from taskrel.splits import labelled
 
 
 def check_factories(where: str, stages: Sequence[Any], head: Any) -> None:
@@ -119,7 +120,7 @@ def check_loss_gradients(where: str, tasks: Sequence[Any], head: Callable[..., A
         if t.loss is None:
             continue
         y = targets[t.name][train]
-        rows = train[~np.isnan(y).reshape(len(y), -1).all(axis=1)][:batch]
+        rows = train[labelled(y)][:batch]
         feats = features(rows)
         m = head(t, int(np.prod(feats.shape[1:])))
         try:

@@ -55,14 +55,21 @@ def check_split(split: Mapping[str, np.ndarray], n: int) -> None:
                 raise TaskrelError(f"split: {a!r} and {b!r} {what} (first shared row {int(shared[0])}); splits must not overlap")
 
 
+def labelled(y: np.ndarray) -> np.ndarray:
+    """Which rows of targets ``y`` carry a label (some element not NaN).
+
+    >>> labelled(np.array([[1.0, np.nan], [np.nan, np.nan]])).tolist()
+    [True, False]
+    """
+    return ~np.isnan(y).reshape(len(y), -1).all(axis=1)
+
+
 def check_split_labels(where: str, tasks: Sequence[Any], targets: Mapping[str, np.ndarray], split: Mapping[str, np.ndarray]) -> None:
     """Every task has labels in every split, and a binary or multiclass task at least two
     classes among its training labels (one class cannot be learned)."""
     for t in tasks:
         for s, idx in split.items():
-            y = targets[t.name][idx]
-            labelled = ~np.isnan(y).reshape(len(y), -1).all(axis=1)
-            if not labelled.any():
+            if not labelled(targets[t.name][idx]).any():
                 raise TaskrelError(f"{where}, task {t.name!r}: no labels in the {s} split")
         if t.kind in ("binary", "multiclass"):
             y = targets[t.name][split["train"]]
@@ -72,4 +79,4 @@ def check_split_labels(where: str, tasks: Sequence[Any], targets: Mapping[str, n
                                    f"{values[0]:g}); a {t.kind} task needs two classes among its training rows")
 
 
-__all__ = ["SPLITS", "check_split", "check_split_labels", "make_split"]
+__all__ = ["SPLITS", "check_split", "check_split_labels", "labelled", "make_split"]
