@@ -95,11 +95,19 @@ class AffinityGroupModel:
         gain = (f @ self._onto) / mates
         sem = np.sqrt(f @ self._var) / mates
         if self._base is not None:
-            sign = 1.0 if self.higher_is_better else -1.0
-            scale = np.abs(self._base) if self.rule == "hoa" else 1.0
-            gain = self._base + sign * scale * gain
-            sem = (scale * sem) if self.rule == "hoa" else sem
+            scale = self._scale()
+            gain = self._base + scale * gain
+            sem = (np.abs(scale) * sem) if self.rule == "hoa" else sem
         return np.where(m, gain, np.nan), np.where(m, sem, np.nan)
+
+    def _scale(self) -> np.ndarray:
+        """Per task, the factor on its mates' mean affinity in its value: 1 without
+        ``base_loss``; with it, +1 for scores and -1 for losses, times ``|base|`` (HOA rule)."""
+        n = len(self.tasks)
+        if self._base is None:
+            return np.ones(n)
+        sign = 1.0 if self.higher_is_better else -1.0
+        return sign * (np.abs(self._base) if self.rule == "hoa" else np.ones(n))
 
     def quadratic_form(self, weights, size_cost):
         """The reduced cost ``sum_{t in g} (sign * v_t(g) - weights[t]) + size_cost[|g|]`` as a
@@ -115,12 +123,7 @@ class AffinityGroupModel:
         [[0.0, -0.6, 0.0], [-0.6, 0.0, -0.1], [0.0, -0.1, 0.0]]
         """
         n = len(self.tasks)
-        if self._base is None:
-            base, scale = np.zeros(n), np.ones(n)
-        else:
-            sign = 1.0 if self.higher_is_better else -1.0
-            scale = sign * (np.abs(self._base) if self.rule == "hoa" else np.ones(n))
-            base = self._base
-        averaged = self._onto * scale[None, :]
+        base = np.zeros(n) if self._base is None else self._base
+        averaged = self._onto * self._scale()[None, :]
         return effects_form(base, np.zeros((n, n)), averaged, weights, size_cost,
                             self.higher_is_better)
