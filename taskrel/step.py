@@ -207,6 +207,9 @@ def probe_step(losses: torch.Tensor, params: Sequence[torch.Tensor], method: str
 
 # ---------------------------------------------------------------------- the per-step sequence
 KEEP = ("summary", "full")
+PHASE = 0.25
+"""The early and late phases of a run: its first and last quarter (of a tracker's calls, or of
+a stored trajectory's probe steps)."""
 
 
 class ProbeLog:
@@ -327,4 +330,4 @@ def _block_json(b: dict[str, Any], upper: tuple[np.ndarray, np.ndarray]) -> dict
     return out
 
 
-__all__ = ["AUTOCAST", "KEEP", "Lookahead", "ProbeLog", "Reading", "Stepper", "autocast", "block_sums", "check_first_batch", "diverged", "probe_step", "undisturbed"]
+__all__ = ["AUTOCAST", "KEEP", "PHASE", "Lookahead", "ProbeLog", "Reading", "Stepper", "autocast", "block_sums", "check_first_batch", "diverged", "probe_step", "undisturbed"]

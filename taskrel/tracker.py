@@ -52,14 +52,13 @@ import torch
 from taskrel.affinity import Affinity, Cost
 from taskrel.errors import TaskrelError
 from taskrel.gradients import METHODS, STEPS
-from taskrel.step import Lookahead, ProbeLog, probe_step, undisturbed
+from taskrel.step import PHASE, Lookahead, ProbeLog, probe_step, undisturbed
 
 Losses = Mapping[str, torch.Tensor] | Sequence[torch.Tensor] | torch.Tensor
 KINDS = {"cosine": "gradient-cosine", "lookahead": "lookahead"}
 UNITS = {"cosine": "cosine of the per-task gradients (-1..1)",
          "lookahead": "Z = 1 - L_target(after one step on the source) / L_target(before): relative loss change per step"}
 PHASES = ("early", "late", "all")
-PHASE = 0.25  # the early and late phases: the first and last quarter of the calls
 
 
 def _scale(values: np.ndarray) -> float:

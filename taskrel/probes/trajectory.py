@@ -15,7 +15,7 @@ import numpy as np
 
 from taskrel.affinity import Cost
 from taskrel.errors import TaskrelError
-from taskrel.step import block_sums
+from taskrel.step import PHASE, block_sums
 from taskrel.store import RunRecord
 
 CALLBACK = "gradient"
@@ -140,7 +140,6 @@ def in_window(tr: dict[str, np.ndarray], window: tuple[int, int] | None) -> dict
 
 
 PHASES = ("all", "early", "late")
-PHASE = 0.25  # the early and late phases: the first and last quarter of the probe steps
 
 
 def in_phase(tr: dict[str, np.ndarray], phase: str | None) -> dict[str, np.ndarray]:
