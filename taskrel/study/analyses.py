@@ -106,8 +106,8 @@ def _main_affinity(want: str | None, affs: Mapping[str, Affinity], tasks: Sequen
 def _clustering(study: Any, main: tuple[str, Affinity], out: Analysed) -> None:
     name, aff = main
     tc = clone(study.clustering).fit(aff)
-    order = list(getattr(tc, "dendrogram_", {}).get("ivl", [])) or [t for c in tc.clusters_ for t in c]
-    dendrogram = getattr(tc, "dendrogram_", None)
+    dendrogram = getattr(tc, "dendrogram_", None)  # hierarchical clustering only
+    order = list((dendrogram or {}).get("ivl", [])) or [t for c in tc.clusters_ for t in c]
     out.clustering = Clustering(
         name, tc.method, list(tc.tasks_), [int(x) for x in tc.labels_], [list(c) for c in tc.clusters_], int(tc.n_clusters_),
         order, None if dendrogram is None else Dendrogram.from_dict(dendrogram),
@@ -183,7 +183,7 @@ def _grouping(plan: Any, source: str | None, suite: Suite, tasks: Sequence[str],
         cheapest, size = float(ceil(len(tasks) / (plan.max_size or len(tasks)))), None
     rows = [front_row(g, table, b, suite, tasks) if b >= cheapest else FrontRow(b) for b in budgets]
     rule = table.meta.get("rule") if isinstance(table, CandidateTable) else next((r.rule for r in rows if r.rule), None)
-    recommend = getattr(plan, "recommend", "search")
+    recommend = plan.recommend
     capacity = table.meta.get("capacity") if isinstance(table, CandidateTable) else None
     out.grouping = GroupingFront(source, kind, rule, bool(getattr(table, "higher_is_better", True)),
                             size if size is not None else max((r.columns or 0 for r in rows), default=0),

@@ -246,7 +246,7 @@ def _check_grouping(study: Any, probes: list[str], n: int) -> tuple[list[float],
     ms = plan.max_size
     if ms is not None and (not isinstance(ms, int) or isinstance(ms, bool) or ms < 1):
         _fail("analysis.grouping.max_size", f"must be a positive integer, got {ms!r}")
-    rec = getattr(plan, "recommend", "search")
+    rec = plan.recommend
     if rec not in RECOMMEND:
         _fail("analysis.grouping.recommend", f"must be one of {list(RECOMMEND)}, got {rec!r}")
     if rec == "clusters" and study.clustering is None:
