@@ -1,6 +1,6 @@
 """Automatic k at many tasks: does clustering find planted clusters of 4 to 8 tasks? Prints JSON.
 
-    python benchmarks/clustering_scale.py            # 4 to 100 clusters (26 to 611 tasks)
+    python benchmarks/clustering_scale.py            # 4 to 100 clusters (26 to 607 tasks)
     python benchmarks/clustering_scale.py --quick    # 4 and 16 clusters
 
 Affinities are planted as gradient cosines look: symmetric, ``within`` (0.3) inside a cluster,
