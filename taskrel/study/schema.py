@@ -46,6 +46,7 @@ def check_schema(d: Any) -> int:
                            f"{', '.join(map(str, READABLE_SCHEMAS))}); rerun the study with this version")
     return int(schema)
 
+
 def _rows(v: Any) -> list[ValidationRow]:
     if isinstance(v, dict):  # schema 3: one list per column
         v = [dict(zip(v, values)) for values in zip(*v.values())]
@@ -80,8 +81,6 @@ def read_field(name: str, value: Any) -> Any:
     """
     reader = READERS.get(name)
     return value if reader is None else reader(value)
-
-
 
 
 __all__ = ["READABLE_SCHEMAS", "READERS", "RESULT_SCHEMA", "check_schema", "read_field"]

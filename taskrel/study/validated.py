@@ -90,10 +90,6 @@ def validation_cost(d: Any) -> Cost:
     return Cost(**{k: d[k] for k in ("steps", "examples", "seconds", "runs") if d.get(k) is not None})
 
 
-
-
-
-
 SUMMARY_COLUMNS = ["layout", "test_loss_mean", "test_loss_std", "test_metric_mean", "test_metric_std", "n_seeds", "n_parameters"]
 
 
