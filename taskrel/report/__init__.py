@@ -206,10 +206,8 @@ def write_report(result, out: str | Path, quiet: bool = True) -> dict[str, Path]
 
 
 def _register() -> None:
-    try:
-        from taskrel.study.result import register_report_writer
-    except ImportError:  # a study result without write_report: nothing to register
-        return
+    from taskrel.study.result import register_report_writer
+
     register_report_writer(write_report)  # StudyResult.write_report reaches the report through this
 
 

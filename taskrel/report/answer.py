@@ -61,8 +61,7 @@ def _out_as_typed(result, out: str | Path | None) -> str:
 def train_command(result, out: str | Path | None = None, layout: str | None = None) -> str:
     """The command that trains the recommended layout (``layout.json`` in the report folder
     ``out``) on the study's suite, with the study's epochs, learning rate, batch size, patience
-    and rows; ``layout``
-    (``"separate"``, ``"shared"``) trains that instead.
+    and rows; ``layout`` (``"separate"``, ``"shared"``) trains that instead.
 
     >>> from taskrel.study.result import StudyResult
     >>> r = StudyResult(study={"suite": "digits", "train": {"epochs": 5}}, suite={}, tasks=["a", "b"],
