@@ -98,7 +98,7 @@ def examine(study: Any, suite: Suite) -> tuple[list[str], Checked | None]:
     if widths and not errors:
         checked.source = study.source_probe()
         checked.widths = attempt(lambda: width_plans(widths, checked.probes.get(checked.source), suite)) or {}
-    attempt(lambda: check_run_budget(study.max_runs, _by_name(checked, suite), None, len(tasks)))
+    attempt(lambda: check_run_budget(study.max_runs, _by_name(checked, suite), len(tasks)))
     if study.validation is not None:
         attempt(study.validation.check)
     return errors, (None if errors else checked)
@@ -172,29 +172,26 @@ def _check_probe(name: str, probe: Any, suite: Suite, base: Any = None) -> Any:
 CHEAP = ("gradient", "gradfeature")  # one joint run per seed, whatever the number of tasks
 
 
-def check_run_budget(max_runs: int | None, planned: dict[str, list[Any]], suite: Suite, n_tasks: int) -> int:
-    """The distinct runs the probes plan; a TaskrelError before any training when they exceed
-    ``max_runs``, naming each probe's count and the cheap route.
+def check_run_budget(max_runs: int | None, planned: dict[str, list[Any]], n_tasks: int) -> int:
+    """The distinct runs the probes plan (``planned``: each probe's run keys by name); a
+    TaskrelError before any training when they exceed ``max_runs``, naming each probe's count
+    and the cheap route.
 
-    >>> check_run_budget(10, {"pairwise": list(range(15))}, None, 5)
+    >>> check_run_budget(10, {"pairwise": list(range(15))}, 5)
     Traceback (most recent call last):
     ...
     taskrel.errors.TaskrelError: study: field 'max_runs': the probes plan 15 runs (pairwise 15), more than max_runs = 10. ...
     """
     if max_runs is not None and (isinstance(max_runs, bool) or not isinstance(max_runs, int) or max_runs < 1):
         _fail("max_runs", f"must be a positive whole number of runs (or None: no limit), got {max_runs!r}")
-    keys = {_key(spec, suite) for specs in planned.values() for spec in specs}
+    keys = {k for ks in planned.values() for k in ks}
     if max_runs is None or len(keys) <= max_runs:
         return len(keys)
-    per = ", ".join(f"{name} {len(set(_key(s, suite) for s in specs))}" for name, specs in planned.items())
+    per = ", ".join(f"{name} {len(set(ks))}" for name, ks in planned.items())
     _fail("max_runs", f"the probes plan {len(keys)} runs ({per}), more than max_runs = {max_runs}. A pairwise probe "
           f"trains every task alone and every pair: {n_tasks + n_tasks * (n_tasks - 1) // 2} runs per seed at "
           f"{n_tasks} tasks. The cheap route: the gradient and gradient-feature probes ([probes.gradient], "
           "[probes.gradfeature]) train one run with every task per seed; or raise max_runs")
-
-
-def _key(spec: Any, suite: Suite | None) -> Any:
-    return spec if suite is None else spec.key(suite)
 
 
 def _check_clustering(clustering: Any, n: int) -> None:
