@@ -222,14 +222,14 @@ def confidence(ari: float | None, agreement: float | None) -> tuple[str, str]:
     >>> confidence(0.9, 0.8)[0], confidence(0.05, 0.8)[0], confidence(None, None)[0]
     ('high', 'low', 'low')
     """
-    levels = [x for x in (_level(ari, 0.7, 0.4), _level(agreement, 0.6, 0.3)) if x is not None]
+    words = ("disagree", "partly agree", "agree")  # by level
+    a, g = _level(ari, 0.7, 0.4), _level(agreement, 0.6, 0.3)
+    levels = [x for x in (a, g) if x is not None]
     parts = []
-    if ari is not None:
-        parts.append(f"clusters {'agree' if ari >= 0.7 else 'partly agree' if ari >= 0.4 else 'disagree'} "
-                     f"across seeds (ARI {ari:.2f})")
-    if agreement is not None:
-        parts.append(f"probes {'agree' if agreement >= 0.6 else 'partly agree' if agreement >= 0.3 else 'disagree'} "
-                     f"(median Spearman {agreement:.2f})")
+    if a is not None:
+        parts.append(f"clusters {words[a]} across seeds (ARI {ari:.2f})")
+    if g is not None:
+        parts.append(f"probes {words[g]} (median Spearman {agreement:.2f})")
     if not levels:
         return "low", "no stability evidence: one seed per probe and a single probe"
     return ("low", "medium", "high")[min(levels)], "; ".join(parts)
