@@ -5,7 +5,7 @@ A study file (see ``studies/default.toml``)::
 
     name = "digits-default"            # names the study's folder in the store
     description = "..."
-    max_runs = 2000                    # optional: refuse probes planning more runs (cheap route named)
+    max_runs = 2000                    # optional: refuse probes planning more runs ("none": no limit)
 
     [suite]
     name = "digits"                    # a built-in suite (``taskrel suites``)
@@ -272,7 +272,7 @@ def _read(data: dict[str, Any], source: str, problems: Problems, cls: type) -> A
     study = cls(probes=probes, clustering=clustering, grouping=grouping, validation=validation, auxiliary=primary,
                 affinity=analysis.get("affinity"), branched=branched, tasks=tasks, config=config, name=name.strip(),
                 description=description, suite={"name": suite["name"], "options": options} if options else suite["name"],
-                **({"max_runs": data["max_runs"]} if "max_runs" in data else {}))
+                **({"max_runs": None if data["max_runs"] == "none" else data["max_runs"]} if "max_runs" in data else {}))
     study.file_text = source
     return study
 
@@ -362,7 +362,7 @@ def study_tables(study: Any) -> dict[str, Any]:
     suite = {"name": study.suite_name(), **({"tasks": list(study.tasks)} if study.tasks else {}),
              **({"options": options} if options else {})}
     return {"name": study.name, "description": study.description,
-            **({"max_runs": study.max_runs} if study.max_runs != 2000 and study.max_runs is not None else {}), "suite": suite,
+            **({} if study.max_runs == 2000 else {"max_runs": "none" if study.max_runs is None else study.max_runs}), "suite": suite,
             "train": {k: x for k, x in base.items() if x is not None and x != default_train.get(k)}, "probes": probes,
             "analysis": analysis, "validation": validation}
 

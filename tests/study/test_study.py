@@ -444,3 +444,13 @@ def test_a_study_files_text_reaches_its_result_through_run_studys_copies(tmp_pat
     assert study.with_device("cpu").copy_with(verbose=False).file_text == text
     result = run_study(study, tmp_path / "store", tmp_path / "out", n_jobs=1, quiet=True)
     assert result.study["source"] == text
+
+
+def test_no_run_limit_survives_a_study_file():
+    """max_runs=None (no limit) is written as max_runs = "none" and read back as None; the
+    default 2,000 is left out; any other limit is kept."""
+    study = load_study(Path(__file__).resolve().parents[2] / "studies" / "default.toml")
+    for limit in (None, 2000, 50):
+        text = to_toml(study.copy_with(max_runs=limit))
+        assert ("max_runs" in text) == (limit != 2000)
+        assert parse_study(text).max_runs == limit
