@@ -102,12 +102,19 @@ def reproduce_commands(result, out: str | Path | None = None) -> list[str]:
 
 def needs_study_file(result) -> bool:
     """Whether the report must write the study's source next to itself for Reproduce: a study
-    run from a parsed object, other than the built-in default study."""
+    run from a parsed object, other than the built-in default study (compared as TOML data, so
+    an edited comment in the shipped file does not make an older default study another one)."""
     from importlib.resources import files
+
+    from taskrel.study.toml import tomllib  # the stdlib one, or tomli before Python 3.11
 
     if result.study_file or not result.source:
         return False
-    return result.source != files("taskrel.study").joinpath("default.toml").read_text(encoding="utf-8")
+    default = files("taskrel.study").joinpath("default.toml").read_text(encoding="utf-8")
+    try:
+        return tomllib.loads(result.source.lstrip("\ufeff")) != tomllib.loads(default)
+    except tomllib.TOMLDecodeError:
+        return True
 
 
 def python_snippet(result, out: str | Path | None = None) -> str | None:
