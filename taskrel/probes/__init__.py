@@ -27,6 +27,7 @@ from taskrel.probes.gradfeature import GradFeatureProbe
 from taskrel.probes.gradient import GradientProbe
 from taskrel.probes.lookahead import LookaheadProbe, proposed_update
 from taskrel.probes.pairwise import MeasuredGroups, PairwiseProbe, measure_groups
+from taskrel.probes.prediction import PredictionProbe
 from taskrel.probes.similarity import SimilarityProbe
 from taskrel.probes.surrogate import SurrogateProbe
 from taskrel.probes.transfer import TransferProbe
@@ -47,6 +48,7 @@ __all__ = [
     "LookaheadProbe",
     "MeasuredGroups",
     "PairwiseProbe",
+    "PredictionProbe",
     "Plan",
     "Probe",
     "SimilarityProbe",

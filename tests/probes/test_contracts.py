@@ -22,6 +22,7 @@ CONFIG = TrainConfig(epochs=2, batch_size=32, lr=3e-3, patience=2)
 PARAMS = {"gradient": {"every": 2}, "lookahead": {"every": 2}, "similarity": {"kinds": ["linear"], "n_probe": 40},
           "surrogate": {"n_subsets": 4}, "calibrated": {"base_params": {"every": 2}}}
 KINDS = sorted(PROBES)
+TRAINS_NOTHING = {"prediction"}  # fits ridge regressions, no network: no runs, only seconds
 
 
 def make(kind: str, tasks=TASKS):
@@ -67,7 +68,8 @@ def test_fit_returns_self_with_named_results(kind, suite, fitted):
     probe = fitted(kind)
     aff = probe.affinity_
     assert aff.tasks == TASKS and aff.values.shape[-2:] == (3, 3)
-    assert aff.measure and aff.cost.runs == len(probe.records_) > 0
+    assert aff.measure and aff.cost.runs == len(probe.records_)
+    assert len(probe.records_) > 0 or (kind in TRAINS_NOTHING and aff.cost.seconds > 0)
     assert probe.failed_ == [] and np.isfinite(aff.values).all()
     assert aff is next(iter(probe.affinities_.values()))
 
