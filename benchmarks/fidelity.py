@@ -105,6 +105,14 @@ def probe_factories(tasks, settings, quick: bool) -> dict:
         out["gradient-feature"] = lambda: GradFeatureProbe(tasks, **settings)
     except ImportError:
         pass
+    try:
+        from taskrel.probes.prediction import PredictionProbe
+
+        # trains nothing (ridge per task); its seeds draw half-samples for the spread (>= 2)
+        half = tuple(settings["seeds"]) if len(settings["seeds"]) >= 2 else (0, 1, 2, 3)
+        out["prediction"] = lambda: PredictionProbe(tasks, config=settings["config"], seeds=half)
+    except ImportError:
+        pass
     return out
 
 
@@ -218,7 +226,8 @@ def goals(rows: dict, oracle_mean: float, oracle_mean_validated: float | None = 
     for name in ("gradient", "lookahead", "gradient+calibrated", "lookahead+calibrated", "gradient-feature", "gradient-feature-groups"):
         r = rows.get(name, {})
         if "regret_mean" in r and "regret_mean" in pw:
-            cheap = (r.get("examples_vs_pairwise") or 1) <= 0.1
+            share = r.get("examples_vs_pairwise")  # 0 for a probe that trains nothing
+            cheap = share is not None and share <= 0.1
             verdict = {
                 "regret": r["regret_mean"], "pairwise_regret": pw["regret_mean"],
                 "examples_vs_pairwise": r.get("examples_vs_pairwise"),
