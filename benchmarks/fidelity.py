@@ -27,7 +27,7 @@ all-separate and all-shared by more than 3 standard errors (paired over scoring 
 
 Every run goes through a run store (``--store``), so a rerun trains nothing new.
 
-    nice -n 10 python benchmarks/fidelity.py --suite qm9-scarce          # ~25 min on 2 cores
+    nice -n 10 python benchmarks/fidelity.py --suite qm9-scarce --score-seeds 2,3,4   # 3-5 min, fresh store, 2 cores
     python benchmarks/fidelity.py --suite planted --quick                 # smoke run, ~1 min
 
 Writes ``benchmarks/results/fidelity_<suite>.json`` (``--out``) and prints the checks.
