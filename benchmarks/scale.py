@@ -244,6 +244,7 @@ def main() -> None:
     ap.add_argument("--n-jobs", type=int, default=2)
     ap.add_argument("--json", default=None, help="also write the JSON here")
     ap.add_argument("--keep", default=None, help="keep each study's folder under this directory")
+    ap.add_argument("--note", default=None, help="a note kept in the JSON (how it was run)")
     ap.add_argument("--add-per-seed", default=None, metavar="KEPT",
                     help="only add per_seed to the rows of --json from the folders a run kept here")
     args = ap.parse_args()
@@ -275,7 +276,8 @@ def main() -> None:
         rows.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
         out = {"benchmark": "scale", "study": os.path.relpath(args.study, ROOT), "n_jobs": args.n_jobs,
-               "cores": os.cpu_count(), "rows": sorted(rows, key=lambda r: r["n_tasks"])}
+               "cores": os.cpu_count(), "command": "python benchmarks/scale.py " + " ".join(sys.argv[1:]),
+               **({"note": args.note} if args.note else {}), "rows": sorted(rows, key=lambda r: r["n_tasks"])}
         dump = json.dumps(out, indent=1)
         if args.json:  # after every row: a run stopped part-way keeps the rows it measured
             Path(args.json).write_text(dump + "\n")

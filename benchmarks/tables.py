@@ -337,8 +337,30 @@ def scale(d: dict) -> str:
     return (f"`python benchmarks/scale.py --json benchmarks/results/scale.json` on `{d['study']}` ({d['n_jobs']} jobs, "
             f"{d['cores']} cores): each study from an empty store to its report. The paired columns are the recommendation "
             "minus each layout in test loss normalised by all-separate's, mean over seeds and 95% interval (negative: the "
-            "recommendation is better). ARI per probe seed: each seed's affinity clustered alone (the study clusters their "
-            "mean)." + (f" {d['note']}" if d.get("note") else "") + "\n\n" + _table(head, rows))
+            "recommendation is better). ARI per probe seed: each seed's affinity clustered alone (for the prediction probe, "
+            "each seed is a half-sample of every task's labels; the study clusters the full-sample affinity)." + (f" {d['note']}" if d.get("note") else "") + "\n\n" + _table(head, rows))
+
+
+def prediction_route(d: dict) -> str:
+    """The prediction probe's clusters on draws of planted-many (prediction_route.py)."""
+    sizes = sorted({r["n"] for r in d["rows"]})
+    settings = list(dict.fromkeys(r["setting"] for r in d["rows"]))
+    rows = []
+    for n in sizes:
+        cells = []
+        for s in settings:
+            got = [r for r in d["rows"] if r["n"] == n and r["setting"] == s and r["role"] == "choose"]
+            cells.append(" / ".join(f"{r['ari']:.2f}" for r in got))
+        rep = next((r for r in d["rows"] if r["n"] == n and r["role"] == "report"), None)
+        chosen = [r for r in d["rows"] if r["n"] == n and r["setting"] == settings[0] and r["role"] == "choose"]
+        cells.append(f"{sum(r['harmful_apart'] for r in chosen)} of {len(chosen)}")
+        rows.append([n, *cells, "" if rep is None else f"{rep['ari']:.2f} ({'yes' if rep['harmful_apart'] else 'no'})",
+                     "" if rep is None else _f(rep["seconds"], ".1f")])
+    head = ["tasks", *[f"ARI, {s} (draws {'/'.join(str(r['data_seed']) for r in d['rows'] if r['n'] == sizes[0] and r['setting'] == s and r['role'] == 'choose')})" for s in settings],
+            f"harmful apart, {settings[0]}", "ARI on the study's draw (harmful apart)", "probe seconds"]
+    return (f"`{d['command'].strip()}`: the prediction probe's affinity clustered as a study does (hierarchical, k by "
+            "silhouette) and scored against the planted clusters; its setting chosen on the draws in the middle columns, "
+            f"then scored once on the study's draw (load average {d['load'][0]:.1f}).\n\n" + _table(head, rows))
 
 
 def clustering_scale(d: dict) -> str:
@@ -350,7 +372,7 @@ def clustering_scale(d: dict) -> str:
             + _table(["tasks", "planted clusters", "method", "clusters found", "ARI", "seconds"], rows))
 
 
-RENDER = {"scale": scale, "clustering_scale": clustering_scale, "first_run": first_run, "gradient_probe": gradient, "cka": cka, "grouping": grouping, "throughput": throughput, "capacity": capacity,
+RENDER = {"scale": scale, "prediction_route": prediction_route, "clustering_scale": clustering_scale, "first_run": first_run, "gradient_probe": gradient, "cka": cka, "grouping": grouping, "throughput": throughput, "capacity": capacity,
           "tracker": tracker, "aggregator": aggregator, "concurrency": concurrency}
 
 
@@ -376,10 +398,11 @@ PAGES = {
                      "fidelity_curves_planted", "testbed_screen_qm9-scarce", "testbed_screen_mnist-scarce",
                      "testbed_screen_mnist-scarce-long", "fidelity_digits"]),
     "scale.md": ("Many tasks",
-                 "Studies at 12 to 96 tasks on planted-many, whose truth is known, from an empty store to the report, "
+                 "Studies at 12 to 96 tasks on planted-many, whose truth is known, from an empty store to the report; "
+                 "the prediction probe's clusters on several draws and sizes; "
                  "and automatic k for clustering at up to 611 tasks. See the user guide's many-tasks page for the route "
                  "a study takes at scale.",
-                 ["scale", "clustering_scale"]),
+                 ["scale", "prediction_route", "clustering_scale"]),
     "capacity.md": ("Width studies",
                     "Groups and encoder widths chosen together under a parameter budget, then checked against "
                     "all-shared and all-separate at the recommendation's parameter count (see the user guide's "
