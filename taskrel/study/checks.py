@@ -169,7 +169,6 @@ def _check_probe(name: str, probe: Any, suite: Suite, base: Any = None) -> Any:
         raise TaskrelError(f"study: field 'probes.{name}': {e}") from None
 
 
-CHEAP = ("gradient", "gradfeature")  # one joint run per seed, whatever the number of tasks
 
 
 def check_run_budget(max_runs: int | None, planned: dict[str, list[Any]], n_tasks: int) -> int:
@@ -190,8 +189,9 @@ def check_run_budget(max_runs: int | None, planned: dict[str, list[Any]], n_task
     per = ", ".join(f"{name} {len(set(ks))}" for name, ks in planned.items())
     _fail("max_runs", f"the probes plan {len(keys)} runs ({per}), more than max_runs = {max_runs}. A pairwise probe "
           f"trains every task alone and every pair: {n_tasks + n_tasks * (n_tasks - 1) // 2} runs per seed at "
-          f"{n_tasks} tasks. The cheap route: the gradient and gradient-feature probes ([probes.gradient], "
-          "[probes.gradfeature]) train one run with every task per seed; or raise max_runs")
+          f"{n_tasks} tasks. The cheap route: the prediction probe ([probes.prediction]) trains no run; the gradient "
+          "and gradient-feature probes ([probes.gradient], [probes.gradfeature]) train one run with every task per seed; "
+          "or raise max_runs")
 
 
 def _check_clustering(clustering: Any, n: int) -> None:
