@@ -23,6 +23,7 @@ CONFIG = TrainConfig(epochs=1, batch_size=64)
 OPTIONS = {"gradient": {"every": 2}, "lookahead": {"every": 2}, "gradfeature": {"dim": 8, "n_examples": 48},
            "similarity": {"kinds": "linear", "n_probe": 32}, "calibrated": {"base_params": {"every": 2}}}
 JOINT = ("gradient", "lookahead", "gradfeature", "calibrated")  # one run holds every task: replaced without "bad"
+TRAINS_NOTHING = ("prediction",)  # fits ridge regressions, no network: nothing can diverge
 
 
 def diverging_suite() -> Suite:
@@ -64,7 +65,13 @@ def fitted(suite, runner):
     return get
 
 
-@pytest.mark.parametrize("kind", sorted(PROBES))
+def test_a_probe_that_trains_nothing_measures_the_task_others_cannot_train(fitted):
+    for kind in TRAINS_NOTHING:
+        aff = fitted(kind).affinity_
+        assert np.isfinite(aff.values).all() and aff.missing is None and aff.meta["failed"] == []
+
+
+@pytest.mark.parametrize("kind", sorted(k for k in PROBES if k not in TRAINS_NOTHING))
 def test_nan_exactly_at_the_diverging_tasks_entries(kind, fitted):
     probe = fitted(kind)
     for aff in probe.affinities_.values():
