@@ -181,7 +181,7 @@ class SurrogateProbe(Probe):
     ----------
     design_ : the groups trained (singles first). ``affinity_`` : relative drop of the target's
     validation loss when the source joins its network (mean over seeds of each seed's
-    surrogate). ``surrogates_`` : ``{"val": SubsetSurrogate, "test": SubsetSurrogate}`` fitted
+    surrogate, fitted with the form and penalty chosen on every seed). ``surrogates_`` : ``{"val": SubsetSurrogate, "test": SubsetSurrogate}`` fitted
     on every seed's losses at once (seeds are repeated rows); :meth:`candidates` reads them.
     ``measured_`` : ``{split: [CandidateTable of one seed's measured groups]}``. ``records_``,
     ``trained_``, ``failed_``, ``config_`` as every probe.
@@ -250,9 +250,7 @@ class SurrogateProbe(Probe):
 
     def plan(self, suite: Suite) -> Plan:
         """One run per group of the design and seed (seed-major), without training; ``index``
-        is the design.
-
-        Singles are the shared single-task runs and every other group is trained as the
+        is the design. Singles are the shared single-task runs and every other group is trained as the
         pairwise probe trains a pair, so those runs are shared with it.
         """
         cfg, design = self.train_config(), self.design(suite)
@@ -318,20 +316,22 @@ class SurrogateProbe(Probe):
                     raise
                 raise TaskrelError(f"{lost}; the groups left cannot fit the surrogate of the others: {e}") from None
         per_seed = np.full((len(seeds), len(tasks), len(tasks)), np.nan)
-        for k, table in enumerate(self.measured_["val"]):
-            if table is None:
-                continue
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)  # one seed's fit; the pooled one has warned
+        for k, table in [(k, t) for k, t in enumerate(self.measured_["val"]) if t is not None]:
+            with warnings.catch_warnings():  # each seed's fit keeps the form and penalty chosen on every seed
+                warnings.simplefilter("ignore", UserWarning)  # the pooled fit has warned
                 try:
-                    per_seed[k] = place(self._surrogate().fit(table).affinity_.values, kept, tasks)
+                    per_seed[k] = place(self._surrogate(self.surrogates_["val"]).fit(table).affinity_.values, kept, tasks)
                 except TaskrelError:
                     pass  # failed runs left this seed unidentifiable; the other seeds stand
         return {"surrogate": per_seed}
 
-    def _surrogate(self):
-        return SubsetSurrogate(pairwise=bool(self.pairwise), alpha=self.alpha, higher_is_better=False,
-                               underdetermined=self.underdetermined, effects=self.effects)
+    def _surrogate(self, chosen: SubsetSurrogate | None = None):
+        """This probe's surrogate; with ``chosen`` (fitted on every seed), one that keeps its form
+        and penalty per task, so each seed's fit differs from it by the seed only."""
+        fixed = chosen is not None
+        return SubsetSurrogate(pairwise=bool(self.pairwise), higher_is_better=False, underdetermined=self.underdetermined,
+                               alpha=dict(zip(chosen.tasks_, chosen.alpha_.tolist())) if fixed else self.alpha,
+                               effects=dict(zip(chosen.tasks_, chosen.effects_)) if fixed else self.effects)
 
     def meta(self) -> dict[str, Any]:
         sur = self.surrogates_["val"]
@@ -392,9 +392,8 @@ def _check_design(tasks: list[str], design: list[tuple[str, ...]], pairwise: boo
     p = _n_params(n, pairwise)
     short = [t for t, r in zip(tasks, rows) if r < p]
     if short and not allow_few:
-        raise TaskrelError(f"surrogate probe: the design gives {short} fewer groups than the {p} parameters of "
-                           "their surrogate; raise n_subsets or max_size, lower n_pairs, or pass "
-                           "underdetermined='warn'")
+        raise TaskrelError(f"surrogate probe: the design gives {short} fewer groups than the {p} parameters of their "
+                           "surrogate; raise n_subsets or max_size, lower n_pairs, or pass underdetermined='warn'")
 
 
 __all__ = ["SurrogateProbe", "sample_design"]

@@ -10,7 +10,7 @@ model that uses them is :class:`~taskrel.tables.surrogate.SubsetSurrogate`.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from itertools import combinations
 
 import numpy as np
@@ -162,20 +162,52 @@ def design(members: np.ndarray, j: int, pairwise: bool, effects: str = "sum") ->
     return np.hstack(cols)
 
 
-def choose_forms(cv: dict, tasks: list[str], maps, alphas, how: str = "task") -> list[tuple[str, float]]:
-    """(form, alpha) per task from the leave-one-group-out errors ``cv[task][(form, alpha)]``.
+def candidate_grid(effects, alpha, tasks: list[str], maps, alphas) -> list[tuple[tuple[str, ...], tuple[float, ...]]]:
+    """Per task, the forms and penalties the fit chooses among.
 
-    ``"task"``: each task's least error. ``"pooled"``: the one form whose per-task best errors,
-    each relative to that task's least error, sum lowest; then each task's best alpha for it.
+    ``effects``: ``"auto"`` (every form in ``maps``), one form, or a mapping task -> form;
+    ``alpha``: ``"auto"`` (every penalty in ``alphas``), a number, or a mapping task -> number.
+    A mapping must name every task. Bad values are TaskrelErrors naming the task and value.
     """
-    if not cv:
-        return [(maps[0], float(alphas[0]))] * len(tasks)
-    if how == "task":
-        return [min(cv[t], key=cv[t].get) for t in tasks]
-    total = {f: sum(min(v for (g, _), v in cv[t].items() if g == f) / max(min(cv[t].values()), 1e-300) for t in tasks)
-             for f in maps}
+    def one(value, name, t):
+        if name == "effects":
+            if value == "auto":
+                return tuple(maps)
+            if value not in maps:
+                raise TaskrelError(f"surrogate: effects{f' of task {t!r}' if t else ''} must be 'auto', "
+                                   f"{', '.join(repr(m) for m in maps)}, got {value!r}")
+            return (value,)
+        return tuple(float(a) for a in alphas) if isinstance(value, str) and value == "auto" else (check_alpha(value),)
+
+    out = {}
+    for name, value in (("effects", effects), ("alpha", alpha)):
+        if isinstance(value, Mapping):
+            missing = [t for t in tasks if t not in value]
+            if missing:
+                raise TaskrelError(f"surrogate: {name} is given per task but names no value for {missing}")
+            out[name] = [one(value[t], name, t) for t in tasks]
+        else:
+            out[name] = [one(value, name, None)] * len(tasks)
+    return list(zip(out["effects"], out["alpha"]))
+
+
+def choose_forms(cv: dict, tasks: list[str], grid, how: str = "task") -> list[tuple[str, float]]:
+    """(form, alpha) per task from the leave-one-group-out errors ``cv[task][(form, alpha)]``;
+    a task without errors (one candidate in ``grid``, its forms and penalties) takes its only one.
+
+    ``"task"``: each task's least error. ``"pooled"``: the one form (among those every chosen
+    task may take) whose per-task best errors, each relative to that task's least error, sum
+    lowest; then each task's best alpha for it.
+    """
+    fixed = [(forms[0], float(alphas[0])) for forms, alphas in grid]
+    open_ = [t for t in tasks if t in cv]
+    if how == "task" or not open_:
+        return [min(cv[t], key=cv[t].get) if t in cv else f for t, f in zip(tasks, fixed)]
+    forms = [f for f in grid[tasks.index(open_[0])][0] if all(any(g == f for g, _ in cv[t]) for t in open_)]
+    total = {f: sum(min(v for (g, _), v in cv[t].items() if g == f) / max(min(cv[t].values()), 1e-300) for t in open_)
+             for f in forms}
     form = min(total, key=total.get)
-    return [min(((f, a) for (f, a) in cv[t] if f == form), key=cv[t].get) for t in tasks]
+    return [min(((f, a) for (f, a) in cv[t] if f == form), key=cv[t].get) if t in cv else fx for t, fx in zip(tasks, fixed)]
 
 
 def pair_contrast(n: int, j: int, pairwise: bool, effects: str) -> np.ndarray:
@@ -205,16 +237,23 @@ def cross_validate(members: np.ndarray, j: int, y: np.ndarray, sem: np.ndarray |
                    pairwise: bool) -> dict[tuple[str, float], float]:
     """Leave-one-group-out error of each (feature map, alpha) for target ``j``.
 
-    Repeated rows of one group (seeds) are collapsed into their weighted mean first, so a
-    group is left out with all its seeds. The error is the weighted mean squared
-    leave-one-out residual, in the value's units squared.
+    The fit left is the one :func:`ridge` makes: repeated rows of one group (seeds) are
+    collapsed into their weighted mean with their summed weights, so a group leaves with all its
+    seeds and the penalty keeps the scale it has in the final fit. The error is the weighted
+    mean squared leave-one-out residual over the groups where ``j`` has mates, in the value's
+    units squared. ``j`` alone is never scored: it is always measured (the anchor of every
+    form), never predicted, and the averaged form cannot predict it from groups at all (its
+    columns sum to one on every group, the intercept's twin), so scoring it would count
+    against that form an error it never makes where it is used.
     """
     keys, inverse = np.unique(members, axis=0, return_inverse=True)
     inverse = inverse.reshape(-1)
-    w = np.ones(len(y)) if sem is None else 1.0 / np.maximum(sem**2, 1e-3 * max(float(np.mean(sem**2)), 1e-300))
+    w = row_weights(sem, len(y))
     wg = np.bincount(inverse, weights=w, minlength=len(keys))
     yg = np.bincount(inverse, weights=w * y, minlength=len(keys)) / wg
-    wg = wg / wg.mean()
+    scored = np.where(keys.sum(1) > 1, wg, 0.0)
+    if not scored.any():
+        scored = wg
     out = {}
     for effects in maps:
         Z = design(keys, j, pairwise, effects)
@@ -227,19 +266,24 @@ def cross_validate(members: np.ndarray, j: int, y: np.ndarray, sem: np.ndarray |
             resid = yg - Z @ (Ainv @ (ZW.T @ yg))
             lev = np.einsum("ip,pq,iq->i", Z, Ainv, ZW)
             loo = resid / np.maximum(1.0 - lev, 1e-6)
-            out[(effects, float(alpha))] = float(np.sum(wg * loo**2) / np.sum(wg))
+            out[(effects, float(alpha))] = float(np.sum(scored * loo**2) / np.sum(scored))
     return out
+
+
+def row_weights(sem: np.ndarray | None, m: int) -> np.ndarray:
+    """Each measured row's weight in the ridge fit: 1 without standard errors, else the mean
+    variance over the row's variance (variances floored at 1e-3 of their mean)."""
+    if sem is None:
+        return np.ones(m)
+    var = np.maximum(sem**2, 1e-3 * max(float(np.mean(sem**2)), 1e-300))
+    return float(np.mean(var)) / var
 
 
 def ridge(Z: np.ndarray, y: np.ndarray, sem: np.ndarray | None, alpha: float, task: str):
     """Weighted ridge with an unpenalised intercept: coefficients, their covariance, sigma, dof."""
     m, p = Z.shape
-    if sem is None:
-        w, known = np.ones(m), None
-    else:
-        var = np.maximum(sem**2, 1e-3 * max(float(np.mean(sem**2)), 1e-300))
-        known = float(np.mean(var))
-        w = known / var
+    w = row_weights(sem, m)
+    known = None if sem is None else float(np.mean(np.maximum(sem**2, 1e-3 * max(float(np.mean(sem**2)), 1e-300))))
     penalty = np.full(p, alpha)
     penalty[0] = 0.0
     ZW = Z * w[:, None]
@@ -259,4 +303,4 @@ def ridge(Z: np.ndarray, y: np.ndarray, sem: np.ndarray | None, alpha: float, ta
     return beta, cov, float(np.sqrt(sigma2)) if np.isfinite(sigma2) else np.nan, dof
 
 __all__ = ["ExtrapolationWarning", "IdentifiabilityWarning", "check_alpha", "check_identifiable", "check_std",
-           "choose_forms", "cross_validate", "design", "pair_contrast", "split_effects", "ridge", "stack_tables", "table_sem"]
+           "candidate_grid", "choose_forms", "cross_validate", "design", "pair_contrast", "split_effects", "ridge", "row_weights", "stack_tables", "table_sem"]

@@ -13,10 +13,11 @@ holds one of each per mate, so it nests the two (and declines with group size be
 ``{s, t}``; the pairwise terms ``v`` are optional.
 
 **The default lets the data choose** (``effects="auto"``, ``alpha="auto"``): per target, the
-form and ridge penalty with the least leave-one-group-out error (closed form; a group's seeds
-leave together), kept in ``effects_``, ``alpha_``, ``cv_``. No fixed form is safe: on issue
-23's held-out 27-task table the mean form chose worse than random (8.2 points) and the sum
-form reached 3.0; on qm9-scarce the mean form was better (``benchmarks/group_values.py``).
+form and ridge penalty with the least leave-one-group-out error of the fit itself (closed form;
+a group's seeds leave together), scored on the groups where the target has mates: its single
+is measured, never predicted, kept in ``effects_``, ``alpha_``, ``cv_``. No fixed form is safe:
+on issue 23's held-out 27-task table the mean form chose worse than random (8.2 points) and
+the sum form 3.0; on qm9-scarce the mean form was better (docs/group-values.md).
 
 Uncertainty is analytic: the ridge solution's covariance ``sigma^2 A^-1 Z'WZ A^-1``
 (``A = Z'WZ + alpha I``, intercept unpenalised), with ``sigma^2`` the residual variance over
@@ -47,7 +48,7 @@ from taskrel.tables.candidates import CandidateTable
 from taskrel.tables.effects import (
     ExtrapolationWarning,
     IdentifiabilityWarning,
-    check_alpha,
+    candidate_grid,
     check_identifiable,
     check_std,
     choose_forms,
@@ -103,7 +104,8 @@ class SubsetSurrogate:
         three below), ``"mean"`` averages the group mates' effects, ``"sum"`` adds them,
         ``"both"`` holds both (module docstring).
     alpha : ridge penalty on the effects (not on the intercept), in units of measured rows;
-        ``"auto"`` (default) chooses it per task from ``1e-3 .. 100`` with the form.
+        ``"auto"`` (default) chooses it per task from ``1e-3 .. 100`` with the form. Either
+        may be a mapping task -> value naming every task (e.g. another fit's choices).
     unseen : ``"raise"`` (default) refuses a target never measured with some task;
         ``"shrink"`` sets that effect to zero with an :class:`IdentifiabilityWarning` (used
         when the model corrects another estimate, which then stands there).
@@ -180,16 +182,13 @@ class SubsetSurrogate:
         Without ``std``, tables that carry their own std (``CandidateTable.sem``) are used so.
         ``compute`` is what measuring the table cost (carried into ``affinity_``).
         """
-        alphas = ALPHAS if isinstance(self.alpha, str) and self.alpha == "auto" else (check_alpha(self.alpha),)
         if self.underdetermined not in ("raise", "warn"):
             raise TaskrelError(f"surrogate: underdetermined must be 'raise' or 'warn', got {self.underdetermined!r}")
-        if self.effects not in ("auto",) + MAPS:
-            raise TaskrelError(f"surrogate: effects must be 'auto', 'sum', 'mean' or 'both', got {self.effects!r}")
-        maps = MAPS if self.effects == "auto" else (self.effects,)
         for name, allowed in (("unseen", ("raise", "shrink")), ("choose", ("task", "pooled"))):
             if getattr(self, name) not in allowed:
                 raise TaskrelError(f"surrogate: {name} must be one of {allowed}, got {getattr(self, name)!r}")
         tasks, members, values, hib = stack_tables(measured, self.higher_is_better)
+        grid = candidate_grid(self.effects, self.alpha, tasks, MAPS, ALPHAS)
         sem = check_std(std, members, tasks, n_seeds) if std is not None else table_sem(measured)
         n = len(tasks)
         self.tasks_ = tasks
@@ -200,13 +199,13 @@ class SubsetSurrogate:
         self.coef_, self.cov_, self.effects_, self.cv_ = {}, [], [], {}
         self.sigma_, self.n_rows_, self.dof_, self.max_size_, self.alpha_ = (np.zeros(n) for _ in range(5))
         for j, t in enumerate(tasks):  # checks, then the leave-one-group-out errors of every choice
-            rows = members[:, j]
-            base = design(members[rows], j, bool(self.pairwise), "sum" if self.effects == "both" else maps[0])
+            rows, (maps, alphas) = members[:, j], grid[j]
+            base = design(members[rows], j, bool(self.pairwise), "sum" if maps == ("both",) else maps[0])
             check_identifiable(base, tasks, j, bool(self.pairwise), self.underdetermined == "warn", self.unseen == "shrink")
             if len(maps) * len(alphas) > 1:
                 w = None if sem is None else sem[rows, j]
                 self.cv_[t] = cross_validate(members[rows], j, values[rows, j], w, maps, alphas, bool(self.pairwise))
-        picks = choose_forms(self.cv_, tasks, maps, alphas, self.choose)
+        picks = choose_forms(self.cv_, tasks, grid, self.choose)
         for j, t in enumerate(tasks):
             rows = members[:, j]
             w = None if sem is None else sem[rows, j]
@@ -262,7 +261,8 @@ class SubsetSurrogate:
         """What estimated the group values, as reports name it (the chosen forms and penalties)."""
         kinds = {e: self.effects_.count(e) for e in MAPS if e in self.effects_}
         chosen = ", ".join(f"{e} x{c}" for e, c in kinds.items())
-        return (f"SubsetSurrogate(effects={self.effects!r}: {chosen}; alpha={self.alpha!r}"
+        given = {k: "per task" if isinstance(v, Mapping) else v for k, v in (("effects", self.effects), ("alpha", self.alpha))}
+        return (f"SubsetSurrogate(effects={given['effects']!r}: {chosen}; alpha={given['alpha']!r}"
                 f"{', pairwise' if self.pairwise else ''})")
 
     # ------------------------------------------------------------------ predictions

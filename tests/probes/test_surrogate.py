@@ -305,6 +305,22 @@ def test_probe_shares_runs_with_the_pairwise_probe_and_refits_for_free(tmp_path)
     assert np.allclose(values, table.values, equal_nan=True)
 
 
+def test_each_seeds_affinity_keeps_the_form_and_penalty_chosen_on_every_seed(tmp_path):
+    suite = get_suite("planted", n_examples=200)
+    names = ["c0t0", "c0t1", "c1t0", "conflict"]
+    probe = SurrogateProbe(names, n_subsets=6, config=TrainConfig(epochs=1), seeds=(0, 1))
+    probe.fit(suite, Runner(tmp_path, n_jobs=1, progress=False))
+    pooled = probe.surrogate_
+    for k, table in enumerate(probe.measured_["val"]):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            own = SubsetSurrogate(effects=dict(zip(names, pooled.effects_)), alpha=dict(zip(names, pooled.alpha_.tolist())),
+                                  higher_is_better=False).fit(table)
+        assert own.effects_ == pooled.effects_ and np.array_equal(own.alpha_, pooled.alpha_)
+        assert np.allclose(probe.affinity_.per_seed[k], own.affinity_.values)
+    assert np.allclose(probe.affinity_.values, probe.affinity_.per_seed.mean(0))
+
+
 def test_tables_with_std_are_weighed_and_candidates_carry_standard_errors():
     base, main, pair = planted(seed=13)
     members = all_members(6)
