@@ -95,7 +95,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     path = aff.save(out_path(str(out), str(out)))
     print(format_affinity(aff))
     c = aff.cost
-    print(f"cost: {c.runs} runs, {c.steps} steps, {c.examples} examples, {c.seconds:.1f} s of training")
+    print(f"cost: {c.runs} runs, {c.steps} steps, {c.examples} examples, {c.seconds:.1f} s of compute (training and measuring)")
     if probe.failed_:
         print(f"{len(probe.failed_)} run(s) failed; first: {probe.failed_[0].label}: {probe.failed_[0].error}")
     print(f"affinity written to {path}")
