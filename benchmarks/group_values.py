@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 import warnings
 from itertools import combinations
@@ -463,7 +464,7 @@ def main(argv=None) -> dict:
     budgets = (None, -(-n // 4))
     t0, load0 = time.time(), os.getloadavg()
     synth = [synthetic_draw(n, 100 + d, a.larger, estimators, budgets) for d in range(draws)]
-    res = {"benchmark": "group_values", "command": "python benchmarks/group_values.py " + " ".join(argv or []),
+    res = {"benchmark": "group_values", "command": "python benchmarks/group_values.py " + " ".join(sys.argv[1:] if argv is None else argv),
            "protocol": {"tasks": n, "draws": draws, "larger_measured": a.larger, "budgets": ["none", budgets[1]],
                         "regret": "points of mean gain below the held-out optimum (mean over budgets), per draw; "
                                   "interval: mean +- 1.96 se over draws"},

@@ -1,0 +1,147 @@
+"""The surrogate probe on a fidelity testbed, setting by setting, from the runs already stored.
+
+``fidelity.py`` judges every probe; this script judges only :class:`SurrogateProbe`, under a
+few settings of its surrogate, side by side on the same runs: the oracle's runs and the
+probe's groups are read from the run store (``--store``, the one ``fidelity.py`` filled), so
+nothing trains when they are there. Each setting gets the two rows ``fidelity.py`` gives the
+probe: ``<name>`` (its affinity, grouped by HOA) and ``<name>-groups`` (its own group
+estimates), with the same regret, Spearman and ceilings; and, per target task, the form and
+penalty the surrogate chose, the least leave-one-group-out error of each form, and how many
+measured groups of each size hold the task.
+
+    nice -n 10 python benchmarks/surrogate_check.py --store /tmp/f1store   # ~1 min from a full store
+
+Writes ``benchmarks/results/surrogate_check_<suite>.json`` (``--out``) and prints the rows;
+``--table FILE`` prints the docs table of a result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fidelity import regime, score_probes  # noqa: E402 - the scoring is fidelity.py's own
+from fidelity_protocol import ESTIMATE_ASSIGNED, mean_of, oracle_summary, train_oracle  # noqa: E402
+
+from taskrel.probes.surrogate import SurrogateProbe  # noqa: E402
+from taskrel.runner import Runner  # noqa: E402
+from taskrel.store import RunStore  # noqa: E402
+from taskrel.suites import get_suite  # noqa: E402
+
+SETTINGS = {  # name -> SurrogateProbe parameters
+    "default": {},
+    "mean": {"effects": "mean", "alpha": 1e-3},  # the default before commit 2b22943
+    "sum": {"effects": "sum", "alpha": 1e-3},
+    "mean-auto": {"effects": "mean"},
+    "sum-auto": {"effects": "sum"},
+    "both-auto": {"effects": "both"},
+}
+
+
+def choices(probe: SurrogateProbe) -> dict:
+    """Per target: chosen form and penalty, each form's least leave-one-group-out error (when
+    chosen by it), and the measured groups holding the target by size (one seed's design)."""
+    sur = probe.surrogate_
+    out = {}
+    for j, t in enumerate(sur.tasks_):
+        sizes = [len(g) for g in probe.design_ if t in g]
+        row = {"effects": sur.effects_[j], "alpha": float(sur.alpha_[j]),
+               "groups_by_size": {str(k): sizes.count(k) for k in sorted(set(sizes))}}
+        if t in sur.cv_:
+            row["least_cv_error"] = {f: min(v for (g, _), v in sur.cv_[t].items() if g == f)
+                                     for f in sorted({g for g, _ in sur.cv_[t]})}
+        out[t] = row
+    return out
+
+
+def context(suite, tasks, config, choose_seeds, score_seeds, store) -> tuple[dict, dict]:
+    """fidelity.py's scoring context (the oracle on both seed sets) and the oracle's summary."""
+    choose_runs = train_oracle(suite, tasks, config, choose_seeds, store, 1, False)
+    score_runs = train_oracle(suite, tasks, config, score_seeds, store, 1, False)
+    budgets = list(range(2, len(tasks)))
+    summary, _, scores, best, truth, val_scores = oracle_summary(choose_runs, score_runs, budgets, np.random.default_rng(0))
+    ctx = {"truth": truth, "scores": scores, "val_scores": val_scores, "best": best, "oracle": score_runs,
+           "budgets": budgets, "cost": choose_runs.cost, "ceiling": summary["split_half_reliability"],
+           "oracle_regret": summary["heldout_regret"]}
+    return ctx, {"heldout_regret_mean": mean_of(summary["heldout_regret"], ESTIMATE_ASSIGNED),
+                 "random_regret_mean": mean_of(summary["random_regret"]), "networks": len(choose_runs.groups)}
+
+
+def markdown(res: dict) -> str:
+    """The docs table (docs/group-values.md) from a result of this script."""
+    lines = ["| setting | regret, affinity + HOA | regret, own group estimates | Spearman | forms chosen |",
+             "| --- | --- | --- | --- | --- |"]
+    for name, params in res["settings"].items():
+        aff, own = res["rows"].get(name, {}), res["rows"].get(f"{name}-groups", {})
+        forms = [c["effects"] for c in res["choices"][name].values()]
+        label = ", ".join(f"{k}={v!r}" for k, v in params.items()) or "default (auto)"
+        lines.append(f"| {label} | {aff.get('regret_mean', float('nan')):.1f}% | {own.get('regret_mean', float('nan')):.1f}% | "
+                     f"{aff.get('spearman', float('nan')):.3f} | " + ", ".join(f"{f} x{forms.count(f)}" for f in dict.fromkeys(forms)) + " |")
+    o = res["oracle"]
+    lines += ["", f"Oracle (every group measured on the choice seeds): {o['heldout_regret_mean']:.1f}%; random groupings: "
+              f"{o['random_regret_mean']:.1f}%. Load {res['machine']['loadavg_start'][0]} on {res['machine']['cpus']} cores."]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--suite", default="qm9-scarce")
+    ap.add_argument("--choose-seeds", default="0,1")
+    ap.add_argument("--score-seeds", default="2,3,4")
+    ap.add_argument("--store", default=".taskrel/fidelity-store")
+    ap.add_argument("--settings", default=None, help=f"comma-separated subset of {list(SETTINGS)}")
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--table", default=None, help="print the docs table of a result JSON and stop")
+    a = ap.parse_args(argv)
+    if a.table:
+        print(markdown(json.loads(Path(a.table).read_text())))
+        return {}
+    t0, load0 = time.perf_counter(), os.getloadavg()
+    suite = get_suite(a.suite)
+    tasks = suite.task_names
+    suite = suite.subset(tasks)
+    config = regime(a.suite)
+    choose_seeds = [int(s) for s in a.choose_seeds.split(",")]
+    store = RunStore(a.store)
+    ctx, oracle = context(suite, tasks, config, choose_seeds, [int(s) for s in a.score_seeds.split(",")], store)
+    names = a.settings.split(",") if a.settings else list(SETTINGS)
+    rows, chosen, trained = {}, {}, 0
+    with Runner(store, n_jobs=1, progress=False) as runner, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        for name in names:
+            def make(name=name):
+                return SurrogateProbe(tasks, config=config, seeds=choose_seeds, **SETTINGS[name])
+            got, _ = score_probes({name: make}, suite, runner, ctx)
+            rows.update(got)
+            probe = make().fit(suite, runner)
+            trained += probe.trained_
+            chosen[name] = choices(probe)
+    out = {"benchmark": "surrogate_check", "suite": a.suite, "tasks": tasks,
+           "command": "python benchmarks/surrogate_check.py " + shlex.join(sys.argv[1:] if argv is None else argv),
+           "settings": {n: SETTINGS[n] for n in names}, "oracle": oracle, "rows": rows, "choices": chosen,
+           "trained_here": trained,
+           "machine": {"cpus": os.cpu_count(), "loadavg_start": [round(x, 2) for x in load0],
+                       "loadavg_end": [round(x, 2) for x in os.getloadavg()]},
+           "wall_seconds": round(time.perf_counter() - t0, 1)}
+    path = a.out or f"benchmarks/results/surrogate_check_{a.suite}.json"
+    with open(path, "w") as f:
+        json.dump(out, f, indent=1, default=float)
+        f.write("\n")
+    for name, r in rows.items():
+        print(f"{name:20s} regret {r['regret_mean']:6.1f}  spearman {r['spearman']:.3f}")
+    print(f"oracle held-out {oracle['heldout_regret_mean']:.1f}, random {oracle['random_regret_mean']:.1f}; "
+          f"trained here {trained}; wrote {path}")
+    return out
+
+
+if __name__ == "__main__":
+    main()
