@@ -201,9 +201,9 @@ def choose_forms(cv: dict, tasks: list[str], grid, how: str = "task") -> list[tu
     """
     fixed = [(forms[0], float(alphas[0])) for forms, alphas in grid]
     open_ = [t for t in tasks if t in cv]
-    if how == "task" or not open_:
+    forms = [f for f in grid[tasks.index(open_[0])][0] if all(any(g == f for g, _ in cv[t]) for t in open_)] if open_ else []
+    if how == "task" or not forms:  # pooled needs a form every choosing task may take
         return [min(cv[t], key=cv[t].get) if t in cv else f for t, f in zip(tasks, fixed)]
-    forms = [f for f in grid[tasks.index(open_[0])][0] if all(any(g == f for g, _ in cv[t]) for t in open_)]
     total = {f: sum(min(v for (g, _), v in cv[t].items() if g == f) / max(min(cv[t].values()), 1e-300) for t in open_)
              for f in forms}
     form = min(total, key=total.get)

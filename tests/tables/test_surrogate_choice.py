@@ -110,6 +110,9 @@ def test_forms_and_penalties_given_per_task_refit_another_fits_choices():
     for t in TASKS:
         assert np.allclose(again.coef_[t].to_numpy(), chosen.coef_[t].to_numpy())
     assert "effects='per task'" in again.estimator_name()
+    mixed = {t: ("mean", "sum", "auto")[k % 3] for k, t in enumerate(TASKS)}  # no form all may take
+    pooled = SubsetSurrogate(effects=mixed, choose="pooled").fit(tables)
+    assert all(e == mixed[t] for t, e in zip(TASKS, pooled.effects_) if mixed[t] != "auto")
     with pytest.raises(TaskrelError, match=r"effects is given per task but names no value for \['b'"):
         SubsetSurrogate(effects={"a": "sum"}).fit(tables)
     with pytest.raises(TaskrelError, match="effects of task 'a' must be"):
