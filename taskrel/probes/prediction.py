@@ -27,6 +27,7 @@ estimates the full value's sampling spread (one seed is enough for a rough one).
 The half-sample matrices are ``per_seed`` (so cluster stability reads them); ``n_seeds`` is 1
 because the value is one measurement, not a mean over seeds.
 
+>>> import tempfile
 >>> from taskrel.suites import get_suite
 >>> suite = get_suite("planted-many", n_tasks=12, n_train=200, n_val=40, n_test=40)
 >>> probe = PredictionProbe(seeds=(0, 1)).fit(suite, tempfile.mkdtemp())
@@ -40,7 +41,6 @@ True
 
 from __future__ import annotations
 
-import tempfile  # noqa: F401  (the doctest above)
 from collections.abc import Sequence
 from typing import Any
 
@@ -154,6 +154,7 @@ class PredictionProbe(Probe):
 
     Examples
     --------
+    >>> import tempfile
     >>> from taskrel.suites import get_suite
     >>> suite = get_suite("planted-many", n_tasks=8, n_train=100, n_val=20, n_test=20)
     >>> PredictionProbe(probe_set=("test",)).fit(suite, tempfile.mkdtemp())
