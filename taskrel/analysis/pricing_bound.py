@@ -15,19 +15,15 @@ met on the way (the columns a heuristic missed):
   z_s``, and each inner sum is at least the sum of the ``k - 1`` smallest entries of row
   ``t``; so ``rc_k >= const_k +`` the sum of the ``k`` smallest ``lin[t] + 1/2 *
   (k - 1 smallest of Q[t])``;
-* **enumeration** where a size has at most ``enumerate_up_to`` groups (exact);
+* **enumeration** where a size has at most ``enumerate_up_to`` groups (exact;
+  :func:`~taskrel.tables.pricing.least_listed`, shared with exact pricing);
 * **branch and bound** (:mod:`taskrel.analysis.group_branch`) otherwise, for the sizes the
   row bound leaves below zero: exact, or a proof that the size has no group below ``-tol``,
   when it finishes in its time, and a valid bound when it does not;
-* **MILP** where branch and bound did not finish. Small groups (``k <=
-  n / 3``): the products ``y_st`` linearised (``y_st <= z_s``, ``y_st <= z_t``) with the
-  reformulation rows ``sum_s y_st = (k - 1) z_t``, which make ``y`` the product at binary
-  ``z``. Large groups: Glover's compact form, ``w_t`` standing for ``z_t r_t`` with ``r_t =
-  sum_s Q[t, s] z_s``: ``w_t >= L_t z_t`` and ``w_t >= r_t - U_t (1 - z_t)``, where ``L_t``
-  is the sum of row ``t``'s ``k - 1`` smallest entries and ``U_t`` of its ``k`` largest
-  (measured on a planted affinity at 100 tasks, the first proves small sizes fastest, the
-  second gives far tighter bounds on large ones within seconds). HiGHS's dual bound is valid
-  even when the solve stops at its time limit, and its best group is a column.
+* **MILP** where branch and bound did not finish
+  (:func:`~taskrel.tables.pricing.least_by_milp`, shared with exact pricing: linearised
+  products for small groups, Glover's compact form for large ones). HiGHS's dual bound is
+  valid even when the solve stops at its time limit, and its best group is a column.
 
 :func:`lagrangian_bound` turns the size bounds into a bound on the integer optimum: for the
 restricted master's value ``v`` and any solution ``x`` of the full problem, ``c.x >= v +
@@ -48,17 +44,19 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from itertools import combinations
 from math import comb
 
 import numpy as np
-from scipy import sparse
-from scipy.optimize import Bounds, LinearConstraint, linprog, milp
+from scipy.optimize import linprog
 
 from taskrel.analysis.group_branch import least_group
-from taskrel.tables.pricing import Form, group_cost
+from taskrel.tables.pricing import Form, group_cost, least_by_milp, least_listed
 
-ENUMERATE_UP_TO = 20_000  # groups of one size listed (exact) before branch and bound
+# Groups of one size listed (exact) before branch and bound. Lower than exact pricing's limit
+# (taskrel.tables.pricing.ENUMERATE_UP_TO), whose fallback is a MILP that may run out of time:
+# here branch and bound, exact too, usually finishes at once (it cuts at -tol), and one group
+# per size is enough.
+ENUMERATE_UP_TO = 20_000
 MILP_SECONDS = 0.5  # the least time one size's MILP is given while time is left
 
 
@@ -94,11 +92,8 @@ class Certificate:
         k = self.min_size + i
         const, lin, Q = self.forms[k]
         if comb(n, k) <= enumerate_up_to:
-            self.bounds[i], g, c = _enumerate(const, lin, Q, n, k, keep)
-            self.exact_sizes[i] = True
-            self._add(g, c)
             self.how["enumerated"] += 1
-            return float(c[0])
+            return self._list(i, keep)
         self.tries[i] = self.tries.get(i, 0) + 1
         bound, g, done = least_group(const, lin, Q, k, tol, 0.6 * seconds)
         self.bounds[i] = max(self.bounds[i], bound)
@@ -109,7 +104,7 @@ class Certificate:
             self.exact_sizes[i] = True
             self.how["branched"] += 1
             return c
-        bound, g, proven = milp_bound(const, lin, Q, n, k, 0.4 * seconds)
+        bound, g, proven = least_by_milp(const, lin, Q, k, max(0.4 * seconds, 0.05))
         self.how["milp"] += 1
         self.how["milp_proven"] += proven
         self.bounds[i] = max(self.bounds[i], bound)
@@ -120,6 +115,14 @@ class Certificate:
         if proven:
             self.bounds[i], self.exact_sizes[i] = c_milp, True
         return min(c, c_milp)
+
+    def _list(self, i: int, keep: int) -> float:
+        """Settle size ``min_size + i`` by listing its groups; returns the least reduced cost."""
+        k = self.min_size + i
+        costs, rows = least_listed(*self.forms[k], k, keep)
+        self.bounds[i], self.exact_sizes[i] = costs[0], True
+        self._add(rows, costs)
+        return float(costs[0])
 
     def _add(self, rows, costs) -> None:
         rows = np.concatenate([self.groups.reshape(-1, rows.shape[1]), rows])
@@ -138,87 +141,6 @@ def row_bound(const: float, lin: np.ndarray, Q: np.ndarray, k: int) -> float:
     part = np.partition(off, k - 2, axis=1)[:, :k - 1].sum(axis=1)
     per = lin + 0.5 * part
     return float(const + np.partition(per, k - 1)[:k].sum())
-
-
-def _enumerate(const, lin, Q, n: int, k: int, keep: int):
-    """Every group of ``k`` tasks; past ``n / 2`` listed by the ``n - k`` tasks left out
-    (``rc(all - J) = const + sum lin - sum_J lin + P - sum_{t in J} R_t + P_J``, with ``P``
-    the sum over all pairs, ``R_t`` row ``t``'s sum and ``P_J`` the pairs inside ``J``), so
-    the work is that of the smaller side."""
-    j = min(k, n - k)
-    idx = np.array(list(combinations(range(n), j)), dtype=np.intp).reshape(-1, j) if j else \
-        np.zeros((1, 0), dtype=np.intp)
-    cost = lin[idx].sum(axis=1)
-    if j > 1:
-        a, b = np.triu_indices(j, 1)
-        cost = cost + Q[idx[:, a], idx[:, b]].sum(axis=1)
-    if j < k:  # idx are the tasks left out
-        off = np.where(np.eye(n, dtype=bool), 0.0, Q)
-        rows = off.sum(axis=1)
-        cost = lin.sum() + np.triu(off, 1).sum() - lin[idx].sum(axis=1) - rows[idx].sum(axis=1) \
-            + (cost - lin[idx].sum(axis=1))
-    cost = const + cost
-    best = np.argsort(cost, kind="stable")[:keep]
-    out = np.zeros((len(best), n), dtype=bool)
-    out[np.arange(len(best))[:, None], idx[best]] = True
-    if j < k:
-        out = ~out
-    return float(cost[best[0]]), out, cost[best]
-
-
-def milp_bound(const, lin, Q, n: int, k: int, time_limit: float):
-    """(dual bound, best group or None, proven) of ``min rc_k`` by a linearised MILP."""
-    if 3 * k > n:
-        return _solve(*_glover(lin, Q, n, k), const, n, k, time_limit)
-    return _solve(*_products(lin, Q, n, k), const, n, k, time_limit)
-
-
-def _glover(lin, Q, n: int, k: int):
-    """Glover's form over (z, w): objective, constraint matrix, row bounds, variable bounds."""
-    off = np.where(np.eye(n, dtype=bool), np.inf, Q)
-    srt = np.sort(off, axis=1)[:, :n - 1]
-    low, high = srt[:, :k - 1].sum(axis=1), srt[:, n - 1 - min(k, n - 1):].sum(axis=1)
-    q = np.where(np.eye(n, dtype=bool), 0.0, Q)
-    eye = np.eye(n)
-    A = np.vstack([np.hstack([-np.diag(low), eye]),  # w_t - L_t z_t >= 0
-                   np.hstack([-q - np.diag(high), eye]),  # w_t - r_t - U_t z_t >= -U_t
-                   np.r_[np.ones(n), np.zeros(n)][None, :]])  # sum_t z_t = k
-    lo = np.r_[np.zeros(n), -high, [k]]
-    hi = np.r_[np.full(2 * n, np.inf), [k]]
-    var = Bounds(np.r_[np.zeros(n), np.full(n, -np.inf)], np.r_[np.ones(n), np.full(n, np.inf)])
-    return np.r_[lin, np.full(n, 0.5)], sparse.csr_matrix(A), lo, hi, var
-
-
-def _products(lin, Q, n: int, k: int):
-    """The linearised products with reformulation rows, over (z, y)."""
-    a, b = np.triu_indices(n, 1)
-    p = len(a)
-    r = np.arange(p)
-    ones = np.ones(p)
-    upper = sparse.vstack([  # y_ab - z_a <= 0 and y_ab - z_b <= 0
-        sparse.coo_matrix((np.r_[ones, -ones], (np.r_[r, r], np.r_[n + r, a])), shape=(p, n + p)),
-        sparse.coo_matrix((np.r_[ones, -ones], (np.r_[r, r], np.r_[n + r, b])), shape=(p, n + p))])
-    # sum_{s != t} y_st - (k - 1) z_t = 0 for every t, and sum_t z_t = k
-    rlt = sparse.coo_matrix((np.r_[ones, ones, np.full(n, -(k - 1.0)), np.ones(n)],
-                             (np.r_[a, b, np.arange(n), np.full(n, n)],
-                              np.r_[n + r, n + r, np.arange(n), np.arange(n)])),
-                            shape=(n + 1, n + p))
-    A = sparse.vstack([upper, rlt]).tocsr()
-    lo = np.r_[np.full(2 * p, -np.inf), np.zeros(n), [k]]
-    hi = np.r_[np.zeros(2 * p), np.zeros(n), [k]]
-    return np.r_[lin, Q[a, b]], A, lo, hi, Bounds(0, 1)
-
-
-def _solve(c, A, lo, hi, var, const, n: int, k: int, time_limit: float):
-    integrality = np.r_[np.ones(n), np.zeros(len(c) - n)]
-    res = milp(c, constraints=LinearConstraint(A, lo, hi), integrality=integrality,
-               bounds=var, options={"time_limit": max(time_limit, 0.05), "mip_rel_gap": 1e-9})
-    bound = getattr(res, "mip_dual_bound", None)
-    bound = -np.inf if bound is None or not np.isfinite(bound) else float(bound) + const
-    group = None if res.x is None else res.x[:n] > 0.5
-    if group is not None and group.sum() != k:
-        group = None
-    return bound, group, bool(res.status == 0)
 
 
 def certify(form: Form, n: int, min_size: int, max_size: int, time_limit: float,
@@ -243,9 +165,8 @@ def certify(form: Form, n: int, min_size: int, max_size: int, time_limit: float,
         const, lin, Q = form(int(k))
         cert.forms[k] = (float(const), np.asarray(lin, dtype=float), np.asarray(Q, dtype=float))
         cert.bounds[i] = row_bound(*cert.forms[k], int(k))
-        if k <= 1:
-            cert.settle(i, 0.0, n, keep, enumerate_up_to=n)
-            cert.how["enumerated"] -= 1
+        if k <= 1:  # listed, not counted: the size needs no proof
+            cert._list(i, keep)
     todo = [i for i in np.argsort(cert.bounds) if cert.bounds[i] < -tol
             and not cert.exact_sizes[i]]
     hits = 0

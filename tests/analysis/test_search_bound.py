@@ -18,10 +18,9 @@ from taskrel.analysis.pricing_bound import (
     certify,
     group_cost,
     lagrangian_bound,
-    milp_bound,
     row_bound,
 )
-from taskrel.tables.pricing import effects_form
+from taskrel.tables.pricing import effects_form, least_by_milp
 
 
 def every_group(n, k):
@@ -57,7 +56,7 @@ def test_every_size_bound_is_below_the_true_least_reduced_cost(seed):
         for k in range(2, n + 1):
             const, lin, Q = form(k)
             # the MILP: both linearisations (products up to n / 3, Glover's form beyond)
-            bound, group, proven = milp_bound(const, lin, Q, n, k, 20.0)
+            bound, group, proven = least_by_milp(const, lin, Q, k, 20.0)
             assert bound <= truth[k - 1] + 1e-7 and proven  # 9 tasks: HiGHS proves it
             assert np.isclose(group_cost(const, lin, Q, group), truth[k - 1])
             # branch and bound: exact when it finishes; a valid bound when cut short
