@@ -167,7 +167,7 @@ def _local(const, lin, Q, n: int, k: int, rng: np.random.Generator, starts: int 
             gain = lin + Q[:, z].sum(1)
             gain[z] = np.inf
             z[int(np.argmin(gain))] = True
-        for _ in range(50 * k):  # swap one member out and one in while it helps
+        for _ in range(50 * k if k < n else 0):  # swap one member out and one in while it helps
             inside, outside = np.nonzero(z)[0], np.nonzero(~z)[0]
             link = Q[:, z].sum(1)
             delta = (lin[outside][None, :] + link[outside][None, :] - Q[np.ix_(inside, outside)]
