@@ -241,33 +241,43 @@ def cross_validate(members: np.ndarray, j: int, y: np.ndarray, sem: np.ndarray |
     collapsed into their weighted mean with their summed weights, so a group leaves with all its
     seeds and the penalty keeps the scale it has in the final fit. The error is the weighted
     mean squared leave-one-out residual over the groups where ``j`` has mates, in the value's
-    units squared. ``j`` alone is never scored: it is always measured (the anchor of every
-    form), never predicted, and the averaged form cannot predict it from groups at all (its
-    columns sum to one on every group, the intercept's twin), so scoring it would count
-    against that form an error it never makes where it is used.
+    units squared. ``j`` alone is never left out: it is measured, never predicted, and it is the
+    anchor of every form (:func:`ridge`).
     """
     keys, inverse = np.unique(members, axis=0, return_inverse=True)
     inverse = inverse.reshape(-1)
     w = row_weights(sem, len(y))
     wg = np.bincount(inverse, weights=w, minlength=len(keys))
     yg = np.bincount(inverse, weights=w * y, minlength=len(keys)) / wg
-    scored = np.where(keys.sum(1) > 1, wg, 0.0)
-    if not scored.any():
-        scored = wg
+    alone = keys.sum(1) == 1
     out = {}
     for effects in maps:
-        Z = design(keys, j, pairwise, effects)
-        ZW = Z * wg[:, None]
+        Z, r, ww, free, _ = _system(design(keys, j, pairwise, effects), yg, wg, alone)
+        scored = np.where(~alone, ww, 0.0) if len(ww) == len(keys) else ww  # a free intercept: groups with mates
+        scored = scored if scored.any() else ww
+        ZW = Z * ww[:, None]
         G = Z.T @ ZW
         for alpha in alphas:
-            penalty = np.full(Z.shape[1], float(alpha))
-            penalty[0] = 0.0
-            Ainv = linalg.pinvh(G + np.diag(penalty))
-            resid = yg - Z @ (Ainv @ (ZW.T @ yg))
+            Ainv = linalg.pinvh(G + np.diag(np.where(free, 0.0, float(alpha))))
+            resid = r - Z @ (Ainv @ (ZW.T @ r))
             lev = np.einsum("ip,pq,iq->i", Z, Ainv, ZW)
             loo = resid / np.maximum(1.0 - lev, 1e-6)
             out[(effects, float(alpha))] = float(np.sum(scored * loo**2) / np.sum(scored))
     return out
+
+
+def _system(Z: np.ndarray, y: np.ndarray, w: np.ndarray, alone: np.ndarray):
+    """The regression the effects solve. With the target's single measured (``alone`` rows) and
+    some group: the intercept is the single's weighted mean ``b``, and the effects fit the
+    groups' departures from it, so the penalty shrinks them towards "as good as alone".
+    Otherwise the intercept is a free, unpenalised column.
+    Returns (columns, response, weights, unpenalised-column mask, b or None)."""
+    if alone.any() and not alone.all():
+        b = float(np.sum(w[alone] * y[alone]) / np.sum(w[alone]))
+        return Z[~alone, 1:], y[~alone] - b, w[~alone], np.zeros(Z.shape[1] - 1, dtype=bool), b
+    free = np.zeros(Z.shape[1], dtype=bool)
+    free[0] = True
+    return Z, y, w, free, None
 
 
 def row_weights(sem: np.ndarray | None, m: int) -> np.ndarray:
@@ -280,18 +290,21 @@ def row_weights(sem: np.ndarray | None, m: int) -> np.ndarray:
 
 
 def ridge(Z: np.ndarray, y: np.ndarray, sem: np.ndarray | None, alpha: float, task: str):
-    """Weighted ridge with an unpenalised intercept: coefficients, their covariance, sigma, dof."""
+    """Weighted ridge of a target's values on its design: coefficients, their covariance,
+    sigma, dof. The intercept is unpenalised: the target's measured single value when its
+    single is among the rows (the effects then fit departures from it, :func:`_system`), else
+    a free column."""
     m, p = Z.shape
     w = row_weights(sem, m)
     known = None if sem is None else float(np.mean(np.maximum(sem**2, 1e-3 * max(float(np.mean(sem**2)), 1e-300))))
-    penalty = np.full(p, alpha)
-    penalty[0] = 0.0
-    ZW = Z * w[:, None]
-    A = Z.T @ ZW + np.diag(penalty)
-    Ainv = linalg.pinvh(A)
-    beta = Ainv @ (ZW.T @ y)
+    alone = ~Z[:, 1:].any(1)
+    Zs, r, ws, free, b = _system(Z, y, w, alone)
+    ZW = Zs * ws[:, None]
+    Ainv = linalg.pinvh(Zs.T @ ZW + np.diag(np.where(free, 0.0, float(alpha))))
+    coef = Ainv @ (ZW.T @ r)
+    beta = coef if b is None else np.r_[b, coef]
     resid = y - Z @ beta
-    dof = float(m - np.trace(Z @ Ainv @ ZW.T))
+    dof = float(m - (b is not None) - np.trace(Zs @ Ainv @ ZW.T))
     sigma2 = float(np.sum(w * resid**2) / dof) if dof >= 1 - 1e-9 else np.nan
     if known is not None:
         sigma2 = known if not np.isfinite(sigma2) else max(sigma2, known)
@@ -299,7 +312,10 @@ def ridge(Z: np.ndarray, y: np.ndarray, sem: np.ndarray | None, alpha: float, ta
         warnings.warn(f"surrogate: target {task!r}: {m} rows for {p} parameters leave no residual degrees of "
                       "freedom; its standard errors are unknown (NaN). Measure more groups or repeat seeds",
                       IdentifiabilityWarning, stacklevel=4)
-    cov = sigma2 * (Ainv @ (Z.T @ ZW) @ Ainv)
+    cov = sigma2 * (Ainv @ (Zs.T @ ZW) @ Ainv)
+    if b is not None:  # the anchor's own noise: b enters every effect through the departures
+        var_b, k = sigma2 / float(np.sum(w[alone])), Ainv @ (ws @ Zs)
+        cov = np.block([[np.array([[var_b]]), -var_b * k[None, :]], [-var_b * k[:, None], cov + var_b * np.outer(k, k)]])
     return beta, cov, float(np.sqrt(sigma2)) if np.isfinite(sigma2) else np.nan, dof
 
 __all__ = ["ExtrapolationWarning", "IdentifiabilityWarning", "check_alpha", "check_identifiable", "check_std",

@@ -13,17 +13,17 @@ holds one of each per mate, so it nests the two (and declines with group size be
 ``{s, t}``; the pairwise terms ``v`` are optional.
 
 **The default lets the data choose** (``effects="auto"``, ``alpha="auto"``): per target, the
-form and ridge penalty with the least leave-one-group-out error of the fit itself (closed form;
-a group's seeds leave together), scored on the groups where the target has mates: its single
-is measured, never predicted, kept in ``effects_``, ``alpha_``, ``cv_``. No fixed form is safe:
-on issue 23's held-out 27-task table the mean form chose worse than random (8.2 points) and
-the sum form 3.0; on qm9-scarce the mean form was better (docs/group-values.md).
+form and penalty with the least leave-one-group-out error of the fit itself (closed form; a
+group's seeds leave together; the target alone is measured, never left out), kept in
+``effects_``, ``alpha_``, ``cv_``. No fixed form is safe (docs/group-values.md); ``"both"``
+with ``alpha="auto"`` nests the two forms and chooses only the penalty.
+``b_t`` is anchored at ``t``'s measured single value (else free) and the effects fit the
+groups' departures from it, so the penalty shrinks them towards "as good as alone".
 
-Uncertainty is analytic: the ridge solution's covariance ``sigma^2 A^-1 Z'WZ A^-1``
-(``A = Z'WZ + alpha I``, intercept unpenalised), with ``sigma^2`` the residual variance over
-the residual degrees of freedom ``m - trace(hat)``, bounded below by the variance of measured
-values given with a ``std``. A prediction's ``std`` is the standard error of the fitted mean
-for that group, not the noise of one new run.
+Uncertainty is analytic: the ridge solution's covariance ``sigma^2 A^-1 Z'WZ A^-1`` plus the
+anchor's own variance carried into every effect, with ``sigma^2`` the residual variance over
+the residual degrees of freedom, bounded below by the variance of measured values given with
+a ``std``. A prediction's ``std`` is the standard error of the fitted mean for that group.
 
 What cannot be learned is said, never guessed: tasks never measured together, fewer measured
 rows than parameters, NaN values and mixed directions raise a
@@ -143,7 +143,7 @@ class SubsetSurrogate:
     (-0.5, -0.1)
     >>> pred = s.predict([["a", "c"]])
     >>> round(float(pred.values[0, 0]), 2), bool(pred.std[0, 0] > 0)
-    (1.11, True)
+    (1.12, True)
     >>> len(s.candidates(max_size=2))
     6
     """
