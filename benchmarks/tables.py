@@ -363,6 +363,18 @@ def prediction_route(d: dict) -> str:
             f"then scored once on the study's draw (load average {d['load'][0]:.1f}).\n\n" + _table(head, rows))
 
 
+def bayesnet_probes(d: dict) -> str:
+    """Cheap probes against a Bayesian network's structure (bayesnet_probes.py)."""
+    rows = [[r["network"], r["tasks"], r["probe"], r["runs"], _f(r["seconds"], ".1f"), r["near_pairs"], _f(r["auc_near"], ".3f"),
+             _f(r["spearman_distance"], ".3f"), " / ".join(f"{v:+.3f}" for v in r["mean_by_distance"].values())]
+            for r in d["rows"]]
+    return (f"`{d['command'].strip()}`: on the `bayesnet` suite, how well each probe's affinity ranks the pairs of "
+            "tasks near in the network (graph distance 1 or 2) above the others (ROC AUC), its Spearman correlation "
+            "with minus the distance, and its mean at distances 1, 2, 3, ...; structure, not whether sharing helps "
+            f"(load average {d['load'][0]:.1f}).\n\n"
+            + _table(["network", "tasks", "probe", "runs", "seconds", "near pairs", "AUC near", "Spearman", "mean by distance"], rows))
+
+
 def clustering_scale(d: dict) -> str:
     """Automatic k on planted affinities at many tasks (clustering_scale.py)."""
     rows = [[r["n_tasks"], r["planted_clusters"], r["method"], r["clusters"], _f(r["ari"], ".2f"), _f(r["seconds"], ".2f")]
@@ -372,7 +384,7 @@ def clustering_scale(d: dict) -> str:
             + _table(["tasks", "planted clusters", "method", "clusters found", "ARI", "seconds"], rows))
 
 
-RENDER = {"scale": scale, "prediction_route": prediction_route, "clustering_scale": clustering_scale, "first_run": first_run, "gradient_probe": gradient, "cka": cka, "grouping": grouping, "throughput": throughput, "capacity": capacity,
+RENDER = {"scale": scale, "prediction_route": prediction_route, "bayesnet_probes": bayesnet_probes, "clustering_scale": clustering_scale, "first_run": first_run, "gradient_probe": gradient, "cka": cka, "grouping": grouping, "throughput": throughput, "capacity": capacity,
           "tracker": tracker, "aggregator": aggregator, "concurrency": concurrency}
 
 
@@ -399,10 +411,11 @@ PAGES = {
                      "testbed_screen_mnist-scarce-long", "fidelity_digits"]),
     "scale.md": ("Many tasks",
                  "Studies at 12 to 96 tasks on planted-many, whose truth is known, from an empty store to the report; "
-                 "the prediction probe's clusters on several draws and sizes; "
+                 "the prediction probe's clusters on several draws and sizes, and cheap probes against a Bayesian "
+                 "network's structure; "
                  "and automatic k for clustering at up to 611 tasks. See the user guide's many-tasks page for the route "
                  "a study takes at scale.",
-                 ["scale", "prediction_route", "clustering_scale"]),
+                 ["scale", "prediction_route", "bayesnet_probes", "clustering_scale"]),
     "capacity.md": ("Width studies",
                     "Groups and encoder widths chosen together under a parameter budget, then checked against "
                     "all-shared and all-separate at the recommendation's parameter count (see the user guide's "
