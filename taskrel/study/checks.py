@@ -30,7 +30,9 @@ class Checked:
     :class:`~taskrel.plans.Plan` (made once, here); ``budgets`` and ``budget``: the grouping's
     front (sorted, with the recommendation's) and the recommendation's budget (None: no
     grouping); ``widths``: the grouping source's probe at every width other than 1, as
-    ``{width: (suite at that width, probe, plan)}`` (empty: no widths), ``source`` that probe's name.
+    ``{width: (suite at that width, probe, plan)}`` (empty: no widths), ``source`` that probe's name;
+    ``keys``: each probe's planned run keys by name (a width's as ``"<probe> at width w"``),
+    computed once by :meth:`run_keys`.
     """
 
     tasks: list[str]
@@ -40,6 +42,15 @@ class Checked:
     budget: float | None = None
     widths: dict[float, tuple[Suite, Any, Any]] = field(default_factory=dict)
     source: str | None = None
+    keys: dict[str, list[str]] | None = None
+
+    def run_keys(self, suite: Suite) -> dict[str, list[str]]:
+        """Each probe's planned run keys by name, and each width's (computed once, then kept)."""
+        if self.keys is None:
+            self.keys = {name: [s.key(suite) for s in plan] for name, plan in self.plans.items()}
+            for w, (at, probe, plan) in self.widths.items():
+                self.keys[f"{probe.kind} at width {w:g}"] = [s.key(at) for s in plan]
+        return self.keys
 
     def queue(self, suite: Suite) -> list[tuple[Suite, list[Any]]]:
         """Every planned probe run, grouped by the suite it trains on (the study's, then each width's)."""
@@ -98,18 +109,10 @@ def examine(study: Any, suite: Suite) -> tuple[list[str], Checked | None]:
     if widths and not errors:
         checked.source = study.source_probe()
         checked.widths = attempt(lambda: width_plans(widths, checked.probes.get(checked.source), suite)) or {}
-    attempt(lambda: check_run_budget(study.max_runs, _by_name(checked, suite), len(tasks)))
+    attempt(lambda: check_run_budget(study.max_runs, checked.run_keys(suite), len(tasks)))
     if study.validation is not None:
         attempt(study.validation.check)
     return errors, (None if errors else checked)
-
-
-def _by_name(checked: Checked, suite: Suite) -> dict[str, list[Any]]:
-    """Each probe's planned run keys by name (a width's as ``"<probe> at width w"``)."""
-    out = {name: [s.key(suite) for s in plan] for name, plan in checked.plans.items()}
-    for w, (at, probe, plan) in checked.widths.items():
-        out[f"{probe.kind} at width {w:g}"] = [s.key(at) for s in plan]
-    return out
 
 
 def _check_analyses(study: Any, tasks: list[str], named: list[str], attempt: Any) -> None:
@@ -297,7 +300,7 @@ def planned_runs(study: Any, suite: Suite, store: Any = None) -> dict[str, Any]:
     if widths:
         checked.source = study.source_probe()
         checked.widths = width_plans(widths, checked.probes.get(checked.source), suite)
-    per = _by_name(checked, suite)
+    per = checked.run_keys(suite)
     keys = {k for ks in per.values() for k in ks}
     stored = None
     if store is not None:

@@ -106,7 +106,8 @@ def probe_step(checked: Checked, suite: Suite, runner: Runner, log: Log) -> Prob
     up front how many the store holds), then each probe fitted on the filled store with the
     plan the checks made (:class:`~taskrel.study.checks.Checked`): nothing is planned twice."""
     jobs = checked.queue(suite)
-    keys = {s.key(at) for at, specs in jobs for s in specs}
+    per = checked.run_keys(suite)
+    keys = {k for ks in per.values() for k in ks}
     held = sum(k in runner.store for k in keys)
     at = f" (with the {checked.source} probe's at width {', '.join(f'{w:g}' for w in checked.widths)})" if checked.widths else ""
     log.say(f"{len(checked.probes)} probes plan {len(keys)} distinct runs{at}: {held} already in the store, {len(keys) - held} to train")
@@ -128,7 +129,7 @@ def probe_step(checked: Checked, suite: Suite, runner: Runner, log: Log) -> Prob
             if traj is not None and "cosine" in traj:
                 out.trajectories[name] = cosine_trajectory(traj)
         out.info[name] = info
-    _widths(checked, queued[1:], runner, out, log)
+    _widths(checked, queued[1:], runner, out, log, per)
     return out
 
 
@@ -143,9 +144,10 @@ def _probe_facts(probe: Probe) -> dict[str, Any]:
     return info
 
 
-def _widths(checked: Checked, queued: Sequence[Any], runner: Runner, out: Probed, log: Log) -> None:
+def _widths(checked: Checked, queued: Sequence[Any], runner: Runner, out: Probed, log: Log, keys: dict[str, list[str]]) -> None:
     """The grouping source fitted at each other width (its runs came with the probes' queue);
-    its runs and how many the queue trained, per width, in the source's info."""
+    its runs (``keys``: the planned run keys by name) and how many the queue trained, per width,
+    in the source's info."""
     queued = [*queued, *[None] * len(checked.widths)]  # None: the queue failed (its error is in the log)
     for (w, (at, probe, plan)), runs in zip(checked.widths.items(), queued):
         name = f"{probe.kind} at width {w:g}"
@@ -153,7 +155,7 @@ def _widths(checked: Checked, queued: Sequence[Any], runner: Runner, out: Probed
             out.at_width[w] = probe
         if checked.source in out.info:
             out.info[checked.source].setdefault("widths", {})[f"{w:g}"] = {
-                "runs": len({s.key(at) for s in plan}), "trained": None if runs is None else int(runs.trained)}
+                "runs": len(set(keys[name])), "trained": None if runs is None else int(runs.trained)}
 
 
 def probe_params(probe: Probe) -> dict[str, Any]:
