@@ -225,7 +225,8 @@ class PredictionProbe(Probe):
 
     def meta(self) -> dict[str, Any]:
         return {"probe_set": self.set_splits(), "similarity": self.similarity, "labelled": getattr(self, "labelled_", {}),
-                "uncertainty": "std over half-samples of each task's labelled rows"}
+                "uncertainty": "std: root mean square departure of half-samples of each task's labelled rows",
+                "per_seed": "half-samples of the labels"}
 
     def _averaged(self, suite: Suite, tasks: list[str], name: str, ps: Any, cost: Cost, meta: dict[str, Any]) -> Affinity:
         ps = np.asarray(ps, dtype=np.float64)

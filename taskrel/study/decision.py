@@ -215,19 +215,22 @@ def _level(value: float | None, high: float, medium: float) -> int | None:
     return 2 if value >= high else 1 if value >= medium else 0
 
 
-def confidence(ari: float | None, agreement: float | None) -> tuple[str, str]:
+def confidence(ari: float | None, agreement: float | None, over: str = "seeds") -> tuple[str, str]:
     """A level from cluster stability (ARI: high >= 0.7, medium >= 0.4) and probe agreement
-    (median rho: high >= 0.6, medium >= 0.3), the lower of the two, and one line of why.
+    (median rho: high >= 0.6, medium >= 0.3), the lower of the two, and one line of why
+    (``over``: what the stability compared, the probe's seeds or its resamples).
 
     >>> confidence(0.9, 0.8)[0], confidence(0.05, 0.8)[0], confidence(None, None)[0]
     ('high', 'low', 'low')
+    >>> confidence(0.5, None, over="half-samples of the labels")[1]
+    'clusters partly agree across half-samples of the labels (ARI 0.50)'
     """
     words = ("disagree", "partly agree", "agree")  # by level
     a, g = _level(ari, 0.7, 0.4), _level(agreement, 0.6, 0.3)
     levels = [x for x in (a, g) if x is not None]
     parts = []
     if a is not None:
-        parts.append(f"clusters {words[a]} across seeds (ARI {ari:.2f})")
+        parts.append(f"clusters {words[a]} across {over} (ARI {ari:.2f})")
     if g is not None:
         parts.append(f"probes {words[g]} (median Spearman {agreement:.2f})")
     if not levels:
@@ -247,12 +250,20 @@ def decide(result) -> Decision:
     comps = comparisons(result)
     ari = None if result.stability is None else result.stability.mean_ari
     agree = probe_agreement(result)
-    level, why = confidence(ari, agree)
+    level, why = confidence(ari, agree, _resampled_over(result))
     best, best_loss = _best(result)
     choice, reason, tell, by = choose(result, comps)
     as_good = any(baseline_kind(c) and c.mean_diff >= 0 for c in comps) or \
         (best in {**BASELINE_DECISION, **MATCHED_DECISION} and best != "recommended")
     return Decision(choice, reason, tell, best, best_loss, comps, level, why, ari, agree, as_good, by)
+
+
+def _resampled_over(result) -> str:
+    """What the clustered affinity's per-seed matrices vary: its probe's seeds, or what the
+    probe says they are (``meta["per_seed"]``: the prediction probe's half-samples)."""
+    c = result.clustering
+    aff = None if c is None else (result.affinities or {}).get(c.probe)
+    return str(getattr(aff, "meta", {}).get("per_seed", "seeds")) if aff is not None else "seeds"
 
 
 def baseline_kind(c: Comparison) -> str | None:
