@@ -1,19 +1,19 @@
 """What to do, decided from what the study measured: a pure function of a study result.
 
-:func:`decide` pairs every trained layout with the recommendation seed by seed (the same seeds and
-splits train both, so seed-to-seed noise shared by the two cancels), takes the difference
-*recommended minus layout* of the total test loss (summed over the study's remaining tasks: a task
-the analyses left out, see ``StudyResult.left_out``, is in no validated layout; positive means the
-other layout did better) and its 95% t interval over the seeds, and chooses one of four answers:
+:func:`decide` pairs every trained layout with the recommendation seed by seed (the same seeds and splits
+train both, so seed-to-seed noise shared by the two cancels), takes the difference *recommended minus layout*
+of the total test loss (summed over the study's remaining tasks: a task the analyses left out, see
+``StudyResult.left_out``, is in no validated layout; positive means the other layout did better) and its 95% t
+interval over the seeds, and chooses one of four answers:
 
 - ``share as recommended``: the recommendation beats a baseline (its interval lies below zero),
   its mean is lower than every other baseline's, and no measured layout beats it;
 - ``keep these tasks separate`` / ``share everything``: that baseline beats the recommendation;
 - ``cannot tell``: within the seed noise; it says what would tell (how many more seeds, or a layout).
 
-The baselines are all-shared and all-separate. A study that chose widths (``widths``) also validates
-them at the recommendation's parameter count (``"all-shared matched"``, ``"all-separate matched"``),
-and then the decision is made at equal parameters:
+The baselines are all-shared and all-separate. A study that chose widths (``widths``) also validates them at
+the recommendation's parameter count (``"all-shared matched"``, ``"all-separate matched"``), then decides at
+equal parameters:
 
 - the matched baselines are baselines like the others: one that beats the recommendation
   decides (``share everything`` or ``keep these tasks separate``, at its width, and the reason
@@ -24,9 +24,8 @@ and then the decision is made at equal parameters:
   better the reason says so, with its parameter count: a larger budget, not another grouping, would
   lower the loss. A layout with as many parameters or fewer counts as before.
 
-A confidence level comes from the stability evidence: how well the clusters agree across seeds
-(adjusted Rand index) and how well the probes agree with each other (Spearman's rho).
-"""
+A confidence level comes from the stability evidence: how well the clusters agree across seeds (or
+the probe's resamples; adjusted Rand index) and how well the probes agree (Spearman's rho)."""
 
 from __future__ import annotations
 
@@ -250,20 +249,13 @@ def decide(result) -> Decision:
     comps = comparisons(result)
     ari = None if result.stability is None else result.stability.mean_ari
     agree = probe_agreement(result)
-    level, why = confidence(ari, agree, _resampled_over(result))
+    clustered = (result.affinities or {}).get(getattr(result.clustering, "probe", None))  # what its per-seed matrices vary:
+    level, why = confidence(ari, agree, "seeds" if clustered is None else str(clustered.meta.get("per_seed", "seeds")))
     best, best_loss = _best(result)
     choice, reason, tell, by = choose(result, comps)
     as_good = any(baseline_kind(c) and c.mean_diff >= 0 for c in comps) or \
         (best in {**BASELINE_DECISION, **MATCHED_DECISION} and best != "recommended")
     return Decision(choice, reason, tell, best, best_loss, comps, level, why, ari, agree, as_good, by)
-
-
-def _resampled_over(result) -> str:
-    """What the clustered affinity's per-seed matrices vary: its probe's seeds, or what the
-    probe says they are (``meta["per_seed"]``: the prediction probe's half-samples)."""
-    c = result.clustering
-    aff = None if c is None else (result.affinities or {}).get(c.probe)
-    return str(getattr(aff, "meta", {}).get("per_seed", "seeds")) if aff is not None else "seeds"
 
 
 def baseline_kind(c: Comparison) -> str | None:
