@@ -108,9 +108,9 @@ def probe_factories(tasks, settings, quick: bool) -> dict:
     try:
         from taskrel.probes.prediction import PredictionProbe
 
-        # trains nothing (ridge per task); its seeds draw half-samples for the spread (>= 2)
-        half = tuple(settings["seeds"]) if len(settings["seeds"]) >= 2 else (0, 1, 2, 3)
-        out["prediction"] = lambda: PredictionProbe(tasks, config=settings["config"], seeds=half)
+        # trains nothing (ridge per task); its seeds draw bootstrap samples of the labels for the spread
+        resample = tuple(settings["seeds"]) if len(settings["seeds"]) >= 2 else (0, 1, 2, 3)
+        out["prediction"] = lambda: PredictionProbe(tasks, config=settings["config"], seeds=resample)
     except ImportError:
         pass
     return out

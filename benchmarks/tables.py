@@ -338,7 +338,7 @@ def scale(d: dict) -> str:
             f"{d['cores']} cores): each study from an empty store to its report. The paired columns are the recommendation "
             "minus each layout in test loss normalised by all-separate's, mean over seeds and 95% interval (negative: the "
             "recommendation is better). ARI per probe seed: each seed's affinity clustered alone (for the prediction probe, "
-            "each seed is a half-sample of every task's labels; the study clusters the full-sample affinity)." + (f" {d['note']}" if d.get("note") else "") + "\n\n" + _table(head, rows))
+            "each seed is a bootstrap sample of every task's labels; the study clusters the full-sample affinity)." + (f" {d['note']}" if d.get("note") else "") + "\n\n" + _table(head, rows))
 
 
 def prediction_route(d: dict) -> str:

@@ -19,13 +19,14 @@ On ``planted-many`` (clusters of related read-outs of shared latent features) it
 planted clusters better than gradient cosines from three joint runs, at no training cost:
 ``benchmarks/prediction_route.py`` (``benchmarks/results/prediction_route.json``).
 
-Uncertainty. The value is the fit on every labelled row. Each seed draws a half-sample (each
-task keeps a random half of its labelled rows) and measures again; ``std`` is the root mean
-square of the half-sample values' departures from the full value. For a mean, a half-sample's
-departure from the full-sample mean has exactly the variance of the full-sample mean, so this
-estimates the full value's sampling spread (one seed is enough for a rough one).
-The half-sample matrices are ``per_seed`` (so cluster stability reads them); ``n_seeds`` is 1
-because the value is one measurement, not a mean over seeds.
+Uncertainty. The value is the fit on every labelled row. Each seed draws a bootstrap sample of
+every task's labelled rows (as many rows, drawn with replacement), refits each task's ridge with
+the penalty its full fit chose, and measures again; ``std`` is the root mean square of the
+bootstrap values' departures from the full value (the bootstrap estimate of the full value's
+sampling spread). The bootstrap matrices are ``per_seed``, so cluster stability asks how stable
+the clusters are under resampling the labels; ``n_seeds`` is 1 because the value is one
+measurement, not a mean over seeds. (Half-samples, tried first, measure a probe with half the
+labels, and their clusterings agreed far less than the full value's clusters warranted.)
 
 >>> import tempfile
 >>> from taskrel.suites import get_suite
@@ -94,11 +95,13 @@ def task_targets(suite: Suite, task: str, rows: np.ndarray) -> tuple[np.ndarray,
     return rows[keep], y
 
 
-def _predict(X: np.ndarray, fit: np.ndarray, y: np.ndarray, at: np.ndarray) -> np.ndarray:
-    from sklearn.linear_model import RidgeCV
+def _predict(X: np.ndarray, fit: np.ndarray, y: np.ndarray, at: np.ndarray, alpha: float | None = None) -> tuple[np.ndarray, float]:
+    """A ridge fit on rows ``fit`` (penalty chosen by GCV, or ``alpha``) predicting rows ``at``; and its penalty."""
+    from sklearn.linear_model import Ridge, RidgeCV
 
-    model = RidgeCV(alphas=ALPHAS).fit(X[fit], y if y.shape[1] > 1 else y[:, 0])
-    return model.predict(X[at]).reshape(len(at), -1)
+    model = RidgeCV(alphas=ALPHAS) if alpha is None else Ridge(alpha=alpha)
+    model.fit(X[fit], y if y.shape[1] > 1 else y[:, 0])
+    return model.predict(X[at]).reshape(len(at), -1), float(alpha if alpha is not None else model.alpha_)
 
 
 def prediction_similarity(preds: Sequence[np.ndarray], similarity: str = "correlation") -> np.ndarray:
@@ -144,12 +147,12 @@ class PredictionProbe(Probe):
         the test split is refused).
     max_rows : at most this many labelled rows per task are fitted on (a fixed random draw).
     config : unused (no network trains); accepted so that a study's ``[train]`` applies to every probe.
-    seeds : one half-sample per seed, for ``std`` and ``per_seed``.
+    seeds : one bootstrap sample of the labels per seed, for ``std`` and ``per_seed``.
 
     Attributes
     ----------
     affinity_ : the affinity (measure ``"prediction-SIMILARITY"``), values from every labelled row.
-    labelled_ : dict task -> how many labelled rows its model was fitted on.
+    labelled_ : dict task -> how many labelled rows its model was fitted on; ``alpha_``: its penalty.
     records_ : empty (no runs); ``trained_`` 0.
 
     Examples
@@ -198,7 +201,7 @@ class PredictionProbe(Probe):
         return Plan([], [])
 
     def measure(self, suite: Suite, plan: Plan, records: Sequence[RunRecord], store: RunStore) -> dict[str, np.ndarray]:
-        """(1 + seeds, n, n): the fit on every labelled row, then one half-sample per seed."""
+        """(1 + seeds, n, n): the fit on every labelled row, then one bootstrap sample per seed."""
         names, seeds = self.task_names(suite), self.seed_list()
         train = suite.split["train"]
         at = np.concatenate([suite.split[s] for s in self.set_splits()])
@@ -211,12 +214,14 @@ class PredictionProbe(Probe):
                 rows, y = rows[pick], y[pick]
             fits.append((rows, y))
         self.labelled_ = {t: int(len(r)) for t, (r, _) in zip(names, fits)}
-        out = [prediction_similarity([_predict(X, r, y, at) for r, y in fits], self.similarity)]
+        full = [_predict(X, r, y, at) for r, y in fits]
+        self.alpha_ = {t: a for t, (_, a) in zip(names, full)}
+        out = [prediction_similarity([p for p, _ in full], self.similarity)]
         for seed in seeds:
             preds = []
-            for i, (r, y) in enumerate(fits):
-                half = np.random.default_rng([int(seed), i, 7]).permutation(len(r))[: max(2, len(r) // 2)]
-                preds.append(_predict(X, r[np.sort(half)], y[np.sort(half)], at))
+            for i, ((r, y), (_, alpha)) in enumerate(zip(fits, full)):
+                draw = np.random.default_rng([int(seed), i, 7]).integers(0, len(r), len(r))
+                preds.append(_predict(X, r[draw], y[draw], at, alpha)[0])
             out.append(prediction_similarity(preds, self.similarity))
         return {self.similarity: np.stack(out)}
 
@@ -225,12 +230,12 @@ class PredictionProbe(Probe):
 
     def meta(self) -> dict[str, Any]:
         return {"probe_set": self.set_splits(), "similarity": self.similarity, "labelled": getattr(self, "labelled_", {}),
-                "uncertainty": "std: root mean square departure of half-samples of each task's labelled rows",
-                "per_seed": "half-samples of the labels"}
+                "uncertainty": "std: root mean square departure of bootstrap samples of each task's labelled rows",
+                "per_seed": "bootstrap samples of the labels"}
 
     def _averaged(self, suite: Suite, tasks: list[str], name: str, ps: Any, cost: Cost, meta: dict[str, Any]) -> Affinity:
         ps = np.asarray(ps, dtype=np.float64)
-        spread = np.sqrt(np.mean((ps[1:] - ps[0]) ** 2, axis=0))  # a half-sample's root mean square departure
+        spread = np.sqrt(np.mean((ps[1:] - ps[0]) ** 2, axis=0))  # the bootstrap samples' root mean square departure
         return Affinity(tasks, ps[0], std=spread, n_seeds=1, per_seed=ps[1:],
                         measure=self.measure_name(name), cost=cost, meta=meta, calibration="uncalibrated")
 

@@ -221,8 +221,8 @@ def confidence(ari: float | None, agreement: float | None, over: str = "seeds") 
 
     >>> confidence(0.9, 0.8)[0], confidence(0.05, 0.8)[0], confidence(None, None)[0]
     ('high', 'low', 'low')
-    >>> confidence(0.5, None, over="half-samples of the labels")[1]
-    'clusters partly agree across half-samples of the labels (ARI 0.50)'
+    >>> confidence(0.5, None, over="bootstrap samples of the labels")[1]
+    'clusters partly agree across bootstrap samples of the labels (ARI 0.50)'
     """
     words = ("disagree", "partly agree", "agree")  # by level
     a, g = _level(ari, 0.7, 0.4), _level(agreement, 0.6, 0.3)

@@ -180,16 +180,16 @@ def test_confidence_follows_stability_and_probe_agreement():
 
 
 def test_confidence_names_what_the_stability_compared():
-    """A probe whose per-seed matrices are resamples (the prediction probe's half-samples) is
+    """A probe whose per-seed matrices are resamples (the prediction probe's bootstrap samples) is
     not described as varying over training seeds."""
     from taskrel.study.findings import Clustering
 
     vals = np.eye(4)
     totals = {"recommended": [1.0, 1.0], "all-shared": [2.0, 2.1], "all-separate": [1.5, 1.6]}
-    halves = {"p": Affinity(TASKS, vals, measure="prediction-correlation", meta={"per_seed": "half-samples of the labels"})}
+    halves = {"p": Affinity(TASKS, vals, measure="prediction-correlation", meta={"per_seed": "bootstrap samples of the labels"})}
     r = make_result(totals, stability={"mean_ari": 0.5}, affinities=halves)
     r.clustering = Clustering("p", "hierarchical", list(TASKS), [0, 0, 1, 1], GROUPS, 2)
-    assert "across half-samples of the labels (ARI 0.50)" in decide(r).confidence_why
+    assert "across bootstrap samples of the labels (ARI 0.50)" in decide(r).confidence_why
     r.affinities = {"p": Affinity(TASKS, vals, measure="gradient-cosine")}
     assert "across seeds (ARI 0.50)" in decide(r).confidence_why
 
