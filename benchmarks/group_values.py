@@ -23,11 +23,12 @@ Tables:
 Estimators: ``exact`` (every group of the table measured on the choice seeds), ``hoa`` (mean
 of pair gains), ``random`` (a random partition into groups of the table, no budget), and
 :class:`~taskrel.tables.SubsetSurrogate` with ``effects`` ``mean`` and ``sum`` (alpha 1e-3, the
-issue's settings), ``both`` (sum and mean nested), ``auto`` (the default: form and penalty per
-task by leave-one-group-out error), ``auto-pooled`` (one form for all tasks), ``auto+kernel``
-(RBF kernel ridge on the default's residuals, Li et al. 2026's kernel surrogate, width and
-penalty by leave-one-out error) and ``auto+active`` (100 random larger groups, then 4 x 25 the
-table's larger groups the model is least sure of). ``cheap`` / ``cheap+corrected``: a simulated
+issue's settings), ``both`` (the default: sum and mean nested, the penalty per task by
+leave-one-group-out error), ``auto`` (form and penalty per task by that error),
+``auto-pooled`` (one form for all tasks), ``both+kernel`` (RBF kernel ridge on the default's
+residuals, Li et al. 2026's kernel surrogate, width and penalty by leave-one-out error) and
+``both+active`` (the default from 100 random larger groups, then 4 x 25 the table's larger
+groups the model is least sure of). ``cheap`` / ``cheap+corrected``: a simulated
 biased estimate of every group, alone and corrected by
 :class:`~taskrel.tables.combined.CorrectedModel` from 177 measured groups. With
 ``--gradfeature``, groups/second of the batched gradient-feature estimate against group by group.
@@ -55,7 +56,8 @@ from taskrel.tables import CandidateTable, SubsetSurrogate
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
 SURROGATES = {"mean": dict(effects="mean", alpha=1e-3), "sum": dict(effects="sum", alpha=1e-3),
-              "both": dict(effects="both", alpha="auto"), "auto": {}, "auto-pooled": dict(choose="pooled")}
+              "both": dict(effects="both", alpha="auto"),  # the default
+              "auto": dict(effects="auto", alpha="auto"), "auto-pooled": dict(effects="auto", alpha="auto", choose="pooled")}
 
 
 # ---------------------------------------------------------------------- choice and scoring
@@ -139,7 +141,7 @@ def predict_gains(name, tasks, members, choice, measured_rows, single):
 
 
 def active_gains(tasks, members, choice, base_rows, single, rounds: int = 4, step: int = 25):
-    """The default surrogate from singles, pairs and 100 random larger groups, then ``rounds``
+    """The default surrogate (``both``) from singles, pairs and 100 random larger groups, then ``rounds``
     times the ``step`` larger groups of the table it is least sure of (the same 200 in all)."""
     from taskrel.tables.active import most_uncertain
 
@@ -148,7 +150,7 @@ def active_gains(tasks, members, choice, base_rows, single, rounds: int = 4, ste
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for _ in range(rounds + 1):
-            sur = SubsetSurrogate().fit(table(tasks, members[rows], choice[rows]))
+            sur = SubsetSurrogate(**SURROGATES["both"]).fit(table(tasks, members[rows], choice[rows]))
             if len(rows) >= len(base_rows) + rounds * step:
                 break
             pick = most_uncertain(sur.group_model(), members[larger], step, measured=members[rows])
@@ -258,15 +260,15 @@ def synthetic_draw(n, seed, n_larger, estimators, budgets) -> dict:
     measured = np.concatenate([np.nonzero(members.sum(1) <= 2)[0], rng.choice(larger, min(n_larger, len(larger)), replace=False)])
     tasks = [f"t{i}" for i in range(n)]
     out = {"groups": int(len(members)), "measured": int(len(measured)), "regime": w["regime"]}
-    for name in [e for e in estimators if e != "auto+active"]:
+    for name in [e for e in estimators if e != "both+active"]:
         t0 = time.perf_counter()
         pred = predict_gains(name, tasks, members, choice, measured, single_choice)
         out[name] = {"regret": regrets(members, pred, score, budgets), "seconds": round(time.perf_counter() - t0, 2)}
-    if "auto+active" in estimators:
+    if "both+active" in estimators:
         half = np.concatenate([np.nonzero(members.sum(1) <= 2)[0], measured[-n_larger:][: n_larger // 2]])
         t0 = time.perf_counter()
         pred = active_gains(tasks, members, choice, half, single_choice, step=max(n_larger // 8, 1))
-        out["auto+active"] = {"regret": regrets(members, pred, score, budgets), "seconds": round(time.perf_counter() - t0, 2)}
+        out["both+active"] = {"regret": regrets(members, pred, score, budgets), "seconds": round(time.perf_counter() - t0, 2)}
     out["random"] = {"regret": random_regret(members, score, (None,), rng), "note": "no budget only"}
     out.update(corrected_cheap(w, tasks, members, truth, choice, single_choice, score, budgets, rng))
     return out
@@ -409,10 +411,10 @@ def markdown(res: dict) -> str:
     syn, std = res["synthetic"]["estimators"], res["standley"]
     names = {"exact": "exact choice on every group of the table", "hoa": "HOA from the pairs",
              "mean": "surrogate, effects='mean' (old default)", "sum": "surrogate, effects='sum'",
-             "both": "surrogate, effects='both'", "auto": "**surrogate, default (effects='auto')**",
+             "both": "**surrogate, default (effects='both')**", "auto": "surrogate, effects='auto'",
              "auto-pooled": "surrogate, effects='auto', choose='pooled'",
-             "auto+kernel": "default + RBF kernel ridge on its residuals",
-             "auto+active": "default, half the larger groups chosen where it is least sure",
+             "both+kernel": "default (both) + RBF kernel ridge on its residuals",
+             "both+active": "default (both), half the larger groups chosen where it is least sure",
              "random": "random groupings (no budget)",
              "cheap": "simulated cheap estimate alone", "cheap+corrected": "cheap + CorrectedModel (177 groups)"}
     n = res["protocol"]["tasks"]
@@ -425,13 +427,13 @@ def markdown(res: dict) -> str:
         real = " / ".join(f"{std[s][key]:.2f}" for s in sorted(std) if key in std[s]) or "-"
         lines.append(f"| {label} | {r['regret_mean']:.2f} ({r['interval95'][0]:.2f} to {r['interval95'][1]:.2f}) | {real} |")
     lines += ["", "Paired over the same draws (regret of the first minus the second; 95% interval):", ""]
-    for a, b in (("auto", "mean"), ("auto", "sum"), ("auto", "hoa"), ("auto", "exact"), ("auto+active", "auto"),
-                 ("auto+kernel", "auto"), ("cheap+corrected", "cheap")):
+    for a, b in (("both", "auto"), ("both", "mean"), ("both", "sum"), ("both", "hoa"), ("both", "exact"),
+                 ("both+active", "both"), ("both+kernel", "both"), ("cheap+corrected", "cheap")):
         if a in syn and b in syn:
             d = np.array(syn[a]["per_draw"]) - np.array(syn[b]["per_draw"])
             se = d.std(ddof=1) / np.sqrt(len(d))
             lines.append(f"- {a} - {b}: {d.mean():+.2f} ({d.mean() - 1.96 * se:+.2f} to {d.mean() + 1.96 * se:+.2f}),"
-                         f" first lower in {int((d < 0).sum())} of {len(d)} draws")
+                         f" first lower in {int((d < 0).sum())}, higher in {int((d > 0).sum())} of {len(d)} draws")
     return "\n".join(lines)
 
 
@@ -460,7 +462,7 @@ def main(argv=None) -> dict:
         print(text)
         return res
     n, draws = (12, 2) if a.quick else (a.tasks, a.draws)
-    estimators = ["exact", "hoa", "mean", "sum", "both", "auto", "auto-pooled", "auto+kernel", "auto+active"]
+    estimators = ["exact", "hoa", "mean", "sum", "both", "auto", "auto-pooled", "both+kernel", "both+active"]
     budgets = (None, -(-n // 4))
     t0, load0 = time.time(), os.getloadavg()
     synth = [synthetic_draw(n, 100 + d, a.larger, estimators, budgets) for d in range(draws)]
@@ -471,7 +473,7 @@ def main(argv=None) -> dict:
            "synthetic": {"groups_per_table": synth[0]["groups"], "measured_per_table": synth[0]["measured"],
                          "estimators": summarise(synth, estimators + ["random", "cheap", "cheap+corrected"]),
                          "regimes": [d["regime"] for d in synth]},
-           "standley": standley_draws(2 if a.quick else 10, 6, [e for e in estimators if e != "auto+active"])}
+           "standley": standley_draws(2 if a.quick else 10, 6, [e for e in estimators if e != "both+active"])}
     if a.gradfeature:
         res["gradfeature_throughput"] = [throughput(n_tasks, quick=a.quick) for n_tasks in ((8,) if a.quick else (24, 96))]
     res["machine"] = {"cpus": os.cpu_count(), "loadavg_start": [round(x, 2) for x in load0],

@@ -22,6 +22,7 @@ Writes ``benchmarks/results/surrogate_check_<suite>.json`` (``--out``) and print
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import shlex
@@ -42,13 +43,19 @@ from taskrel.store import RunStore  # noqa: E402
 from taskrel.suites import get_suite  # noqa: E402
 
 SETTINGS = {  # name -> SurrogateProbe parameters
-    "default": {},  # effects="auto", alpha="auto"
+    "default": {},  # SurrogateProbe's defaults (the JSON records its effects and alpha)
+    "auto": {"effects": "auto"},  # form and penalty per task (the default from 2b22943 to F4)
     "mean": {"effects": "mean", "alpha": 1e-3},  # the default before commit 2b22943
     "sum": {"effects": "sum", "alpha": 1e-3},
     "mean-auto": {"effects": "mean"},
     "sum-auto": {"effects": "sum"},
-    "both-auto": {"effects": "both"},
 }
+
+
+def probe_defaults() -> dict:
+    """SurrogateProbe's default ``effects`` and ``alpha``: what the ``default`` setting ran."""
+    params = inspect.signature(SurrogateProbe).parameters
+    return {k: params[k].default for k in ("effects", "alpha")}
 
 
 def choices(probe: SurrogateProbe) -> dict:
@@ -89,10 +96,18 @@ def markdown(res: dict) -> str:
     for name, params in res["settings"].items():
         sm = res["summary"][name]
         forms = [c["effects"] for c in res["choices"][name].values()]
-        label = ", ".join(f"{k}={v!r}" for k, v in params.items()) or "default"
+        label = ", ".join(f"{k}={v!r}" for k, v in params.items())
+        if not label:  # the probe's defaults, as recorded when the JSON was made
+            given = ", ".join(f"{k}={v!r}" for k, v in res.get("defaults", {}).items())
+            label = f"default ({given})" if given else "default"
         lines.append(f"| {label} | {sm['affinity'][0]:.1f}% / {sm['affinity_mean']:.1f}% | {sm['groups'][0]:.1f}% / "
                      f"{sm['groups_mean']:.1f}% | {sm['spearman_mean']:.3f} | "
                      + ", ".join(f"{f} x{forms.count(f)}" for f in dict.fromkeys(forms)) + " |")
+    if {"default", "auto"} <= set(res["summary"]):  # the default against the choice of form, design by design
+        d, a = res["summary"]["default"], res["summary"]["auto"]
+        lines += ["", "Default against effects='auto', design by design: " + "; ".join(
+            f"{label} lower in {sum(x < y for x, y in zip(d[k], a[k]))}, higher in {sum(x > y for x, y in zip(d[k], a[k]))}"
+            f" of {len(d[k])}" for label, k in (("affinity", "affinity"), ("own group estimates", "groups"))) + "."]
     o = res["oracle"]
     lines += ["", f"Design seeds {seeds} (`SurrogateProbe(design_seed=...)`, the same runs of the store). Oracle "
               f"(every group measured on the choice seeds): {o['heldout_regret_mean']:.1f}%; random groupings: "
@@ -153,7 +168,7 @@ def main(argv=None) -> dict:
     by_design, summary, chosen, trained = score_settings(names, design_seeds, tasks, config, choose_seeds, suite, store, ctx)
     out = {"benchmark": "surrogate_check", "suite": a.suite, "tasks": tasks,
            "command": "python benchmarks/surrogate_check.py " + shlex.join(sys.argv[1:] if argv is None else argv),
-           "settings": {n: SETTINGS[n] for n in names}, "design_seeds": design_seeds, "oracle": oracle,
+           "settings": {n: SETTINGS[n] for n in names}, "defaults": probe_defaults(), "design_seeds": design_seeds, "oracle": oracle,
            "summary": summary, "rows_by_design": by_design, "choices": chosen, "trained_here": trained,
            "machine": {"cpus": os.cpu_count(), "loadavg_start": [round(x, 2) for x in load0],
                        "loadavg_end": [round(x, 2) for x in os.getloadavg()]},

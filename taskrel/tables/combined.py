@@ -5,8 +5,8 @@ A cheap group-value model (the gradient-feature estimate, HOA from pairs, any
 measured groups are right but few. :class:`CorrectedModel` uses the cheap estimate as an
 offset: for every measured group it takes the residual ``measured - cheap`` and fits a
 :class:`~taskrel.tables.SubsetSurrogate` to the residuals (every task's own offset, its
-mates' effects; form and penalty chosen by leave-one-group-out error as the surrogate's
-default). A prediction is ``cheap + residual``, with a standard error
+mates' effects; by default summed and averaged effects, the penalty chosen by
+leave-one-group-out error, as the surrogate's default). A prediction is ``cheap + residual``, with a standard error
 ``sqrt(se_cheap^2 + se_residual^2)`` (a cheap estimate without a standard error counts 0).
 
 Effects no measured group can inform (two tasks never measured together) are shrunk to zero
@@ -45,8 +45,11 @@ class CorrectedModel:
     ----------
     cheap : a group-value model (``tasks``, ``higher_is_better``, ``predict_members``), e.g.
         ``GradFeatureProbe.group_model()``.
-    effects, alpha : the residual surrogate's form and ridge penalty (default ``"auto"``: chosen
-        per task by leave-one-group-out error, :class:`~taskrel.tables.SubsetSurrogate`).
+    effects, alpha : the residual surrogate's form and ridge penalty (default ``"both"`` and
+        ``"auto"``: summed and averaged effects, the penalty chosen per task by
+        leave-one-group-out error; the surrogate's default, which chose as well or better than
+        ``effects="auto"`` in ``benchmarks/results/group_values.json``;
+        :class:`~taskrel.tables.SubsetSurrogate`).
 
     Attributes
     ----------
@@ -55,7 +58,7 @@ class CorrectedModel:
     measured groups' (``compute``); ``estimator_`` : a name for reports.
     """
 
-    def __init__(self, cheap, effects: str = "auto", alpha: float | str = "auto"):
+    def __init__(self, cheap, effects: str = "both", alpha: float | str = "auto"):
         self.cheap = cheap
         self.effects = effects
         self.alpha = alpha

@@ -9,16 +9,16 @@ holds one of each per mate, so it nests the two (and declines with group size be
     value_t(G) = b_t + mean_{s in G - {t}} w[s, t]  (+ mean_{s < u in G - {t}} v[s, u, t])
     value_t(G) = b_t + sum_{s in G - {t}} w[s, t]   (+ sum_{s < u in G - {t}} v[s, u, t])
 
-``b_t`` is ``t``'s value alone, ``w[s, t]`` the effect of ``s`` on ``t`` in the pair
-``{s, t}``; the pairwise terms ``v`` are optional.
+``b_t`` is ``t``'s value alone, anchored at its measured single (else free) so that the penalty
+shrinks the effects towards "as good as alone"; ``w[s, t]`` is the effect of ``s`` on ``t`` in
+the pair ``{s, t}``; the pairwise terms ``v`` are optional.
 
-**The default lets the data choose** (``effects="auto"``, ``alpha="auto"``): per target, the
-form and penalty with the least leave-one-group-out error of the fit itself (closed form; a
-group's seeds leave together; the target alone is measured, never left out), kept in
-``effects_``, ``alpha_``, ``cv_``. No fixed form is safe (docs/group-values.md); ``"both"``
-with ``alpha="auto"`` nests the two forms and chooses only the penalty.
-``b_t`` is anchored at ``t``'s measured single value (else free) and the effects fit the
-groups' departures from it, so the penalty shrinks them towards "as good as alone".
+**The default** (``effects="both"``, ``alpha="auto"``) nests the forms and chooses, per target,
+the penalty with the least leave-one-group-out error of the fit itself (closed form; a group's
+seeds leave together; the target alone is never left out), kept in ``alpha_``, ``cv_``;
+``effects="auto"`` also chooses the form. ``"both"`` is the default because one continuous
+choice from 7-8 groups per target is less noisy than a three-way choice of form: it chose as
+well or better (benchmarks/results/surrogate_check_qm9-scarce.json, group_values.json).
 
 Uncertainty is analytic: the ridge solution's covariance ``sigma^2 A^-1 Z'WZ A^-1`` plus the
 anchor's own variance carried into every effect, with ``sigma^2`` the residual variance over
@@ -100,16 +100,16 @@ class SubsetSurrogate:
     ----------
     pairwise : add a term for every pair of the target's group mates (needs many more
         measured groups: a group of three or more holding each triple).
-    effects : ``"auto"`` (default: chosen per task by leave-one-group-out error among the
-        three below), ``"mean"`` averages the group mates' effects, ``"sum"`` adds them,
-        ``"both"`` holds both (module docstring).
+    effects : ``"both"`` (default) holds a summed and an averaged effect per mate (module
+        docstring); ``"mean"`` averages the mates' effects, ``"sum"`` adds them; ``"auto"``
+        chooses one of the three per task by leave-one-group-out error.
     alpha : ridge penalty on the effects (not on the intercept), in units of measured rows;
-        ``"auto"`` (default) chooses it per task from ``1e-3 .. 100`` with the form. Either
+        ``"auto"`` (default) chooses it per task from ``1e-3 .. 100`` (with the form). Either
         may be a mapping task -> value naming every task (e.g. another fit's choices).
     unseen : ``"raise"`` (default) refuses a target never measured with some task;
         ``"shrink"`` sets that effect to zero with an :class:`IdentifiabilityWarning` (used
         when the model corrects another estimate, which then stands there).
-    choose : ``"task"`` (default) picks the auto form per task, ``"pooled"`` one form for all.
+    choose : ``"task"`` (default) or ``"pooled"``: ``effects="auto"`` picks a form per task, or one for all.
     higher_is_better : the direction of the measured values; None takes the table's. Given and
         different from the table's, it is an error (mixed directions).
     underdetermined : ``"raise"`` (default) refuses a task measured in fewer rows than its
@@ -149,7 +149,7 @@ class SubsetSurrogate:
     """
 
     def __init__(self, pairwise: bool = False, alpha: float | str = "auto", higher_is_better: bool | None = None,
-                 underdetermined: str = "raise", effects: str = "auto", unseen: str = "raise", choose: str = "task"):
+                 underdetermined: str = "raise", effects: str = "both", unseen: str = "raise", choose: str = "task"):
         self.pairwise = pairwise
         self.effects = effects
         self.alpha = alpha

@@ -70,12 +70,15 @@ def test_default_surrogate_predicts_held_out_groups_about_as_well_as_the_right_f
     rows = design_rows(members, 25)
     fit = lambda **kw: SubsetSurrogate(**kw).fit(tables(members[rows], truth[rows], 0.01))  # noqa: E731
     errors = {e: held_out_error(fit(effects=e, alpha=1e-3), members, truth, rows) for e in ("sum", "mean")}
-    auto = fit()
-    err = held_out_error(auto, members, truth, rows)
-    assert err <= 1.3 * min(errors.values()) + 0.003, (form, err, errors)
-    if form in ("sum", "mean"):  # the planted form (or the nesting one) was chosen for most tasks
+    default, auto = fit(), fit(effects="auto")
+    for model in (default, auto):
+        err = held_out_error(model, members, truth, rows)
+        assert err <= 1.3 * min(errors.values()) + 0.003, (form, model.effects, err, errors)
+        if form in ("sum", "mean"):
+            assert err < 0.5 * max(errors.values()), (form, model.effects, err, errors)
+    if form in ("sum", "mean"):  # auto chose the planted form (or the nesting one) for most tasks
         assert sum(e in (form, "both") for e in auto.effects_) >= 5
-        assert err < 0.5 * max(errors.values())
+    assert default.effects_ == ["both"] * 7 and "SubsetSurrogate(effects='both'" in default.affinity_.meta["estimator"]
     assert "SubsetSurrogate(effects='auto'" in auto.affinity_.meta["estimator"]
 
 
@@ -244,7 +247,7 @@ def test_batched_gradient_feature_estimates_equal_group_by_group_ones(steps):
 def test_pooled_choice_takes_one_form_for_every_task():
     members, truth = planted(7, "mean", seed=4)
     rows = design_rows(members, 25)
-    sur = SubsetSurrogate(choose="pooled").fit(tables(members[rows], truth[rows], 0.01))
+    sur = SubsetSurrogate(effects="auto", choose="pooled").fit(tables(members[rows], truth[rows], 0.01))
     assert len(set(sur.effects_)) == 1 and sur.effects_[0] in ("mean", "both")
     with pytest.raises(TaskrelError, match="choose"):
         SubsetSurrogate(choose="vote").fit(tables(members[rows], truth[rows], 0.01))
