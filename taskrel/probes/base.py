@@ -6,8 +6,8 @@ Every probe is a :class:`Probe`. It states:
   and its own index of them (``plan.index``);
 * :meth:`Probe.measure` ``(suite, plan, records, store) -> {measure: per-seed matrices}``: what
   it reads from the records, which arrive aligned with ``plan.specs``. A failed run leaves NaN;
-* optionally :meth:`Probe.follow_up` ``(suite, plan, records, store) -> Plan | None``: a second
-  stage chosen from the first stage's records (the calibrated probe's pairs), trained by the
+* optionally :meth:`Probe.follow_up` ``(suite, plan, trained, store) -> Plan | None``: a second
+  stage chosen from the first stage's runs (the calibrated probe's pairs), trained by the
   same ``fit``; ``measure`` then receives ``plan.then(second)`` and the records of both;
 * :meth:`Probe.candidates`: a :class:`~taskrel.tables.CandidateTable` of group values, or None
   for a probe that makes no table (the default).
@@ -179,11 +179,13 @@ class Probe(Estimator):
         """
         raise NotImplementedError
 
-    def follow_up(self, suite: Suite, plan: Plan, records: Sequence[RunRecord], store: RunStore) -> Plan | None:
-        """A second stage chosen from the first stage's records, or None (the default).
+    def follow_up(self, suite: Suite, plan: Plan, trained: Trained, store: RunStore) -> Plan | None:
+        """A second stage chosen from the first stage's runs, or None (the default).
 
-        :meth:`fit` trains it on the same runner; :meth:`measure` then receives
-        ``plan.then(second)`` and the records of both stages (:meth:`~taskrel.plans.Plan.split`).
+        ``trained``: what :meth:`train` made of ``plan`` (``trained.records`` aligned with its
+        specs; the replacements and counts too). :meth:`fit` trains the second stage on the same
+        runner; :meth:`measure` then receives ``plan.then(second)`` and the records of both
+        stages (:meth:`~taskrel.plans.Plan.split`).
         """
         return None
 
@@ -264,7 +266,7 @@ class Probe(Estimator):
             raise TaskrelError(f"{self.kind} probe: fit needs a Runner or a RunStore, got {type(runner).__name__}") from None
         try:
             done = self.train(suite, runner, plan)
-            second = self.follow_up(suite, plan, done.records, runner.store)
+            second = self.follow_up(suite, plan, done, runner.store)
             if second is not None:
                 done = done + self.train(suite, runner, second, " (follow-up)")
                 plan = plan.then(second)

@@ -162,12 +162,11 @@ class CalibratedProbe(Probe):
         base_plan = base.plan(suite)
         return Plan(base_plan.specs, {"base": base, "plan": base_plan})
 
-    def follow_up(self, suite: Suite, plan: Plan, records: Sequence[RunRecord], store: RunStore) -> Plan:
+    def follow_up(self, suite: Suite, plan: Plan, trained: Trained, store: RunStore) -> Plan:
         """Measure the base probe, choose the pairs it rates highest and lowest, and plan
         their calibration runs (and their tasks' single-task runs) on the first seed;
         ``index``: the (group) of each run and the pairs."""
         base, base_plan = plan.index["base"], plan.index["plan"]
-        trained = getattr(self, "_base_trained", None) or Trained(list(records), list(records))
         base.conclude(suite, base_plan, trained, store)
         aff = base.affinity_.plain()
         if aff.calibration != "uncalibrated":
@@ -188,13 +187,11 @@ class CalibratedProbe(Probe):
         """The first stage is the base probe's to train (its replacements for failed runs),
         kept for its record; the calibration runs train as every probe's."""
         if isinstance(plan.index, dict) and "base" in plan.index:
-            self._base_trained = plan.index["base"].train(suite, runner, plan.index["plan"], desc)
-            return self._base_trained
+            return plan.index["base"].train(suite, runner, plan.index["plan"], desc)
         return super().train(suite, runner, plan, desc)
 
     def measure(self, suite: Suite, plan: Plan, records: Sequence[RunRecord], store: RunStore) -> dict[str, Affinity]:
         """The base affinity mapped onto the measured pairs' relative gains (a fitted line)."""
-        self.__dict__.pop("_base_trained", None)
         base = plan.index["base"]
         _, cal_records = plan.split(records)
         groups, pairs = plan.follow_up.index["groups"], plan.follow_up.index["pairs"]

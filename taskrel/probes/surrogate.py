@@ -37,7 +37,7 @@ import numpy as np
 from taskrel.base import check_is_fitted
 from taskrel.errors import TaskrelError
 from taskrel.plans import Plan
-from taskrel.probes.base import Probe, cost_of, group_spec, register_probe
+from taskrel.probes.base import Probe, Trained, cost_of, group_spec, register_probe
 from taskrel.probes.partial import place, restrict_candidates, unmeasured
 from taskrel.store import RunRecord, RunStore
 from taskrel.suite import Suite
@@ -257,12 +257,12 @@ class SurrogateProbe(Probe):
         cfg, design = self.train_config(), self.design(suite)
         return Plan([group_spec(suite, g, cfg, seed) for seed in self.seed_list() for g in design], design)
 
-    def follow_up(self, suite: Suite, plan: Plan, records: Sequence[RunRecord], store: RunStore) -> Plan | None:
+    def follow_up(self, suite: Suite, plan: Plan, trained: Trained, store: RunStore) -> Plan | None:
         """The ``active`` larger groups of 200 random untrained ones the first stage's surrogate
         is least sure of (:mod:`taskrel.tables.active`), or None."""
         if not self.active:
             return None
-        groups, _ = self._by_seed(plan, records)
+        groups, _ = self._by_seed(plan, trained.records)
         kept = [t for t in self.task_names(suite) if any(r.ok and t in g for seed in groups for g, r in seed)]
         tables = [CandidateTable([{"tasks": list(g), "cost": 1.0, "values": {t: r.loss(t, "val") for t in g}}
                                   for g, r in seed if r.ok], tasks=kept) for seed in groups if any(r.ok for _, r in seed)]
