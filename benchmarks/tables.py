@@ -410,7 +410,7 @@ PAGES = {
                      "fidelity_curves_planted", "testbed_screen_qm9-scarce", "testbed_screen_mnist-scarce",
                      "testbed_screen_mnist-scarce-long", "fidelity_digits"]),
     "scale.md": ("Many tasks",
-                 "Studies at 12 to 96 tasks on planted-many, whose truth is known, from an empty store to the report; "
+                 "Studies at 12 to 192 tasks on planted-many, whose truth is known, from an empty store to the report; "
                  "the prediction probe's clusters on several draws and sizes, and cheap probes against a Bayesian "
                  "network's structure; "
                  "and automatic k for clustering at up to 611 tasks. See the user guide's many-tasks page for the route "
