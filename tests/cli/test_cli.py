@@ -233,9 +233,11 @@ def test_an_interrupt_exits_130_with_one_line(capsys, monkeypatch):
 
 
 def test_a_real_ctrl_c_exits_130_without_a_traceback(tmp_path):
+    # 'ready' is printed by the command itself, so the signal lands while the command runs (on a
+    # cold machine the parser's own imports could outlast a fixed wait after start-up)
     code = ("import sys, time\nfrom taskrel.cli import core, main\n"
-            "core.cmd_suites = lambda args: time.sleep(60)\n"
-            "print('ready', flush=True)\nsys.exit(main(['suites']))")
+            "core.cmd_suites = lambda args: (print('ready', flush=True), time.sleep(60))\n"
+            "sys.exit(main(['suites']))")
     p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert p.stdout.readline().strip() == "ready"
     time.sleep(0.5)
