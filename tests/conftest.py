@@ -1,4 +1,5 @@
 import random
+import signal
 
 import numpy as np
 import pytest
@@ -16,6 +17,17 @@ def _one_intra_op_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _ctrl_c_reaches_child_processes():
+    """The interrupt tests send Ctrl-C (SIGINT) to child processes. A non-interactive shell
+    starts background jobs with SIGINT ignored, children inherit an ignored signal, and Python
+    keeps it ignored: started that way, those tests would test nothing (and fail). A handled
+    SIGINT is reset to the default in a child, so the tests behave as from a terminal."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
 
 
 @pytest.fixture(autouse=True)
