@@ -23,12 +23,12 @@ import os
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 
+from taskrel.files import atomic_write_text
 from taskrel.probes.gradient import GradientProbe
 from taskrel.probes.prediction import PredictionProbe
 from taskrel.runner import Runner
@@ -78,7 +78,7 @@ def main() -> None:
     out = {"benchmark": "bayesnet_probes", "command": "python benchmarks/bayesnet_probes.py " + " ".join(sys.argv[1:]),
            "rows": rows, "load": list(os.getloadavg())}
     if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
+        atomic_write_text(args.json, json.dumps(out, indent=1) + "\n")
 
 
 if __name__ == "__main__":

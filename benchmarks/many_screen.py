@@ -35,6 +35,7 @@ import time
 
 import numpy as np
 
+from taskrel.files import atomic_write_text
 from taskrel.plans import group_spec
 from taskrel.runner import Runner
 from taskrel.store import RunStore
@@ -151,9 +152,7 @@ def main(argv=None) -> dict:
     out["machine"] = {"cpus": os.cpu_count(), "loadavg_start": [round(x, 2) for x in load0],
                       "loadavg_end": [round(x, 2) for x in os.getloadavg()]}
     if a.out:
-        with open(a.out, "w") as f:
-            json.dump(out, f, indent=1)
-            f.write("\n")
+        atomic_write_text(a.out, json.dumps(out, indent=1) + "\n")
     return out
 
 

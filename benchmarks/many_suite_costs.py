@@ -20,6 +20,7 @@ import time
 
 import numpy as np
 
+from taskrel.files import atomic_write_text
 from taskrel.layout import SharingLayout
 from taskrel.suites import get_suite
 from taskrel.suites.planted_many import TRAIN
@@ -71,9 +72,7 @@ def main(argv=None) -> dict:
         out["suites"] = {**old.get("suites", {}), **out["suites"]}
         out["command"] = [*([old["command"]] if isinstance(old.get("command"), str) else old.get("command", [])), out["command"]]
     if a.out:
-        with open(a.out, "w") as f:
-            json.dump(out, f, indent=1)
-            f.write("\n")
+        atomic_write_text(a.out, json.dumps(out, indent=1) + "\n")
     return out
 
 

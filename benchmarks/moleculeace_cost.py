@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from taskrel.files import atomic_write_text
 from taskrel.layout import SharingLayout
 from taskrel.suites import get_suite
 from taskrel.train import TrainConfig, train
@@ -106,9 +107,7 @@ def main(argv=None) -> dict:
            "loadavg": {"start": [round(x, 2) for x in load0], "end": [round(x, 2) for x in os.getloadavg()]}}
     print(json.dumps(out, indent=1), flush=True)
     if a.out:
-        with open(a.out, "w") as f:
-            json.dump(out, f, indent=1)
-            f.write("\n")
+        atomic_write_text(a.out, json.dumps(out, indent=1) + "\n")
     return out
 
 

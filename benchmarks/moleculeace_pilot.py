@@ -29,6 +29,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from taskrel.affinity import Affinity
 from taskrel.analysis.cluster import TaskClustering
+from taskrel.files import atomic_write_text
 from taskrel.probes import GradientProbe
 from taskrel.runner import Runner
 from taskrel.store import RunStore
@@ -84,9 +85,7 @@ def main(argv=None) -> dict:
         print(json.dumps(row), flush=True)
     out["loadavg"] = {"start": [round(x, 2) for x in load0], "end": [round(x, 2) for x in os.getloadavg()]}
     if a.out:
-        with open(a.out, "w") as f:
-            json.dump(out, f, indent=1)
-            f.write("\n")
+        atomic_write_text(a.out, json.dumps(out, indent=1) + "\n")
     return out
 
 

@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from many_route_check import scored  # noqa: E402
 
+from taskrel.files import atomic_write_text
 from taskrel.probes.prediction import PredictionProbe  # noqa: E402
 from taskrel.suites import get_suite  # noqa: E402
 
@@ -72,7 +73,7 @@ def main() -> None:
            "load": list(os.getloadavg())}
     print(json.dumps({"mean_ari_on_choose_seeds": summary}))
     if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
+        atomic_write_text(args.json, json.dumps(out, indent=1) + "\n")
 
 
 if __name__ == "__main__":
